@@ -1,0 +1,138 @@
+//! The design's order workflow, shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use workflow::prelude::*;
+
+/// What an order instance owns.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OrderCtx {
+    pub id: u64,
+    pub amount: u64,
+    pub receipt: Option<String>,
+    pub attempts: u32,
+    pub log: Vec<String>,
+}
+
+/// A receipt from the payment service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt(pub String);
+
+workflow! {
+    /// An order moving through payment, stock and shipping services.
+    pub workflow Order {
+        context OrderCtx;
+        initial Start;
+
+        events {
+            /// A customer submitted an order.
+            SubmitOrder { id: u64, amount: u64 },
+            ShipmentReady,
+            OrderDelivered,
+            DeliveryFailed { reason: String },
+            Cancel,
+            Ping,
+        }
+
+        state Start {
+            on SubmitOrder => Charging / save_order;
+        }
+        state Charging {
+            entry log_entry;
+            exit log_exit;
+            invoke charge_payment -> Receipt {
+                retry 2 backoff 100ms..1s;
+                timeout 10s;
+                done => Reserving / keep_receipt;
+                error => Cancelled / note_error;
+            }
+            on Cancel => Cancelled;
+            on Ping / log_ping;
+        }
+        state Reserving {
+            invoke reserve_stock -> () { done => Shipping; error => Refunding; }
+            compensate release_stock;
+        }
+        state Shipping {
+            on ShipmentReady => InTransit;
+            after 48h => Escalated;
+        }
+        state InTransit {
+            on OrderDelivered => Completed;
+            on DeliveryFailed if can_redeliver => Shipping / count_attempt;
+            on DeliveryFailed => Refunding;
+        }
+        state Refunding {
+            invoke refund -> () { done => Cancelled; error => Failed; }
+        }
+        final Completed;
+        final Cancelled;
+        final Escalated;
+        final Failed (failure);
+    }
+}
+
+/// Handlers with scripted service behaviour.
+#[derive(Default)]
+pub struct Services {
+    pub payment_failures: AtomicU32,
+    pub payment_calls: AtomicU32,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl Services {
+    pub fn failing_payments(n: u32) -> Self {
+        Self { payment_failures: AtomicU32::new(n), ..Self::default() }
+    }
+}
+
+impl OrderHandlers for Services {
+    fn can_redeliver(&self, ctx: &OrderCtx, event: &DeliveryFailed) -> bool {
+        ctx.attempts < 2 && event.reason != "address unknown"
+    }
+    fn save_order(&self, ctx: &mut OrderCtx, event: &SubmitOrder) {
+        ctx.id = event.id;
+        ctx.amount = event.amount;
+    }
+    fn log_entry(&self, ctx: &mut OrderCtx) {
+        ctx.log.push("enter Charging".into());
+    }
+    fn log_exit(&self, ctx: &mut OrderCtx) {
+        ctx.log.push("exit Charging".into());
+    }
+    fn keep_receipt(&self, ctx: &mut OrderCtx, output: &Receipt) {
+        ctx.log.push("keep receipt".into());
+        ctx.receipt = Some(output.0.clone());
+    }
+    fn note_error(&self, ctx: &mut OrderCtx, error: &ActivityError) {
+        ctx.log.push(format!("payment failed: {error}"));
+    }
+    fn log_ping(&self, ctx: &mut OrderCtx, _event: &Ping) {
+        ctx.log.push("ping".into());
+    }
+    fn count_attempt(&self, ctx: &mut OrderCtx, _event: &DeliveryFailed) {
+        ctx.attempts += 1;
+    }
+    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+        self.payment_calls.fetch_add(1, Ordering::SeqCst);
+        if self.payment_failures.load(Ordering::SeqCst) > 0 {
+            self.payment_failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(ActivityError::new("card reader offline"));
+        }
+        Ok(Receipt(format!("receipt-{}-attempt-{}", ctx.id, call.attempt)))
+    }
+    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+        self.calls.lock().unwrap().push("reserve_stock".into());
+        Ok(())
+    }
+    async fn refund(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+        self.calls.lock().unwrap().push("refund".into());
+        Ok(())
+    }
+    async fn release_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+        self.calls.lock().unwrap().push("release_stock".into());
+        Ok(())
+    }
+}

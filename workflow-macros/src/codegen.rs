@@ -1,0 +1,913 @@
+//! Stage 4: the Rust a validated workflow becomes.
+//!
+//! Only what must be per-workflow is generated: the state and event enums,
+//! the payload structs, the handler trait, the machine with its `handle` and
+//! `run_activity`, and the static graph. Everything generic lives in
+//! `workflow_runtime`, reached through the `::workflow` facade.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::{Ident, Type};
+
+use workflow_runtime::graph::{EventInfo, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, Trigger as GraphTrigger};
+use workflow_runtime::RetryPolicy;
+
+use crate::model::{Invoke, StateId, StateKind, Transition, Trigger};
+use crate::validate::{Handler, Input, Validated};
+
+/// Names of the generated items.
+struct Names {
+    machine: Ident,
+    state: Ident,
+    event: Ident,
+    handlers: Ident,
+    context: Type,
+}
+
+pub fn generate(v: &Validated) -> TokenStream {
+    let m = &v.model;
+    let machine = m.name.clone();
+    let names = Names {
+        state: format_ident!("{}State", machine),
+        event: format_ident!("{}Event", machine),
+        handlers: format_ident!("{}Handlers", machine),
+        context: m.context.clone().unwrap_or_else(|| syn::parse_quote!(())),
+        machine,
+    };
+    let payloads = payload_structs(v);
+    let state_enum = state_enum(v, &names);
+    let event_enum = event_enum(v, &names);
+    let handler_trait = handler_trait(v, &names);
+    let machine = machine_type(v, &names);
+    quote! {
+        #payloads
+        #state_enum
+        #event_enum
+        #handler_trait
+        #machine
+    }
+}
+
+fn serde_derive() -> TokenStream {
+    if cfg!(feature = "serde") {
+        quote! {
+            #[derive(::workflow::serde::Serialize, ::workflow::serde::Deserialize)]
+            #[serde(crate = "::workflow::serde")]
+        }
+    } else {
+        TokenStream::new()
+    }
+}
+
+fn doc(text: String) -> TokenStream {
+    quote!(#[doc = #text])
+}
+
+fn has_doc(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| a.path().is_ident("doc"))
+}
+
+/// One struct per declared event: the payload guards and actions receive.
+fn payload_structs(v: &Validated) -> TokenStream {
+    let m = &v.model;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let workflow = m.name.to_string();
+    m.events
+        .iter()
+        .map(|event| {
+            let name = &event.name;
+            let attrs = &event.attrs;
+            let default_doc =
+                (!has_doc(attrs)).then(|| doc(format!("The payload of event `{name}` of workflow [`{workflow}`].")));
+            match &event.fields {
+                None => quote! {
+                    #default_doc
+                    #(#attrs)*
+                    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+                    #serde
+                    #vis struct #name;
+                },
+                Some(fields) => {
+                    let fields = fields.iter().map(|field| {
+                        let mut field = field.clone();
+                        if matches!(field.vis, syn::Visibility::Inherited) {
+                            field.vis = vis.clone();
+                        }
+                        if !has_doc(&field.attrs) {
+                            let text = format!(
+                                "The `{}` of event `{name}`.",
+                                field.ident.as_ref().map(Ident::to_string).unwrap_or_default()
+                            );
+                            field.attrs.push(syn::parse_quote!(#[doc = #text]));
+                        }
+                        field
+                    });
+                    quote! {
+                        #default_doc
+                        #(#attrs)*
+                        #[derive(Clone, Debug)]
+                        #serde
+                        #vis struct #name { #(#fields),* }
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn state_enum(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { state, machine, .. } = names;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let count = m.states.len();
+    let variants = m.states.iter().map(|s| {
+        let name = &s.name;
+        let attrs = &s.attrs;
+        let default_doc = (!has_doc(attrs)).then(|| {
+            doc(match s.kind {
+                StateKind::Atomic => format!("State `{name}`."),
+                StateKind::Final { failure: false } => format!("Final state `{name}`."),
+                StateKind::Final { failure: true } => format!("Final state `{name}`: the workflow failed."),
+            })
+        });
+        quote!(#default_doc #(#attrs)* #name)
+    });
+    let all = m.states.iter().map(|s| &s.name);
+    let name_arms = m.states.iter().map(|s| {
+        let name = &s.name;
+        let text = name.to_string();
+        quote!(Self::#name => #text)
+    });
+    let matching = |pick: fn(StateKind) -> bool| {
+        let list: Vec<&Ident> = m.states.iter().filter(|s| pick(s.kind)).map(|s| &s.name).collect();
+        if list.is_empty() {
+            quote!(false)
+        } else {
+            quote!(::core::matches!(self, #(Self::#list)|*))
+        }
+    };
+    let is_final = matching(|k| matches!(k, StateKind::Final { .. }));
+    let is_failure = matching(|k| k == StateKind::Final { failure: true });
+    let docs = doc(format!("The states of workflow [`{machine}`]."));
+    quote! {
+        #docs
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #serde
+        #vis enum #state { #(#variants),* }
+
+        impl #state {
+            /// Every state, in declaration order.
+            pub const ALL: [#state; #count] = [#(Self::#all),*];
+
+            /// The state's name as written in the workflow.
+            pub const fn name(self) -> &'static str {
+                match self { #(#name_arms),* }
+            }
+
+            /// Whether this is a final state.
+            pub const fn is_final(self) -> bool {
+                #is_final
+            }
+
+            /// Whether this is a final state marked `(failure)`.
+            pub const fn is_failure(self) -> bool {
+                #is_failure
+            }
+
+            /// The state's index in [`ALL`](Self::ALL) and in the graph's states.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl ::core::fmt::Display for #state {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    }
+}
+
+fn event_enum(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { event, machine, .. } = names;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let mut variants = Vec::new();
+    let mut name_arms = Vec::new();
+    let mut froms = Vec::new();
+    for e in &m.events {
+        let name = &e.name;
+        let text = name.to_string();
+        let attrs = e.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let default_doc = (!has_doc(&e.attrs)).then(|| doc(format!("Event `{name}`.")));
+        if e.fields.is_some() {
+            variants.push(quote!(#default_doc #(#attrs)* #name(#name)));
+            name_arms.push(quote!(Self::#name(_) => #text));
+            froms.push(quote! {
+                impl ::core::convert::From<#name> for #event {
+                    fn from(payload: #name) -> Self { Self::#name(payload) }
+                }
+            });
+        } else {
+            variants.push(quote!(#default_doc #(#attrs)* #name));
+            name_arms.push(quote!(Self::#name => #text));
+            froms.push(quote! {
+                impl ::core::convert::From<#name> for #event {
+                    fn from(_: #name) -> Self { Self::#name }
+                }
+            });
+        }
+    }
+    for a in &v.activities {
+        let (done, failed, output) = (&a.done_variant, &a.failed_variant, &a.output);
+        let (done_text, failed_text) = (done.to_string(), failed.to_string());
+        let done_doc = doc(format!("Activity `{}` completed with this output.", a.name));
+        let failed_doc = doc(format!("Activity `{}` failed after its retries.", a.name));
+        variants.push(quote!(#done_doc #done(#output)));
+        variants.push(quote!(#failed_doc #failed(::workflow::ActivityError)));
+        name_arms.push(quote!(Self::#done(_) => #done_text));
+        name_arms.push(quote!(Self::#failed(_) => #failed_text));
+    }
+    for t in &v.timers {
+        let variant = &t.variant;
+        let text = variant.to_string();
+        let timer_doc = doc(format!(
+            "State `{}` has been active for {}.",
+            m.states[t.state].name,
+            workflow_runtime::format_duration(t.delay)
+        ));
+        variants.push(quote!(#timer_doc #variant));
+        name_arms.push(quote!(Self::#variant => #text));
+    }
+    let body = if name_arms.is_empty() { quote!(match *self {}) } else { quote!(match self { #(#name_arms),* }) };
+    let docs = doc(format!(
+        "The events of workflow [`{machine}`]: the declared ones, then those the machine makes itself \
+         (activity outcomes and timers)."
+    ));
+    quote! {
+        #docs
+        #[derive(Clone, Debug)]
+        #serde
+        #vis enum #event { #(#variants),* }
+
+        impl #event {
+            /// The event's name.
+            pub const fn name(&self) -> &'static str {
+                #body
+            }
+        }
+
+        #(#froms)*
+    }
+}
+
+/// The type a handler's input is passed as, if it takes one.
+fn input_param(v: &Validated, names: &Names, input: &Input) -> Option<TokenStream> {
+    Some(match input {
+        Input::Nothing => return None,
+        Input::Event(e) => {
+            let name = &v.model.events[*e].name;
+            quote!(event: &#name)
+        }
+        Input::AnyEvent => {
+            let event = &names.event;
+            quote!(event: &#event)
+        }
+        Input::Output(ty) => quote!(output: &#ty),
+        Input::Error => quote!(error: &::workflow::ActivityError),
+    })
+}
+
+fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { handlers, context, machine, .. } = names;
+    let vis = &m.vis;
+    let guards = v.guards.iter().map(|g| {
+        let Handler { name, input } = g;
+        let param = input_param(v, names, input);
+        let docs = doc(format!("Guard `{name}`: whether the transition may fire.{}", uses(v, name)));
+        quote!(#docs fn #name(&self, context: &#context, #param) -> bool;)
+    });
+    let actions = v.actions.iter().map(|a| {
+        let Handler { name, input } = a;
+        let param = input_param(v, names, input);
+        let docs = doc(format!("Action `{name}`.{}", uses(v, name)));
+        quote!(#docs fn #name(&self, context: &mut #context, #param);)
+    });
+    let activities = v.activities.iter().map(|a| {
+        let (name, output) = (&a.name, &a.output);
+        let docs = doc(format!(
+            "Activity `{name}`: the service call of {}. Write it as an `async fn`; an `Err` or a panic is a failed attempt.",
+            states_invoking(v, name)
+        ));
+        future_method(docs, name, context, output)
+    });
+    let compensations = v.compensations.iter().map(|name| {
+        let docs = doc(format!("Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."));
+        future_method(docs, name, context, &syn::parse_quote!(()))
+    });
+    let docs = doc(format!(
+        "What workflow [`{machine}`] calls: its guards, actions, activities and compensations. \
+         Implement it for your service clients; every method has the exact signature the workflow needs."
+    ));
+    quote! {
+        #docs
+        #vis trait #handlers: ::core::marker::Send + ::core::marker::Sync {
+            #(#guards)*
+            #(#actions)*
+            #(#activities)*
+            #(#compensations)*
+        }
+    }
+}
+
+fn future_method(docs: TokenStream, name: &Ident, context: &Type, output: &Type) -> TokenStream {
+    quote_spanned! {name.span()=>
+        #docs
+        fn #name(&self, context: &#context, call: ::workflow::ActivityCall)
+            -> impl ::core::future::Future<Output = ::core::result::Result<#output, ::workflow::ActivityError>>
+                + ::core::marker::Send;
+    }
+}
+
+/// ` Used by: ...` for a guard's or an action's rustdoc.
+fn uses(v: &Validated, handler: &Ident) -> String {
+    let m = &v.model;
+    let mut places = Vec::new();
+    for state in &m.states {
+        if state.entry.contains(handler) {
+            places.push(format!("entry of `{}`", state.name));
+        }
+        if state.exit.contains(handler) {
+            places.push(format!("exit of `{}`", state.name));
+        }
+    }
+    for t in &m.transitions {
+        if t.guard.as_ref() == Some(handler) || t.actions.contains(handler) {
+            places.push(format!("`{}`", transition_label(v, t)));
+        }
+    }
+    format!("\n\nUsed by: {}.", places.join(", "))
+}
+
+fn transition_label(v: &Validated, t: &Transition) -> String {
+    let m = &v.model;
+    let source = &m.states[t.source].name;
+    let target = t.target.map_or_else(|| "(stays)".to_string(), |s| m.states[s].name.to_string());
+    let trigger = match t.trigger {
+        Trigger::Event(e) => m.events[e].name.to_string(),
+        Trigger::Done => "done".to_string(),
+        Trigger::Error => "error".to_string(),
+        Trigger::After(d) => format!("after {}", workflow_runtime::format_duration(d)),
+    };
+    format!("{source} --{trigger}--> {target}")
+}
+
+fn states_invoking(v: &Validated, activity: &Ident) -> String {
+    let states: Vec<String> = v
+        .model
+        .states
+        .iter()
+        .filter(|s| s.invoke.as_ref().is_some_and(|i| &i.activity == activity))
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    states.join(", ")
+}
+
+fn machine_type(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { machine, state, event, handlers, context } = names;
+    let vis = &m.vis;
+    let attrs = &m.attrs;
+    let initial = &m.states[m.initial].name;
+    let (mermaid, graph) = with_graph(v, |g| (g.to_mermaid(), graph_tokens(g)));
+    let default_doc = (!has_doc(attrs)).then(|| doc(format!("Workflow `{machine}`.")));
+    let diagram = doc(format!("\n\n# Diagram\n\n```mermaid\n{mermaid}```\n"));
+    let generated = doc(format!(
+        "\nGenerated by `workflow!` with [`{state}`], [`{event}`] and [`{handlers}`]. \
+         A machine owns its state and its context; drive it with [`handle`](Self::handle) \
+         and [`run_activity`](Self::run_activity)."
+    ));
+    let default_impl = m.context.is_none().then(|| {
+        quote! {
+            impl ::core::default::Default for #machine {
+                fn default() -> Self { Self::new(()) }
+            }
+        }
+    });
+    let handle = handle_fn(v, names);
+    let run_activity = run_activity_fn(v, names);
+    quote! {
+        #default_doc
+        #(#attrs)*
+        #diagram
+        #generated
+        #vis struct #machine {
+            state: #state,
+            context: #context,
+        }
+
+        impl #machine {
+            /// A machine in the initial state, owning `context`. No entry action runs.
+            pub const fn new(context: #context) -> Self {
+                Self { state: #state::#initial, context }
+            }
+
+            /// A machine in any state, for tests and for restoring a saved instance.
+            pub const fn with_state(state: #state, context: #context) -> Self {
+                Self { state, context }
+            }
+
+            /// The current state.
+            pub const fn state(&self) -> #state {
+                self.state
+            }
+
+            /// Whether the machine has reached a final state.
+            pub const fn is_finished(&self) -> bool {
+                self.state.is_final()
+            }
+
+            /// The context.
+            pub const fn context(&self) -> &#context {
+                &self.context
+            }
+
+            /// The context, mutably.
+            pub fn context_mut(&mut self) -> &mut #context {
+                &mut self.context
+            }
+
+            /// Takes the machine apart, giving back its context.
+            pub fn into_context(self) -> #context {
+                self.context
+            }
+
+            /// The workflow's static graph: states, events, transitions,
+            /// handlers and timers, with Mermaid and DOT renderings.
+            pub fn graph() -> &'static ::workflow::Graph<'static> {
+                static GRAPH: ::workflow::Graph<'static> = #graph;
+                &GRAPH
+            }
+
+            #handle
+            #run_activity
+        }
+
+        #default_impl
+
+        impl ::workflow::Machine for #machine {
+            type State = #state;
+            type Event = #event;
+            type Context = #context;
+
+            fn graph() -> &'static ::workflow::Graph<'static> {
+                #machine::graph()
+            }
+            fn new(context: #context) -> Self {
+                #machine::new(context)
+            }
+            fn state(&self) -> #state {
+                self.state
+            }
+            fn context(&self) -> &#context {
+                &self.context
+            }
+            fn into_context(self) -> #context {
+                self.context
+            }
+        }
+
+        impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine {
+            fn handle(
+                &mut self,
+                event: &#event,
+                handlers: &H,
+            ) -> ::core::result::Result<::workflow::Step<#state>, ::workflow::Rejected<#state>> {
+                #machine::handle(self, event, handlers)
+            }
+
+            fn run_activity<'a>(
+                &'a self,
+                handlers: &'a H,
+            ) -> impl ::core::future::Future<Output = ::core::option::Option<#event>> + ::core::marker::Send + 'a
+            where
+                H: 'a,
+            {
+                #machine::run_activity(self, handlers)
+            }
+        }
+    }
+}
+
+/// The transitions of each state on one trigger, as `(state, transitions)`.
+type Groups = Vec<(StateId, Vec<usize>)>;
+
+/// Groups the live (not shadowed) transitions on `trigger` by source state.
+fn groups(v: &Validated, trigger: impl Fn(&Trigger) -> bool) -> Groups {
+    let mut groups: Groups = Vec::new();
+    for (id, state) in v.model.states.iter().enumerate() {
+        let list: Vec<usize> = state
+            .transitions
+            .iter()
+            .copied()
+            .filter(|t| trigger(&v.model.transitions[*t].trigger) && !v.shadowed.contains(t))
+            .collect();
+        if !list.is_empty() {
+            groups.push((id, list));
+        }
+    }
+    groups
+}
+
+fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { state, event, handlers, .. } = names;
+    let reject = quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: event.name() }));
+    let mut arms = Vec::new();
+    let mut variant_count = 0;
+    let mut uses_handlers = false;
+    let mut arm = |pattern: TokenStream, groups: Groups, binding: bool, arms: &mut Vec<TokenStream>| {
+        let covered = groups.len() == m.states.len();
+        let state_arms = groups.into_iter().map(|(source, list)| {
+            let name = &m.states[source].name;
+            let body = transition_chain(v, names, &list, &reject, &mut uses_handlers);
+            quote!(#state::#name => #body)
+        });
+        let state_arms: Vec<TokenStream> = state_arms.collect();
+        if state_arms.is_empty() {
+            return;
+        }
+        let rest = (!covered).then(|| quote!(_ => #reject,));
+        let pattern = if binding { quote!(#pattern(payload)) } else { pattern };
+        arms.push(quote!(#pattern => match from { #(#state_arms,)* #rest }));
+    };
+    for (id, e) in m.events.iter().enumerate() {
+        variant_count += 1;
+        let name = &e.name;
+        let groups = groups(v, |t| *t == Trigger::Event(id));
+        let binding = e.fields.is_some() && groups_need_payload(v, &groups);
+        let pattern = if e.fields.is_some() && !binding { quote!(#event::#name(_)) } else { quote!(#event::#name) };
+        arm(pattern, groups, binding, &mut arms);
+    }
+    for a in &v.activities {
+        variant_count += 2;
+        let invoked_here = |s: StateId| v.activity_of(s).is_some_and(|x| x.name == a.name);
+        for (variant, trigger) in [(&a.done_variant, Trigger::Done), (&a.failed_variant, Trigger::Error)] {
+            let groups: Groups = groups(v, |t| *t == trigger).into_iter().filter(|(s, _)| invoked_here(*s)).collect();
+            let binding = groups_need_payload(v, &groups);
+            let pattern = if binding { quote!(#event::#variant) } else { quote!(#event::#variant(_)) };
+            arm(pattern, groups, binding, &mut arms);
+        }
+    }
+    for timer in &v.timers {
+        variant_count += 1;
+        let variant = &timer.variant;
+        let groups: Groups =
+            groups(v, |t| *t == Trigger::After(timer.delay)).into_iter().filter(|(s, _)| *s == timer.state).collect();
+        arm(quote!(#event::#variant), groups, false, &mut arms);
+    }
+    let body = if variant_count == 0 {
+        quote!(match *event {})
+    } else {
+        let rest = (arms.len() < variant_count).then(|| quote!(_ => #reject,));
+        quote! {
+            let from = self.state;
+            match event { #(#arms,)* #rest }
+        }
+    };
+    let handlers_param = if uses_handlers { quote!(handlers) } else { quote!(_handlers) };
+    quote! {
+        /// Delivers one event: takes the first transition of the current state
+        /// whose trigger matches and whose guard holds, running the exit
+        /// actions, the transition's actions and the entry actions in that
+        /// order. An event the state does not accept is rejected and nothing
+        /// changes.
+        pub fn handle<H: #handlers + ?::core::marker::Sized>(
+            &mut self,
+            event: &#event,
+            #handlers_param: &H,
+        ) -> ::core::result::Result<::workflow::Step<#state>, ::workflow::Rejected<#state>> {
+            #body
+        }
+    }
+}
+
+/// Whether any guard or action of these transitions takes the event's payload.
+fn groups_need_payload(v: &Validated, groups: &Groups) -> bool {
+    groups.iter().flat_map(|(_, list)| list).any(|&t| {
+        let transition = &v.model.transitions[t];
+        transition
+            .guard
+            .iter()
+            .chain(&transition.actions)
+            .any(|name| matches!(handler_input(v, name), Some(Input::Event(_) | Input::Output(_) | Input::Error)))
+    })
+}
+
+fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
+    v.guards.iter().chain(&v.actions).find(|h| &h.name == name).map(|h| &h.input)
+}
+
+/// `if guard { A } else if guard { B } else { C }` over one state's
+/// transitions on one trigger, ending in a rejection when every one is guarded.
+fn transition_chain(v: &Validated, names: &Names, list: &[usize], reject: &TokenStream, uses_handlers: &mut bool) -> TokenStream {
+    let mut chain = TokenStream::new();
+    let mut closed = false;
+    for (i, &t) in list.iter().enumerate() {
+        let transition = &v.model.transitions[t];
+        let body = transition_body(v, names, t, uses_handlers);
+        let else_token = (i > 0).then(|| quote!(else));
+        match &transition.guard {
+            Some(guard) => {
+                *uses_handlers = true;
+                let arg = handler_arg(v, guard);
+                chain.extend(quote!(#else_token if handlers.#guard(&self.context #arg) { #body }));
+            }
+            None if i == 0 => {
+                chain = body;
+                closed = true;
+            }
+            None => {
+                chain.extend(quote!(else { #body }));
+                closed = true;
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    if !closed {
+        chain.extend(quote!(else { #reject }));
+    }
+    quote!({ #chain })
+}
+
+/// `, payload` or `, event` or nothing, as the handler's input needs.
+fn handler_arg(v: &Validated, name: &Ident) -> TokenStream {
+    match handler_input(v, name) {
+        Some(Input::Event(e)) if v.model.events[*e].fields.is_none() => {
+            let unit = &v.model.events[*e].name;
+            quote!(, &#unit)
+        }
+        Some(Input::Event(_) | Input::Output(_) | Input::Error) => quote!(, payload),
+        Some(Input::AnyEvent) => quote!(, event),
+        Some(Input::Nothing) | None => TokenStream::new(),
+    }
+}
+
+fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut bool) -> TokenStream {
+    let m = &v.model;
+    let state = &names.state;
+    let transition = &m.transitions[t];
+    let index = Literal::usize_unsuffixed(t);
+    let call = |action: &Ident| {
+        let arg = handler_arg(v, action);
+        quote!(handlers.#action(&mut self.context #arg);)
+    };
+    let actions = transition.actions.iter().map(call);
+    *uses_handlers |= !transition.actions.is_empty();
+    match transition.target {
+        None => quote! {
+            #(#actions)*
+            ::core::result::Result::Ok(::workflow::Step { from, to: from, transition: #index, exited: false })
+        },
+        Some(target) => {
+            let exits: Vec<TokenStream> = m.states[transition.source].exit.iter().map(call).collect();
+            let entries: Vec<TokenStream> = m.states[target].entry.iter().map(call).collect();
+            *uses_handlers |= !exits.is_empty() || !entries.is_empty();
+            let target = &m.states[target].name;
+            quote! {
+                #(#exits)*
+                #(#actions)*
+                #(#entries)*
+                self.state = #state::#target;
+                ::core::result::Result::Ok(::workflow::Step { from, to: #state::#target, transition: #index, exited: true })
+            }
+        }
+    }
+}
+
+fn run_activity_fn(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { state, event, handlers, .. } = names;
+    let mut arms = Vec::new();
+    for (id, s) in m.states.iter().enumerate() {
+        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else { continue };
+        let name = &s.name;
+        let method = &activity.name;
+        let text = method.to_string();
+        let policy = policy_tokens(&policy(invoke));
+        let (done, failed) = (&activity.done_variant, &activity.failed_variant);
+        arms.push(quote! {
+            #state::#name => {
+                const POLICY: ::workflow::RetryPolicy = #policy;
+                let outcome = ::workflow::activity::run(#text, &POLICY, 0, |call| handlers.#method(&self.context, call)).await;
+                ::core::option::Option::Some(match outcome {
+                    ::core::result::Result::Ok(output) => #event::#done(output),
+                    ::core::result::Result::Err(error) => #event::#failed(error),
+                })
+            }
+        });
+    }
+    let handlers_param = if arms.is_empty() { quote!(_handlers) } else { quote!(handlers) };
+    let rest = (arms.len() < m.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
+    quote! {
+        /// Runs the current state's activity under its retry policy and
+        /// returns the event it produced: its `…Done` event with the output, or
+        /// its `…Failed` event once the attempts are spent. `None` if the state
+        /// invokes nothing. Feed the event to [`handle`](Self::handle).
+        ///
+        /// Timeouts and backoff use tokio's clock: a policy with either needs a
+        /// tokio runtime with time enabled.
+        pub async fn run_activity<H: #handlers + ?::core::marker::Sized>(
+            &self,
+            #handlers_param: &H,
+        ) -> ::core::option::Option<#event> {
+            match self.state {
+                #(#arms)*
+                #rest
+            }
+        }
+    }
+}
+
+fn policy(invoke: &Invoke) -> RetryPolicy {
+    let mut policy = RetryPolicy { max_attempts: invoke.max_attempts, timeout: invoke.timeout.map(|t| t.0), ..RetryPolicy::ONCE };
+    if let Some((min, max, _)) = invoke.backoff {
+        policy.initial_interval = min;
+        policy.max_interval = max;
+    }
+    policy
+}
+
+fn policy_tokens(p: &RetryPolicy) -> TokenStream {
+    let attempts = p.max_attempts;
+    let ms = |d: std::time::Duration| Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (initial, max) = (ms(p.initial_interval), ms(p.max_interval));
+    let timeout = match p.timeout {
+        Some(t) => {
+            let t = ms(t);
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#t)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::workflow::RetryPolicy {
+            max_attempts: #attempts,
+            initial_interval: ::core::time::Duration::from_millis(#initial),
+            max_interval: ::core::time::Duration::from_millis(#max),
+            timeout: #timeout,
+        }
+    }
+}
+
+/// Builds the runtime's [`Graph`] of the workflow from borrowed text, for
+/// the diagram in the rustdoc and for the static the machine exposes.
+fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
+    let m = &v.model;
+    let idents = |list: &[Ident]| list.iter().map(Ident::to_string).collect::<Vec<_>>();
+    let state_names: Vec<String> = m.states.iter().map(|s| s.name.to_string()).collect();
+    let entries: Vec<Vec<String>> = m.states.iter().map(|s| idents(&s.entry)).collect();
+    let exits: Vec<Vec<String>> = m.states.iter().map(|s| idents(&s.exit)).collect();
+    let invokes: Vec<Option<(String, String, RetryPolicy)>> = m
+        .states
+        .iter()
+        .map(|s| s.invoke.as_ref().map(|i| (i.activity.to_string(), type_text(&i.output), policy(i))))
+        .collect();
+    let compensations: Vec<Option<String>> = m.states.iter().map(|s| s.compensate.as_ref().map(|c| c.1.to_string())).collect();
+    let event_names: Vec<String> = m.events.iter().map(|e| e.name.to_string()).collect();
+    let fields: Vec<Vec<(String, String)>> = m
+        .events
+        .iter()
+        .map(|e| {
+            e.fields
+                .iter()
+                .flatten()
+                .map(|f| (f.ident.as_ref().map(Ident::to_string).unwrap_or_default(), type_text(&f.ty)))
+                .collect()
+        })
+        .collect();
+    let activities: Vec<Option<String>> = m.states.iter().map(|s| s.invoke.as_ref().map(|i| i.activity.to_string())).collect();
+    let guards: Vec<Option<String>> = m.transitions.iter().map(|t| t.guard.as_ref().map(Ident::to_string)).collect();
+    let actions: Vec<Vec<String>> = m.transitions.iter().map(|t| idents(&t.actions)).collect();
+
+    fn refs(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
+    }
+    let entry_refs: Vec<Vec<&str>> = entries.iter().map(|l| refs(l)).collect();
+    let exit_refs: Vec<Vec<&str>> = exits.iter().map(|l| refs(l)).collect();
+    let field_refs: Vec<Vec<(&str, &str)>> =
+        fields.iter().map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()).collect();
+    let action_refs: Vec<Vec<&str>> = actions.iter().map(|l| refs(l)).collect();
+
+    let states: Vec<StateInfo<'_>> = m
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StateInfo {
+            name: &state_names[i],
+            kind: match s.kind {
+                StateKind::Atomic => GraphKind::Atomic,
+                StateKind::Final { failure } => GraphKind::Final { failure },
+            },
+            parent: s.parent,
+            entry: &entry_refs[i],
+            exit: &exit_refs[i],
+            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo { activity, output, policy: *policy }),
+            compensate: compensations[i].as_deref(),
+        })
+        .collect();
+    let events: Vec<EventInfo<'_>> =
+        event_names.iter().zip(&field_refs).map(|(name, fields)| EventInfo { name, fields }).collect();
+    let transitions: Vec<TransitionInfo<'_>> = m
+        .transitions
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TransitionInfo {
+            source: t.source,
+            trigger: match t.trigger {
+                Trigger::Event(e) => GraphTrigger::Event(&event_names[e]),
+                Trigger::Done => GraphTrigger::Done(activities[t.source].as_deref().unwrap_or_default()),
+                Trigger::Error => GraphTrigger::Error(activities[t.source].as_deref().unwrap_or_default()),
+                Trigger::After(d) => GraphTrigger::After(d),
+            },
+            guard: guards[i].as_deref(),
+            target: t.target,
+            actions: &action_refs[i],
+        })
+        .collect();
+    let name = m.name.to_string();
+    f(&Graph { name: &name, initial: m.initial, states: &states, events: &events, transitions: &transitions })
+}
+
+/// A type as a reader would write it: `Vec<u8>`, not `Vec < u8 >`.
+fn type_text(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    [(" < ", "<"), ("< ", "<"), (" >", ">"), (" :: ", "::"), (":: ", "::"), ("& ", "&"), (" ,", ",")]
+        .iter()
+        .fold(text, |acc, (from, to)| acc.replace(from, to))
+}
+
+/// The tokens of a `::workflow::Graph` literal equal to `g`.
+fn graph_tokens(g: &Graph<'_>) -> TokenStream {
+    let path = quote!(::workflow::graph);
+    let option = |value: Option<TokenStream>| match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    };
+    let states = g.states.iter().map(|s| {
+        let StateInfo { name, kind, parent, entry, exit, invoke, compensate } = s;
+        let kind = match kind {
+            GraphKind::Atomic => quote!(#path::StateKind::Atomic),
+            GraphKind::Final { failure } => quote!(#path::StateKind::Final { failure: #failure }),
+        };
+        let parent = option(parent.map(|p| Literal::usize_unsuffixed(p).into_token_stream()));
+        let invoke = option(invoke.map(|i| {
+            let InvokeInfo { activity, output, policy } = i;
+            let policy = policy_tokens(&policy);
+            quote!(#path::InvokeInfo { activity: #activity, output: #output, policy: #policy })
+        }));
+        let compensate = option(compensate.map(|c| c.into_token_stream()));
+        quote! {
+            #path::StateInfo {
+                name: #name, kind: #kind, parent: #parent, entry: &[#(#entry),*], exit: &[#(#exit),*],
+                invoke: #invoke, compensate: #compensate,
+            }
+        }
+    });
+    let events = g.events.iter().map(|e| {
+        let name = e.name;
+        let fields = e.fields.iter().map(|(n, t)| quote!((#n, #t)));
+        quote!(#path::EventInfo { name: #name, fields: &[#(#fields),*] })
+    });
+    let transitions = g.transitions.iter().map(|t| {
+        let TransitionInfo { source, trigger, guard, target, actions } = t;
+        let source = Literal::usize_unsuffixed(*source);
+        let trigger = match trigger {
+            GraphTrigger::Event(e) => quote!(#path::Trigger::Event(#e)),
+            GraphTrigger::Done(a) => quote!(#path::Trigger::Done(#a)),
+            GraphTrigger::Error(a) => quote!(#path::Trigger::Error(#a)),
+            GraphTrigger::After(d) => {
+                let ms = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                quote!(#path::Trigger::After(::core::time::Duration::from_millis(#ms)))
+            }
+        };
+        let guard = option(guard.map(|g| g.into_token_stream()));
+        let target = option(target.map(|s| Literal::usize_unsuffixed(s).into_token_stream()));
+        quote!(#path::TransitionInfo { source: #source, trigger: #trigger, guard: #guard, target: #target, actions: &[#(#actions),*] })
+    });
+    let (name, initial) = (g.name, Literal::usize_unsuffixed(g.initial));
+    quote! {
+        ::workflow::Graph {
+            name: #name,
+            initial: #initial,
+            states: &[#(#states),*],
+            events: &[#(#events),*],
+            transitions: &[#(#transitions),*],
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The `workflow!` procedural macro. Use it through the `workflow` facade
+//! crate, which re-exports it with the runtime it generates code for.
+//!
+//! The expansion runs in four stages, one module each: [`parse`] (syn AST of
+//! the block), [`model`] (names resolved into indexed states, events and
+//! transitions), [`validate`] (every compile-time check, all errors
+//! reported together) and [`codegen`] (quote).
+
+mod codegen;
+mod errors;
+mod model;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+
+/// Declares a workflow: states, typed events, transitions with guards and
+/// actions, activities with retry and timeout, timers, compensation and final
+/// states. See the `workflow` crate's documentation for the grammar and the
+/// generated API.
+#[proc_macro]
+pub fn workflow(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    expand(input.into()).into()
+}
+
+/// The whole expansion on `proc_macro2` tokens: never panics, and turns every
+/// error into `compile_error!` invocations at the offending spans.
+fn expand(input: TokenStream) -> TokenStream {
+    syn::parse2::<parse::WorkflowDef>(input)
+        .and_then(model::build)
+        .and_then(validate::validate)
+        .map_or_else(|error| error.to_compile_error(), |validated| codegen::generate(&validated))
+}

@@ -1,0 +1,505 @@
+//! Stage 1: the syntax of a `workflow!` block, parsed with syn into an AST
+//! that keeps every token's span. Nothing is resolved here.
+
+use std::time::Duration;
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{braced, parenthesized, Attribute, Field, Ident, LitInt, Token, Type, Visibility};
+
+pub mod kw {
+    syn::custom_keyword!(workflow);
+    syn::custom_keyword!(context);
+    syn::custom_keyword!(initial);
+    syn::custom_keyword!(events);
+    syn::custom_keyword!(state);
+    syn::custom_keyword!(on);
+    syn::custom_keyword!(entry);
+    syn::custom_keyword!(exit);
+    syn::custom_keyword!(invoke);
+    syn::custom_keyword!(retry);
+    syn::custom_keyword!(backoff);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(done);
+    syn::custom_keyword!(error);
+    syn::custom_keyword!(after);
+    syn::custom_keyword!(compensate);
+    syn::custom_keyword!(failure);
+}
+
+/// `ATTRS VIS workflow NAME { ITEM* }`
+pub struct WorkflowDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub items: Vec<Item>,
+}
+
+/// A top-level item of the workflow body.
+pub enum Item {
+    /// `context TYPE;`
+    Context { span: Span, ty: Type },
+    /// `initial STATE;`
+    Initial { span: Span, state: Ident },
+    /// `events { EVENT, ... }`
+    Events { events: Vec<EventDef> },
+    /// `state NAME { ... }` or `final NAME ...`
+    State(StateDef),
+}
+
+/// `ATTRS NAME` or `ATTRS NAME { FIELD, ... }`
+pub struct EventDef {
+    pub attrs: Vec<Attribute>,
+    pub name: Ident,
+    pub fields: Option<Vec<Field>>,
+}
+
+/// `ATTRS state NAME { STATE_ITEM* }` or `ATTRS final NAME [(failure)] [{ STATE_ITEM* }];`
+pub struct StateDef {
+    pub attrs: Vec<Attribute>,
+    /// `Some(span of the marker)` for `final NAME (failure)`; the outer option is `None` for `state`.
+    pub final_marker: Option<Option<Span>>,
+    pub name: Ident,
+    pub body: Vec<StateItem>,
+}
+
+/// One item inside a state's braces.
+pub enum StateItem {
+    On(OnDef),
+    Entry { actions: Vec<Ident> },
+    Exit { actions: Vec<Ident> },
+    Invoke(InvokeDef),
+    After(AfterDef),
+    Compensate { span: Span, action: Ident },
+}
+
+/// `on EVENT [if GUARD] [=> TARGET] [/ ACTIONS];`
+pub struct OnDef {
+    pub span: Span,
+    pub event: Ident,
+    pub guard: Option<Ident>,
+    pub target: Option<Ident>,
+    pub actions: Vec<Ident>,
+}
+
+/// `after DURATION => TARGET [/ ACTIONS];`
+pub struct AfterDef {
+    pub span: Span,
+    pub delay: DurationLit,
+    pub target: Ident,
+    pub actions: Vec<Ident>,
+}
+
+/// `invoke ACTIVITY -> TYPE { retry ..; timeout ..; done => ..; error => ..; }`
+pub struct InvokeDef {
+    pub span: Span,
+    pub activity: Ident,
+    pub output: Type,
+    pub retry: Option<RetryDef>,
+    pub timeout: Option<DurationLit>,
+    pub done: Option<ArmDef>,
+    pub error: Option<ArmDef>,
+}
+
+/// `retry N [backoff MIN..MAX];`
+pub struct RetryDef {
+    pub retries: u32,
+    pub backoff: Option<(DurationLit, DurationLit)>,
+}
+
+/// `done => TARGET [/ ACTIONS];` or `error => ...`
+pub struct ArmDef {
+    pub span: Span,
+    pub target: Ident,
+    pub actions: Vec<Ident>,
+}
+
+/// A duration literal such as `500ms`, `30s`, `5m`, `2h` or `7d`.
+#[derive(Clone)]
+pub struct DurationLit {
+    pub span: Span,
+    pub value: Duration,
+    /// The literal as written (`48h`), for generated names.
+    pub text: String,
+}
+
+impl Parse for WorkflowDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        if !input.peek(kw::workflow) {
+            return Err(input.error("expected `workflow NAME { ... }`"));
+        }
+        input.parse::<kw::workflow>()?;
+        let name: Ident = input.parse()?;
+        let content;
+        braced!(content in input);
+        let mut items = Vec::new();
+        while !content.is_empty() {
+            items.push(content.parse()?);
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the workflow's closing brace: one `workflow!` block declares one workflow"));
+        }
+        Ok(WorkflowDef { attrs, vis, name, items })
+    }
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let lookahead = input.lookahead1();
+        if lookahead.peek(kw::state) || lookahead.peek(Token![final]) {
+            return parse_state(input, attrs).map(Item::State);
+        }
+        if let Some(attr) = attrs.first() {
+            return Err(syn::Error::new_spanned(attr, "attributes are allowed only on the workflow, its states and its events"));
+        }
+        if lookahead.peek(kw::context) {
+            let span = input.parse::<kw::context>()?.span;
+            let ty = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Ok(Item::Context { span, ty })
+        } else if lookahead.peek(kw::initial) {
+            let span = input.parse::<kw::initial>()?.span;
+            let state = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Ok(Item::Initial { span, state })
+        } else if lookahead.peek(kw::events) {
+            input.parse::<kw::events>()?;
+            let content;
+            braced!(content in input);
+            let events = Punctuated::<EventDef, Token![,]>::parse_terminated(&content)?;
+            Ok(Item::Events { events: events.into_iter().collect() })
+        } else {
+            Err(lookahead.error())
+        }
+    }
+}
+
+impl Parse for EventDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let name: Ident = input.parse()?;
+        let fields = if input.peek(syn::token::Brace) {
+            let content;
+            braced!(content in input);
+            let fields = content.parse_terminated(Field::parse_named, Token![,])?;
+            Some(fields.into_iter().collect())
+        } else if input.peek(syn::token::Paren) {
+            return Err(input.error("event payloads use named fields: `Event { name: Type }`"));
+        } else {
+            None
+        };
+        Ok(EventDef { attrs, name, fields })
+    }
+}
+
+fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDef> {
+    if input.peek(Token![final]) {
+        input.parse::<Token![final]>()?;
+        let name: Ident = input.parse()?;
+        let mut marker = None;
+        if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            marker = Some(content.parse::<kw::failure>()?.span);
+            if !content.is_empty() {
+                return Err(content.error("expected `)`: the only marker of a final state is `(failure)`"));
+            }
+        }
+        let body = if input.peek(syn::token::Brace) { parse_state_body(input)? } else { Vec::new() };
+        if input.peek(Token![;]) {
+            input.parse::<Token![;]>()?;
+        } else if body.is_empty() {
+            return Err(input.error("expected `;` after a final state"));
+        }
+        return Ok(StateDef { attrs, final_marker: Some(marker), name, body });
+    }
+    input.parse::<kw::state>()?;
+    let name: Ident = input.parse()?;
+    let body = parse_state_body(input)?;
+    Ok(StateDef { attrs, final_marker: None, name, body })
+}
+
+fn parse_state_body(input: ParseStream) -> syn::Result<Vec<StateItem>> {
+    let content;
+    braced!(content in input);
+    let mut items = Vec::new();
+    while !content.is_empty() {
+        items.push(content.parse()?);
+    }
+    Ok(items)
+}
+
+impl Parse for StateItem {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let lookahead = input.lookahead1();
+        if lookahead.peek(kw::on) {
+            let span = input.parse::<kw::on>()?.span;
+            let event = input.parse()?;
+            let guard = if input.peek(Token![if]) {
+                input.parse::<Token![if]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            let target = if input.peek(Token![=>]) { Some(parse_target(input)?) } else { None };
+            let actions = parse_actions(input)?;
+            Ok(StateItem::On(OnDef { span, event, guard, target, actions }))
+        } else if lookahead.peek(kw::entry) {
+            input.parse::<kw::entry>()?;
+            Ok(StateItem::Entry { actions: parse_action_list(input)? })
+        } else if lookahead.peek(kw::exit) {
+            input.parse::<kw::exit>()?;
+            Ok(StateItem::Exit { actions: parse_action_list(input)? })
+        } else if lookahead.peek(kw::invoke) {
+            parse_invoke(input).map(StateItem::Invoke)
+        } else if lookahead.peek(kw::after) {
+            let span = input.parse::<kw::after>()?.span;
+            let delay = input.parse()?;
+            let target = parse_target(input)?;
+            let actions = parse_actions(input)?;
+            Ok(StateItem::After(AfterDef { span, delay, target, actions }))
+        } else if lookahead.peek(kw::compensate) {
+            let span = input.parse::<kw::compensate>()?.span;
+            let action = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Ok(StateItem::Compensate { span, action })
+        } else if lookahead.peek(kw::state) || lookahead.peek(Token![final]) {
+            Err(input.error("nested states are not supported yet: declare every state at the top level of the workflow"))
+        } else {
+            Err(lookahead.error())
+        }
+    }
+}
+
+/// `=> TARGET`
+fn parse_target(input: ParseStream) -> syn::Result<Ident> {
+    if !input.peek(Token![=>]) {
+        return Err(input.error("expected `=> TARGET`"));
+    }
+    input.parse::<Token![=>]>()?;
+    input.parse()
+}
+
+/// `[/ ACTION, ...] ;`
+fn parse_actions(input: ParseStream) -> syn::Result<Vec<Ident>> {
+    if input.peek(Token![/]) {
+        input.parse::<Token![/]>()?;
+        parse_action_list(input)
+    } else {
+        if !input.peek(Token![;]) {
+            return Err(input.error("expected `;`, or `/ action` to run actions"));
+        }
+        input.parse::<Token![;]>()?;
+        Ok(Vec::new())
+    }
+}
+
+/// `ACTION, ... ;`
+fn parse_action_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
+    let mut actions = vec![input.parse::<Ident>()?];
+    while input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        actions.push(input.parse()?);
+    }
+    input.parse::<Token![;]>()?;
+    Ok(actions)
+}
+
+fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
+    let span = input.parse::<kw::invoke>()?.span;
+    let activity: Ident = input.parse()?;
+    if !input.peek(Token![->]) {
+        return Err(input.error("expected `-> OUTPUT_TYPE`: an activity declares its output type (`-> ()` for none)"));
+    }
+    input.parse::<Token![->]>()?;
+    let output: Type = input.parse()?;
+    let mut invoke = InvokeDef { span, activity, output, retry: None, timeout: None, done: None, error: None };
+    if input.peek(Token![;]) {
+        input.parse::<Token![;]>()?;
+        return Ok(invoke);
+    }
+    let content;
+    braced!(content in input);
+    while !content.is_empty() {
+        let lookahead = content.lookahead1();
+        if lookahead.peek(kw::retry) {
+            let span = content.parse::<kw::retry>()?.span;
+            let count: LitInt = content.parse()?;
+            if !count.suffix().is_empty() {
+                return Err(syn::Error::new(count.span(), "expected a number of retries without a unit, such as `retry 3`"));
+            }
+            let retries = count.base10_parse::<u32>()?;
+            let backoff = if content.peek(kw::backoff) {
+                content.parse::<kw::backoff>()?;
+                let min: DurationLit = content.parse()?;
+                content.parse::<Token![..]>()?;
+                let max: DurationLit = content.parse()?;
+                Some((min, max))
+            } else {
+                None
+            };
+            content.parse::<Token![;]>()?;
+            set_once(&mut invoke.retry, RetryDef { retries, backoff }, span, "retry")?;
+        } else if lookahead.peek(kw::timeout) {
+            let span = content.parse::<kw::timeout>()?.span;
+            let limit: DurationLit = content.parse()?;
+            content.parse::<Token![;]>()?;
+            set_once(&mut invoke.timeout, limit, span, "timeout")?;
+        } else if lookahead.peek(kw::done) || lookahead.peek(kw::error) {
+            let is_done = content.peek(kw::done);
+            let span = content.parse::<Ident>()?.span();
+            let target = parse_target(&content)?;
+            let actions = parse_actions(&content)?;
+            let arm = ArmDef { span, target, actions };
+            if is_done {
+                set_once(&mut invoke.done, arm, span, "done")?;
+            } else {
+                set_once(&mut invoke.error, arm, span, "error")?;
+            }
+        } else {
+            return Err(lookahead.error());
+        }
+    }
+    Ok(invoke)
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, what: &str) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(span, format!("duplicate `{what}`: an invoke has at most one")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl Parse for DurationLit {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(syn::LitFloat) {
+            let lit: syn::LitFloat = input.parse()?;
+            return Err(syn::Error::new(lit.span(), "durations are whole numbers with a unit: write `1500ms`, not `1.5s`"));
+        }
+        let lit: LitInt = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected a duration such as `500ms`, `30s`, `5m`, `2h` or `7d`"))?;
+        let span = lit.span();
+        let unit_ms: u64 = match lit.suffix() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(syn::Error::new(span, "this duration has no unit: add one of `ms`, `s`, `m`, `h`, `d`")),
+            other => {
+                return Err(syn::Error::new(
+                    span,
+                    format!("unknown duration unit `{other}`: use `ms`, `s`, `m`, `h` or `d`"),
+                ))
+            }
+        };
+        let amount: u64 = lit.base10_parse()?;
+        let ms = amount
+            .checked_mul(unit_ms)
+            .ok_or_else(|| syn::Error::new(span, "this duration is too long"))?;
+        Ok(DurationLit { span, value: Duration::from_millis(ms), text: lit.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse(tokens: proc_macro2::TokenStream) -> syn::Result<WorkflowDef> {
+        syn::parse2(tokens)
+    }
+
+    #[test]
+    fn parses_every_construct() {
+        let def = parse(quote! {
+            /// Docs.
+            pub workflow Order {
+                context Ctx;
+                initial Start;
+                events { Go { id: u64 }, Stop }
+                state Start {
+                    entry a, b;
+                    exit c;
+                    on Go if ok => Busy / d, e;
+                    on Stop / f;
+                    after 2h => Done;
+                    compensate undo;
+                }
+                state Busy {
+                    invoke work -> u32 { retry 3 backoff 100ms..5s; timeout 10s; done => Done / g; error => Failed; }
+                }
+                final Done;
+                final Failed (failure);
+            }
+        })
+        .unwrap();
+        assert_eq!(def.name, "Order");
+        assert_eq!(def.items.len(), 7);
+        let Item::State(start) = &def.items[3] else { panic!("expected a state") };
+        assert_eq!(start.body.len(), 6);
+        let StateItem::On(on) = &start.body[2] else { panic!("expected `on`") };
+        assert_eq!(on.guard.as_ref().unwrap(), "ok");
+        assert_eq!(on.target.as_ref().unwrap(), "Busy");
+        assert_eq!(on.actions.len(), 2);
+        let StateItem::On(targetless) = &start.body[3] else { panic!("expected `on`") };
+        assert!(targetless.target.is_none());
+        let StateItem::After(after) = &start.body[4] else { panic!("expected `after`") };
+        assert_eq!(after.delay.value, Duration::from_secs(7200));
+        let Item::State(busy) = &def.items[4] else { panic!("expected a state") };
+        let StateItem::Invoke(invoke) = &busy.body[0] else { panic!("expected `invoke`") };
+        let retry = invoke.retry.as_ref().unwrap();
+        assert_eq!(retry.retries, 3);
+        let (min, max) = retry.backoff.as_ref().unwrap();
+        assert_eq!((min.value, max.value), (Duration::from_millis(100), Duration::from_secs(5)));
+        assert_eq!(invoke.timeout.as_ref().unwrap().value, Duration::from_secs(10));
+        assert!(invoke.done.is_some() && invoke.error.is_some());
+        let Item::State(failed) = &def.items[6] else { panic!("expected a state") };
+        assert!(matches!(failed.final_marker, Some(Some(_))));
+    }
+
+    #[test]
+    fn durations_take_every_unit() {
+        for (text, ms) in [("500ms", 500u64), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("7d", 604_800_000)] {
+            let tokens: proc_macro2::TokenStream = text.parse().unwrap();
+            let lit: DurationLit = syn::parse2(tokens).unwrap();
+            assert_eq!(lit.value, Duration::from_millis(ms), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_durations_are_errors() {
+        for (text, message) in [
+            ("10", "this duration has no unit"),
+            ("10x", "unknown duration unit `x`"),
+            ("1.5s", "whole numbers"),
+            ("99999999999999999d", "too long"),
+        ] {
+            let tokens: proc_macro2::TokenStream = text.parse().unwrap();
+            let error = syn::parse2::<DurationLit>(tokens).err().unwrap().to_string();
+            assert!(error.contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn duplicate_invoke_clauses_are_errors() {
+        let error = parse(quote! { workflow W { state A { invoke x -> () { timeout 1s; timeout 2s; } } } })
+            .err()
+            .unwrap();
+        assert_eq!(error.to_string(), "duplicate `timeout`: an invoke has at most one");
+    }
+
+    #[test]
+    fn unknown_state_items_name_what_is_expected() {
+        let error = parse(quote! { workflow W { state A { onn X => B; } } }).err().unwrap();
+        let text = error.to_string();
+        assert!(text.starts_with("expected one of"), "{text}");
+        assert!(text.contains("`on`") && text.contains("`invoke`"), "{text}");
+    }
+}

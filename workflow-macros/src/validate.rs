@@ -1,0 +1,590 @@
+//! Stage 3: the checks a resolved model must pass, and what codegen needs
+//! derived from it (handler signatures, generated event variants).
+//!
+//! Graph checks are lints ([`Lint`]) a user can switch off; the rest are
+//! hard errors. Every error is reported, all in one build.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use proc_macro2::Span;
+use quote::{format_ident, ToTokens};
+use syn::{Ident, Type};
+
+use crate::errors::Errors;
+use crate::model::{EventId, Lint, Model, StateId, StateKind, Trigger};
+
+/// A model that passed every check, with what codegen derives from it.
+pub struct Validated {
+    pub model: Model,
+    pub guards: Vec<Handler>,
+    pub actions: Vec<Handler>,
+    pub activities: Vec<Activity>,
+    pub compensations: Vec<Ident>,
+    pub timers: Vec<Timer>,
+    /// Transitions that can never fire (shadowed, allowed by the user): codegen skips them.
+    pub shadowed: HashSet<usize>,
+}
+
+/// A guard or an action of the handler trait.
+pub struct Handler {
+    pub name: Ident,
+    pub input: Input,
+}
+
+/// What a guard or an action receives besides the context.
+#[derive(Clone)]
+pub enum Input {
+    /// Nothing: entry, exit and timer actions.
+    Nothing,
+    /// The payload of this event.
+    Event(EventId),
+    /// The whole event enum: the handler is used on several events.
+    AnyEvent,
+    /// The output of an activity (`done` arms).
+    Output(Type),
+    /// The activity's error (`error` arms).
+    Error,
+}
+
+pub struct Activity {
+    pub name: Ident,
+    pub output: Type,
+    /// `ChargePaymentDone` for `charge_payment`.
+    pub done_variant: Ident,
+    /// `ChargePaymentFailed` for `charge_payment`.
+    pub failed_variant: Ident,
+}
+
+/// One `after` delay of one state, which becomes an event variant.
+pub struct Timer {
+    pub state: StateId,
+    pub delay: Duration,
+    /// `ShippingAfter48h`.
+    pub variant: Ident,
+}
+
+impl Validated {
+    /// The activity a state invokes.
+    pub fn activity_of(&self, state: StateId) -> Option<&Activity> {
+        let invoke = self.model.states[state].invoke.as_ref()?;
+        self.activities.iter().find(|a| a.name == invoke.activity)
+    }
+}
+
+pub fn validate(model: Model) -> syn::Result<Validated> {
+    let mut errors = Errors::default();
+    check_finals_and_invokes(&model, &mut errors);
+    let shadowed = check_shadowed(&model, &mut errors);
+    check_graph(&model, &mut errors);
+    if model.transitions.len() > usize::from(u16::MAX) {
+        errors.push(model.name.span(), "a workflow has at most 65535 transitions");
+    }
+    let mut signatures = Signatures::default();
+    signatures.collect(&model, &mut errors);
+    let (activities, timers) = generated_variants(&model, &signatures, &mut errors);
+    let Signatures { guards, actions, compensations, .. } = signatures;
+    errors.finish(Validated { model, guards, actions, activities, compensations, timers, shadowed })
+}
+
+fn lint(model: &Model, state: StateId, lint: Lint, span: Span, message: String, errors: &mut Errors) {
+    if model.allowed.union(model.states[state].allowed).allows(lint) {
+        return;
+    }
+    errors.push(span, format!("{message}\n(switch this check off with `#[allow({})]`)", lint.name()));
+}
+
+fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
+    for (id, state) in model.states.iter().enumerate() {
+        if let StateKind::Final { .. } = state.kind {
+            for &t in &state.transitions {
+                errors.push(
+                    model.transitions[t].span,
+                    format!("final state `{}` cannot have outgoing transitions", state.name),
+                );
+            }
+            if let Some(invoke) = &state.invoke {
+                errors.push(invoke.span, format!("final state `{}` cannot invoke an activity", state.name));
+            }
+            if let Some((span, _)) = &state.compensate {
+                errors.push(*span, format!("final state `{}` has no step to compensate", state.name));
+            }
+            continue;
+        }
+        let Some(invoke) = &state.invoke else { continue };
+        if !invoke.has_done {
+            errors.push(
+                invoke.span,
+                format!("`invoke {}` has no `done` arm: add `done => STATE;` to say where the workflow goes next", invoke.activity),
+            );
+        }
+        if !invoke.has_error {
+            lint(
+                model,
+                id,
+                Lint::UnhandledError,
+                invoke.span,
+                format!("`invoke {}` has no `error` arm: if it fails, state `{}` never moves on", invoke.activity, state.name),
+                errors,
+            );
+        }
+        if let Some((min, max, span)) = invoke.backoff {
+            if min > max {
+                errors.push(span, "backoff `MIN..MAX` needs MIN no larger than MAX");
+            }
+            if min.is_zero() {
+                errors.push(span, "backoff must start above zero");
+            }
+        }
+        if let Some((limit, span)) = invoke.timeout {
+            if limit.is_zero() {
+                errors.push(span, "a timeout of zero would fail every attempt");
+            }
+        }
+    }
+}
+
+/// Transitions that follow an unguarded one on the same trigger can never fire.
+fn check_shadowed(model: &Model, errors: &mut Errors) -> HashSet<usize> {
+    let mut shadowed = HashSet::new();
+    for (id, state) in model.states.iter().enumerate() {
+        let mut unguarded: Vec<Trigger> = Vec::new();
+        for &t in &state.transitions {
+            let transition = &model.transitions[t];
+            if unguarded.contains(&transition.trigger) {
+                shadowed.insert(t);
+                lint(
+                    model,
+                    id,
+                    Lint::ShadowedTransition,
+                    transition.span,
+                    format!(
+                        "this transition can never fire: an earlier transition of `{}` on the same trigger has no guard",
+                        state.name
+                    ),
+                    errors,
+                );
+            } else if transition.guard.is_none() {
+                unguarded.push(transition.trigger);
+            }
+        }
+    }
+    shadowed
+}
+
+/// Reachability: dead ends, unreachable states, states with no way to a final state.
+fn check_graph(model: &Model, errors: &mut Errors) {
+    let n = model.states.len();
+    let mut next: Vec<Vec<StateId>> = vec![Vec::new(); n];
+    let mut prev: Vec<Vec<StateId>> = vec![Vec::new(); n];
+    for t in &model.transitions {
+        if let Some(target) = t.target {
+            next[t.source].push(target);
+            prev[target].push(t.source);
+        }
+    }
+    let reachable = closure(&next, [model.initial]);
+    let finals = (0..n).filter(|&s| matches!(model.states[s].kind, StateKind::Final { .. }));
+    let finishing = closure(&prev, finals);
+    for (id, state) in model.states.iter().enumerate() {
+        let span = state.name.span();
+        if !reachable[id] {
+            let message = format!("state `{}` is unreachable from the initial state `{}`", state.name, model.state_name(model.initial));
+            lint(model, id, Lint::UnreachableState, span, message, errors);
+            continue;
+        }
+        if state.kind != StateKind::Atomic {
+            continue;
+        }
+        if next[id].is_empty() {
+            let message = format!(
+                "state `{}` is a dead end: no transition leaves it; add one or declare it `final {};`",
+                state.name, state.name
+            );
+            lint(model, id, Lint::DeadEnd, span, message, errors);
+        } else if !finishing[id] {
+            let message = format!("no final state can be reached from state `{}`", state.name);
+            lint(model, id, Lint::NoPathToFinal, span, message, errors);
+        }
+    }
+}
+
+/// The states reachable from `start` along `edges`.
+fn closure(edges: &[Vec<StateId>], start: impl IntoIterator<Item = StateId>) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut queue: VecDeque<StateId> = start.into_iter().collect();
+    for &s in &queue {
+        seen[s] = true;
+    }
+    while let Some(s) = queue.pop_front() {
+        for &t in &edges[s] {
+            if !seen[t] {
+                seen[t] = true;
+                queue.push_back(t);
+            }
+        }
+    }
+    seen
+}
+
+/// Which handler each name is, and what it receives.
+#[derive(Default)]
+struct Signatures {
+    guards: Vec<Handler>,
+    actions: Vec<Handler>,
+    activities: Vec<(Ident, Type)>,
+    compensations: Vec<Ident>,
+    /// Name -> (role, span of first use), to refuse one name in two roles.
+    roles: HashMap<String, (&'static str, Span)>,
+}
+
+impl Signatures {
+    fn collect(&mut self, model: &Model, errors: &mut Errors) {
+        for state in &model.states {
+            for action in state.entry.iter().chain(&state.exit) {
+                self.action(model, action, Input::Nothing, errors);
+            }
+            if let Some(invoke) = &state.invoke {
+                if self.role(&invoke.activity, "activity", errors) {
+                    match self.activities.iter().find(|(name, _)| name == &invoke.activity) {
+                        None => self.activities.push((invoke.activity.clone(), invoke.output.clone())),
+                        Some((_, output)) if same_type(output, &invoke.output) => {}
+                        Some((_, output)) => errors.push(
+                            syn::spanned::Spanned::span(&invoke.output),
+                            format!(
+                                "activity `{}` is declared with output `{}` elsewhere: one activity has one output type",
+                                invoke.activity,
+                                output.to_token_stream()
+                            ),
+                        ),
+                    }
+                }
+            }
+            if let Some((_, compensation)) = &state.compensate {
+                if self.role(compensation, "compensation", errors) && !self.compensations.contains(compensation) {
+                    self.compensations.push(compensation.clone());
+                }
+            }
+            for &t in &state.transitions {
+                let transition = &model.transitions[t];
+                let input = match transition.trigger {
+                    Trigger::Event(event) => Input::Event(event),
+                    Trigger::Done => Input::Output(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())),
+                    Trigger::Error => Input::Error,
+                    Trigger::After(_) => Input::Nothing,
+                };
+                if let Some(guard) = &transition.guard {
+                    self.guard(model, guard, input.clone(), errors);
+                }
+                for action in &transition.actions {
+                    self.action(model, action, input.clone(), errors);
+                }
+            }
+        }
+    }
+
+    /// Records `name` in `role`; false (with an error) if it already has another role.
+    fn role(&mut self, name: &Ident, role: &'static str, errors: &mut Errors) -> bool {
+        match self.roles.get(&name.to_string()) {
+            Some((existing, _)) if *existing != role => {
+                errors.push(
+                    name.span(),
+                    format!(
+                        "`{name}` is already used as {} {existing}; {} {role} needs a name of its own",
+                        article(existing),
+                        article(role)
+                    ),
+                );
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.roles.insert(name.to_string(), (role, name.span()));
+                true
+            }
+        }
+    }
+
+    fn guard(&mut self, model: &Model, name: &Ident, input: Input, errors: &mut Errors) {
+        if self.role(name, "guard", errors) {
+            merge(model, &mut self.guards, name, input, "guard", errors);
+        }
+    }
+
+    fn action(&mut self, model: &Model, name: &Ident, input: Input, errors: &mut Errors) {
+        if self.role(name, "action", errors) {
+            merge(model, &mut self.actions, name, input, "action", errors);
+        }
+    }
+}
+
+/// Adds a use of handler `name` receiving `input`: one event widens to the
+/// event enum when the handler serves several events; other mixes are errors.
+fn merge(model: &Model, list: &mut Vec<Handler>, name: &Ident, input: Input, role: &str, errors: &mut Errors) {
+    let Some(handler) = list.iter_mut().find(|h| &h.name == name) else {
+        list.push(Handler { name: name.clone(), input });
+        return;
+    };
+    let merged = match (&handler.input, &input) {
+        (Input::Nothing, Input::Nothing) | (Input::Error, Input::Error) => None,
+        (Input::Event(a), Input::Event(b)) if a == b => None,
+        (Input::Event(_) | Input::AnyEvent, Input::Event(_) | Input::AnyEvent) => Some(Input::AnyEvent),
+        (Input::Output(a), Input::Output(b)) if same_type(a, b) => None,
+        _ => {
+            errors.push(
+                name.span(),
+                format!(
+                    "{role} `{name}` would receive {} here but {} elsewhere: use a separate {role} for each",
+                    describe(model, &input),
+                    describe(model, &handler.input)
+                ),
+            );
+            None
+        }
+    };
+    if let Some(input) = merged {
+        handler.input = input;
+    }
+}
+
+fn describe(model: &Model, input: &Input) -> String {
+    match input {
+        Input::Nothing => "only the context".to_string(),
+        Input::Event(e) => format!("event `{}`", model.events[*e].name),
+        Input::AnyEvent => "several events".to_string(),
+        Input::Output(ty) => format!("an activity output `{}`", ty.to_token_stream()),
+        Input::Error => "an activity error".to_string(),
+    }
+}
+
+fn article(role: &str) -> &'static str {
+    if role.starts_with('a') {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn unit() -> Type {
+    syn::parse_quote!(())
+}
+
+fn same_type(a: &Type, b: &Type) -> bool {
+    a.to_token_stream().to_string() == b.to_token_stream().to_string()
+}
+
+/// The event variants the macro adds (activity done/failed, timers), checked
+/// against the declared events and the generated type names.
+fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Errors) -> (Vec<Activity>, Vec<Timer>) {
+    let activities: Vec<Activity> = signatures
+        .activities
+        .iter()
+        .map(|(name, output)| {
+            let camel = camel_case(&name.to_string());
+            Activity {
+                name: name.clone(),
+                output: output.clone(),
+                done_variant: format_ident!("{}Done", camel, span = name.span()),
+                failed_variant: format_ident!("{}Failed", camel, span = name.span()),
+            }
+        })
+        .collect();
+    let mut timers: Vec<Timer> = Vec::new();
+    for t in &model.transitions {
+        if let Trigger::After(delay) = t.trigger {
+            if !timers.iter().any(|x| x.state == t.source && x.delay == delay) {
+                let state = &model.states[t.source].name;
+                let text = t.delay_text.clone().unwrap_or_else(|| workflow_runtime::format_duration(delay));
+                timers.push(Timer { state: t.source, delay, variant: format_ident!("{}After{}", state, text, span = t.span) });
+            }
+        }
+    }
+
+    let name = &model.name;
+    let mut taken: HashMap<String, String> = HashMap::new();
+    for generated in ["", "State", "Event", "Handlers"] {
+        taken.insert(format!("{name}{generated}"), format!("the generated type `{name}{generated}`"));
+    }
+    for activity in &activities {
+        for variant in [&activity.done_variant, &activity.failed_variant] {
+            let what = format!("the generated event `{variant}` of activity `{}`", activity.name);
+            if let Some(other) = taken.insert(variant.to_string(), what) {
+                errors.push(activity.name.span(), format!("activity `{}` would generate `{variant}`, which is already {other}", activity.name));
+            }
+        }
+    }
+    for timer in &timers {
+        taken.insert(timer.variant.to_string(), format!("the generated timer event of state `{}`", model.states[timer.state].name));
+    }
+    for event in &model.events {
+        if let Some(what) = taken.get(&event.name.to_string()) {
+            errors.push(event.name.span(), format!("event name `{}` is reserved: it is {what}", event.name));
+        }
+    }
+    (activities, timers)
+}
+
+/// `charge_payment` -> `ChargePayment`.
+pub fn camel_case(name: &str) -> String {
+    name.split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn check(tokens: proc_macro2::TokenStream) -> syn::Result<Validated> {
+        validate(crate::model::build(syn::parse2(tokens)?)?)
+    }
+
+    fn messages(tokens: proc_macro2::TokenStream) -> Vec<String> {
+        match check(tokens) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string().lines().next().unwrap_or("").to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_sound_workflow_passes_and_derives_signatures() {
+        let v = check(quote! {
+            workflow Order {
+                initial Start;
+                events { Go { id: u64 }, Stop }
+                state Start { entry hello; on Go if ok => Busy / log; on Stop / log; after 5m => Busy; }
+                state Busy { invoke work -> u32 { done => Done / keep; error => Done / oops; } }
+                final Done;
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let input = |name: &str| {
+            v.actions.iter().chain(&v.guards).find(|h| h.name == name).map(|h| h.input.clone()).unwrap()
+        };
+        assert!(matches!(input("hello"), Input::Nothing));
+        assert!(matches!(input("ok"), Input::Event(0)));
+        assert!(matches!(input("log"), Input::AnyEvent));
+        assert!(matches!(input("keep"), Input::Output(_)));
+        assert!(matches!(input("oops"), Input::Error));
+        assert_eq!(v.activities[0].done_variant, "WorkDone");
+        assert_eq!(v.activities[0].failed_variant, "WorkFailed");
+        assert_eq!(v.timers[0].variant, "StartAfter5m");
+    }
+
+    #[test]
+    fn graph_checks() {
+        let errors = messages(quote! {
+            workflow W {
+                initial A;
+                events { Go }
+                state A { on Go => B; on Go => C; }
+                state B { on Go => B; }
+                state C { }
+                state Lost { on Go => A; }
+                final End;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "this transition can never fire: an earlier transition of `A` on the same trigger has no guard",
+                "no final state can be reached from state `A`",
+                "no final state can be reached from state `B`",
+                "state `C` is a dead end: no transition leaves it; add one or declare it `final C;`",
+                "state `Lost` is unreachable from the initial state `A`",
+                "state `End` is unreachable from the initial state `A`",
+            ]
+        );
+    }
+
+    #[test]
+    fn lints_can_be_allowed_on_the_workflow_or_a_state() {
+        let errors = messages(quote! {
+            #[allow(unreachable_state)]
+            workflow W {
+                initial A;
+                events { Go }
+                #[allow(no_path_to_final)]
+                state A { on Go => A; }
+                final End;
+            }
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn invoke_and_final_checks() {
+        let errors = messages(quote! {
+            workflow W {
+                initial A;
+                events { Go }
+                state A { invoke work -> u8 { retry 1 backoff 5s..1s; timeout 0ms; error => B; } on Go => B; }
+                final B { on Go => A; }
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "`invoke work` has no `done` arm: add `done => STATE;` to say where the workflow goes next",
+                "backoff `MIN..MAX` needs MIN no larger than MAX",
+                "a timeout of zero would fail every attempt",
+                "final state `B` cannot have outgoing transitions",
+            ]
+        );
+    }
+
+    #[test]
+    fn handler_conflicts() {
+        let errors = messages(quote! {
+            workflow W {
+                initial A;
+                events { Go }
+                state A { entry x; on Go if x => B / y; invoke y -> u8 { done => B / z; error => B; } }
+                state B { entry z; invoke other -> u16 { done => C; error => C; } }
+                state C { invoke other -> u32 { done => D; error => D; } }
+                final D;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "`x` is already used as an action; a guard needs a name of its own",
+                "`y` is already used as an activity; an action needs a name of its own",
+                "action `z` would receive only the context here but an activity output `u8` elsewhere: use a separate action for each",
+                "activity `other` is declared with output `u16` elsewhere: one activity has one output type",
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_event_names() {
+        let errors = messages(quote! {
+            workflow W {
+                initial A;
+                events { WorkDone, WState, AAfter1s }
+                state A { invoke work -> () { done => B; error => B; } after 1000ms => B; }
+                final B;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "event name `WorkDone` is reserved: it is the generated event `WorkDone` of activity `work`",
+                "event name `WState` is reserved: it is the generated type `WState`",
+                "event name `AAfter1s` is reserved: it is the generated timer event of state `A`",
+            ]
+        );
+    }
+
+    #[test]
+    fn camel_case_names() {
+        assert_eq!(camel_case("charge_payment"), "ChargePayment");
+        assert_eq!(camel_case("ship"), "Ship");
+        assert_eq!(camel_case("a__b_"), "AB");
+    }
+}

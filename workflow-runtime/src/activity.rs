@@ -1,0 +1,310 @@
+//! Activities: the retry policy a block declares, the error type activities
+//! return, and [`run`], which carries out one activity call under its policy.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+/// How an activity is retried and timed out: `retry N backoff MIN..MAX; timeout D;`.
+///
+/// `retry 3` means up to three retries after the first attempt, four attempts in
+/// all. The delay before retry `n` (1-based) is `initial_interval * 2^(n-1)`,
+/// capped at `max_interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the first retry.
+    pub initial_interval: Duration,
+    /// Largest delay between two attempts.
+    pub max_interval: Duration,
+    /// Limit on each attempt (start-to-close); `None` lets an attempt run forever.
+    pub timeout: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// One attempt, no timeout: what an `invoke` without `retry` or `timeout` gets.
+    pub const ONCE: RetryPolicy = RetryPolicy {
+        max_attempts: 1,
+        initial_interval: Duration::from_secs(1),
+        max_interval: Duration::from_secs(100),
+        timeout: None,
+    };
+
+    /// The delay before retry number `retry` (1 for the first retry).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial_interval.saturating_mul(factor).min(self.max_interval)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::ONCE
+    }
+}
+
+/// Identifies one call of an activity, handed to the handler method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ActivityCall {
+    /// The activity's name.
+    pub activity: &'static str,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// The same for every attempt of one invocation, so a service can
+    /// deduplicate retried requests. Zero when the machine is driven by hand.
+    pub key: u128,
+}
+
+/// Why an activity failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ErrorKind {
+    /// The activity returned an error; it may be retried.
+    Failed,
+    /// The activity returned an error marked non-retryable.
+    NonRetryable,
+    /// An attempt ran past its `timeout`.
+    TimedOut,
+    /// An attempt panicked.
+    Panicked,
+}
+
+/// The error an activity returns, or the runtime reports for it.
+///
+/// Any `std::error::Error` converts into it, so `?` works inside an activity.
+/// Like `anyhow::Error`, it does not itself implement `std::error::Error`
+/// (that would conflict with the blanket conversion).
+///
+/// ```
+/// use workflow_runtime::ActivityError;
+///
+/// fn parse(text: &str) -> Result<u32, ActivityError> {
+///     Ok(text.parse::<u32>()?)
+/// }
+/// assert_eq!(parse("x").unwrap_err().to_string(), "invalid digit found in string");
+/// assert!(ActivityError::non_retryable("card declined").kind() == workflow_runtime::ErrorKind::NonRetryable);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ActivityError {
+    kind: ErrorKind,
+    message: String,
+    attempts: u32,
+}
+
+impl ActivityError {
+    /// A failure that may be retried.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::with_kind(ErrorKind::Failed, message)
+    }
+
+    /// A failure that retrying cannot mend: the policy stops at once.
+    pub fn non_retryable(message: impl Into<String>) -> Self {
+        Self::with_kind(ErrorKind::NonRetryable, message)
+    }
+
+    fn with_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), attempts: 0 }
+    }
+
+    /// Why the activity failed.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// How many attempts were made before giving up (0 if the error did not
+    /// come from [`run`]).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind != ErrorKind::NonRetryable
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActivityError {
+    fn from(error: E) -> Self {
+        Self::new(error.to_string())
+    }
+}
+
+impl fmt::Display for ActivityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ActivityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// Runs one activity invocation under `policy`: each attempt is timed out,
+/// a panic counts as a failed attempt, and failures are retried with
+/// exponential backoff until the attempts run out or an error is
+/// non-retryable.
+///
+/// Timeouts and backoff sleep on tokio's clock, so a policy with either needs
+/// a runtime with time enabled (and tests can pause it).
+///
+/// ```
+/// use workflow_runtime::{activity, ActivityError, RetryPolicy};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::ONCE };
+/// let result: Result<u32, _> = activity::run("flaky", &policy, 7, |call| async move {
+///     if call.attempt < 3 { Err(ActivityError::new("busy")) } else { Ok(call.attempt) }
+/// })
+/// .await;
+/// assert_eq!(result.unwrap(), 3);
+/// # }
+/// ```
+pub async fn run<T, F, Fut>(
+    activity: &'static str,
+    policy: &RetryPolicy,
+    key: u128,
+    mut attempt: F,
+) -> Result<T, ActivityError>
+where
+    F: FnMut(ActivityCall) -> Fut,
+    Fut: Future<Output = Result<T, ActivityError>>,
+{
+    let mut number = 1;
+    loop {
+        let call = ActivityCall { activity, attempt: number, key };
+        let outcome = match policy.timeout {
+            None => catch_panic(attempt(call)).await,
+            Some(limit) => match tokio::time::timeout(limit, catch_panic(attempt(call))).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ActivityError::with_kind(
+                    ErrorKind::TimedOut,
+                    format!("attempt {number} of `{activity}` timed out after {limit:?}"),
+                )),
+            },
+        };
+        match outcome {
+            Ok(value) => return Ok(value),
+            Err(mut error) => {
+                if !error.is_retryable() || number >= policy.max_attempts {
+                    error.attempts = number;
+                    return Err(error);
+                }
+                tokio::time::sleep(policy.backoff(number)).await;
+                number += 1;
+            }
+        }
+    }
+}
+
+/// Awaits `future`, turning a panic in any poll into an [`ErrorKind::Panicked`] error.
+async fn catch_panic<T>(future: impl Future<Output = Result<T, ActivityError>>) -> Result<T, ActivityError> {
+    let mut future = pin!(future);
+    std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(poll) => poll,
+        Err(payload) => Poll::Ready(Err(ActivityError::with_kind(ErrorKind::Panicked, panic_message(&*payload)))),
+    })
+    .await
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("activity panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn policy(max_attempts: u32, timeout: Option<Duration>) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_millis(250),
+            timeout,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy(10, None);
+        let delays: Vec<u128> = (1..=4).map(|n| p.backoff(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 250, 250]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_with_backoff_then_gives_up() {
+        let start = tokio::time::Instant::now();
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = run("pay", &policy(3, None), 9, |call| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            assert_eq!((call.activity, call.key), ("pay", 9));
+            async { Err(ActivityError::new("down")) }
+        })
+        .await;
+        let error = result.unwrap_err();
+        assert_eq!((error.kind(), error.attempts(), error.message()), (ErrorKind::Failed, 3, "down"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn non_retryable_errors_stop_at_once() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = run("pay", &policy(5, None), 0, |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(ActivityError::non_retryable("declined")) }
+        })
+        .await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::NonRetryable);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_attempt_times_out() {
+        let result: Result<(), _> =
+            run("ship", &policy(2, Some(Duration::from_secs(1))), 0, |_| std::future::pending()).await;
+        let error = result.unwrap_err();
+        assert_eq!((error.kind(), error.attempts()), (ErrorKind::TimedOut, 2));
+        assert!(error.message().contains("timed out after 1s"), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_is_a_failed_attempt() {
+        let result: Result<u8, _> = run("boom", &policy(2, None), 0, |call| async move {
+            if call.attempt == 1 {
+                panic!("first attempt explodes");
+            }
+            Ok(call.attempt as u8)
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        let result: Result<u8, _> = run("boom", &RetryPolicy::ONCE, 0, |_| async { panic!("always") }).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Panicked);
+        assert_eq!(error.message(), "activity panicked: always");
+    }
+}

@@ -1,0 +1,86 @@
+//! The traits every generated workflow implements, and the outcome types of
+//! its `handle` method.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+
+use crate::graph::Graph;
+
+/// What the runtime knows about a generated machine without its handlers:
+/// its types, its graph and its current state.
+///
+/// Implemented by the `workflow!` macro for the machine type (`Order` for
+/// `workflow Order`); users rarely implement it by hand.
+pub trait Machine: Sized {
+    /// The state enum (`OrderState`).
+    type State: Copy + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
+    /// The event enum (`OrderEvent`), including the generated activity and timer events.
+    type Event: fmt::Debug + Send + 'static;
+    /// The user's context type, owned by each instance.
+    type Context;
+
+    /// The static description of the workflow, for diagrams and introspection.
+    fn graph() -> &'static Graph<'static>;
+
+    /// A machine in the initial state owning `context`. No entry action runs.
+    fn new(context: Self::Context) -> Self;
+
+    /// The current state.
+    fn state(&self) -> Self::State;
+
+    /// The instance's context.
+    fn context(&self) -> &Self::Context;
+
+    /// Takes the machine apart, giving back its context.
+    fn into_context(self) -> Self::Context;
+}
+
+/// A machine driven by the handlers `H` (any implementation of the
+/// generated handler trait).
+pub trait Workflow<H: ?Sized>: Machine {
+    /// Delivers one event: runs the first enabled transition of the current
+    /// state (exit actions, transition actions, entry actions) and reports it,
+    /// or rejects the event and changes nothing.
+    fn handle(&mut self, event: &Self::Event, handlers: &H) -> Result<Step<Self::State>, Rejected<Self::State>>;
+
+    /// Runs the current state's activity under its retry policy and returns the
+    /// event it produced (its `done` or its error event), or `None` if the
+    /// state invokes nothing.
+    fn run_activity<'a>(&'a self, handlers: &'a H) -> impl Future<Output = Option<Self::Event>> + Send + 'a
+    where
+        H: 'a;
+}
+
+/// A transition taken by `handle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Step<S> {
+    /// The state before the event.
+    pub from: S,
+    /// The state after it (equal to `from` for a targetless transition).
+    pub to: S,
+    /// Index of the transition taken in the graph's
+    /// [`transitions`](Graph::transitions).
+    pub transition: u16,
+    /// Whether `from` was exited and `to` entered. `false` only for a
+    /// targetless transition; a self-transition exits and re-enters.
+    pub exited: bool,
+}
+
+/// The error `handle` returns for an event the current state does not accept
+/// (no transition on it, or every guard said no). The machine is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rejected<S> {
+    /// The state that rejected the event.
+    pub state: S,
+    /// The event's name.
+    pub event: &'static str,
+}
+
+impl<S: fmt::Display> fmt::Display for Rejected<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event `{}` is not accepted in state `{}`", self.event, self.state)
+    }
+}
+
+impl<S: fmt::Debug + fmt::Display> std::error::Error for Rejected<S> {}
