@@ -53,8 +53,15 @@
 pub use workflow_macros::workflow;
 pub use workflow_runtime::*;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Everything a workflow definition and its handlers need in scope.
 pub mod prelude {
     pub use workflow_macros::workflow;
-    pub use workflow_runtime::{ActivityCall, ActivityError, ErrorKind, Machine, Rejected, RetryPolicy, Step, Workflow};
+    pub use workflow_runtime::{
+        ActivityCall, ActivityError, ErrorKind, Machine, Rejected, RetryPolicy, Step, Workflow,
+    };
 }

@@ -15,10 +15,20 @@ fn a_transition_runs_exit_then_transition_then_entry_actions() {
     let services = Services::default();
     let mut order = Order::new(OrderCtx::default());
     let step = order.handle(&submit(7, 250), &services).unwrap();
-    assert_eq!(step, Step { from: OrderState::Start, to: OrderState::Charging, transition: 0, exited: true });
+    assert_eq!(
+        step,
+        Step {
+            from: OrderState::Start,
+            to: OrderState::Charging,
+            transition: 0,
+            exited: true
+        }
+    );
     assert_eq!((order.context().id, order.context().amount), (7, 250));
     assert_eq!(order.context().log, ["enter Charging"]);
-    let step = order.handle(&OrderEvent::ChargePaymentDone(Receipt("r".into())), &services).unwrap();
+    let step = order
+        .handle(&OrderEvent::ChargePaymentDone(Receipt("r".into())), &services)
+        .unwrap();
     assert_eq!(step.to, OrderState::Reserving);
     assert_eq!(order.context().log, ["enter Charging", "exit Charging", "keep receipt"]);
     assert_eq!(order.context().receipt.as_deref(), Some("r"));
@@ -30,8 +40,17 @@ fn a_rejected_event_changes_nothing_and_names_state_and_event() {
     let mut order = Order::with_state(OrderState::Shipping, OrderCtx::default());
     let before = order.context().clone();
     let rejected = order.handle(&OrderEvent::OrderDelivered, &services).unwrap_err();
-    assert_eq!(rejected, Rejected { state: OrderState::Shipping, event: "OrderDelivered" });
-    assert_eq!(rejected.to_string(), "event `OrderDelivered` is not accepted in state `Shipping`");
+    assert_eq!(
+        rejected,
+        Rejected {
+            state: OrderState::Shipping,
+            event: "OrderDelivered"
+        }
+    );
+    assert_eq!(
+        rejected.to_string(),
+        "event `OrderDelivered` is not accepted in state `Shipping`"
+    );
     assert_eq!(order.state(), OrderState::Shipping);
     assert_eq!(order.context(), &before);
 }
@@ -41,10 +60,16 @@ fn guarded_transitions_are_tried_in_order_with_an_unguarded_else() {
     let services = Services::default();
     let mut order = Order::with_state(OrderState::InTransit, OrderCtx::default());
     let failed = |reason: &str| OrderEvent::from(DeliveryFailed { reason: reason.into() });
-    assert_eq!(order.handle(&failed("not home"), &services).unwrap().to, OrderState::Shipping);
+    assert_eq!(
+        order.handle(&failed("not home"), &services).unwrap().to,
+        OrderState::Shipping
+    );
     assert_eq!(order.context().attempts, 1);
     order.handle(&OrderEvent::ShipmentReady, &services).unwrap();
-    assert_eq!(order.handle(&failed("address unknown"), &services).unwrap().to, OrderState::Refunding);
+    assert_eq!(
+        order.handle(&failed("address unknown"), &services).unwrap().to,
+        OrderState::Refunding
+    );
     assert_eq!(order.context().attempts, 1, "the else branch runs no action");
 }
 
@@ -53,7 +78,15 @@ fn targetless_transitions_run_actions_without_exit_or_entry() {
     let services = Services::default();
     let mut order = Order::with_state(OrderState::Charging, OrderCtx::default());
     let step = order.handle(&OrderEvent::Ping, &services).unwrap();
-    assert_eq!(step, Step { from: OrderState::Charging, to: OrderState::Charging, transition: 4, exited: false });
+    assert_eq!(
+        step,
+        Step {
+            from: OrderState::Charging,
+            to: OrderState::Charging,
+            transition: 4,
+            exited: false
+        }
+    );
     assert_eq!(order.context().log, ["ping"]);
 }
 
@@ -62,7 +95,10 @@ fn timers_are_events_of_their_state() {
     let services = Services::default();
     let mut order = Order::with_state(OrderState::Shipping, OrderCtx::default());
     assert_eq!(OrderEvent::ShippingAfter48h.name(), "ShippingAfter48h");
-    assert_eq!(order.handle(&OrderEvent::ShippingAfter48h, &services).unwrap().to, OrderState::Escalated);
+    assert_eq!(
+        order.handle(&OrderEvent::ShippingAfter48h, &services).unwrap().to,
+        OrderState::Escalated
+    );
     assert!(order.is_finished());
 }
 
@@ -82,10 +118,20 @@ fn the_state_enum_knows_its_states() {
 #[tokio::test(start_paused = true)]
 async fn run_activity_retries_under_the_declared_policy() {
     let services = Services::failing_payments(2);
-    let mut order = Order::with_state(OrderState::Charging, OrderCtx { id: 3, ..OrderCtx::default() });
+    let mut order = Order::with_state(
+        OrderState::Charging,
+        OrderCtx {
+            id: 3,
+            ..OrderCtx::default()
+        },
+    );
     let start = tokio::time::Instant::now();
     let event = order.run_activity(&services).await.unwrap();
-    assert_eq!(start.elapsed(), std::time::Duration::from_millis(300), "backoff 100ms then 200ms");
+    assert_eq!(
+        start.elapsed(),
+        std::time::Duration::from_millis(300),
+        "backoff 100ms then 200ms"
+    );
     match &event {
         OrderEvent::ChargePaymentDone(receipt) => assert_eq!(receipt.0, "receipt-3-attempt-3"),
         other => panic!("unexpected {other:?}"),
@@ -98,11 +144,16 @@ async fn an_exhausted_activity_takes_the_error_arm() {
     let services = Services::failing_payments(5);
     let mut order = Order::with_state(OrderState::Charging, OrderCtx::default());
     let event = order.run_activity(&services).await.unwrap();
-    let OrderEvent::ChargePaymentFailed(error) = &event else { panic!("expected a failure, got {event:?}") };
+    let OrderEvent::ChargePaymentFailed(error) = &event else {
+        panic!("expected a failure, got {event:?}")
+    };
     assert_eq!((error.attempts(), error.kind()), (3, ErrorKind::Failed));
     order.handle(&event, &services).unwrap();
     assert_eq!(order.state(), OrderState::Cancelled);
-    assert_eq!(order.context().log.last().unwrap(), "payment failed: card reader offline");
+    assert_eq!(
+        order.context().log.last().unwrap(),
+        "payment failed: card reader offline"
+    );
 }
 
 #[tokio::test]
@@ -120,15 +171,27 @@ fn the_graph_describes_the_block() {
     assert_eq!(graph.events[0].fields, &[("id", "u64"), ("amount", "u64")]);
     let charging = &graph.states[1];
     let invoke = charging.invoke.unwrap();
-    assert_eq!((invoke.activity, invoke.output, invoke.policy.max_attempts), ("charge_payment", "Receipt", 3));
+    assert_eq!(
+        (invoke.activity, invoke.output, invoke.policy.max_attempts),
+        ("charge_payment", "Receipt", 3)
+    );
     assert_eq!(invoke.policy.timeout, Some(std::time::Duration::from_secs(10)));
     assert_eq!(graph.states[2].compensate, Some("release_stock"));
     assert_eq!(graph.transitions.len(), 14);
     let mermaid = graph.to_mermaid();
-    assert!(mermaid.contains("InTransit --> Shipping: DeliveryFailed [can_redeliver] / count_attempt"), "{mermaid}");
-    assert!(mermaid.contains("Charging --> Reserving: done(charge_payment) / keep_receipt"), "{mermaid}");
+    assert!(
+        mermaid.contains("InTransit --> Shipping: DeliveryFailed [can_redeliver] / count_attempt"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("Charging --> Reserving: done(charge_payment) / keep_receipt"),
+        "{mermaid}"
+    );
     let dot = graph.to_dot();
-    assert!(dot.contains("\"Shipping\" -> \"Escalated\" [label=\"after 2d\"];"), "{dot}");
+    assert!(
+        dot.contains("\"Shipping\" -> \"Escalated\" [label=\"after 2d\"];"),
+        "{dot}"
+    );
 }
 
 #[test]

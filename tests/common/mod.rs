@@ -84,7 +84,10 @@ pub struct Services {
 
 impl Services {
     pub fn failing_payments(n: u32) -> Self {
-        Self { payment_failures: AtomicU32::new(n), ..Self::default() }
+        Self {
+            payment_failures: AtomicU32::new(n),
+            ..Self::default()
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Ident, Type};
 
-use workflow_runtime::graph::{EventInfo, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, Trigger as GraphTrigger};
+use workflow_runtime::graph::{
+    EventInfo, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, Trigger as GraphTrigger,
+};
 use workflow_runtime::RetryPolicy;
 
 use crate::model::{Invoke, StateId, StateKind, Transition, Trigger};
@@ -184,7 +186,7 @@ fn state_enum(v: &Validated, names: &Names) -> TokenStream {
 
         impl ::core::fmt::Display for #state {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(self.name())
+                f.pad(self.name())
             }
         }
     }
@@ -242,7 +244,11 @@ fn event_enum(v: &Validated, names: &Names) -> TokenStream {
         variants.push(quote!(#timer_doc #variant));
         name_arms.push(quote!(Self::#variant => #text));
     }
-    let body = if name_arms.is_empty() { quote!(match *self {}) } else { quote!(match self { #(#name_arms),* }) };
+    let body = if name_arms.is_empty() {
+        quote!(match *self {})
+    } else {
+        quote!(match self { #(#name_arms),* })
+    };
     let docs = doc(format!(
         "The events of workflow [`{machine}`]: the declared ones, then those the machine makes itself \
          (activity outcomes and timers)."
@@ -283,12 +289,20 @@ fn input_param(v: &Validated, names: &Names, input: &Input) -> Option<TokenStrea
 
 fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { handlers, context, machine, .. } = names;
+    let Names {
+        handlers,
+        context,
+        machine,
+        ..
+    } = names;
     let vis = &m.vis;
     let guards = v.guards.iter().map(|g| {
         let Handler { name, input } = g;
         let param = input_param(v, names, input);
-        let docs = doc(format!("Guard `{name}`: whether the transition may fire.{}", uses(v, name)));
+        let docs = doc(format!(
+            "Guard `{name}`: whether the transition may fire.{}",
+            uses(v, name)
+        ));
         quote!(#docs fn #name(&self, context: &#context, #param) -> bool;)
     });
     let actions = v.actions.iter().map(|a| {
@@ -306,7 +320,9 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
         future_method(docs, name, context, output)
     });
     let compensations = v.compensations.iter().map(|name| {
-        let docs = doc(format!("Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."));
+        let docs = doc(format!(
+            "Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."
+        ));
         future_method(docs, name, context, &syn::parse_quote!(()))
     });
     let docs = doc(format!(
@@ -356,7 +372,9 @@ fn uses(v: &Validated, handler: &Ident) -> String {
 fn transition_label(v: &Validated, t: &Transition) -> String {
     let m = &v.model;
     let source = &m.states[t.source].name;
-    let target = t.target.map_or_else(|| "(stays)".to_string(), |s| m.states[s].name.to_string());
+    let target = t
+        .target
+        .map_or_else(|| "(stays)".to_string(), |s| m.states[s].name.to_string());
     let trigger = match t.trigger {
         Trigger::Event(e) => m.events[e].name.to_string(),
         Trigger::Done => "done".to_string(),
@@ -379,7 +397,13 @@ fn states_invoking(v: &Validated, activity: &Ident) -> String {
 
 fn machine_type(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { machine, state, event, handlers, context } = names;
+    let Names {
+        machine,
+        state,
+        event,
+        handlers,
+        context,
+    } = names;
     let vis = &m.vis;
     let attrs = &m.attrs;
     let initial = &m.states[m.initial].name;
@@ -525,8 +549,13 @@ fn groups(v: &Validated, trigger: impl Fn(&Trigger) -> bool) -> Groups {
 
 fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { state, event, handlers, .. } = names;
-    let reject = quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: event.name() }));
+    let Names {
+        state, event, handlers, ..
+    } = names;
+    let reject = quote!(::core::result::Result::Err(::workflow::Rejected {
+        state: from,
+        event: event.name()
+    }));
     let mut arms = Vec::new();
     let mut variant_count = 0;
     let mut uses_handlers = false;
@@ -550,24 +579,37 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
         let name = &e.name;
         let groups = groups(v, |t| *t == Trigger::Event(id));
         let binding = e.fields.is_some() && groups_need_payload(v, &groups);
-        let pattern = if e.fields.is_some() && !binding { quote!(#event::#name(_)) } else { quote!(#event::#name) };
+        let pattern = if e.fields.is_some() && !binding {
+            quote!(#event::#name(_))
+        } else {
+            quote!(#event::#name)
+        };
         arm(pattern, groups, binding, &mut arms);
     }
     for a in &v.activities {
         variant_count += 2;
         let invoked_here = |s: StateId| v.activity_of(s).is_some_and(|x| x.name == a.name);
         for (variant, trigger) in [(&a.done_variant, Trigger::Done), (&a.failed_variant, Trigger::Error)] {
-            let groups: Groups = groups(v, |t| *t == trigger).into_iter().filter(|(s, _)| invoked_here(*s)).collect();
+            let groups: Groups = groups(v, |t| *t == trigger)
+                .into_iter()
+                .filter(|(s, _)| invoked_here(*s))
+                .collect();
             let binding = groups_need_payload(v, &groups);
-            let pattern = if binding { quote!(#event::#variant) } else { quote!(#event::#variant(_)) };
+            let pattern = if binding {
+                quote!(#event::#variant)
+            } else {
+                quote!(#event::#variant(_))
+            };
             arm(pattern, groups, binding, &mut arms);
         }
     }
     for timer in &v.timers {
         variant_count += 1;
         let variant = &timer.variant;
-        let groups: Groups =
-            groups(v, |t| *t == Trigger::After(timer.delay)).into_iter().filter(|(s, _)| *s == timer.state).collect();
+        let groups: Groups = groups(v, |t| *t == Trigger::After(timer.delay))
+            .into_iter()
+            .filter(|(s, _)| *s == timer.state)
+            .collect();
         arm(quote!(#event::#variant), groups, false, &mut arms);
     }
     let body = if variant_count == 0 {
@@ -579,7 +621,11 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
             match event { #(#arms,)* #rest }
         }
     };
-    let handlers_param = if uses_handlers { quote!(handlers) } else { quote!(_handlers) };
+    let handlers_param = if uses_handlers {
+        quote!(handlers)
+    } else {
+        quote!(_handlers)
+    };
     quote! {
         /// Delivers one event: takes the first transition of the current state
         /// whose trigger matches and whose guard holds, running the exit
@@ -600,21 +646,32 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
 fn groups_need_payload(v: &Validated, groups: &Groups) -> bool {
     groups.iter().flat_map(|(_, list)| list).any(|&t| {
         let transition = &v.model.transitions[t];
-        transition
-            .guard
-            .iter()
-            .chain(&transition.actions)
-            .any(|name| matches!(handler_input(v, name), Some(Input::Event(_) | Input::Output(_) | Input::Error)))
+        transition.guard.iter().chain(&transition.actions).any(|name| {
+            matches!(
+                handler_input(v, name),
+                Some(Input::Event(_) | Input::Output(_) | Input::Error)
+            )
+        })
     })
 }
 
 fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
-    v.guards.iter().chain(&v.actions).find(|h| &h.name == name).map(|h| &h.input)
+    v.guards
+        .iter()
+        .chain(&v.actions)
+        .find(|h| &h.name == name)
+        .map(|h| &h.input)
 }
 
 /// `if guard { A } else if guard { B } else { C }` over one state's
 /// transitions on one trigger, ending in a rejection when every one is guarded.
-fn transition_chain(v: &Validated, names: &Names, list: &[usize], reject: &TokenStream, uses_handlers: &mut bool) -> TokenStream {
+fn transition_chain(
+    v: &Validated,
+    names: &Names,
+    list: &[usize],
+    reject: &TokenStream,
+    uses_handlers: &mut bool,
+) -> TokenStream {
     let mut chain = TokenStream::new();
     let mut closed = false;
     for (i, &t) in list.iter().enumerate() {
@@ -693,10 +750,14 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
 
 fn run_activity_fn(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { state, event, handlers, .. } = names;
+    let Names {
+        state, event, handlers, ..
+    } = names;
     let mut arms = Vec::new();
     for (id, s) in m.states.iter().enumerate() {
-        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else { continue };
+        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else {
+            continue;
+        };
         let name = &s.name;
         let method = &activity.name;
         let text = method.to_string();
@@ -713,7 +774,11 @@ fn run_activity_fn(v: &Validated, names: &Names) -> TokenStream {
             }
         });
     }
-    let handlers_param = if arms.is_empty() { quote!(_handlers) } else { quote!(handlers) };
+    let handlers_param = if arms.is_empty() {
+        quote!(_handlers)
+    } else {
+        quote!(handlers)
+    };
     let rest = (arms.len() < m.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
     quote! {
         /// Runs the current state's activity under its retry policy and
@@ -736,7 +801,11 @@ fn run_activity_fn(v: &Validated, names: &Names) -> TokenStream {
 }
 
 fn policy(invoke: &Invoke) -> RetryPolicy {
-    let mut policy = RetryPolicy { max_attempts: invoke.max_attempts, timeout: invoke.timeout.map(|t| t.0), ..RetryPolicy::ONCE };
+    let mut policy = RetryPolicy {
+        max_attempts: invoke.max_attempts,
+        timeout: invoke.timeout.map(|t| t.0),
+        ..RetryPolicy::ONCE
+    };
     if let Some((min, max, _)) = invoke.backoff {
         policy.initial_interval = min;
         policy.max_interval = max;
@@ -776,9 +845,17 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     let invokes: Vec<Option<(String, String, RetryPolicy)>> = m
         .states
         .iter()
-        .map(|s| s.invoke.as_ref().map(|i| (i.activity.to_string(), type_text(&i.output), policy(i))))
+        .map(|s| {
+            s.invoke
+                .as_ref()
+                .map(|i| (i.activity.to_string(), type_text(&i.output), policy(i)))
+        })
         .collect();
-    let compensations: Vec<Option<String>> = m.states.iter().map(|s| s.compensate.as_ref().map(|c| c.1.to_string())).collect();
+    let compensations: Vec<Option<String>> = m
+        .states
+        .iter()
+        .map(|s| s.compensate.as_ref().map(|c| c.1.to_string()))
+        .collect();
     let event_names: Vec<String> = m.events.iter().map(|e| e.name.to_string()).collect();
     let fields: Vec<Vec<(String, String)>> = m
         .events
@@ -787,12 +864,25 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             e.fields
                 .iter()
                 .flatten()
-                .map(|f| (f.ident.as_ref().map(Ident::to_string).unwrap_or_default(), type_text(&f.ty)))
+                .map(|f| {
+                    (
+                        f.ident.as_ref().map(Ident::to_string).unwrap_or_default(),
+                        type_text(&f.ty),
+                    )
+                })
                 .collect()
         })
         .collect();
-    let activities: Vec<Option<String>> = m.states.iter().map(|s| s.invoke.as_ref().map(|i| i.activity.to_string())).collect();
-    let guards: Vec<Option<String>> = m.transitions.iter().map(|t| t.guard.as_ref().map(Ident::to_string)).collect();
+    let activities: Vec<Option<String>> = m
+        .states
+        .iter()
+        .map(|s| s.invoke.as_ref().map(|i| i.activity.to_string()))
+        .collect();
+    let guards: Vec<Option<String>> = m
+        .transitions
+        .iter()
+        .map(|t| t.guard.as_ref().map(Ident::to_string))
+        .collect();
     let actions: Vec<Vec<String>> = m.transitions.iter().map(|t| idents(&t.actions)).collect();
 
     fn refs(list: &[String]) -> Vec<&str> {
@@ -800,8 +890,10 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     }
     let entry_refs: Vec<Vec<&str>> = entries.iter().map(|l| refs(l)).collect();
     let exit_refs: Vec<Vec<&str>> = exits.iter().map(|l| refs(l)).collect();
-    let field_refs: Vec<Vec<(&str, &str)>> =
-        fields.iter().map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()).collect();
+    let field_refs: Vec<Vec<(&str, &str)>> = fields
+        .iter()
+        .map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect())
+        .collect();
     let action_refs: Vec<Vec<&str>> = actions.iter().map(|l| refs(l)).collect();
 
     let states: Vec<StateInfo<'_>> = m
@@ -817,12 +909,19 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             parent: s.parent,
             entry: &entry_refs[i],
             exit: &exit_refs[i],
-            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo { activity, output, policy: *policy }),
+            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo {
+                activity,
+                output,
+                policy: *policy,
+            }),
             compensate: compensations[i].as_deref(),
         })
         .collect();
-    let events: Vec<EventInfo<'_>> =
-        event_names.iter().zip(&field_refs).map(|(name, fields)| EventInfo { name, fields }).collect();
+    let events: Vec<EventInfo<'_>> = event_names
+        .iter()
+        .zip(&field_refs)
+        .map(|(name, fields)| EventInfo { name, fields })
+        .collect();
     let transitions: Vec<TransitionInfo<'_>> = m
         .transitions
         .iter()
@@ -841,15 +940,29 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
         })
         .collect();
     let name = m.name.to_string();
-    f(&Graph { name: &name, initial: m.initial, states: &states, events: &events, transitions: &transitions })
+    f(&Graph {
+        name: &name,
+        initial: m.initial,
+        states: &states,
+        events: &events,
+        transitions: &transitions,
+    })
 }
 
 /// A type as a reader would write it: `Vec<u8>`, not `Vec < u8 >`.
 fn type_text(ty: &Type) -> String {
     let text = ty.to_token_stream().to_string();
-    [(" < ", "<"), ("< ", "<"), (" >", ">"), (" :: ", "::"), (":: ", "::"), ("& ", "&"), (" ,", ",")]
-        .iter()
-        .fold(text, |acc, (from, to)| acc.replace(from, to))
+    [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" ,", ","),
+    ]
+    .iter()
+    .fold(text, |acc, (from, to)| acc.replace(from, to))
 }
 
 /// The tokens of a `::workflow::Graph` literal equal to `g`.
@@ -860,14 +973,26 @@ fn graph_tokens(g: &Graph<'_>) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let states = g.states.iter().map(|s| {
-        let StateInfo { name, kind, parent, entry, exit, invoke, compensate } = s;
+        let StateInfo {
+            name,
+            kind,
+            parent,
+            entry,
+            exit,
+            invoke,
+            compensate,
+        } = s;
         let kind = match kind {
             GraphKind::Atomic => quote!(#path::StateKind::Atomic),
             GraphKind::Final { failure } => quote!(#path::StateKind::Final { failure: #failure }),
         };
         let parent = option(parent.map(|p| Literal::usize_unsuffixed(p).into_token_stream()));
         let invoke = option(invoke.map(|i| {
-            let InvokeInfo { activity, output, policy } = i;
+            let InvokeInfo {
+                activity,
+                output,
+                policy,
+            } = i;
             let policy = policy_tokens(&policy);
             quote!(#path::InvokeInfo { activity: #activity, output: #output, policy: #policy })
         }));

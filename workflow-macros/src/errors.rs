@@ -91,14 +91,20 @@ mod tests {
     #[test]
     fn suggests_the_nearest_name() {
         let states = names(&["Shipping", "Charging", "Start"]);
-        assert_eq!(unknown("state", "Shiping", &states), "unknown state `Shiping`: did you mean `Shipping`?");
+        assert_eq!(
+            unknown("state", "Shiping", &states),
+            "unknown state `Shiping`: did you mean `Shipping`?"
+        );
         assert_eq!(closest("charging", &states), Some("Charging"));
     }
 
     #[test]
     fn lists_the_names_when_nothing_is_close() {
         let states = names(&["Shipping", "Start"]);
-        assert_eq!(unknown("state", "Zebra", &states), "unknown state `Zebra`: expected one of `Shipping`, `Start`");
+        assert_eq!(
+            unknown("state", "Zebra", &states),
+            "unknown state `Zebra`: expected one of `Shipping`, `Start`"
+        );
         assert_eq!(unknown("event", "Go", &[]), "unknown event `Go`: none is declared");
     }
 
@@ -115,7 +121,12 @@ mod tests {
         let mut errors = Errors::default();
         errors.push(Span::call_site(), "one");
         errors.push(Span::call_site(), "two");
-        let all: Vec<String> = errors.finish(()).unwrap_err().into_iter().map(|e| e.to_string()).collect();
+        let all: Vec<String> = errors
+            .finish(())
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(all, ["one", "two"]);
     }
 }

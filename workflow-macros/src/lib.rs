@@ -29,5 +29,11 @@ fn expand(input: TokenStream) -> TokenStream {
     syn::parse2::<parse::WorkflowDef>(input)
         .and_then(model::build)
         .and_then(validate::validate)
-        .map_or_else(|error| error.to_compile_error(), |validated| codegen::generate(&validated))
+        .map_or_else(
+            |error| error.to_compile_error(),
+            |validated| codegen::generate(&validated),
+        )
 }
+
+#[cfg(test)]
+mod never_panics;

@@ -28,8 +28,13 @@ pub enum Lint {
 }
 
 impl Lint {
-    pub const ALL: [Lint; 5] =
-        [Lint::UnreachableState, Lint::DeadEnd, Lint::NoPathToFinal, Lint::ShadowedTransition, Lint::UnhandledError];
+    pub const ALL: [Lint; 5] = [
+        Lint::UnreachableState,
+        Lint::DeadEnd,
+        Lint::NoPathToFinal,
+        Lint::ShadowedTransition,
+        Lint::UnhandledError,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -173,7 +178,11 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
                     }
-                    events.push(Event { name: event.name, attrs: event.attrs, fields: event.fields });
+                    events.push(Event {
+                        name: event.name,
+                        attrs: event.attrs,
+                        fields: event.fields,
+                    });
                 }
             }
             Item::State(state) => {
@@ -186,10 +195,16 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         }
     }
 
-    let state_index: HashMap<String, StateId> =
-        state_defs.iter().enumerate().map(|(i, s)| (s.name.to_string(), i)).collect();
-    let event_index: HashMap<String, EventId> =
-        events.iter().enumerate().map(|(i, e)| (e.name.to_string(), i)).collect();
+    let state_index: HashMap<String, StateId> = state_defs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.to_string(), i))
+        .collect();
+    let event_index: HashMap<String, EventId> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.to_string(), i))
+        .collect();
     let state_names: Vec<String> = state_defs.iter().map(|s| s.name.to_string()).collect();
     let event_names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
     let resolve_state = |name: &Ident, errors: &mut Errors| -> Option<StateId> {
@@ -203,7 +218,10 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
     let initial = match &initial {
         Some(name) => resolve_state(name, &mut errors),
         None => {
-            errors.push(def.name.span(), "missing `initial STATE;`: name the state the workflow starts in");
+            errors.push(
+                def.name.span(),
+                "missing `initial STATE;`: name the state the workflow starts in",
+            );
             None
         }
     };
@@ -217,7 +235,9 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         let (attrs, state_allowed) = split_state_attrs(state.attrs, &mut errors);
         let kind = match state.final_marker {
             None => StateKind::Atomic,
-            Some(marker) => StateKind::Final { failure: marker.is_some() },
+            Some(marker) => StateKind::Final {
+                failure: marker.is_some(),
+            },
         };
         let mut built = State {
             name: state.name,
@@ -237,7 +257,15 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         };
         let arm = |trigger: Trigger, arm: ArmDef, errors: &mut Errors| {
             let target = resolve_state(&arm.target, errors);
-            Transition { source: id, trigger, span: arm.span, guard: None, target, actions: arm.actions, delay_text: None }
+            Transition {
+                source: id,
+                trigger,
+                span: arm.span,
+                guard: None,
+                target,
+                actions: arm.actions,
+                delay_text: None,
+            }
         };
         for item in state.body {
             match item {
@@ -284,10 +312,21 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 }
                 StateItem::Invoke(invoke) => {
                     if built.invoke.is_some() {
-                        errors.push(invoke.span, "a state invokes at most one activity: split the work into states");
+                        errors.push(
+                            invoke.span,
+                            "a state invokes at most one activity: split the work into states",
+                        );
                         continue;
                     }
-                    let InvokeDef { span, activity, output, retry, timeout, done, error } = invoke;
+                    let InvokeDef {
+                        span,
+                        activity,
+                        output,
+                        retry,
+                        timeout,
+                        done,
+                        error,
+                    } = invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
                     if let Some(done) = done {
                         push(arm(Trigger::Done, done, &mut errors), &mut built);
@@ -296,8 +335,10 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         push(arm(Trigger::Error, error, &mut errors), &mut built);
                     }
                     let max_attempts = retry.as_ref().map_or(1, |r| r.retries.saturating_add(1));
-                    let backoff = retry
-                        .and_then(|r| r.backoff.map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span))));
+                    let backoff = retry.and_then(|r| {
+                        r.backoff
+                            .map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span)))
+                    });
                     built.invoke = Some(Invoke {
                         span,
                         activity,

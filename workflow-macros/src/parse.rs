@@ -140,9 +140,16 @@ impl Parse for WorkflowDef {
             items.push(content.parse()?);
         }
         if !input.is_empty() {
-            return Err(input.error("unexpected tokens after the workflow's closing brace: one `workflow!` block declares one workflow"));
+            return Err(input.error(
+                "unexpected tokens after the workflow's closing brace: one `workflow!` block declares one workflow",
+            ));
         }
-        Ok(WorkflowDef { attrs, vis, name, items })
+        Ok(WorkflowDef {
+            attrs,
+            vis,
+            name,
+            items,
+        })
     }
 }
 
@@ -154,7 +161,10 @@ impl Parse for Item {
             return parse_state(input, attrs).map(Item::State);
         }
         if let Some(attr) = attrs.first() {
-            return Err(syn::Error::new_spanned(attr, "attributes are allowed only on the workflow, its states and its events"));
+            return Err(syn::Error::new_spanned(
+                attr,
+                "attributes are allowed only on the workflow, its states and its events",
+            ));
         }
         if lookahead.peek(kw::context) {
             let span = input.parse::<kw::context>()?.span;
@@ -171,7 +181,9 @@ impl Parse for Item {
             let content;
             braced!(content in input);
             let events = Punctuated::<EventDef, Token![,]>::parse_terminated(&content)?;
-            Ok(Item::Events { events: events.into_iter().collect() })
+            Ok(Item::Events {
+                events: events.into_iter().collect(),
+            })
         } else {
             Err(lookahead.error())
         }
@@ -209,18 +221,32 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
                 return Err(content.error("expected `)`: the only marker of a final state is `(failure)`"));
             }
         }
-        let body = if input.peek(syn::token::Brace) { parse_state_body(input)? } else { Vec::new() };
+        let body = if input.peek(syn::token::Brace) {
+            parse_state_body(input)?
+        } else {
+            Vec::new()
+        };
         if input.peek(Token![;]) {
             input.parse::<Token![;]>()?;
         } else if body.is_empty() {
             return Err(input.error("expected `;` after a final state"));
         }
-        return Ok(StateDef { attrs, final_marker: Some(marker), name, body });
+        return Ok(StateDef {
+            attrs,
+            final_marker: Some(marker),
+            name,
+            body,
+        });
     }
     input.parse::<kw::state>()?;
     let name: Ident = input.parse()?;
     let body = parse_state_body(input)?;
-    Ok(StateDef { attrs, final_marker: None, name, body })
+    Ok(StateDef {
+        attrs,
+        final_marker: None,
+        name,
+        body,
+    })
 }
 
 fn parse_state_body(input: ParseStream) -> syn::Result<Vec<StateItem>> {
@@ -245,15 +271,29 @@ impl Parse for StateItem {
             } else {
                 None
             };
-            let target = if input.peek(Token![=>]) { Some(parse_target(input)?) } else { None };
+            let target = if input.peek(Token![=>]) {
+                Some(parse_target(input)?)
+            } else {
+                None
+            };
             let actions = parse_actions(input)?;
-            Ok(StateItem::On(OnDef { span, event, guard, target, actions }))
+            Ok(StateItem::On(OnDef {
+                span,
+                event,
+                guard,
+                target,
+                actions,
+            }))
         } else if lookahead.peek(kw::entry) {
             input.parse::<kw::entry>()?;
-            Ok(StateItem::Entry { actions: parse_action_list(input)? })
+            Ok(StateItem::Entry {
+                actions: parse_action_list(input)?,
+            })
         } else if lookahead.peek(kw::exit) {
             input.parse::<kw::exit>()?;
-            Ok(StateItem::Exit { actions: parse_action_list(input)? })
+            Ok(StateItem::Exit {
+                actions: parse_action_list(input)?,
+            })
         } else if lookahead.peek(kw::invoke) {
             parse_invoke(input).map(StateItem::Invoke)
         } else if lookahead.peek(kw::after) {
@@ -261,14 +301,20 @@ impl Parse for StateItem {
             let delay = input.parse()?;
             let target = parse_target(input)?;
             let actions = parse_actions(input)?;
-            Ok(StateItem::After(AfterDef { span, delay, target, actions }))
+            Ok(StateItem::After(AfterDef {
+                span,
+                delay,
+                target,
+                actions,
+            }))
         } else if lookahead.peek(kw::compensate) {
             let span = input.parse::<kw::compensate>()?.span;
             let action = input.parse()?;
             input.parse::<Token![;]>()?;
             Ok(StateItem::Compensate { span, action })
         } else if lookahead.peek(kw::state) || lookahead.peek(Token![final]) {
-            Err(input.error("nested states are not supported yet: declare every state at the top level of the workflow"))
+            Err(input
+                .error("nested states are not supported yet: declare every state at the top level of the workflow"))
         } else {
             Err(lookahead.error())
         }
@@ -317,7 +363,15 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
     }
     input.parse::<Token![->]>()?;
     let output: Type = input.parse()?;
-    let mut invoke = InvokeDef { span, activity, output, retry: None, timeout: None, done: None, error: None };
+    let mut invoke = InvokeDef {
+        span,
+        activity,
+        output,
+        retry: None,
+        timeout: None,
+        done: None,
+        error: None,
+    };
     if input.peek(Token![;]) {
         input.parse::<Token![;]>()?;
         return Ok(invoke);
@@ -330,7 +384,10 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
             let span = content.parse::<kw::retry>()?.span;
             let count: LitInt = content.parse()?;
             if !count.suffix().is_empty() {
-                return Err(syn::Error::new(count.span(), "expected a number of retries without a unit, such as `retry 3`"));
+                return Err(syn::Error::new(
+                    count.span(),
+                    "expected a number of retries without a unit, such as `retry 3`",
+                ));
             }
             let retries = count.base10_parse::<u32>()?;
             let backoff = if content.peek(kw::backoff) {
@@ -369,7 +426,10 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, what: &str) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(span, format!("duplicate `{what}`: an invoke has at most one")));
+        return Err(syn::Error::new(
+            span,
+            format!("duplicate `{what}`: an invoke has at most one"),
+        ));
     }
     *slot = Some(value);
     Ok(())
@@ -379,11 +439,17 @@ impl Parse for DurationLit {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.peek(syn::LitFloat) {
             let lit: syn::LitFloat = input.parse()?;
-            return Err(syn::Error::new(lit.span(), "durations are whole numbers with a unit: write `1500ms`, not `1.5s`"));
+            return Err(syn::Error::new(
+                lit.span(),
+                "durations are whole numbers with a unit: write `1500ms`, not `1.5s`",
+            ));
         }
-        let lit: LitInt = input
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), "expected a duration such as `500ms`, `30s`, `5m`, `2h` or `7d`"))?;
+        let lit: LitInt = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected a duration such as `500ms`, `30s`, `5m`, `2h` or `7d`",
+            )
+        })?;
         let span = lit.span();
         let unit_ms: u64 = match lit.suffix() {
             "ms" => 1,
@@ -391,7 +457,12 @@ impl Parse for DurationLit {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(syn::Error::new(span, "this duration has no unit: add one of `ms`, `s`, `m`, `h`, `d`")),
+            "" => {
+                return Err(syn::Error::new(
+                    span,
+                    "this duration has no unit: add one of `ms`, `s`, `m`, `h`, `d`",
+                ))
+            }
             other => {
                 return Err(syn::Error::new(
                     span,
@@ -403,7 +474,11 @@ impl Parse for DurationLit {
         let ms = amount
             .checked_mul(unit_ms)
             .ok_or_else(|| syn::Error::new(span, "this duration is too long"))?;
-        Ok(DurationLit { span, value: Duration::from_millis(ms), text: lit.to_string() })
+        Ok(DurationLit {
+            span,
+            value: Duration::from_millis(ms),
+            text: lit.to_string(),
+        })
     }
 }
 
@@ -442,31 +517,54 @@ mod tests {
         .unwrap();
         assert_eq!(def.name, "Order");
         assert_eq!(def.items.len(), 7);
-        let Item::State(start) = &def.items[3] else { panic!("expected a state") };
+        let Item::State(start) = &def.items[3] else {
+            panic!("expected a state")
+        };
         assert_eq!(start.body.len(), 6);
-        let StateItem::On(on) = &start.body[2] else { panic!("expected `on`") };
+        let StateItem::On(on) = &start.body[2] else {
+            panic!("expected `on`")
+        };
         assert_eq!(on.guard.as_ref().unwrap(), "ok");
         assert_eq!(on.target.as_ref().unwrap(), "Busy");
         assert_eq!(on.actions.len(), 2);
-        let StateItem::On(targetless) = &start.body[3] else { panic!("expected `on`") };
+        let StateItem::On(targetless) = &start.body[3] else {
+            panic!("expected `on`")
+        };
         assert!(targetless.target.is_none());
-        let StateItem::After(after) = &start.body[4] else { panic!("expected `after`") };
+        let StateItem::After(after) = &start.body[4] else {
+            panic!("expected `after`")
+        };
         assert_eq!(after.delay.value, Duration::from_secs(7200));
-        let Item::State(busy) = &def.items[4] else { panic!("expected a state") };
-        let StateItem::Invoke(invoke) = &busy.body[0] else { panic!("expected `invoke`") };
+        let Item::State(busy) = &def.items[4] else {
+            panic!("expected a state")
+        };
+        let StateItem::Invoke(invoke) = &busy.body[0] else {
+            panic!("expected `invoke`")
+        };
         let retry = invoke.retry.as_ref().unwrap();
         assert_eq!(retry.retries, 3);
         let (min, max) = retry.backoff.as_ref().unwrap();
-        assert_eq!((min.value, max.value), (Duration::from_millis(100), Duration::from_secs(5)));
+        assert_eq!(
+            (min.value, max.value),
+            (Duration::from_millis(100), Duration::from_secs(5))
+        );
         assert_eq!(invoke.timeout.as_ref().unwrap().value, Duration::from_secs(10));
         assert!(invoke.done.is_some() && invoke.error.is_some());
-        let Item::State(failed) = &def.items[6] else { panic!("expected a state") };
+        let Item::State(failed) = &def.items[6] else {
+            panic!("expected a state")
+        };
         assert!(matches!(failed.final_marker, Some(Some(_))));
     }
 
     #[test]
     fn durations_take_every_unit() {
-        for (text, ms) in [("500ms", 500u64), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("7d", 604_800_000)] {
+        for (text, ms) in [
+            ("500ms", 500u64),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("7d", 604_800_000),
+        ] {
             let tokens: proc_macro2::TokenStream = text.parse().unwrap();
             let lit: DurationLit = syn::parse2(tokens).unwrap();
             assert_eq!(lit.value, Duration::from_millis(ms), "{text}");

@@ -83,15 +83,31 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     let mut signatures = Signatures::default();
     signatures.collect(&model, &mut errors);
     let (activities, timers) = generated_variants(&model, &signatures, &mut errors);
-    let Signatures { guards, actions, compensations, .. } = signatures;
-    errors.finish(Validated { model, guards, actions, activities, compensations, timers, shadowed })
+    let Signatures {
+        guards,
+        actions,
+        compensations,
+        ..
+    } = signatures;
+    errors.finish(Validated {
+        model,
+        guards,
+        actions,
+        activities,
+        compensations,
+        timers,
+        shadowed,
+    })
 }
 
 fn lint(model: &Model, state: StateId, lint: Lint, span: Span, message: String, errors: &mut Errors) {
     if model.allowed.union(model.states[state].allowed).allows(lint) {
         return;
     }
-    errors.push(span, format!("{message}\n(switch this check off with `#[allow({})]`)", lint.name()));
+    errors.push(
+        span,
+        format!("{message}\n(switch this check off with `#[allow({})]`)", lint.name()),
+    );
 }
 
 fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
@@ -104,7 +120,10 @@ fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
                 );
             }
             if let Some(invoke) = &state.invoke {
-                errors.push(invoke.span, format!("final state `{}` cannot invoke an activity", state.name));
+                errors.push(
+                    invoke.span,
+                    format!("final state `{}` cannot invoke an activity", state.name),
+                );
             }
             if let Some((span, _)) = &state.compensate {
                 errors.push(*span, format!("final state `{}` has no step to compensate", state.name));
@@ -115,7 +134,10 @@ fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
         if !invoke.has_done {
             errors.push(
                 invoke.span,
-                format!("`invoke {}` has no `done` arm: add `done => STATE;` to say where the workflow goes next", invoke.activity),
+                format!(
+                    "`invoke {}` has no `done` arm: add `done => STATE;` to say where the workflow goes next",
+                    invoke.activity
+                ),
             );
         }
         if !invoke.has_error {
@@ -124,7 +146,10 @@ fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
                 id,
                 Lint::UnhandledError,
                 invoke.span,
-                format!("`invoke {}` has no `error` arm: if it fails, state `{}` never moves on", invoke.activity, state.name),
+                format!(
+                    "`invoke {}` has no `error` arm: if it fails, state `{}` never moves on",
+                    invoke.activity, state.name
+                ),
                 errors,
             );
         }
@@ -189,7 +214,11 @@ fn check_graph(model: &Model, errors: &mut Errors) {
     for (id, state) in model.states.iter().enumerate() {
         let span = state.name.span();
         if !reachable[id] {
-            let message = format!("state `{}` is unreachable from the initial state `{}`", state.name, model.state_name(model.initial));
+            let message = format!(
+                "state `{}` is unreachable from the initial state `{}`",
+                state.name,
+                model.state_name(model.initial)
+            );
             lint(model, id, Lint::UnreachableState, span, message, errors);
             continue;
         }
@@ -322,7 +351,10 @@ impl Signatures {
 /// event enum when the handler serves several events; other mixes are errors.
 fn merge(model: &Model, list: &mut Vec<Handler>, name: &Ident, input: Input, role: &str, errors: &mut Errors) {
     let Some(handler) = list.iter_mut().find(|h| &h.name == name) else {
-        list.push(Handler { name: name.clone(), input });
+        list.push(Handler {
+            name: name.clone(),
+            input,
+        });
         return;
     };
     let merged = match (&handler.input, &input) {
@@ -394,8 +426,15 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
         if let Trigger::After(delay) = t.trigger {
             if !timers.iter().any(|x| x.state == t.source && x.delay == delay) {
                 let state = &model.states[t.source].name;
-                let text = t.delay_text.clone().unwrap_or_else(|| workflow_runtime::format_duration(delay));
-                timers.push(Timer { state: t.source, delay, variant: format_ident!("{}After{}", state, text, span = t.span) });
+                let text = t
+                    .delay_text
+                    .clone()
+                    .unwrap_or_else(|| workflow_runtime::format_duration(delay));
+                timers.push(Timer {
+                    state: t.source,
+                    delay,
+                    variant: format_ident!("{}After{}", state, text, span = t.span),
+                });
             }
         }
     }
@@ -403,22 +442,40 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
     let name = &model.name;
     let mut taken: HashMap<String, String> = HashMap::new();
     for generated in ["", "State", "Event", "Handlers"] {
-        taken.insert(format!("{name}{generated}"), format!("the generated type `{name}{generated}`"));
+        taken.insert(
+            format!("{name}{generated}"),
+            format!("the generated type `{name}{generated}`"),
+        );
     }
     for activity in &activities {
         for variant in [&activity.done_variant, &activity.failed_variant] {
             let what = format!("the generated event `{variant}` of activity `{}`", activity.name);
             if let Some(other) = taken.insert(variant.to_string(), what) {
-                errors.push(activity.name.span(), format!("activity `{}` would generate `{variant}`, which is already {other}", activity.name));
+                errors.push(
+                    activity.name.span(),
+                    format!(
+                        "activity `{}` would generate `{variant}`, which is already {other}",
+                        activity.name
+                    ),
+                );
             }
         }
     }
     for timer in &timers {
-        taken.insert(timer.variant.to_string(), format!("the generated timer event of state `{}`", model.states[timer.state].name));
+        taken.insert(
+            timer.variant.to_string(),
+            format!(
+                "the generated timer event of state `{}`",
+                model.states[timer.state].name
+            ),
+        );
     }
     for event in &model.events {
         if let Some(what) = taken.get(&event.name.to_string()) {
-            errors.push(event.name.span(), format!("event name `{}` is reserved: it is {what}", event.name));
+            errors.push(
+                event.name.span(),
+                format!("event name `{}` is reserved: it is {what}", event.name),
+            );
         }
     }
     (activities, timers)
@@ -430,7 +487,9 @@ pub fn camel_case(name: &str) -> String {
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+            chars
+                .next()
+                .map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
         })
         .collect()
 }
@@ -447,7 +506,10 @@ mod tests {
     fn messages(tokens: proc_macro2::TokenStream) -> Vec<String> {
         match check(tokens) {
             Ok(_) => Vec::new(),
-            Err(e) => e.into_iter().map(|e| e.to_string().lines().next().unwrap_or("").to_string()).collect(),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
+                .collect(),
         }
     }
 
@@ -464,7 +526,12 @@ mod tests {
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let input = |name: &str| {
-            v.actions.iter().chain(&v.guards).find(|h| h.name == name).map(|h| h.input.clone()).unwrap()
+            v.actions
+                .iter()
+                .chain(&v.guards)
+                .find(|h| h.name == name)
+                .map(|h| h.input.clone())
+                .unwrap()
         };
         assert!(matches!(input("hello"), Input::Nothing));
         assert!(matches!(input("ok"), Input::Event(0)));

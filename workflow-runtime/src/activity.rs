@@ -109,7 +109,11 @@ impl ActivityError {
     }
 
     fn with_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), attempts: 0 }
+        Self {
+            kind,
+            message: message.into(),
+            attempts: 0,
+        }
     }
 
     /// Why the activity failed.
@@ -189,7 +193,11 @@ where
 {
     let mut number = 1;
     loop {
-        let call = ActivityCall { activity, attempt: number, key };
+        let call = ActivityCall {
+            activity,
+            attempt: number,
+            key,
+        };
         let outcome = match policy.timeout {
             None => catch_panic(attempt(call)).await,
             Some(limit) => match tokio::time::timeout(limit, catch_panic(attempt(call))).await {
@@ -219,7 +227,10 @@ async fn catch_panic<T>(future: impl Future<Output = Result<T, ActivityError>>) 
     let mut future = pin!(future);
     std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
         Ok(poll) => poll,
-        Err(payload) => Poll::Ready(Err(ActivityError::with_kind(ErrorKind::Panicked, panic_message(&*payload)))),
+        Err(payload) => Poll::Ready(Err(ActivityError::with_kind(
+            ErrorKind::Panicked,
+            panic_message(&*payload),
+        ))),
     })
     .await
 }
@@ -266,7 +277,10 @@ mod tests {
         })
         .await;
         let error = result.unwrap_err();
-        assert_eq!((error.kind(), error.attempts(), error.message()), (ErrorKind::Failed, 3, "down"));
+        assert_eq!(
+            (error.kind(), error.attempts(), error.message()),
+            (ErrorKind::Failed, 3, "down")
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert_eq!(start.elapsed(), Duration::from_millis(300));
     }
@@ -285,8 +299,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_attempt_times_out() {
-        let result: Result<(), _> =
-            run("ship", &policy(2, Some(Duration::from_secs(1))), 0, |_| std::future::pending()).await;
+        let result: Result<(), _> = run("ship", &policy(2, Some(Duration::from_secs(1))), 0, |_| {
+            std::future::pending()
+        })
+        .await;
         let error = result.unwrap_err();
         assert_eq!((error.kind(), error.attempts()), (ErrorKind::TimedOut, 2));
         assert!(error.message().contains("timed out after 1s"), "{error}");

@@ -140,7 +140,15 @@ mod tests {
     use crate::graph::{StateInfo, TransitionInfo};
 
     const fn state(name: &'static str, kind: StateKind) -> StateInfo<'static> {
-        StateInfo { name, kind, parent: None, entry: &[], exit: &[], invoke: None, compensate: None }
+        StateInfo {
+            name,
+            kind,
+            parent: None,
+            entry: &[],
+            exit: &[],
+            invoke: None,
+            compensate: None,
+        }
     }
 
     static GRAPH: Graph<'static> = Graph {
@@ -153,10 +161,34 @@ mod tests {
         ],
         events: &[],
         transitions: &[
-            TransitionInfo { source: 0, trigger: Trigger::Event("Push"), guard: Some("unlocked"), target: Some(1), actions: &["creak", "count"] },
-            TransitionInfo { source: 1, trigger: Trigger::After(Duration::from_secs(7200)), guard: None, target: Some(0), actions: &[] },
-            TransitionInfo { source: 1, trigger: Trigger::Event("Kick"), guard: None, target: Some(2), actions: &[] },
-            TransitionInfo { source: 1, trigger: Trigger::Event("Knock"), guard: None, target: None, actions: &["answer"] },
+            TransitionInfo {
+                source: 0,
+                trigger: Trigger::Event("Push"),
+                guard: Some("unlocked"),
+                target: Some(1),
+                actions: &["creak", "count"],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::After(Duration::from_secs(7200)),
+                guard: None,
+                target: Some(0),
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Event("Kick"),
+                guard: None,
+                target: Some(2),
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Event("Knock"),
+                guard: None,
+                target: None,
+                actions: &["answer"],
+            },
         ],
     };
 

@@ -1,0 +1,19 @@
+use workflow::prelude::*;
+
+pub struct Receipt(pub String);
+
+workflow! {
+    workflow Order {
+        initial Charging;
+        state Charging {
+            invoke charge_payment -> Reciept {
+                done => Paid / keep_receipt;
+                error => Failed;
+            }
+        }
+        final Paid;
+        final Failed (failure);
+    }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Charging;
+        state Charging {
+            invoke charge_payment -> () {
+                retry 3;
+                retry 5 backoff 1s..10s;
+                done => Paid;
+                error => Failed;
+            }
+        }
+        final Paid;
+        final Failed (failure);
+    }
+}
+
+fn main() {}

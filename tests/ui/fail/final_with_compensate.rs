@@ -1,0 +1,14 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Start;
+        events { Go }
+        state Start { on Go => Done; }
+        final Done {
+            compensate undo;
+        }
+    }
+}
+
+fn main() {}

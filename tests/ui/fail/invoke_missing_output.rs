@@ -1,0 +1,14 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Charging;
+        state Charging {
+            invoke charge_payment { done => Paid; error => Failed; }
+        }
+        final Paid;
+        final Failed (failure);
+    }
+}
+
+fn main() {}

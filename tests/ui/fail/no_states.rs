@@ -1,0 +1,9 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        context u32;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Start;
+        events { Go, Stop }
+        state Start { on Go => Stuck; on Stop => Done; }
+        #[allow(dead_ends)]
+        state Stuck {}
+        final Done;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Start;
+        events { Go }
+        state Start { on Go => Done; }
+        state Orphan { on Go => Done; }
+        final Done;
+    }
+}
+
+fn main() {}
