@@ -1,8 +1,9 @@
 //! Stage 2: the block resolved into indexed states, events and transitions.
 //!
-//! States form a tree (`parent` / `children`) so that compound and parallel
-//! states fit without a new model; today every state is top-level. Names are
-//! resolved here: an unknown event or state is an error with a suggestion.
+//! States form a tree in document order (pre-order): each knows its parent
+//! and where its subtree ends, so "is a descendant of" is a range test.
+//! Names are resolved here: an unknown event or state is an error with a
+//! suggestion. Which items may stand where is checked here too.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use proc_macro2::Span;
 use syn::{Attribute, Field, Ident, Type, Visibility};
 
 use crate::errors::{unknown, Errors};
-use crate::parse::{ArmDef, InvokeDef, Item, StateDef, StateItem, WorkflowDef};
+use crate::parse::{ActionDef, ArmDef, EventsDef, InvokeDef, Item, StateDef, StateDefKind, WorkflowDef};
 
 pub type StateId = usize;
 pub type EventId = usize;
@@ -25,15 +26,17 @@ pub enum Lint {
     NoPathToFinal,
     ShadowedTransition,
     UnhandledError,
+    NeverDone,
 }
 
 impl Lint {
-    pub const ALL: [Lint; 5] = [
+    pub const ALL: [Lint; 6] = [
         Lint::UnreachableState,
         Lint::DeadEnd,
         Lint::NoPathToFinal,
         Lint::ShadowedTransition,
         Lint::UnhandledError,
+        Lint::NeverDone,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Lint {
             Lint::NoPathToFinal => "no_path_to_final",
             Lint::ShadowedTransition => "shadowed_transition",
             Lint::UnhandledError => "unhandled_error",
+            Lint::NeverDone => "never_done",
         }
     }
 
@@ -75,9 +79,13 @@ pub struct Model {
     pub allowed: Allowed,
     pub context: Option<Type>,
     pub initial: StateId,
+    /// Every state in document order (pre-order).
     pub states: Vec<State>,
     pub events: Vec<Event>,
+    /// Every transition, grouped by source in document order.
     pub transitions: Vec<Transition>,
+    /// How many history states there are (their memory slots).
+    pub histories: usize,
 }
 
 pub struct State {
@@ -86,8 +94,10 @@ pub struct State {
     pub kind: StateKind,
     /// The enclosing state; `None` at the top level.
     pub parent: Option<StateId>,
-    pub entry: Vec<Ident>,
-    pub exit: Vec<Ident>,
+    /// One past the last descendant: the subtree is `id..end`.
+    pub end: StateId,
+    pub entry: Vec<Action>,
+    pub exit: Vec<Action>,
     pub invoke: Option<Invoke>,
     pub compensate: Option<(Span, Ident)>,
     /// Indices into [`Model::transitions`], in declaration order.
@@ -98,7 +108,12 @@ pub struct State {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StateKind {
     Atomic,
+    /// Has child states; enters `initial` by default.
+    Compound { initial: StateId },
+    Parallel,
     Final { failure: bool },
+    /// A history pseudo-state; its one transition, if any, is the default.
+    History { deep: bool, slot: usize },
 }
 
 pub struct Event {
@@ -106,6 +121,24 @@ pub struct Event {
     pub attrs: Vec<Attribute>,
     /// `None` for a unit event.
     pub fields: Option<Vec<Field>>,
+}
+
+/// One action of an entry, exit or transition.
+pub enum Action {
+    Call(Ident),
+    Raise { span: Span, event: EventId },
+    Send { span: Span, event: EventId, delay: Duration, id: String },
+    Cancel { id: String },
+}
+
+impl Action {
+    /// The handler method this action calls, if it is not a built-in.
+    pub fn call(&self) -> Option<&Ident> {
+        match self {
+            Action::Call(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 pub struct Invoke {
@@ -123,19 +156,34 @@ pub struct Invoke {
 pub struct Transition {
     pub source: StateId,
     pub trigger: Trigger,
-    /// The span of the keyword (`on`, `after`, `done`, `error`) that declares it.
+    /// The span of the keyword (`on`, `after`, `done`, `error`, `always`) that declares it.
     pub span: Span,
     pub guard: Option<Ident>,
-    /// `None` for a targetless transition.
-    pub target: Option<StateId>,
-    pub actions: Vec<Ident>,
+    /// Empty for a targetless transition.
+    pub targets: Vec<StateId>,
+    /// `=> internal TARGET`: the source is not exited when the targets are inside it.
+    pub internal: bool,
+    pub actions: Vec<Action>,
     /// For `after`, the delay as written (`48h`), which names its event.
     pub delay_text: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Transition {
+    pub fn target(&self) -> Option<StateId> {
+        self.targets.first().copied()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    Event(EventId),
+    /// Any of these declared events.
+    Events(Vec<EventId>),
+    /// `on _`: every event.
+    Any,
+    /// `always`: eventless.
+    Always,
+    /// `on done`: this compound or parallel state completed.
+    StateDone,
     /// The source state's activity completed.
     Done,
     /// The source state's activity failed for good.
@@ -147,6 +195,71 @@ impl Model {
     pub fn state_name(&self, id: StateId) -> String {
         self.states[id].name.to_string()
     }
+
+    /// Whether the workflow needs the statechart interpreter: anything beyond
+    /// flat states with events, activities and timers.
+    pub fn is_chart(&self) -> bool {
+        self.states.iter().any(|s| {
+            s.parent.is_some()
+                || matches!(s.kind, StateKind::Compound { .. } | StateKind::Parallel | StateKind::History { .. })
+                || s.entry.iter().chain(&s.exit).any(|a| !matches!(a, Action::Call(_)))
+        }) || self.transitions.iter().any(|t| {
+            matches!(t.trigger, Trigger::Any | Trigger::Always | Trigger::StateDone)
+                || t.targets.len() > 1
+                || t.internal
+                || t.actions.iter().any(|a| !matches!(a, Action::Call(_)))
+        })
+    }
+
+    /// The direct children of `s`.
+    pub fn children(&self, s: StateId) -> impl Iterator<Item = StateId> + '_ {
+        (s + 1..self.states[s].end).filter(move |&c| self.states[c].parent == Some(s))
+    }
+
+    /// `s` and its ancestors, innermost first.
+    pub fn ancestors_or_self(&self, s: StateId) -> impl Iterator<Item = StateId> + '_ {
+        std::iter::successors(Some(s), move |&x| self.states[x].parent)
+    }
+}
+
+/// A state collected in document order, its items not yet resolved.
+struct Pending {
+    def_name: Ident,
+    attrs: Vec<Attribute>,
+    kind: StateDefKind,
+    parent: Option<StateId>,
+    end: StateId,
+    items: Vec<Item>,
+    /// For a history state: `(deep, default targets, default actions)`.
+    history: Option<(bool, Vec<Ident>, Vec<ActionDef>)>,
+}
+
+/// Collects `def` and its descendants in pre-order.
+fn collect(def: StateDef, parent: Option<StateId>, out: &mut Vec<Pending>, errors: &mut Errors) {
+    let id = out.len();
+    let StateDef { attrs, kind, name, body } = def;
+    out.push(Pending { def_name: name, attrs, kind, parent, end: id + 1, items: Vec::new(), history: None });
+    let mut items = Vec::new();
+    for item in body {
+        match item {
+            Item::State(child) => collect(child, Some(id), out, errors),
+            Item::History(h) => out.push(Pending {
+                def_name: h.name,
+                attrs: Vec::new(),
+                kind: StateDefKind::State,
+                parent: Some(id),
+                end: out.len() + 1,
+                items: Vec::new(),
+                history: Some((h.deep, h.targets, h.actions)),
+            }),
+            Item::Context { span, .. } | Item::Events { span, .. } => {
+                errors.push(span, "`context` and `events` belong at the top of the workflow, not inside a state")
+            }
+            other => items.push(other),
+        }
+    }
+    out[id].items = items;
+    out[id].end = out.len();
 }
 
 /// Builds the model, resolving every name. All resolution errors are reported together.
@@ -157,7 +270,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
     let mut context: Option<Type> = None;
     let mut initial: Option<Ident> = None;
     let mut events: Vec<Event> = Vec::new();
-    let mut state_defs: Vec<StateDef> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     for item in def.items {
         match item {
             Item::Context { span, ty } => {
@@ -172,78 +285,70 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 }
                 initial = Some(state);
             }
-            Item::Events { events: defs } => {
+            Item::Events { events: defs, .. } => {
                 for event in defs {
                     if events.iter().any(|e| e.name == event.name) {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
                     }
-                    events.push(Event {
-                        name: event.name,
-                        attrs: event.attrs,
-                        fields: event.fields,
-                    });
+                    events.push(Event { name: event.name, attrs: event.attrs, fields: event.fields });
                 }
             }
-            Item::State(state) => {
-                if state_defs.iter().any(|s| s.name == state.name) {
-                    errors.push(state.name.span(), format!("duplicate state `{}`", state.name));
-                    continue;
-                }
-                state_defs.push(state);
+            Item::State(state) => collect(state, None, &mut pending, &mut errors),
+            Item::History(h) => errors.push(h.name.span(), "a history state belongs inside a compound or parallel state"),
+            Item::On(on) => errors.push(on.span, "transitions belong inside a state"),
+            Item::Always(a) => errors.push(a.span, "transitions belong inside a state"),
+            Item::After(a) => errors.push(a.span, "transitions belong inside a state"),
+            Item::Invoke(i) => errors.push(i.span, "`invoke` belongs inside a state"),
+            Item::Entry { span, .. } | Item::Exit { span, .. } | Item::Compensate { span, .. } => {
+                errors.push(span, "entry, exit and compensate actions belong inside a state")
             }
         }
     }
 
-    let state_index: HashMap<String, StateId> = state_defs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.to_string(), i))
-        .collect();
-    let event_index: HashMap<String, EventId> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.to_string(), i))
-        .collect();
-    let state_names: Vec<String> = state_defs.iter().map(|s| s.name.to_string()).collect();
-    let event_names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
-    let resolve_state = |name: &Ident, errors: &mut Errors| -> Option<StateId> {
-        let found = state_index.get(&name.to_string()).copied();
-        if found.is_none() {
-            errors.push(name.span(), unknown("state", &name.to_string(), &state_names));
+    let mut state_index: HashMap<String, StateId> = HashMap::new();
+    for (id, p) in pending.iter().enumerate() {
+        if state_index.insert(p.def_name.to_string(), id).is_some() {
+            errors.push(p.def_name.span(), format!("duplicate state `{}`", p.def_name));
         }
-        found
-    };
+    }
+    let event_index: HashMap<String, EventId> =
+        events.iter().enumerate().map(|(i, e)| (e.name.to_string(), i)).collect();
+    let state_names: Vec<String> = pending.iter().map(|p| p.def_name.to_string()).collect();
+    let event_names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
+    let resolver = Resolver { state_index: &state_index, event_index: &event_index, state_names: &state_names, event_names: &event_names };
 
     let initial = match &initial {
-        Some(name) => resolve_state(name, &mut errors),
+        Some(name) => resolver.state(name, &mut errors),
         None => {
-            errors.push(
-                def.name.span(),
-                "missing `initial STATE;`: name the state the workflow starts in",
-            );
+            errors.push(def.name.span(), "missing `initial STATE;`: name the state the workflow starts in");
             None
         }
     };
-    if state_defs.is_empty() {
+    if pending.is_empty() {
         errors.push(def.name.span(), "a workflow needs at least one state");
     }
 
-    let mut states = Vec::with_capacity(state_defs.len());
+    let mut histories = 0;
+    let mut states = Vec::with_capacity(pending.len());
     let mut transitions = Vec::new();
-    for (id, state) in state_defs.into_iter().enumerate() {
-        let (attrs, state_allowed) = split_state_attrs(state.attrs, &mut errors);
-        let kind = match state.final_marker {
-            None => StateKind::Atomic,
-            Some(marker) => StateKind::Final {
-                failure: marker.is_some(),
-            },
-        };
+    let children_of = |id: StateId, pending: &[Pending]| -> Vec<StateId> {
+        (id + 1..pending[id].end).filter(|&c| pending[c].parent == Some(id)).collect()
+    };
+    for id in 0..pending.len() {
+        let children = children_of(id, &pending);
+        let p = &mut pending[id];
+        let (attrs, state_allowed) = split_state_attrs(std::mem::take(&mut p.attrs), &mut errors);
+        let items = std::mem::take(&mut p.items);
+        let history = p.history.take();
+        let name = p.def_name.clone();
+        let regions: Vec<StateId> = children.iter().copied().filter(|&c| pending[c].history.is_none()).collect();
         let mut built = State {
-            name: state.name,
+            name: name.clone(),
             attrs,
-            kind,
-            parent: None,
+            kind: StateKind::Atomic,
+            parent: pending[id].parent,
+            end: pending[id].end,
             entry: Vec::new(),
             exit: Vec::new(),
             invoke: None,
@@ -255,89 +360,132 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             built.transitions.push(transitions.len());
             transitions.push(transition);
         };
-        let arm = |trigger: Trigger, arm: ArmDef, errors: &mut Errors| {
-            let target = resolve_state(&arm.target, errors);
-            Transition {
-                source: id,
-                trigger,
-                span: arm.span,
-                guard: None,
-                target,
-                actions: arm.actions,
-                delay_text: None,
+        if let Some((deep, targets, actions)) = history {
+            built.kind = StateKind::History { deep, slot: histories };
+            histories += 1;
+            if !targets.is_empty() {
+                let targets = resolver.states(&targets, &mut errors);
+                let actions = resolver.actions(actions, &mut errors);
+                let transition = Transition {
+                    source: id,
+                    trigger: Trigger::Always,
+                    span: name.span(),
+                    guard: None,
+                    targets,
+                    internal: false,
+                    actions,
+                    delay_text: None,
+                };
+                push(transition, &mut built);
             }
-        };
-        for item in state.body {
+            states.push(built);
+            continue;
+        }
+        let mut initial_child: Option<(Span, Ident)> = None;
+        for item in items {
             match item {
-                StateItem::Entry { actions } => built.entry.extend(actions),
-                StateItem::Exit { actions } => built.exit.extend(actions),
-                StateItem::Compensate { span, action } => {
+                Item::Initial { span, state } => {
+                    if initial_child.is_some() {
+                        errors.push(span, format!("duplicate `initial`: state `{name}` has one initial child"));
+                    }
+                    initial_child = Some((span, state));
+                }
+                Item::Entry { actions, .. } => built.entry.extend(resolver.actions(actions, &mut errors)),
+                Item::Exit { actions, .. } => built.exit.extend(resolver.actions(actions, &mut errors)),
+                Item::Compensate { span, action } => {
                     if built.compensate.is_some() {
                         errors.push(span, "duplicate `compensate`: a state has at most one compensation");
                     }
                     built.compensate = Some((span, action));
                 }
-                StateItem::On(on) => {
-                    let event = event_index.get(&on.event.to_string()).copied();
-                    if event.is_none() {
-                        errors.push(on.event.span(), unknown("event", &on.event.to_string(), &event_names));
-                    }
-                    let target = on.target.as_ref().and_then(|t| resolve_state(t, &mut errors));
-                    let unresolved = on.target.is_some() && target.is_none();
-                    if let (Some(event), false) = (event, unresolved) {
-                        let transition = Transition {
-                            source: id,
-                            trigger: Trigger::Event(event),
-                            span: on.span,
-                            guard: on.guard,
-                            target,
-                            actions: on.actions,
-                            delay_text: None,
-                        };
-                        push(transition, &mut built);
-                    }
+                Item::On(on) => {
+                    let trigger = match on.events {
+                        EventsDef::List(list) => Trigger::Events(
+                            list.iter().filter_map(|e| resolver.event(e, &mut errors)).collect(),
+                        ),
+                        EventsDef::Any => Trigger::Any,
+                        EventsDef::Done(span) => {
+                            if children.is_empty() {
+                                errors.push(span, format!("`on done` needs child states: `{name}` has none, so it never completes"));
+                            }
+                            Trigger::StateDone
+                        }
+                    };
+                    let targets = resolver.states(&on.targets, &mut errors);
+                    let actions = resolver.actions(on.actions, &mut errors);
+                    let transition = Transition {
+                        source: id,
+                        trigger,
+                        span: on.span,
+                        guard: on.guard,
+                        targets,
+                        internal: on.internal,
+                        actions,
+                        delay_text: None,
+                    };
+                    push(transition, &mut built);
                 }
-                StateItem::After(after) => {
-                    let target = resolve_state(&after.target, &mut errors);
+                Item::Always(always) => {
+                    let targets = resolver.states(&always.targets, &mut errors);
+                    let actions = resolver.actions(always.actions, &mut errors);
+                    let transition = Transition {
+                        source: id,
+                        trigger: Trigger::Always,
+                        span: always.span,
+                        guard: always.guard,
+                        targets,
+                        internal: false,
+                        actions,
+                        delay_text: None,
+                    };
+                    push(transition, &mut built);
+                }
+                Item::After(after) => {
+                    let targets = resolver.states(std::slice::from_ref(&after.target), &mut errors);
+                    let actions = resolver.actions(after.actions, &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger: Trigger::After(after.delay.value),
                         span: after.span,
                         guard: None,
-                        target,
-                        actions: after.actions,
+                        targets,
+                        internal: false,
+                        actions,
                         delay_text: Some(after.delay.text),
                     };
                     push(transition, &mut built);
                 }
-                StateItem::Invoke(invoke) => {
+                Item::Invoke(invoke) => {
                     if built.invoke.is_some() {
-                        errors.push(
-                            invoke.span,
-                            "a state invokes at most one activity: split the work into states",
-                        );
+                        errors.push(invoke.span, "a state invokes at most one activity: split the work into states");
                         continue;
                     }
-                    let InvokeDef {
-                        span,
-                        activity,
-                        output,
-                        retry,
-                        timeout,
-                        done,
-                        error,
-                    } = invoke;
+                    let InvokeDef { span, activity, output, retry, timeout, done, error } = invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
+                    let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
+                        let targets = resolver.states(std::slice::from_ref(&arm.target), errors);
+                        let actions = resolver.actions(arm.actions, errors);
+                        let transition = Transition {
+                            source: id,
+                            trigger,
+                            span: arm.span,
+                            guard: None,
+                            targets,
+                            internal: false,
+                            actions,
+                            delay_text: None,
+                        };
+                        push(transition, built);
+                    };
                     if let Some(done) = done {
-                        push(arm(Trigger::Done, done, &mut errors), &mut built);
+                        arm(Trigger::Done, done, &mut built, &mut errors);
                     }
                     if let Some(error) = error {
-                        push(arm(Trigger::Error, error, &mut errors), &mut built);
+                        arm(Trigger::Error, error, &mut built, &mut errors);
                     }
                     let max_attempts = retry.as_ref().map_or(1, |r| r.retries.saturating_add(1));
                     let backoff = retry.and_then(|r| {
-                        r.backoff
-                            .map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span)))
+                        r.backoff.map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span)))
                     });
                     built.invoke = Some(Invoke {
                         span,
@@ -350,13 +498,55 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         has_error,
                     });
                 }
+                // Children were collected; top-level-only items were reported by `collect`.
+                Item::State(_) | Item::History(_) | Item::Context { .. } | Item::Events { .. } => {}
             }
         }
+        built.kind = match pending[id].kind {
+            StateDefKind::Final { failure } => {
+                if let Some(&child) = children.first() {
+                    errors.push(pending[child].def_name.span(), format!("final state `{name}` cannot have child states"));
+                }
+                StateKind::Final { failure: failure.is_some() }
+            }
+            StateDefKind::Parallel => {
+                if let Some((span, _)) = &initial_child {
+                    errors.push(*span, format!("parallel state `{name}` enters every region: it takes no `initial`"));
+                }
+                if regions.is_empty() {
+                    errors.push(name.span(), format!("parallel state `{name}` needs at least one child state (a region)"));
+                }
+                StateKind::Parallel
+            }
+            StateDefKind::State if regions.is_empty() => {
+                if let Some((span, _)) = &initial_child {
+                    errors.push(*span, format!("`initial` needs child states: `{name}` has none"));
+                }
+                StateKind::Atomic
+            }
+            StateDefKind::State => {
+                let initial = match &initial_child {
+                    None => regions[0],
+                    Some((_, child)) => match resolver.state(child, &mut errors) {
+                        Some(c) if children.contains(&c) => c,
+                        Some(_) => {
+                            errors.push(child.span(), format!("the initial state of `{name}` must be one of its children"));
+                            regions[0]
+                        }
+                        None => regions[0],
+                    },
+                };
+                StateKind::Compound { initial }
+            }
+        };
         states.push(built);
     }
+    if let Some(initial) = initial {
+        if matches!(states.get(initial).map(|s| s.kind), Some(StateKind::History { .. })) {
+            errors.push(def.name.span(), "the workflow cannot start in a history state");
+        }
+    }
 
-    // A transition whose target did not resolve was dropped or kept with
-    // `target: None`; only build the model when there are no such errors.
     let model = Model {
         name: def.name,
         vis: def.vis,
@@ -367,8 +557,55 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         states,
         events,
         transitions,
+        histories,
     };
     errors.finish(model)
+}
+
+/// Looks names up, reporting unknown ones with a suggestion.
+struct Resolver<'a> {
+    state_index: &'a HashMap<String, StateId>,
+    event_index: &'a HashMap<String, EventId>,
+    state_names: &'a [String],
+    event_names: &'a [String],
+}
+
+impl Resolver<'_> {
+    fn state(&self, name: &Ident, errors: &mut Errors) -> Option<StateId> {
+        let found = self.state_index.get(&name.to_string()).copied();
+        if found.is_none() {
+            errors.push(name.span(), unknown("state", &name.to_string(), self.state_names));
+        }
+        found
+    }
+
+    fn states(&self, names: &[Ident], errors: &mut Errors) -> Vec<StateId> {
+        names.iter().filter_map(|n| self.state(n, errors)).collect()
+    }
+
+    fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {
+        let found = self.event_index.get(&name.to_string()).copied();
+        if found.is_none() {
+            errors.push(name.span(), unknown("event", &name.to_string(), self.event_names));
+        }
+        found
+    }
+
+    fn actions(&self, defs: Vec<ActionDef>, errors: &mut Errors) -> Vec<Action> {
+        defs.into_iter()
+            .filter_map(|def| match def {
+                ActionDef::Call(name) => Some(Action::Call(name)),
+                ActionDef::Raise { span, event } => self.event(&event, errors).map(|event| Action::Raise { span, event }),
+                ActionDef::Send { span, event: name, delay, id } => self.event(&name, errors).map(|event| Action::Send {
+                    span,
+                    event,
+                    delay: delay.map_or(Duration::ZERO, |d| d.value),
+                    id: id.as_ref().unwrap_or(&name).to_string(),
+                }),
+                ActionDef::Cancel { id } => Some(Action::Cancel { id: id.to_string() }),
+            })
+            .collect()
+    }
 }
 
 /// Keeps the workflow's attributes for the machine type, taking out the
@@ -417,20 +654,20 @@ fn split_state_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribu
                         let name = quote::quote!(#path).to_string().replace(' ', "");
                         match Lint::from_name(&name) {
                             Some(lint) => allowed.insert(lint),
-                            None => errors.push(
-                                syn::spanned::Spanned::span(&path),
+                            None => errors.add(syn::Error::new_spanned(
+                                &path,
                                 unknown("workflow lint", &name, &lint_names),
-                            ),
+                            )),
                         }
                     }
                 }
                 Err(error) => errors.add(error),
             }
         } else {
-            errors.push(
-                syn::spanned::Spanned::span(&attr),
+            errors.add(syn::Error::new_spanned(
+                &attr,
                 "a state takes only doc comments and `#[allow(LINT)]`",
-            );
+            ));
         }
     }
     (docs, allowed)
@@ -441,6 +678,7 @@ fn allow_list(attr: &Attribute) -> syn::Result<Vec<syn::Path>> {
     let names = list.parse_args_with(syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated)?;
     Ok(names.into_iter().collect())
 }
+
 
 #[cfg(test)]
 mod tests {
@@ -480,9 +718,9 @@ mod tests {
         let b = &m.states[1];
         assert_eq!(b.transitions.len(), 3);
         let guarded = &m.transitions[b.transitions[0]];
-        assert_eq!((guarded.trigger, guarded.target), (Trigger::Event(0), Some(0)));
+        assert_eq!((&guarded.trigger, guarded.target()), (&Trigger::Events(vec![0]), Some(0)));
         assert_eq!(guarded.guard.as_ref().unwrap(), "ready");
-        assert_eq!(m.transitions[b.transitions[1]].target, None);
+        assert_eq!(m.transitions[b.transitions[1]].target(), None);
         assert_eq!(m.transitions[b.transitions[2]].trigger, Trigger::Done);
         assert_eq!(b.invoke.as_ref().unwrap().max_attempts, 3);
         assert_eq!(m.states[2].kind, StateKind::Final { failure: true });
@@ -526,6 +764,71 @@ mod tests {
                 "duplicate event `Go`",
                 "duplicate state `A`",
                 "missing `initial STATE;`: name the state the workflow starts in",
+            ]
+        );
+    }
+
+    #[test]
+    fn builds_the_state_tree_in_document_order() {
+        let m = model(quote! {
+            workflow W {
+                initial Fulfil;
+                events { Go, Stop }
+                state Fulfil {
+                    initial Work;
+                    on Stop => Done;
+                    history deep Resume => Work;
+                    parallel Work {
+                        state Pay { state Charging { on Go => Paid; } final Paid; }
+                        state Stock { final Reserved; }
+                        on done => Decide;
+                    }
+                    state Decide { always if ok => Done; always => Done / raise Stop, send Go after 5s as retry, cancel retry; }
+                }
+                final Done;
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = m.states.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["Fulfil", "Resume", "Work", "Pay", "Charging", "Paid", "Stock", "Reserved", "Decide", "Done"]);
+        assert_eq!(m.states[0].kind, StateKind::Compound { initial: 2 });
+        assert_eq!(m.states[0].end, 9);
+        assert_eq!(m.states[1].kind, StateKind::History { deep: true, slot: 0 });
+        assert_eq!(m.states[2].kind, StateKind::Parallel);
+        assert_eq!(m.states[3].kind, StateKind::Compound { initial: 4 }, "the first child by default");
+        assert_eq!(m.states[4].parent, Some(3));
+        assert_eq!(m.states[2].end, 8);
+        assert_eq!(m.children(2).collect::<Vec<_>>(), [3, 6]);
+        assert_eq!(m.histories, 1);
+        let sources: Vec<usize> = m.transitions.iter().map(|t| t.source).collect();
+        assert_eq!(sources, [0, 1, 2, 4, 8, 8], "grouped by source in document order");
+        assert_eq!(m.transitions[2].trigger, Trigger::StateDone);
+        let decide = &m.transitions[5];
+        assert!(matches!(&decide.actions[..], [Action::Raise { .. }, Action::Send { id, .. }, Action::Cancel { .. }] if id == "retry"));
+        assert!(m.is_chart());
+    }
+
+    #[test]
+    fn misplaced_items_are_errors() {
+        let errors = messages(model(quote! {
+            workflow W {
+                initial A;
+                events { Go }
+                on Go => A;
+                state A { context u8; initial B; }
+                parallel P { initial A; }
+                final F { state G { } }
+            }
+        }));
+        assert_eq!(
+            errors,
+            [
+                "transitions belong inside a state",
+                "`context` and `events` belong at the top of the workflow, not inside a state",
+                "`initial` needs child states: `A` has none",
+                "parallel state `P` enters every region: it takes no `initial`",
+                "parallel state `P` needs at least one child state (a region)",
+                "final state `F` cannot have child states",
             ]
         );
     }

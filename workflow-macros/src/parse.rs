@@ -14,7 +14,12 @@ pub mod kw {
     syn::custom_keyword!(initial);
     syn::custom_keyword!(events);
     syn::custom_keyword!(state);
+    syn::custom_keyword!(parallel);
+    syn::custom_keyword!(history);
+    syn::custom_keyword!(deep);
     syn::custom_keyword!(on);
+    syn::custom_keyword!(always);
+    syn::custom_keyword!(internal);
     syn::custom_keyword!(entry);
     syn::custom_keyword!(exit);
     syn::custom_keyword!(invoke);
@@ -26,6 +31,9 @@ pub mod kw {
     syn::custom_keyword!(after);
     syn::custom_keyword!(compensate);
     syn::custom_keyword!(failure);
+    syn::custom_keyword!(raise);
+    syn::custom_keyword!(send);
+    syn::custom_keyword!(cancel);
 }
 
 /// `ATTRS VIS workflow NAME { ITEM* }`
@@ -36,16 +44,34 @@ pub struct WorkflowDef {
     pub items: Vec<Item>,
 }
 
-/// A top-level item of the workflow body.
+/// An item of the workflow's body or of a state's body. Which items belong
+/// where (`context` only at the top, `on` only in a state...) is checked by
+/// the model, so the messages can say why.
 pub enum Item {
     /// `context TYPE;`
     Context { span: Span, ty: Type },
+    /// `events { EVENT, ... }`
+    Events { span: Span, events: Vec<EventDef> },
     /// `initial STATE;`
     Initial { span: Span, state: Ident },
-    /// `events { EVENT, ... }`
-    Events { events: Vec<EventDef> },
-    /// `state NAME { ... }` or `final NAME ...`
+    /// `state NAME { ... }`, `parallel NAME { ... }` or `final NAME ...`
     State(StateDef),
+    /// `history [deep] NAME [=> TARGETS [/ ACTIONS]];`
+    History(HistoryDef),
+    /// `on EVENTS [if GUARD] [=> [internal] TARGETS] [/ ACTIONS];`
+    On(OnDef),
+    /// `always [if GUARD] => TARGETS [/ ACTIONS];`
+    Always(AlwaysDef),
+    /// `entry ACTIONS;`
+    Entry { span: Span, actions: Vec<ActionDef> },
+    /// `exit ACTIONS;`
+    Exit { span: Span, actions: Vec<ActionDef> },
+    /// `invoke ACTIVITY -> TYPE { ... }`
+    Invoke(InvokeDef),
+    /// `after DURATION => TARGET [/ ACTIONS];`
+    After(AfterDef),
+    /// `compensate ACTION;`
+    Compensate { span: Span, action: Ident },
 }
 
 /// `ATTRS NAME` or `ATTRS NAME { FIELD, ... }`
@@ -55,32 +81,71 @@ pub struct EventDef {
     pub fields: Option<Vec<Field>>,
 }
 
-/// `ATTRS state NAME { STATE_ITEM* }` or `ATTRS final NAME [(failure)] [{ STATE_ITEM* }];`
+/// What kind of state a [`StateDef`] declares.
+pub enum StateDefKind {
+    /// `state`: atomic, or compound when it has child states.
+    State,
+    /// `parallel`: every child region active at once.
+    Parallel,
+    /// `final`, with the span of `(failure)` if marked so.
+    Final { failure: Option<Span> },
+}
+
+/// `ATTRS state NAME { ITEM* }`, `ATTRS parallel NAME { ITEM* }` or
+/// `ATTRS final NAME [(failure)] ( ; | { ITEM* } )`
 pub struct StateDef {
     pub attrs: Vec<Attribute>,
-    /// `Some(span of the marker)` for `final NAME (failure)`; the outer option is `None` for `state`.
-    pub final_marker: Option<Option<Span>>,
+    pub kind: StateDefKind,
     pub name: Ident,
-    pub body: Vec<StateItem>,
+    pub body: Vec<Item>,
 }
 
-/// One item inside a state's braces.
-pub enum StateItem {
-    On(OnDef),
-    Entry { actions: Vec<Ident> },
-    Exit { actions: Vec<Ident> },
-    Invoke(InvokeDef),
-    After(AfterDef),
-    Compensate { span: Span, action: Ident },
+/// `history [deep] NAME [=> TARGETS [/ ACTIONS]];`
+pub struct HistoryDef {
+    pub deep: bool,
+    pub name: Ident,
+    pub targets: Vec<Ident>,
+    pub actions: Vec<ActionDef>,
 }
 
-/// `on EVENT [if GUARD] [=> TARGET] [/ ACTIONS];`
+/// The events an `on` transition listens to.
+pub enum EventsDef {
+    /// `A | B | C`
+    List(Vec<Ident>),
+    /// `_`: every event.
+    Any,
+    /// `done`: the completion of this compound or parallel state.
+    Done(Span),
+}
+
+/// `on EVENTS [if GUARD] [=> [internal] TARGETS] [/ ACTIONS];`
 pub struct OnDef {
     pub span: Span,
-    pub event: Ident,
+    pub events: EventsDef,
     pub guard: Option<Ident>,
-    pub target: Option<Ident>,
-    pub actions: Vec<Ident>,
+    pub internal: bool,
+    pub targets: Vec<Ident>,
+    pub actions: Vec<ActionDef>,
+}
+
+/// `always [if GUARD] => TARGETS [/ ACTIONS];`
+pub struct AlwaysDef {
+    pub span: Span,
+    pub guard: Option<Ident>,
+    pub targets: Vec<Ident>,
+    pub actions: Vec<ActionDef>,
+}
+
+/// One action: a handler method or a built-in.
+pub enum ActionDef {
+    /// `NAME`: a method of the handler trait.
+    Call(Ident),
+    /// `raise EVENT`: an internal event.
+    Raise { span: Span, event: Ident },
+    /// `send EVENT [after DURATION] [as ID]`: an instance-level timer.
+    Send { span: Span, event: Ident, delay: Option<DurationLit>, id: Option<Ident> },
+    /// `cancel ID`: cancels pending `send`s with this id.
+    Cancel { id: Ident },
 }
 
 /// `after DURATION => TARGET [/ ACTIONS];`
@@ -88,7 +153,7 @@ pub struct AfterDef {
     pub span: Span,
     pub delay: DurationLit,
     pub target: Ident,
-    pub actions: Vec<Ident>,
+    pub actions: Vec<ActionDef>,
 }
 
 /// `invoke ACTIVITY -> TYPE { retry ..; timeout ..; done => ..; error => ..; }`
@@ -112,7 +177,7 @@ pub struct RetryDef {
 pub struct ArmDef {
     pub span: Span,
     pub target: Ident,
-    pub actions: Vec<Ident>,
+    pub actions: Vec<ActionDef>,
 }
 
 /// A duration literal such as `500ms`, `30s`, `5m`, `2h` or `7d`.
@@ -133,57 +198,112 @@ impl Parse for WorkflowDef {
         }
         input.parse::<kw::workflow>()?;
         let name: Ident = input.parse()?;
-        let content;
-        braced!(content in input);
-        let mut items = Vec::new();
-        while !content.is_empty() {
-            items.push(content.parse()?);
-        }
+        let items = parse_body(input)?;
         if !input.is_empty() {
             return Err(input.error(
                 "unexpected tokens after the workflow's closing brace: one `workflow!` block declares one workflow",
             ));
         }
-        Ok(WorkflowDef {
-            attrs,
-            vis,
-            name,
-            items,
-        })
+        Ok(WorkflowDef { attrs, vis, name, items })
     }
+}
+
+/// `{ ITEM* }`
+fn parse_body(input: ParseStream) -> syn::Result<Vec<Item>> {
+    let content;
+    braced!(content in input);
+    let mut items = Vec::new();
+    while !content.is_empty() {
+        items.push(content.parse()?);
+    }
+    Ok(items)
 }
 
 impl Parse for Item {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
         let lookahead = input.lookahead1();
-        if lookahead.peek(kw::state) || lookahead.peek(Token![final]) {
+        if lookahead.peek(kw::state) || lookahead.peek(kw::parallel) || lookahead.peek(Token![final]) {
             return parse_state(input, attrs).map(Item::State);
         }
         if let Some(attr) = attrs.first() {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "attributes are allowed only on the workflow, its states and its events",
-            ));
+            return Err(syn::Error::new_spanned(attr, "attributes are allowed only on the workflow, its states and its events"));
         }
         if lookahead.peek(kw::context) {
             let span = input.parse::<kw::context>()?.span;
             let ty = input.parse()?;
             input.parse::<Token![;]>()?;
             Ok(Item::Context { span, ty })
+        } else if lookahead.peek(kw::events) {
+            let span = input.parse::<kw::events>()?.span;
+            let content;
+            braced!(content in input);
+            let events = Punctuated::<EventDef, Token![,]>::parse_terminated(&content)?;
+            Ok(Item::Events { span, events: events.into_iter().collect() })
         } else if lookahead.peek(kw::initial) {
             let span = input.parse::<kw::initial>()?.span;
             let state = input.parse()?;
             input.parse::<Token![;]>()?;
             Ok(Item::Initial { span, state })
-        } else if lookahead.peek(kw::events) {
-            input.parse::<kw::events>()?;
-            let content;
-            braced!(content in input);
-            let events = Punctuated::<EventDef, Token![,]>::parse_terminated(&content)?;
-            Ok(Item::Events {
-                events: events.into_iter().collect(),
-            })
+        } else if lookahead.peek(kw::history) {
+            input.parse::<kw::history>()?;
+            let deep = input.peek(kw::deep) && input.peek2(Ident);
+            if deep {
+                input.parse::<kw::deep>()?;
+            }
+            let name = input.parse()?;
+            let (targets, actions) = if input.peek(Token![=>]) {
+                input.parse::<Token![=>]>()?;
+                (parse_targets(input)?, parse_actions(input)?)
+            } else {
+                input.parse::<Token![;]>()?;
+                (Vec::new(), Vec::new())
+            };
+            Ok(Item::History(HistoryDef { deep, name, targets, actions }))
+        } else if lookahead.peek(kw::on) {
+            let span = input.parse::<kw::on>()?.span;
+            let events = parse_events(input)?;
+            let guard = parse_guard(input)?;
+            let (mut internal, mut targets) = (false, Vec::new());
+            if input.peek(Token![=>]) {
+                input.parse::<Token![=>]>()?;
+                if input.peek(kw::internal) && input.peek2(Ident) {
+                    input.parse::<kw::internal>()?;
+                    internal = true;
+                }
+                targets = parse_targets(input)?;
+            }
+            let actions = parse_actions(input)?;
+            Ok(Item::On(OnDef { span, events, guard, internal, targets, actions }))
+        } else if lookahead.peek(kw::always) {
+            let span = input.parse::<kw::always>()?.span;
+            let guard = parse_guard(input)?;
+            if !input.peek(Token![=>]) {
+                return Err(input.error("expected `=> TARGET`: an `always` transition without a target would fire forever"));
+            }
+            input.parse::<Token![=>]>()?;
+            let targets = parse_targets(input)?;
+            let actions = parse_actions(input)?;
+            Ok(Item::Always(AlwaysDef { span, guard, targets, actions }))
+        } else if lookahead.peek(kw::entry) {
+            let span = input.parse::<kw::entry>()?.span;
+            Ok(Item::Entry { span, actions: parse_action_list(input)? })
+        } else if lookahead.peek(kw::exit) {
+            let span = input.parse::<kw::exit>()?.span;
+            Ok(Item::Exit { span, actions: parse_action_list(input)? })
+        } else if lookahead.peek(kw::invoke) {
+            parse_invoke(input).map(Item::Invoke)
+        } else if lookahead.peek(kw::after) {
+            let span = input.parse::<kw::after>()?.span;
+            let delay = input.parse()?;
+            let target = parse_target(input)?;
+            let actions = parse_actions(input)?;
+            Ok(Item::After(AfterDef { span, delay, target, actions }))
+        } else if lookahead.peek(kw::compensate) {
+            let span = input.parse::<kw::compensate>()?.span;
+            let action = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Ok(Item::Compensate { span, action })
         } else {
             Err(lookahead.error())
         }
@@ -212,112 +332,60 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
     if input.peek(Token![final]) {
         input.parse::<Token![final]>()?;
         let name: Ident = input.parse()?;
-        let mut marker = None;
+        let mut failure = None;
         if input.peek(syn::token::Paren) {
             let content;
             parenthesized!(content in input);
-            marker = Some(content.parse::<kw::failure>()?.span);
+            failure = Some(content.parse::<kw::failure>()?.span);
             if !content.is_empty() {
                 return Err(content.error("expected `)`: the only marker of a final state is `(failure)`"));
             }
         }
-        let body = if input.peek(syn::token::Brace) {
-            parse_state_body(input)?
-        } else {
-            Vec::new()
-        };
+        let braced = input.peek(syn::token::Brace);
+        let body = if braced { parse_body(input)? } else { Vec::new() };
         if input.peek(Token![;]) {
             input.parse::<Token![;]>()?;
-        } else if body.is_empty() {
+        } else if !braced {
             return Err(input.error("expected `;` after a final state"));
         }
-        return Ok(StateDef {
-            attrs,
-            final_marker: Some(marker),
-            name,
-            body,
-        });
+        return Ok(StateDef { attrs, kind: StateDefKind::Final { failure }, name, body });
     }
-    input.parse::<kw::state>()?;
+    let kind = if input.peek(kw::parallel) {
+        input.parse::<kw::parallel>()?;
+        StateDefKind::Parallel
+    } else {
+        input.parse::<kw::state>()?;
+        StateDefKind::State
+    };
     let name: Ident = input.parse()?;
-    let body = parse_state_body(input)?;
-    Ok(StateDef {
-        attrs,
-        final_marker: None,
-        name,
-        body,
-    })
+    let body = parse_body(input)?;
+    Ok(StateDef { attrs, kind, name, body })
 }
 
-fn parse_state_body(input: ParseStream) -> syn::Result<Vec<StateItem>> {
-    let content;
-    braced!(content in input);
-    let mut items = Vec::new();
-    while !content.is_empty() {
-        items.push(content.parse()?);
+/// `A | B`, `_` or `done`.
+fn parse_events(input: ParseStream) -> syn::Result<EventsDef> {
+    if input.peek(Token![_]) {
+        input.parse::<Token![_]>()?;
+        return Ok(EventsDef::Any);
     }
-    Ok(items)
+    if input.peek(kw::done) {
+        return Ok(EventsDef::Done(input.parse::<kw::done>()?.span));
+    }
+    let mut events = vec![input.parse::<Ident>()?];
+    while input.peek(Token![|]) {
+        input.parse::<Token![|]>()?;
+        events.push(input.parse()?);
+    }
+    Ok(EventsDef::List(events))
 }
 
-impl Parse for StateItem {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let lookahead = input.lookahead1();
-        if lookahead.peek(kw::on) {
-            let span = input.parse::<kw::on>()?.span;
-            let event = input.parse()?;
-            let guard = if input.peek(Token![if]) {
-                input.parse::<Token![if]>()?;
-                Some(input.parse()?)
-            } else {
-                None
-            };
-            let target = if input.peek(Token![=>]) {
-                Some(parse_target(input)?)
-            } else {
-                None
-            };
-            let actions = parse_actions(input)?;
-            Ok(StateItem::On(OnDef {
-                span,
-                event,
-                guard,
-                target,
-                actions,
-            }))
-        } else if lookahead.peek(kw::entry) {
-            input.parse::<kw::entry>()?;
-            Ok(StateItem::Entry {
-                actions: parse_action_list(input)?,
-            })
-        } else if lookahead.peek(kw::exit) {
-            input.parse::<kw::exit>()?;
-            Ok(StateItem::Exit {
-                actions: parse_action_list(input)?,
-            })
-        } else if lookahead.peek(kw::invoke) {
-            parse_invoke(input).map(StateItem::Invoke)
-        } else if lookahead.peek(kw::after) {
-            let span = input.parse::<kw::after>()?.span;
-            let delay = input.parse()?;
-            let target = parse_target(input)?;
-            let actions = parse_actions(input)?;
-            Ok(StateItem::After(AfterDef {
-                span,
-                delay,
-                target,
-                actions,
-            }))
-        } else if lookahead.peek(kw::compensate) {
-            let span = input.parse::<kw::compensate>()?.span;
-            let action = input.parse()?;
-            input.parse::<Token![;]>()?;
-            Ok(StateItem::Compensate { span, action })
-        } else if lookahead.peek(kw::state) || lookahead.peek(Token![final]) {
-            Err(input
-                .error("nested states are not supported yet: declare every state at the top level of the workflow"))
-        } else {
-            Err(lookahead.error())
-        }
+/// `[if GUARD]`
+fn parse_guard(input: ParseStream) -> syn::Result<Option<Ident>> {
+    if input.peek(Token![if]) {
+        input.parse::<Token![if]>()?;
+        Ok(Some(input.parse()?))
+    } else {
+        Ok(None)
     }
 }
 
@@ -330,8 +398,18 @@ fn parse_target(input: ParseStream) -> syn::Result<Ident> {
     input.parse()
 }
 
+/// `STATE, ...` (after `=>`)
+fn parse_targets(input: ParseStream) -> syn::Result<Vec<Ident>> {
+    let mut targets = vec![input.parse::<Ident>()?];
+    while input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+        targets.push(input.parse()?);
+    }
+    Ok(targets)
+}
+
 /// `[/ ACTION, ...] ;`
-fn parse_actions(input: ParseStream) -> syn::Result<Vec<Ident>> {
+fn parse_actions(input: ParseStream) -> syn::Result<Vec<ActionDef>> {
     if input.peek(Token![/]) {
         input.parse::<Token![/]>()?;
         parse_action_list(input)
@@ -345,14 +423,46 @@ fn parse_actions(input: ParseStream) -> syn::Result<Vec<Ident>> {
 }
 
 /// `ACTION, ... ;`
-fn parse_action_list(input: ParseStream) -> syn::Result<Vec<Ident>> {
-    let mut actions = vec![input.parse::<Ident>()?];
+fn parse_action_list(input: ParseStream) -> syn::Result<Vec<ActionDef>> {
+    let mut actions = vec![input.parse::<ActionDef>()?];
     while input.peek(Token![,]) {
         input.parse::<Token![,]>()?;
         actions.push(input.parse()?);
     }
     input.parse::<Token![;]>()?;
     Ok(actions)
+}
+
+impl Parse for ActionDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        // A built-in keyword followed by a name; alone, the word is a handler's name.
+        if input.peek(kw::raise) && input.peek2(Ident) {
+            let span = input.parse::<kw::raise>()?.span;
+            return Ok(ActionDef::Raise { span, event: input.parse()? });
+        }
+        if input.peek(kw::cancel) && input.peek2(Ident) {
+            input.parse::<kw::cancel>()?;
+            return Ok(ActionDef::Cancel { id: input.parse()? });
+        }
+        if input.peek(kw::send) && input.peek2(Ident) {
+            let span = input.parse::<kw::send>()?.span;
+            let event = input.parse()?;
+            let delay = if input.peek(kw::after) {
+                input.parse::<kw::after>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            let id = if input.peek(Token![as]) {
+                input.parse::<Token![as]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            return Ok(ActionDef::Send { span, event, delay, id });
+        }
+        Ok(ActionDef::Call(input.parse()?))
+    }
 }
 
 fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
@@ -521,24 +631,24 @@ mod tests {
             panic!("expected a state")
         };
         assert_eq!(start.body.len(), 6);
-        let StateItem::On(on) = &start.body[2] else {
+        let Item::On(on) = &start.body[2] else {
             panic!("expected `on`")
         };
         assert_eq!(on.guard.as_ref().unwrap(), "ok");
-        assert_eq!(on.target.as_ref().unwrap(), "Busy");
+        assert_eq!(on.targets, ["Busy"]);
         assert_eq!(on.actions.len(), 2);
-        let StateItem::On(targetless) = &start.body[3] else {
+        let Item::On(targetless) = &start.body[3] else {
             panic!("expected `on`")
         };
-        assert!(targetless.target.is_none());
-        let StateItem::After(after) = &start.body[4] else {
+        assert!(targetless.targets.is_empty());
+        let Item::After(after) = &start.body[4] else {
             panic!("expected `after`")
         };
         assert_eq!(after.delay.value, Duration::from_secs(7200));
         let Item::State(busy) = &def.items[4] else {
             panic!("expected a state")
         };
-        let StateItem::Invoke(invoke) = &busy.body[0] else {
+        let Item::Invoke(invoke) = &busy.body[0] else {
             panic!("expected `invoke`")
         };
         let retry = invoke.retry.as_ref().unwrap();
@@ -553,7 +663,47 @@ mod tests {
         let Item::State(failed) = &def.items[6] else {
             panic!("expected a state")
         };
-        assert!(matches!(failed.final_marker, Some(Some(_))));
+        assert!(matches!(failed.kind, StateDefKind::Final { failure: Some(_) }));
+    }
+
+    #[test]
+    fn parses_statechart_constructs() {
+        let def = parse(quote! {
+            workflow W {
+                initial P;
+                parallel P {
+                    state A { initial A1; history deep H => A1 / log; state A1 { always if g => A2; on X | Y => internal A2, B / raise Z, send Z after 1s as t, cancel t, act; } state A2 {} }
+                    state B { on _ => A; on done => A; }
+                }
+            }
+        })
+        .unwrap();
+        let Item::State(p) = &def.items[1] else { panic!("expected a state") };
+        assert!(matches!(p.kind, StateDefKind::Parallel));
+        let Item::State(a) = &p.body[0] else { panic!("expected a state") };
+        assert!(matches!(&a.body[0], Item::Initial { state, .. } if state == "A1"));
+        let Item::History(h) = &a.body[1] else { panic!("expected history") };
+        assert!(h.deep && h.targets.len() == 1 && h.actions.len() == 1);
+        let Item::State(a1) = &a.body[2] else { panic!("expected a state") };
+        let Item::Always(always) = &a1.body[0] else { panic!("expected always") };
+        assert_eq!(always.guard.as_ref().unwrap(), "g");
+        let Item::On(on) = &a1.body[1] else { panic!("expected on") };
+        assert!(matches!(&on.events, EventsDef::List(list) if list.len() == 2));
+        assert!(on.internal);
+        assert_eq!(on.targets.len(), 2);
+        assert!(matches!(
+            &on.actions[..],
+            [ActionDef::Raise { .. }, ActionDef::Send { delay: Some(_), id: Some(_), .. }, ActionDef::Cancel { .. }, ActionDef::Call(_)]
+        ));
+        let Item::State(b) = &p.body[1] else { panic!("expected a state") };
+        assert!(matches!(&b.body[0], Item::On(OnDef { events: EventsDef::Any, .. })));
+        assert!(matches!(&b.body[1], Item::On(OnDef { events: EventsDef::Done(_), .. })));
+    }
+
+    #[test]
+    fn an_always_without_target_is_an_error() {
+        let error = parse(quote! { workflow W { state A { always / act; } } }).err().unwrap();
+        assert_eq!(error.to_string(), "expected `=> TARGET`: an `always` transition without a target would fire forever");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use quote::{format_ident, ToTokens};
 use syn::{Ident, Type};
 
 use crate::errors::Errors;
-use crate::model::{EventId, Lint, Model, StateId, StateKind, Trigger};
+use crate::model::{Action, EventId, Lint, Model, StateId, StateKind, Trigger};
 
 /// A model that passed every check, with what codegen derives from it.
 pub struct Validated {
@@ -22,8 +22,6 @@ pub struct Validated {
     pub activities: Vec<Activity>,
     pub compensations: Vec<Ident>,
     pub timers: Vec<Timer>,
-    /// Transitions that can never fire (shadowed, allowed by the user): codegen skips them.
-    pub shadowed: HashSet<usize>,
 }
 
 /// A guard or an action of the handler trait.
@@ -75,7 +73,8 @@ impl Validated {
 pub fn validate(model: Model) -> syn::Result<Validated> {
     let mut errors = Errors::default();
     check_finals_and_invokes(&model, &mut errors);
-    let shadowed = check_shadowed(&model, &mut errors);
+    check_shadowed(&model, &mut errors);
+    check_builtins(&model, &mut errors);
     check_graph(&model, &mut errors);
     if model.transitions.len() > usize::from(u16::MAX) {
         errors.push(model.name.span(), "a workflow has at most 65535 transitions");
@@ -96,7 +95,6 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
         activities,
         compensations,
         timers,
-        shadowed,
     })
 }
 
@@ -169,63 +167,106 @@ fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
     }
 }
 
-/// Transitions that follow an unguarded one on the same trigger can never fire.
-fn check_shadowed(model: &Model, errors: &mut Errors) -> HashSet<usize> {
-    let mut shadowed = HashSet::new();
+/// Transitions whose every trigger an earlier unguarded transition of the
+/// same state already takes can never fire.
+fn check_shadowed(model: &Model, errors: &mut Errors) {
     for (id, state) in model.states.iter().enumerate() {
-        let mut unguarded: Vec<Trigger> = Vec::new();
+        let mut events: HashSet<EventId> = HashSet::new();
+        let mut any = false;
+        let mut others: Vec<&Trigger> = Vec::new();
         for &t in &state.transitions {
             let transition = &model.transitions[t];
-            if unguarded.contains(&transition.trigger) {
-                shadowed.insert(t);
-                lint(
-                    model,
-                    id,
-                    Lint::ShadowedTransition,
-                    transition.span,
-                    format!(
-                        "this transition can never fire: an earlier transition of `{}` on the same trigger has no guard",
-                        state.name
-                    ),
-                    errors,
+            let shadowed = match &transition.trigger {
+                Trigger::Events(list) => any || list.iter().all(|e| events.contains(e)),
+                Trigger::Any => any,
+                Trigger::Done | Trigger::Error | Trigger::After(_) => any || others.contains(&&transition.trigger),
+                Trigger::Always | Trigger::StateDone => others.contains(&&transition.trigger),
+            };
+            if shadowed {
+                let message = format!(
+                    "this transition can never fire: an earlier transition of `{}` on the same trigger has no guard",
+                    state.name
                 );
+                lint(model, id, Lint::ShadowedTransition, transition.span, message, errors);
             } else if transition.guard.is_none() {
-                unguarded.push(transition.trigger);
+                match &transition.trigger {
+                    Trigger::Events(list) => events.extend(list),
+                    Trigger::Any => any = true,
+                    other => others.push(other),
+                }
             }
         }
     }
-    shadowed
 }
 
-/// Reachability: dead ends, unreachable states, states with no way to a final state.
-fn check_graph(model: &Model, errors: &mut Errors) {
-    let n = model.states.len();
-    let mut next: Vec<Vec<StateId>> = vec![Vec::new(); n];
-    let mut prev: Vec<Vec<StateId>> = vec![Vec::new(); n];
-    for t in &model.transitions {
-        if let Some(target) = t.target {
-            next[t.source].push(target);
-            prev[target].push(t.source);
+/// `raise` and `send` carry no payload, so they take unit events.
+fn check_builtins(model: &Model, errors: &mut Errors) {
+    let actions = model
+        .states
+        .iter()
+        .flat_map(|s| s.entry.iter().chain(&s.exit))
+        .chain(model.transitions.iter().flat_map(|t| &t.actions));
+    for action in actions {
+        let (span, event, verb) = match action {
+            Action::Raise { span, event } => (*span, *event, "raise"),
+            Action::Send { span, event, .. } => (*span, *event, "send"),
+            Action::Call(_) | Action::Cancel { .. } => continue,
+        };
+        let event = &model.events[event];
+        if event.fields.is_some() {
+            errors.push(span, format!("`{verb} {}`: only unit events can be raised or sent, and this one has fields", event.name));
         }
     }
+}
+
+/// Reachability over the state tree: dead ends, unreachable states, states
+/// with no way to a final state, `on done` that can never fire.
+fn check_graph(model: &Model, errors: &mut Errors) {
+    let n = model.states.len();
+    // Entering a state enters its ancestors and its default descendants.
+    let mut enters: Vec<Vec<StateId>> = vec![Vec::new(); n];
+    for (id, state) in model.states.iter().enumerate() {
+        enters[id].extend(state.parent);
+        match state.kind {
+            StateKind::Compound { initial } => enters[id].push(initial),
+            StateKind::Parallel => enters[id].extend(model.children(id).filter(|&c| !is_history(model, c))),
+            _ => {}
+        }
+    }
+    // Being active, a state may take its transitions.
+    let mut next = enters.clone();
+    for t in &model.transitions {
+        next[t.source].extend(&t.targets);
+    }
     let reachable = closure(&next, [model.initial]);
-    let finals = (0..n).filter(|&s| matches!(model.states[s].kind, StateKind::Final { .. }));
-    let finishing = closure(&prev, finals);
+    // For finishing: being in a child means being in its parent, whose transitions apply.
+    let mut prev: Vec<Vec<StateId>> = vec![Vec::new(); n];
+    for (from, list) in next.iter().enumerate() {
+        for &to in list {
+            prev[to].push(from);
+        }
+    }
+    let top_finals = (0..n).filter(|&s| model.states[s].parent.is_none() && is_final(model, s));
+    let finishing = closure(&prev, top_finals);
     for (id, state) in model.states.iter().enumerate() {
         let span = state.name.span();
+        if is_history(model, id) {
+            continue;
+        }
         if !reachable[id] {
-            let message = format!(
-                "state `{}` is unreachable from the initial state `{}`",
-                state.name,
-                model.state_name(model.initial)
-            );
+            let message =
+                format!("state `{}` is unreachable from the initial state `{}`", state.name, model.state_name(model.initial));
             lint(model, id, Lint::UnreachableState, span, message, errors);
             continue;
         }
         if state.kind != StateKind::Atomic {
             continue;
         }
-        if next[id].is_empty() {
+        let in_parallel = model.ancestors_or_self(id).any(|a| model.states[a].kind == StateKind::Parallel);
+        let way_out = model
+            .ancestors_or_self(id)
+            .any(|a| model.states[a].transitions.iter().any(|&t| !model.transitions[t].targets.is_empty()));
+        if !way_out && !in_parallel {
             let message = format!(
                 "state `{}` is a dead end: no transition leaves it; add one or declare it `final {};`",
                 state.name, state.name
@@ -236,6 +277,37 @@ fn check_graph(model: &Model, errors: &mut Errors) {
             lint(model, id, Lint::NoPathToFinal, span, message, errors);
         }
     }
+    for t in &model.transitions {
+        if t.trigger != Trigger::StateDone {
+            continue;
+        }
+        if let Some(region) = never_completes(model, t.source) {
+            let message = format!(
+                "`on done` of `{}` can never fire: `{}` has no final state to reach",
+                model.states[t.source].name, model.states[region].name
+            );
+            lint(model, t.source, Lint::NeverDone, t.span, message, errors);
+        }
+    }
+}
+
+/// A state under `s` that keeps `s` from ever completing, if any: a
+/// compound without a final child, or any such region of a parallel.
+fn never_completes(model: &Model, s: StateId) -> Option<StateId> {
+    match model.states[s].kind {
+        StateKind::Final { .. } => None,
+        StateKind::Compound { .. } => (!model.children(s).any(|c| is_final(model, c))).then_some(s),
+        StateKind::Parallel => model.children(s).filter(|&c| !is_history(model, c)).find_map(|c| never_completes(model, c)),
+        StateKind::Atomic | StateKind::History { .. } => Some(s),
+    }
+}
+
+fn is_final(model: &Model, s: StateId) -> bool {
+    matches!(model.states[s].kind, StateKind::Final { .. })
+}
+
+fn is_history(model: &Model, s: StateId) -> bool {
+    matches!(model.states[s].kind, StateKind::History { .. })
 }
 
 /// The states reachable from `start` along `edges`.
@@ -270,7 +342,7 @@ struct Signatures {
 impl Signatures {
     fn collect(&mut self, model: &Model, errors: &mut Errors) {
         for state in &model.states {
-            for action in state.entry.iter().chain(&state.exit) {
+            for action in state.entry.iter().chain(&state.exit).filter_map(Action::call) {
                 self.action(model, action, Input::Nothing, errors);
             }
             if let Some(invoke) = &state.invoke {
@@ -296,16 +368,17 @@ impl Signatures {
             }
             for &t in &state.transitions {
                 let transition = &model.transitions[t];
-                let input = match transition.trigger {
-                    Trigger::Event(event) => Input::Event(event),
+                let input = match &transition.trigger {
+                    Trigger::Events(list) if list.len() == 1 => Input::Event(list[0]),
+                    Trigger::Events(_) | Trigger::Any => Input::AnyEvent,
                     Trigger::Done => Input::Output(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())),
                     Trigger::Error => Input::Error,
-                    Trigger::After(_) => Input::Nothing,
+                    Trigger::After(_) | Trigger::Always | Trigger::StateDone => Input::Nothing,
                 };
                 if let Some(guard) = &transition.guard {
                     self.guard(model, guard, input.clone(), errors);
                 }
-                for action in &transition.actions {
+                for action in transition.actions.iter().filter_map(Action::call) {
                     self.action(model, action, input.clone(), errors);
                 }
             }
@@ -401,7 +474,7 @@ fn unit() -> Type {
     syn::parse_quote!(())
 }
 
-fn same_type(a: &Type, b: &Type) -> bool {
+pub fn same_type(a: &Type, b: &Type) -> bool {
     a.to_token_stream().to_string() == b.to_token_stream().to_string()
 }
 
@@ -633,7 +706,7 @@ mod tests {
         let errors = messages(quote! {
             workflow W {
                 initial A;
-                events { WorkDone, WState, AAfter1s }
+                events { WorkDone, WState, AAfter1000ms }
                 state A { invoke work -> () { done => B; error => B; } after 1000ms => B; }
                 final B;
             }
@@ -643,7 +716,7 @@ mod tests {
             [
                 "event name `WorkDone` is reserved: it is the generated event `WorkDone` of activity `work`",
                 "event name `WState` is reserved: it is the generated type `WState`",
-                "event name `AAfter1s` is reserved: it is the generated timer event of state `A`",
+                "event name `AAfter1000ms` is reserved: it is the generated timer event of state `A`",
             ]
         );
     }

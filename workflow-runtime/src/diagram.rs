@@ -3,35 +3,34 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::graph::{Graph, StateKind, TransitionInfo, Trigger};
+use crate::graph::{EventKind, Graph, StateKind, TransitionInfo, Trigger};
 
 impl Graph<'_> {
     /// Renders the workflow as a Mermaid `stateDiagram-v2`.
     ///
-    /// Final states lead to `[*]`; failure finals are styled with the
-    /// `failure` class; a state's activity and compensation are written
-    /// inside it.
+    /// Compound states are drawn as composite states, parallel regions are
+    /// separated by `--`, final states lead to `[*]`, failure finals are
+    /// styled with the `failure` class, and a state's activity and
+    /// compensation are written inside it.
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("stateDiagram-v2\n");
         if let Some(initial) = self.states.get(self.initial) {
             let _ = writeln!(out, "    [*] --> {}", initial.name);
         }
-        for state in self.states {
-            if let Some(invoke) = &state.invoke {
-                let _ = writeln!(out, "    {}: invoke {}", state.name, invoke.activity);
-            }
-            if let Some(compensate) = state.compensate {
-                let _ = writeln!(out, "    {}: compensate {}", state.name, compensate);
-            }
+        for s in self.children(None) {
+            self.mermaid_state(s, 1, &mut out);
         }
         for t in self.transitions {
+            if matches!(self.states[t.source].kind, StateKind::History { .. }) {
+                continue;
+            }
             let source = self.states[t.source].name;
-            let target = t.target.map_or(source, |i| self.states[i].name);
-            let _ = writeln!(out, "    {source} --> {target}: {}", label(t));
-        }
-        for state in self.states {
-            if state.is_final() {
-                let _ = writeln!(out, "    {} --> [*]", state.name);
+            let text = self.label(t);
+            if t.targets.is_empty() {
+                let _ = writeln!(out, "    {source} --> {source}: {text}");
+            }
+            for &target in t.targets {
+                let _ = writeln!(out, "    {source} --> {}: {text}", self.states[target].name);
             }
         }
         let failures: Vec<&str> = self
@@ -47,65 +46,157 @@ impl Graph<'_> {
         out
     }
 
+    fn mermaid_state(&self, s: usize, depth: usize, out: &mut String) {
+        let state = &self.states[s];
+        let pad = "    ".repeat(depth);
+        match state.kind {
+            StateKind::Compound { initial } => {
+                let _ = writeln!(out, "{pad}state {} {{", state.name);
+                let _ = writeln!(out, "{pad}    [*] --> {}", self.states[initial].name);
+                for c in self.children(Some(s)) {
+                    self.mermaid_state(c, depth + 1, out);
+                }
+                let _ = writeln!(out, "{pad}}}");
+            }
+            StateKind::Parallel => {
+                let _ = writeln!(out, "{pad}state {} {{", state.name);
+                let regions: Vec<usize> = self.children(Some(s)).collect();
+                for (i, &c) in regions.iter().enumerate() {
+                    if i > 0 {
+                        let _ = writeln!(out, "{pad}    --");
+                    }
+                    self.mermaid_state(c, depth + 1, out);
+                }
+                let _ = writeln!(out, "{pad}}}");
+            }
+            StateKind::History { deep, .. } => {
+                let kind = if deep { "deep history" } else { "history" };
+                let _ = writeln!(out, "{pad}{}: {kind}", state.name);
+                for t in self.transitions_from(s) {
+                    for &target in t.targets {
+                        let _ = writeln!(out, "{pad}{} --> {}: default", state.name, self.states[target].name);
+                    }
+                }
+            }
+            StateKind::Atomic => {}
+            StateKind::Final { .. } => {
+                let _ = writeln!(out, "{pad}{} --> [*]", state.name);
+            }
+        }
+        if let Some(invoke) = &state.invoke {
+            let _ = writeln!(out, "{pad}{}: invoke {}", state.name, invoke.activity);
+        }
+        if let Some(compensate) = state.compensate {
+            let _ = writeln!(out, "{pad}{}: compensate {}", state.name, compensate);
+        }
+    }
+
     /// Renders the workflow as a Graphviz DOT `digraph`.
     ///
-    /// Final states are double circles (red for failure finals); the initial
-    /// state is marked by an arrow from a point.
+    /// Compound and parallel states are clusters (parallel ones dashed),
+    /// final states are double circles (red for failure finals), and the
+    /// initial state is marked by an arrow from a point.
     pub fn to_dot(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", quoted(self.name));
-        out.push_str("    rankdir=LR;\n    node [shape=box, style=rounded];\n");
+        out.push_str("    rankdir=LR;\n    compound=true;\n    node [shape=box, style=rounded];\n");
         out.push_str("    \"__start\" [shape=point, label=\"\"];\n");
-        for state in self.states {
-            let mut text = state.name.to_string();
-            if let Some(invoke) = &state.invoke {
-                let _ = write!(text, "\\ninvoke {}", invoke.activity);
-            }
-            if let Some(compensate) = state.compensate {
-                let _ = write!(text, "\\ncompensate {compensate}");
-            }
-            let style = match state.kind {
-                StateKind::Atomic => "",
-                StateKind::Final { failure: false } => ", shape=doublecircle",
-                StateKind::Final { failure: true } => ", shape=doublecircle, color=red",
-            };
-            let _ = writeln!(out, "    {} [label={}{style}];", quoted(state.name), quoted(&text));
+        for s in self.children(None) {
+            self.dot_state(s, 1, &mut out);
         }
         if let Some(initial) = self.states.get(self.initial) {
             let _ = writeln!(out, "    \"__start\" -> {};", quoted(initial.name));
         }
         for t in self.transitions {
             let source = self.states[t.source].name;
-            let target = t.target.map_or(source, |i| self.states[i].name);
-            let style = if t.target.is_none() { ", style=dashed" } else { "" };
-            let _ = writeln!(
-                out,
-                "    {} -> {} [label={}{style}];",
-                quoted(source),
-                quoted(target),
-                quoted(&label(t))
-            );
+            let text = if matches!(self.states[t.source].kind, StateKind::History { .. }) {
+                "default".to_string()
+            } else {
+                self.label(t)
+            };
+            if t.targets.is_empty() {
+                let _ = writeln!(out, "    {} -> {} [label={}, style=dashed];", quoted(source), quoted(source), quoted(&text));
+            }
+            for &target in t.targets {
+                let target = self.states[target].name;
+                let _ = writeln!(out, "    {} -> {} [label={}];", quoted(source), quoted(target), quoted(&text));
+            }
         }
         out.push_str("}\n");
         out
     }
-}
 
-/// `trigger [guard] / action, action`, the way the block spells it.
-fn label(t: &TransitionInfo<'_>) -> String {
-    let mut text = match t.trigger {
-        Trigger::Event(name) => name.to_string(),
-        Trigger::Done(activity) => format!("done({activity})"),
-        Trigger::Error(activity) => format!("error({activity})"),
-        Trigger::After(d) => format!("after {}", format_duration(d)),
-    };
-    if let Some(guard) = t.guard {
-        let _ = write!(text, " [{guard}]");
+    fn dot_state(&self, s: usize, depth: usize, out: &mut String) {
+        let state = &self.states[s];
+        let pad = "    ".repeat(depth);
+        let mut text = state.name.to_string();
+        if let Some(invoke) = &state.invoke {
+            let _ = write!(text, "\\ninvoke {}", invoke.activity);
+        }
+        if let Some(compensate) = state.compensate {
+            let _ = write!(text, "\\ncompensate {compensate}");
+        }
+        let style = match state.kind {
+            StateKind::Atomic => "",
+            StateKind::Compound { .. } | StateKind::Parallel => ", shape=plaintext",
+            StateKind::Final { failure: false } => ", shape=doublecircle",
+            StateKind::Final { failure: true } => ", shape=doublecircle, color=red",
+            StateKind::History { deep: false, .. } => ", shape=circle, label=\"H\"",
+            StateKind::History { deep: true, .. } => ", shape=circle, label=\"H*\"",
+        };
+        let label = if matches!(state.kind, StateKind::History { .. }) { String::new() } else { format!("label={}", quoted(&text)) };
+        let separator = if label.is_empty() { style.trim_start_matches(", ") } else { style };
+        match state.kind {
+            StateKind::Compound { .. } | StateKind::Parallel => {
+                let _ = writeln!(out, "{pad}subgraph {} {{", quoted(&format!("cluster_{}", state.name)));
+                let dashed = if state.kind == StateKind::Parallel { " style=dashed;" } else { "" };
+                let _ = writeln!(out, "{pad}    label={};{dashed}", quoted(state.name));
+                let _ = writeln!(out, "{pad}    {} [{label}{separator}];", quoted(state.name));
+                for c in self.children(Some(s)) {
+                    self.dot_state(c, depth + 1, out);
+                }
+                let _ = writeln!(out, "{pad}}}");
+            }
+            _ => {
+                let _ = writeln!(out, "{pad}{} [{label}{separator}];", quoted(state.name));
+            }
+        }
     }
-    if !t.actions.is_empty() {
-        let _ = write!(text, " / {}", t.actions.join(", "));
+
+    /// The states whose parent is `parent` (`None`: the top level), in order.
+    fn children(&self, parent: Option<usize>) -> impl Iterator<Item = usize> + '_ {
+        (0..self.states.len()).filter(move |&s| self.states[s].parent == parent)
     }
-    text
+
+    /// `trigger [guard] / action, action`, the way the block spells it.
+    fn label(&self, t: &TransitionInfo<'_>) -> String {
+        let mut text = match t.trigger {
+            Trigger::Events(list) => {
+                let names: Vec<String> = list.iter().map(|&e| self.event_label(e)).collect();
+                names.join(" | ")
+            }
+            Trigger::Any => "_".to_string(),
+            Trigger::Always => "always".to_string(),
+            Trigger::StateDone => "done".to_string(),
+        };
+        if let Some(guard) = t.guard {
+            let _ = write!(text, " [{guard}]");
+        }
+        if !t.actions.is_empty() {
+            let _ = write!(text, " / {}", t.actions.join(", "));
+        }
+        text
+    }
+
+    fn event_label(&self, e: usize) -> String {
+        let Some(event) = self.events.get(e) else { return format!("#{e}") };
+        match event.kind {
+            EventKind::Declared => event.name.to_string(),
+            EventKind::Done(activity) => format!("done({activity})"),
+            EventKind::Failed(activity) => format!("error({activity})"),
+            EventKind::Timer { delay, .. } => format!("after {}", format_duration(delay)),
+        }
+    }
 }
 
 /// A DOT string literal.
@@ -137,13 +228,15 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{StateInfo, TransitionInfo};
+    use crate::graph::{EventInfo, StateInfo, TransitionInfo, TransitionRange};
 
-    const fn state(name: &'static str, kind: StateKind) -> StateInfo<'static> {
+    const fn state(name: &'static str, kind: StateKind, parent: Option<usize>, end: usize, t: [usize; 2]) -> StateInfo<'static> {
         StateInfo {
             name,
             kind,
-            parent: None,
+            parent,
+            end,
+            transitions: TransitionRange { start: t[0], end: t[1] },
             entry: &[],
             exit: &[],
             invoke: None,
@@ -151,64 +244,85 @@ mod tests {
         }
     }
 
-    static GRAPH: Graph<'static> = Graph {
+    const fn event(name: &'static str, kind: EventKind<'static>) -> EventInfo<'static> {
+        EventInfo { name, fields: &[], kind }
+    }
+
+    static DOOR: Graph<'static> = Graph {
         name: "Door",
         initial: 0,
         states: &[
-            state("Closed", StateKind::Atomic),
-            state("Open", StateKind::Atomic),
-            state("Broken", StateKind::Final { failure: true }),
+            state("Closed", StateKind::Atomic, None, 1, [0, 1]),
+            state("Open", StateKind::Atomic, None, 2, [1, 4]),
+            state("Broken", StateKind::Final { failure: true }, None, 3, [4, 4]),
         ],
-        events: &[],
+        events: &[
+            event("Push", EventKind::Declared),
+            event("Kick", EventKind::Declared),
+            event("Knock", EventKind::Declared),
+            event("OpenAfter2h", EventKind::Timer { state: 1, delay: Duration::from_secs(7200) }),
+        ],
         transitions: &[
-            TransitionInfo {
-                source: 0,
-                trigger: Trigger::Event("Push"),
-                guard: Some("unlocked"),
-                target: Some(1),
-                actions: &["creak", "count"],
-            },
-            TransitionInfo {
-                source: 1,
-                trigger: Trigger::After(Duration::from_secs(7200)),
-                guard: None,
-                target: Some(0),
-                actions: &[],
-            },
-            TransitionInfo {
-                source: 1,
-                trigger: Trigger::Event("Kick"),
-                guard: None,
-                target: Some(2),
-                actions: &[],
-            },
-            TransitionInfo {
-                source: 1,
-                trigger: Trigger::Event("Knock"),
-                guard: None,
-                target: None,
-                actions: &["answer"],
-            },
+            TransitionInfo { source: 0, trigger: Trigger::Events(&[0]), guard: Some("unlocked"), targets: &[1], internal: false, actions: &["creak", "count"] },
+            TransitionInfo { source: 1, trigger: Trigger::Events(&[3]), guard: None, targets: &[0], internal: false, actions: &[] },
+            TransitionInfo { source: 1, trigger: Trigger::Events(&[1, 2]), guard: None, targets: &[2], internal: false, actions: &[] },
+            TransitionInfo { source: 1, trigger: Trigger::Any, guard: None, targets: &[], internal: false, actions: &["answer"] },
         ],
     };
 
     #[test]
     fn mermaid_lists_every_transition_with_its_label() {
-        let text = GRAPH.to_mermaid();
         assert_eq!(
-            text,
-            "stateDiagram-v2\n    [*] --> Closed\n    Closed --> Open: Push [unlocked] / creak, count\n    Open --> Closed: after 2h\n    Open --> Broken: Kick\n    Open --> Open: Knock / answer\n    Broken --> [*]\n    classDef failure fill:#f8d7da,stroke:#c0392b\n    class Broken failure\n"
+            DOOR.to_mermaid(),
+            "stateDiagram-v2\n    [*] --> Closed\n    Broken --> [*]\n    Closed --> Open: Push [unlocked] / creak, count\n    Open --> Closed: after 2h\n    Open --> Broken: Kick | Knock\n    Open --> Open: _ / answer\n    classDef failure fill:#f8d7da,stroke:#c0392b\n    class Broken failure\n"
         );
     }
 
     #[test]
     fn dot_marks_finals_and_targetless_transitions() {
-        let text = GRAPH.to_dot();
+        let text = DOOR.to_dot();
         assert!(text.starts_with("digraph \"Door\" {\n"));
-        assert!(text.contains("\"Broken\" [label=\"Broken\", shape=doublecircle, color=red];"));
+        assert!(text.contains("\"Broken\" [label=\"Broken\", shape=doublecircle, color=red];"), "{text}");
         assert!(text.contains("\"__start\" -> \"Closed\";"));
-        assert!(text.contains("\"Open\" -> \"Open\" [label=\"Knock / answer\", style=dashed];"));
+        assert!(text.contains("\"Open\" -> \"Open\" [label=\"_ / answer\", style=dashed];"), "{text}");
         assert!(text.ends_with("}\n"));
+    }
+
+    /// Job { history H; parallel Work { state A { a1 } state B { b1 } } } Done
+    static JOB: Graph<'static> = Graph {
+        name: "Job",
+        initial: 0,
+        states: &[
+            state("Job", StateKind::Compound { initial: 2 }, None, 7, [0, 1]),
+            state("H", StateKind::History { deep: true, slot: 0 }, Some(0), 2, [1, 2]),
+            state("Work", StateKind::Parallel, Some(0), 7, [2, 2]),
+            state("A", StateKind::Compound { initial: 4 }, Some(2), 5, [2, 2]),
+            state("A1", StateKind::Atomic, Some(3), 5, [2, 2]),
+            state("B", StateKind::Compound { initial: 6 }, Some(2), 7, [2, 2]),
+            state("B1", StateKind::Final { failure: false }, Some(5), 7, [2, 2]),
+            state("Done", StateKind::Final { failure: false }, None, 8, [2, 2]),
+        ],
+        events: &[],
+        transitions: &[
+            TransitionInfo { source: 0, trigger: Trigger::StateDone, guard: None, targets: &[7], internal: false, actions: &[] },
+            TransitionInfo { source: 1, trigger: Trigger::Always, guard: None, targets: &[2], internal: false, actions: &[] },
+        ],
+    };
+
+    #[test]
+    fn mermaid_draws_composite_and_concurrent_states() {
+        assert_eq!(
+            JOB.to_mermaid(),
+            "stateDiagram-v2\n    [*] --> Job\n    state Job {\n        [*] --> Work\n        H: deep history\n        H --> Work: default\n        state Work {\n            state A {\n                [*] --> A1\n            }\n            --\n            state B {\n                [*] --> B1\n                B1 --> [*]\n            }\n        }\n    }\n    Done --> [*]\n    Job --> Done: done\n"
+        );
+    }
+
+    #[test]
+    fn dot_draws_clusters() {
+        let text = JOB.to_dot();
+        assert!(text.contains("subgraph \"cluster_Work\" {\n            label=\"Work\"; style=dashed;"), "{text}");
+        assert!(text.contains("\"H\" [shape=circle, label=\"H*\"];"), "{text}");
+        assert!(text.contains("\"H\" -> \"Work\" [label=\"default\"];"), "{text}");
     }
 
     #[test]

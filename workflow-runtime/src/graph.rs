@@ -18,11 +18,14 @@ pub struct Graph<'a> {
     pub name: &'a str,
     /// Index in [`states`](Self::states) of the initial state.
     pub initial: usize,
-    /// Every state, in declaration order.
+    /// Every state in document order: a state comes before its children,
+    /// and its descendants are exactly the states `index + 1 .. end`.
     pub states: &'a [StateInfo<'a>],
-    /// Every declared event, in declaration order.
+    /// Every variant of the event enum, in order: the declared events, then
+    /// each activity's done and failed events, then the timer events.
     pub events: &'a [EventInfo<'a>],
-    /// Every transition, grouped by source state, in declaration order within a state.
+    /// Every transition, grouped by source state in document order, in
+    /// declaration order within a state.
     pub transitions: &'a [TransitionInfo<'a>],
 }
 
@@ -31,10 +34,14 @@ pub struct Graph<'a> {
 pub struct StateInfo<'a> {
     /// The state's name.
     pub name: &'a str,
-    /// Whether the state is an ordinary or a final one.
+    /// Atomic, compound, parallel, final or history.
     pub kind: StateKind,
     /// The enclosing state, if the state is nested (`None` for top-level states).
     pub parent: Option<usize>,
+    /// One past the index of the state's last descendant.
+    pub end: usize,
+    /// The state's transitions in [`Graph::transitions`].
+    pub transitions: TransitionRange,
     /// Actions run, in order, when the state is entered.
     pub entry: &'a [&'a str],
     /// Actions run, in order, when the state is left.
@@ -43,6 +50,15 @@ pub struct StateInfo<'a> {
     pub invoke: Option<InvokeInfo<'a>>,
     /// The compensation that undoes this state's step if the workflow fails later.
     pub compensate: Option<&'a str>,
+}
+
+/// A range of indices into [`Graph::transitions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TransitionRange {
+    /// The first index.
+    pub start: usize,
+    /// One past the last index.
+    pub end: usize,
 }
 
 impl StateInfo<'_> {
@@ -55,13 +71,29 @@ impl StateInfo<'_> {
 /// What kind of state a [`StateInfo`] describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StateKind {
-    /// A state with transitions out of it.
+    /// A state without child states.
     Atomic,
+    /// A state with child states, exactly one of them active; `initial` is
+    /// the child (possibly a history state) entered by default.
+    Compound {
+        /// Index of the default child.
+        initial: usize,
+    },
+    /// A state whose child states (regions) are all active at once.
+    Parallel,
     /// A final state; `failure` is set for `final NAME (failure);`, whose
     /// reaching runs the workflow's compensations.
     Final {
         /// Whether reaching this state means the workflow failed.
         failure: bool,
+    },
+    /// A history pseudo-state: entering it restores what its parent had
+    /// active when last left. Its one transition, if any, is the default.
+    History {
+        /// Deep history remembers atomic descendants, shallow the children.
+        deep: bool,
+        /// Its memory's index among the workflow's history states.
+        slot: usize,
     },
 }
 
@@ -76,13 +108,33 @@ pub struct InvokeInfo<'a> {
     pub policy: RetryPolicy,
 }
 
-/// One declared event.
+/// One variant of the event enum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventInfo<'a> {
-    /// The event's name.
+    /// The variant's name.
     pub name: &'a str,
     /// The payload's fields as `(name, type)`, empty for a unit event.
     pub fields: &'a [(&'a str, &'a str)],
+    /// Declared, or made by the machine.
+    pub kind: EventKind<'a>,
+}
+
+/// Where an event comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind<'a> {
+    /// Declared in the `events` block.
+    Declared,
+    /// The activity named here completed (the variant carries its output).
+    Done(&'a str),
+    /// The activity named here failed for good.
+    Failed(&'a str),
+    /// The state with this index has been active for this long.
+    Timer {
+        /// The state whose `after` this is.
+        state: usize,
+        /// The delay.
+        delay: Duration,
+    },
 }
 
 /// One transition of a [`Graph`].
@@ -94,24 +146,28 @@ pub struct TransitionInfo<'a> {
     pub trigger: Trigger<'a>,
     /// The guard that must hold for it to fire.
     pub guard: Option<&'a str>,
-    /// Index of the target state; `None` for a targetless transition, which
-    /// runs its actions without leaving the state.
-    pub target: Option<usize>,
-    /// Actions run, in order, between the source's exit and the target's entry.
+    /// Indices of the target states; empty for a targetless transition,
+    /// which runs its actions without leaving the state.
+    pub targets: &'a [usize],
+    /// `=> internal TARGET`: the source is not exited when the targets are
+    /// its descendants.
+    pub internal: bool,
+    /// Actions run, in order, between the exits and the entries.
     pub actions: &'a [&'a str],
 }
 
 /// What makes a transition fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger<'a> {
-    /// A declared event, by name.
-    Event(&'a str),
-    /// The state's activity (named here) completed.
-    Done(&'a str),
-    /// The state's activity (named here) failed for good.
-    Error(&'a str),
-    /// The state has been active for this long.
-    After(Duration),
+    /// Any of these events (indices into [`Graph::events`]): declared ones,
+    /// an activity's done or failed event, a timer.
+    Events(&'a [usize]),
+    /// Every event (`on _`).
+    Any,
+    /// No event: taken as soon as the source is active and the guard holds.
+    Always,
+    /// The source, a compound or parallel state, completed (`on done`).
+    StateDone,
 }
 
 impl<'a> Graph<'a> {
@@ -121,7 +177,14 @@ impl<'a> Graph<'a> {
     }
 
     /// The transitions leaving state `index`, in priority order.
-    pub fn transitions_from(&self, index: usize) -> impl Iterator<Item = &TransitionInfo<'a>> {
-        self.transitions.iter().filter(move |t| t.source == index)
+    pub fn transitions_from(&self, index: usize) -> &'a [TransitionInfo<'a>] {
+        let range = self.states[index].transitions;
+        &self.transitions[range.start..range.end]
+    }
+
+    /// Whether the workflow has nested or parallel states (the state is then
+    /// a configuration of several active states).
+    pub fn is_hierarchical(&self) -> bool {
+        self.states.iter().any(|s| s.parent.is_some())
     }
 }

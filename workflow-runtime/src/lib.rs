@@ -37,11 +37,13 @@
 #![warn(missing_docs)]
 
 pub mod activity;
+pub mod chart;
 mod diagram;
 pub mod graph;
 mod machine;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
+pub use chart::{Configuration, Scheduled, StateEnum};
 pub use diagram::format_duration;
 pub use graph::Graph;
 pub use machine::{Machine, Rejected, Step, Workflow};

@@ -5,6 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 
+use crate::activity::ActivityError;
+use crate::chart::StateEnum;
 use crate::graph::Graph;
 
 /// What the runtime knows about a generated machine without its handlers:
@@ -13,7 +15,11 @@ use crate::graph::Graph;
 /// Implemented by the `workflow!` macro for the machine type (`Order` for
 /// `workflow Order`); users rarely implement it by hand.
 pub trait Machine: Sized {
-    /// The state enum (`OrderState`).
+    /// One state of the graph: the state enum (`OrderState`).
+    type Node: StateEnum;
+    /// What [`state`](Self::state) returns: the state enum for a flat
+    /// workflow, a [`Configuration`](crate::Configuration) of active states
+    /// for one with nested or parallel states.
     type State: Copy + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
     /// The event enum (`OrderEvent`), including the generated activity and timer events.
     type Event: fmt::Debug + Send + 'static;
@@ -48,6 +54,16 @@ pub trait Workflow<H: ?Sized>: Machine {
     /// event it produced (its `done` or its error event), or `None` if the
     /// state invokes nothing.
     fn run_activity<'a>(&'a self, handlers: &'a H) -> impl Future<Output = Option<Self::Event>> + Send + 'a
+    where
+        H: 'a;
+
+    /// Runs, once, the compensation that `state` declares; `None` if it
+    /// declares none.
+    fn run_compensation<'a>(
+        &'a self,
+        state: Self::Node,
+        handlers: &'a H,
+    ) -> impl Future<Output = Option<Result<(), ActivityError>>> + Send + 'a
     where
         H: 'a;
 }

@@ -1,0 +1,991 @@
+//! Stage 4: the Rust a validated workflow becomes.
+//!
+//! Only what must be per-workflow is generated: the state and event enums,
+//! the payload structs, the handler trait, the machine with its `handle` and
+//! `run_activity`, and the static graph. Everything generic lives in
+//! `workflow_runtime`, reached through the `::workflow` facade.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::{Ident, Type};
+
+use workflow_runtime::graph::{
+    EventKind, TransitionRange,     EventInfo, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, Trigger as GraphTrigger,
+};
+use workflow_runtime::RetryPolicy;
+
+mod chart;
+mod flat;
+
+use crate::model::{Action, Invoke, StateId, StateKind, Transition, Trigger};
+use crate::validate::{Handler, Input, Validated};
+
+/// Names of the generated items.
+struct Names {
+    machine: Ident,
+    state: Ident,
+    event: Ident,
+    handlers: Ident,
+    context: Type,
+}
+
+pub fn generate(v: &Validated) -> TokenStream {
+    let m = &v.model;
+    let machine = m.name.clone();
+    let names = Names {
+        state: format_ident!("{}State", machine),
+        event: format_ident!("{}Event", machine),
+        handlers: format_ident!("{}Handlers", machine, span = at(machine.span())),
+        context: m.context.clone().unwrap_or_else(|| syn::parse_quote!(())),
+        machine,
+    };
+    let payloads = payload_structs(v);
+    let state_enum = state_enum(v, &names);
+    let event_enum = event_enum(v, &names);
+    let handler_trait = handler_trait(v, &names);
+    let machine = machine_type(v, &names);
+    quote! {
+        #payloads
+        #state_enum
+        #event_enum
+        #handler_trait
+        #machine
+    }
+}
+
+fn serde_derive() -> TokenStream {
+    if cfg!(feature = "serde") {
+        quote! {
+            #[derive(::workflow::serde::Serialize, ::workflow::serde::Deserialize)]
+            #[serde(crate = "::workflow::serde")]
+        }
+    } else {
+        TokenStream::new()
+    }
+}
+
+fn doc(text: String) -> TokenStream {
+    quote!(#[doc = #text])
+}
+
+fn has_doc(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| a.path().is_ident("doc"))
+}
+
+/// One struct per declared event: the payload guards and actions receive.
+/// Spanned at the event's name, where a clash with another item is reported.
+fn payload_structs(v: &Validated) -> TokenStream {
+    let m = &v.model;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let workflow = m.name.to_string();
+    m.events
+        .iter()
+        .map(|event| {
+            let name = &event.name;
+            let attrs = &event.attrs;
+            let default_doc =
+                (!has_doc(attrs)).then(|| doc(format!("The payload of event `{name}` of workflow [`{workflow}`].")));
+            match &event.fields {
+                None => quote_spanned! {at(name.span())=>
+                    #default_doc
+                    #(#attrs)*
+                    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+                    #serde
+                    #vis struct #name;
+                },
+                Some(fields) => {
+                    let fields = fields.iter().map(|field| {
+                        let mut field = field.clone();
+                        if matches!(field.vis, syn::Visibility::Inherited) {
+                            field.vis = vis.clone();
+                        }
+                        if !has_doc(&field.attrs) {
+                            let text = format!(
+                                "The `{}` of event `{name}`.",
+                                field.ident.as_ref().map(Ident::to_string).unwrap_or_default()
+                            );
+                            field.attrs.push(syn::parse_quote!(#[doc = #text]));
+                        }
+                        field
+                    });
+                    quote_spanned! {at(name.span())=>
+                        #default_doc
+                        #(#attrs)*
+                        #[derive(Clone, Debug)]
+                        #serde
+                        #vis struct #name { #(#fields),* }
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn state_enum(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { state, machine, .. } = names;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let count = m.states.len();
+    let variants = m.states.iter().map(|s| {
+        let name = &s.name;
+        let attrs = &s.attrs;
+        let default_doc = (!has_doc(attrs)).then(|| {
+            doc(match s.kind {
+                StateKind::Atomic => format!("State `{name}`."),
+                StateKind::Compound { .. } => format!("Compound state `{name}`."),
+                StateKind::Parallel => format!("Parallel state `{name}`: its regions are active at once."),
+                StateKind::History { deep: false, .. } => format!("History of `{name}`'s parent (never active itself)."),
+                StateKind::History { deep: true, .. } => {
+                    format!("Deep history of `{name}`'s parent (never active itself).")
+                }
+                StateKind::Final { failure: false } => format!("Final state `{name}`."),
+                StateKind::Final { failure: true } => format!("Final state `{name}`: the workflow failed."),
+            })
+        });
+        quote!(#default_doc #(#attrs)* #name)
+    });
+    let all = m.states.iter().map(|s| &s.name);
+    let name_arms = m.states.iter().map(|s| {
+        let name = &s.name;
+        let text = name.to_string();
+        quote!(Self::#name => #text)
+    });
+    let matching = |pick: fn(StateKind) -> bool| {
+        let list: Vec<&Ident> = m.states.iter().filter(|s| pick(s.kind)).map(|s| &s.name).collect();
+        if list.is_empty() {
+            quote!(false)
+        } else {
+            quote!(::core::matches!(self, #(Self::#list)|*))
+        }
+    };
+    let is_final = matching(|k| matches!(k, StateKind::Final { .. }));
+    let is_failure = matching(|k| k == StateKind::Final { failure: true });
+    let docs = doc(format!("The states of workflow [`{machine}`]."));
+    quote! {
+        #docs
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #serde
+        #vis enum #state { #(#variants),* }
+
+        impl #state {
+            /// Every state, in declaration order.
+            pub const ALL: [#state; #count] = [#(Self::#all),*];
+
+            /// The state's name as written in the workflow.
+            pub const fn name(self) -> &'static str {
+                match self { #(#name_arms),* }
+            }
+
+            /// Whether this is a final state.
+            pub const fn is_final(self) -> bool {
+                #is_final
+            }
+
+            /// Whether this is a final state marked `(failure)`.
+            pub const fn is_failure(self) -> bool {
+                #is_failure
+            }
+
+            /// The state's index in [`ALL`](Self::ALL) and in the graph's states.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl ::core::fmt::Display for #state {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.pad(self.name())
+            }
+        }
+
+        impl ::workflow::StateEnum for #state {
+            fn graph() -> &'static ::workflow::Graph<'static> {
+                #machine::graph()
+            }
+            fn index(self) -> usize {
+                self as usize
+            }
+            fn from_index(index: usize) -> ::core::option::Option<Self> {
+                Self::ALL.get(index).copied()
+            }
+        }
+    }
+}
+
+fn event_enum(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { event, machine, .. } = names;
+    let vis = &m.vis;
+    let serde = serde_derive();
+    let mut variants = Vec::new();
+    let mut patterns: Vec<(TokenStream, String)> = Vec::new();
+    let mut froms = Vec::new();
+    for e in &m.events {
+        let name = &e.name;
+        let text = name.to_string();
+        let attrs = e.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let default_doc = (!has_doc(&e.attrs)).then(|| doc(format!("Event `{name}`.")));
+        if e.fields.is_some() {
+            variants.push(quote!(#default_doc #(#attrs)* #name(#name)));
+            patterns.push((quote!(Self::#name(_)), text));
+            froms.push(quote! {
+                impl ::core::convert::From<#name> for #event {
+                    fn from(payload: #name) -> Self { Self::#name(payload) }
+                }
+            });
+        } else {
+            variants.push(quote!(#default_doc #(#attrs)* #name));
+            patterns.push((quote!(Self::#name), text));
+            froms.push(quote! {
+                impl ::core::convert::From<#name> for #event {
+                    fn from(_: #name) -> Self { Self::#name }
+                }
+            });
+        }
+    }
+    for a in &v.activities {
+        let (done, failed, output) = (&a.done_variant, &a.failed_variant, &a.output);
+        let (done_text, failed_text) = (done.to_string(), failed.to_string());
+        let done_doc = doc(format!("Activity `{}` completed with this output.", a.name));
+        let failed_doc = doc(format!("Activity `{}` failed after its retries.", a.name));
+        variants.push(quote!(#done_doc #done(#output)));
+        variants.push(quote!(#failed_doc #failed(::workflow::ActivityError)));
+        patterns.push((quote!(Self::#done(_)), done_text));
+        patterns.push((quote!(Self::#failed(_)), failed_text));
+    }
+    for t in &v.timers {
+        let variant = &t.variant;
+        let text = variant.to_string();
+        let timer_doc = doc(format!(
+            "State `{}` has been active for {}.",
+            m.states[t.state].name,
+            workflow_runtime::format_duration(t.delay)
+        ));
+        variants.push(quote!(#timer_doc #variant));
+        patterns.push((quote!(Self::#variant), text));
+    }
+    let name_arms = patterns.iter().map(|(pattern, text)| quote!(#pattern => #text));
+    let index_arms = patterns.iter().enumerate().map(|(i, (pattern, _))| {
+        let i = Literal::usize_unsuffixed(i);
+        quote!(#pattern => #i)
+    });
+    let (body, index_body) = if patterns.is_empty() {
+        (quote!(match *self {}), quote!(match *self {}))
+    } else {
+        (quote!(match self { #(#name_arms),* }), quote!(match self { #(#index_arms),* }))
+    };
+    let docs = doc(format!(
+        "The events of workflow [`{machine}`]: the declared ones, then those the machine makes itself \
+         (activity outcomes and timers)."
+    ));
+    quote! {
+        #docs
+        #[derive(Clone, Debug)]
+        #serde
+        #vis enum #event { #(#variants),* }
+
+        impl #event {
+            /// The event's name.
+            pub const fn name(&self) -> &'static str {
+                #body
+            }
+
+            /// The event's index in the graph's `events` (its variant's position).
+            pub const fn index(&self) -> usize {
+                #index_body
+            }
+        }
+
+        #(#froms)*
+    }
+}
+
+/// A span inside the macro's expansion shown at `span` in the block: rustc
+/// points its notes about generated handler signatures there, while lints
+/// still see the code as macro-generated.
+fn at(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
+
+/// The parameter a handler's input is passed as, if it takes one, shown at
+/// the handler's name in the block (an output type keeps its own span).
+fn input_param(v: &Validated, names: &Names, name: &Ident, input: &Input) -> Option<TokenStream> {
+    let span = at(name.span());
+    Some(match input {
+        Input::Nothing => return None,
+        Input::Event(e) => {
+            let event = Ident::new(&v.model.events[*e].name.to_string(), span);
+            quote_spanned!(span=> event: &#event)
+        }
+        Input::AnyEvent => {
+            let event = Ident::new(&names.event.to_string(), span);
+            quote_spanned!(span=> event: &#event)
+        }
+        Input::Output(ty) => {
+            let reference = quote_spanned!(at(syn::spanned::Spanned::span(ty))=> &);
+            quote_spanned!(span=> output: #reference #ty)
+        }
+        Input::Error => quote_spanned!(span=> error: &::workflow::ActivityError),
+    })
+}
+
+/// `&Ctx` or `&mut Ctx` for handler `name`: the `&` is shown at the declared
+/// context type, or at `name` when the context is the default `()`.
+fn context_param(v: &Validated, name: &Ident, mutable: bool) -> TokenStream {
+    let mutability = mutable.then(|| quote_spanned!(at(name.span())=> mut));
+    match &v.model.context {
+        Some(ty) => {
+            let reference = quote_spanned!(at(syn::spanned::Spanned::span(ty))=> &#mutability);
+            quote!(#reference #ty)
+        }
+        None => quote_spanned!(at(name.span())=> &#mutability ()),
+    }
+}
+
+fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { handlers, machine, .. } = names;
+    let vis = &m.vis;
+    let guards = v.guards.iter().map(|g| {
+        let Handler { name, input } = g;
+        let context = context_param(v, name, false);
+        let param = input_param(v, names, name, input);
+        let docs = doc(format!(
+            "Guard `{name}`: whether the transition may fire.{}",
+            uses(v, name)
+        ));
+        quote_spanned!(at(name.span())=> #docs fn #name(&self, context: #context, #param) -> bool;)
+    });
+    let actions = v.actions.iter().map(|a| {
+        let Handler { name, input } = a;
+        let context = context_param(v, name, true);
+        let param = input_param(v, names, name, input);
+        let docs = doc(format!("Action `{name}`.{}", uses(v, name)));
+        quote_spanned!(at(name.span())=> #docs fn #name(&self, context: #context, #param);)
+    });
+    let activities = v.activities.iter().map(|a| {
+        let (name, output) = (&a.name, &a.output);
+        let docs = doc(format!(
+            "Activity `{name}`: the service call of {}. Write it as an `async fn`; an `Err` or a panic is a failed attempt.",
+            states_invoking(v, name)
+        ));
+        future_method(docs, name, context_param(v, name, false), output)
+    });
+    let compensations = v.compensations.iter().map(|name| {
+        let docs = doc(format!(
+            "Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."
+        ));
+        future_method(
+            docs,
+            name,
+            context_param(v, name, false),
+            &syn::parse_quote_spanned!(at(name.span())=> ()),
+        )
+    });
+    let docs = doc(format!(
+        "What workflow [`{machine}`] calls: its guards, actions, activities and compensations. \
+         Implement it for your service clients; every method has the exact signature the workflow needs."
+    ));
+    quote! {
+        #docs
+        #[allow(clippy::ptr_arg)] // the block fixes each parameter's type: `&Vec<T>` and `&String` stay
+        #vis trait #handlers: ::core::marker::Send + ::core::marker::Sync {
+            #(#guards)*
+            #(#actions)*
+            #(#activities)*
+            #(#compensations)*
+        }
+    }
+}
+
+fn future_method(docs: TokenStream, name: &Ident, context: TokenStream, output: &Type) -> TokenStream {
+    quote_spanned! {at(name.span())=>
+        #docs
+        fn #name(&self, context: #context, call: ::workflow::ActivityCall)
+            -> impl ::core::future::Future<Output = ::core::result::Result<#output, ::workflow::ActivityError>>
+                + ::core::marker::Send;
+    }
+}
+
+/// ` Used by: ...` for a guard's or an action's rustdoc.
+fn uses(v: &Validated, handler: &Ident) -> String {
+    let m = &v.model;
+    let calls = |actions: &[Action]| actions.iter().filter_map(Action::call).any(|a| a == handler);
+    let mut places = Vec::new();
+    for state in &m.states {
+        if calls(&state.entry) {
+            places.push(format!("entry of `{}`", state.name));
+        }
+        if calls(&state.exit) {
+            places.push(format!("exit of `{}`", state.name));
+        }
+    }
+    for t in &m.transitions {
+        if t.guard.as_ref() == Some(handler) || calls(&t.actions) {
+            places.push(format!("`{}`", transition_label(v, t)));
+        }
+    }
+    format!("\n\nUsed by: {}.", places.join(", "))
+}
+
+fn transition_label(v: &Validated, t: &Transition) -> String {
+    let m = &v.model;
+    let source = &m.states[t.source].name;
+    let targets: Vec<String> = t.targets.iter().map(|&s| m.states[s].name.to_string()).collect();
+    let target = if targets.is_empty() { "(stays)".to_string() } else { targets.join(", ") };
+    let trigger = match &t.trigger {
+        Trigger::Events(list) => list.iter().map(|&e| m.events[e].name.to_string()).collect::<Vec<_>>().join(" | "),
+        Trigger::Any => "_".to_string(),
+        Trigger::Always => "always".to_string(),
+        Trigger::StateDone => "done".to_string(),
+        Trigger::Done => "done".to_string(),
+        Trigger::Error => "error".to_string(),
+        Trigger::After(d) => format!("after {}", workflow_runtime::format_duration(*d)),
+    };
+    format!("{source} --{trigger}--> {target}")
+}
+
+fn states_invoking(v: &Validated, activity: &Ident) -> String {
+    let states: Vec<String> = v
+        .model
+        .states
+        .iter()
+        .filter(|s| s.invoke.as_ref().is_some_and(|i| &i.activity == activity))
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    states.join(", ")
+}
+
+/// The machine type: its doc header, the methods every machine has, and
+/// the runtime traits; the rest comes from [`flat`] or [`chart`].
+fn machine_type(v: &Validated, names: &Names) -> TokenStream {
+    let m = &v.model;
+    let Names { machine, state, event, handlers, context } = names;
+    let attrs = &m.attrs;
+    let (mermaid, graph) = with_graph(v, |g| (g.to_mermaid(), graph_tokens(g)));
+    let default_doc = (!has_doc(attrs)).then(|| doc(format!("Workflow `{machine}`.")));
+    let diagram = doc(format!("\n\n# Diagram\n\n```mermaid\n{mermaid}```\n"));
+    let generated = doc(format!(
+        "\nGenerated by `workflow!` with [`{state}`], [`{event}`] and [`{handlers}`]. \
+         A machine owns its state and its context; drive it with [`handle`](Self::handle) \
+         and [`run_activity`](Self::run_activity)."
+    ));
+    let header = quote! {
+        #default_doc
+        #(#attrs)*
+        #diagram
+        #generated
+    };
+    let common = quote! {
+        /// The context.
+        pub const fn context(&self) -> &#context {
+            &self.context
+        }
+
+        /// The context, mutably.
+        pub fn context_mut(&mut self) -> &mut #context {
+            &mut self.context
+        }
+
+        /// Takes the machine apart, giving back its context.
+        pub fn into_context(self) -> #context {
+            self.context
+        }
+
+        /// The workflow's static graph: states, events, transitions,
+        /// handlers and timers, with Mermaid and DOT renderings.
+        pub fn graph() -> &'static ::workflow::Graph<'static> {
+            static GRAPH: ::workflow::Graph<'static> = #graph;
+            &GRAPH
+        }
+    };
+    let bounds = thread_bounds(v);
+    let compensation = compensation_fn(v, names);
+    let common = quote!(#common #compensation);
+    let (body, state_type) = if m.is_chart() {
+        let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
+        (chart::machine(v, names, header, common), quote!(::workflow::Configuration<#state, #words>))
+    } else {
+        (flat::machine(v, names, header, common), quote!(#state))
+    };
+    let default_impl = m.context.is_none().then(|| {
+        quote! {
+            impl ::core::default::Default for #machine {
+                fn default() -> Self { Self::new(()) }
+            }
+        }
+    });
+    quote! {
+        #body
+        #default_impl
+
+        impl ::workflow::Machine for #machine where #(#bounds,)* {
+            type Node = #state;
+            type State = #state_type;
+            type Event = #event;
+            type Context = #context;
+
+            fn graph() -> &'static ::workflow::Graph<'static> {
+                #machine::graph()
+            }
+            fn new(context: #context) -> Self {
+                #machine::new(context)
+            }
+            fn state(&self) -> #state_type {
+                #machine::state(self)
+            }
+            fn context(&self) -> &#context {
+                &self.context
+            }
+            fn into_context(self) -> #context {
+                self.context
+            }
+        }
+
+        impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine
+        where
+            #(for<'bound> #bounds,)*
+        {
+            fn handle(
+                &mut self,
+                event: &#event,
+                handlers: &H,
+            ) -> ::core::result::Result<::workflow::Step<#state_type>, ::workflow::Rejected<#state_type>> {
+                #machine::handle(self, event, handlers)
+            }
+
+            fn run_activity<'a>(
+                &'a self,
+                handlers: &'a H,
+            ) -> impl ::core::future::Future<Output = ::core::option::Option<#event>> + ::core::marker::Send + 'a
+            where
+                H: 'a,
+            {
+                #machine::run_activity(self, handlers)
+            }
+
+            fn run_compensation<'a>(
+                &'a self,
+                state: #state,
+                handlers: &'a H,
+            ) -> impl ::core::future::Future<
+                Output = ::core::option::Option<::core::result::Result<(), ::workflow::ActivityError>>,
+            > + ::core::marker::Send
+                   + 'a
+            where
+                H: 'a,
+            {
+                #machine::run_compensation(self, state, handlers)
+            }
+        }
+    }
+}
+
+/// What the traits' `Send` futures and events need of the user's types, as
+/// where clauses spanned at each type in the block, so that a type that is
+/// not `Send` (or a context that is not `Sync`) is reported there rather
+/// than at the whole macro call. The `Machine` impl states them plainly
+/// (rustc checks such bounds at the impl); the `Workflow` impl under a
+/// `for<'bound>` binder, which rustc assumes without reporting them twice.
+fn thread_bounds(v: &Validated) -> Vec<TokenStream> {
+    let end = |ty: &Type| {
+        let last = ty.to_token_stream().into_iter().last();
+        last.map_or_else(Span::call_site, |token| token.span())
+    };
+    let send = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Send + 'static);
+    let fields = v.model.events.iter().flat_map(|e| e.fields.iter().flatten()).map(|f| &f.ty);
+    let outputs = v.activities.iter().map(|a| &a.output);
+    let mut bounds: Vec<TokenStream> = fields.chain(outputs).map(send).collect();
+    let sync = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Sync);
+    bounds.extend(v.model.context.iter().map(sync));
+    bounds
+}
+
+/// `run_compensation`: runs the compensation a state declares.
+fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
+    let Names { state, handlers, .. } = names;
+    let arms: Vec<TokenStream> = v
+        .model
+        .states
+        .iter()
+        .filter_map(|s| {
+            let (_, method) = s.compensate.as_ref()?;
+            let (name, text) = (&s.name, method.to_string());
+            Some(quote! {
+                #state::#name => ::core::option::Option::Some(
+                    ::workflow::activity::run(#text, &::workflow::RetryPolicy::ONCE, 0, |call| handlers.#method(&self.context, call)).await,
+                ),
+            })
+        })
+        .collect();
+    let (params, body) = if arms.is_empty() {
+        (quote!(_state: #state, _handlers: &H), quote!(::core::option::Option::None))
+    } else {
+        let rest = (arms.len() < v.model.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
+        (quote!(state: #state, handlers: &H), quote!(match state { #(#arms)* #rest }))
+    };
+    quote! {
+        /// Runs, once, the compensation that `state` declares
+        /// (`compensate ACTION;`) to undo its step; `None` if it declares
+        /// none. The engine runs these in reverse order, with retries, when a
+        /// workflow ends in a failure state.
+        pub async fn run_compensation<H: #handlers + ?::core::marker::Sized>(
+            &self,
+            #params,
+        ) -> ::core::option::Option<::core::result::Result<(), ::workflow::ActivityError>> {
+            #body
+        }
+    }
+}
+
+/// What a guard or an action receives, by name.
+fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
+    v.guards.iter().chain(&v.actions).find(|h| &h.name == name).map(|h| &h.input)
+}
+
+/// `run_activity`: `dispatch` turns `(state, block)` pairs, where each block
+/// runs that state's activity and evaluates to `Some(outcome event)`, into
+/// the body that picks the current one.
+fn run_activity_fn(
+    v: &Validated,
+    names: &Names,
+    dispatch: impl FnOnce(Vec<(StateId, TokenStream)>) -> TokenStream,
+) -> TokenStream {
+    let m = &v.model;
+    let Names { event, handlers, .. } = names;
+    let mut arms = Vec::new();
+    for (id, s) in m.states.iter().enumerate() {
+        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else { continue };
+        let method = &activity.name;
+        let text = method.to_string();
+        let policy = policy_tokens(&policy(invoke));
+        let (done, failed) = (&activity.done_variant, &activity.failed_variant);
+        arms.push((
+            id,
+            quote! {{
+                const POLICY: ::workflow::RetryPolicy = #policy;
+                let outcome = ::workflow::activity::run(#text, &POLICY, 0, |call| handlers.#method(&self.context, call)).await;
+                ::core::option::Option::Some(match outcome {
+                    ::core::result::Result::Ok(output) => #event::#done(output),
+                    ::core::result::Result::Err(error) => #event::#failed(error),
+                })
+            }},
+        ));
+    }
+    let handlers_param = if arms.is_empty() { quote!(_handlers) } else { quote!(handlers) };
+    let body = dispatch(arms);
+    quote! {
+        /// Runs the activity of the current state (with nested states, of the
+        /// first active state in document order that invokes one) under its
+        /// retry policy and returns the event it produced: its `…Done` event
+        /// with the output, or its `…Failed` event once the attempts are
+        /// spent. `None` if no active state invokes anything. Feed the event
+        /// to [`handle`](Self::handle).
+        ///
+        /// Timeouts and backoff use tokio's clock: a policy with either needs a
+        /// tokio runtime with time enabled.
+        pub async fn run_activity<H: #handlers + ?::core::marker::Sized>(
+            &self,
+            #handlers_param: &H,
+        ) -> ::core::option::Option<#event> {
+            #body
+        }
+    }
+}
+
+fn policy(invoke: &Invoke) -> RetryPolicy {
+    let mut policy = RetryPolicy {
+        max_attempts: invoke.max_attempts,
+        timeout: invoke.timeout.map(|t| t.0),
+        ..RetryPolicy::ONCE
+    };
+    if let Some((min, max, _)) = invoke.backoff {
+        policy.initial_interval = min;
+        policy.max_interval = max;
+    }
+    policy
+}
+
+fn policy_tokens(p: &RetryPolicy) -> TokenStream {
+    let attempts = p.max_attempts;
+    let ms = |d: std::time::Duration| Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (initial, max) = (ms(p.initial_interval), ms(p.max_interval));
+    let timeout = match p.timeout {
+        Some(t) => {
+            let t = ms(t);
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#t)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::workflow::RetryPolicy {
+            max_attempts: #attempts,
+            initial_interval: ::core::time::Duration::from_millis(#initial),
+            max_interval: ::core::time::Duration::from_millis(#max),
+            timeout: #timeout,
+        }
+    }
+}
+
+/// Builds the runtime's [`Graph`] of the workflow from borrowed text, for
+/// the diagram in the rustdoc and for the static the machine exposes.
+fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
+    let m = &v.model;
+    let labels = |list: &[Action]| list.iter().map(|a| action_label(v, a)).collect::<Vec<_>>();
+    let state_names: Vec<String> = m.states.iter().map(|s| s.name.to_string()).collect();
+    let entries: Vec<Vec<String>> = m.states.iter().map(|s| labels(&s.entry)).collect();
+    let exits: Vec<Vec<String>> = m.states.iter().map(|s| labels(&s.exit)).collect();
+    let invokes: Vec<Option<(String, String, RetryPolicy)>> = m
+        .states
+        .iter()
+        .map(|s| s.invoke.as_ref().map(|i| (i.activity.to_string(), type_text(&i.output), policy(i))))
+        .collect();
+    let compensations: Vec<Option<String>> =
+        m.states.iter().map(|s| s.compensate.as_ref().map(|c| c.1.to_string())).collect();
+    let mut event_names: Vec<String> = m.events.iter().map(|e| e.name.to_string()).collect();
+    let mut fields: Vec<Vec<(String, String)>> = m
+        .events
+        .iter()
+        .map(|e| {
+            e.fields
+                .iter()
+                .flatten()
+                .map(|f| (f.ident.as_ref().map(Ident::to_string).unwrap_or_default(), type_text(&f.ty)))
+                .collect()
+        })
+        .collect();
+    let activity_names: Vec<String> = v.activities.iter().map(|a| a.name.to_string()).collect();
+    for a in &v.activities {
+        event_names.push(a.done_variant.to_string());
+        fields.push(vec![("0".to_string(), type_text(&a.output))]);
+        event_names.push(a.failed_variant.to_string());
+        fields.push(vec![("0".to_string(), "ActivityError".to_string())]);
+    }
+    event_names.extend(v.timers.iter().map(|t| t.variant.to_string()));
+    fields.extend(v.timers.iter().map(|_| Vec::new()));
+    let triggers: Vec<Vec<usize>> = m.transitions.iter().map(|t| event_indices(v, t)).collect();
+    let guards: Vec<Option<String>> = m.transitions.iter().map(|t| t.guard.as_ref().map(Ident::to_string)).collect();
+    let actions: Vec<Vec<String>> = m.transitions.iter().map(|t| labels(&t.actions)).collect();
+
+    fn refs(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
+    }
+    let entry_refs: Vec<Vec<&str>> = entries.iter().map(|l| refs(l)).collect();
+    let exit_refs: Vec<Vec<&str>> = exits.iter().map(|l| refs(l)).collect();
+    let field_refs: Vec<Vec<(&str, &str)>> =
+        fields.iter().map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()).collect();
+    let action_refs: Vec<Vec<&str>> = actions.iter().map(|l| refs(l)).collect();
+
+    let states: Vec<StateInfo<'_>> = m
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StateInfo {
+            name: &state_names[i],
+            kind: match s.kind {
+                StateKind::Atomic => GraphKind::Atomic,
+                StateKind::Compound { initial } => GraphKind::Compound { initial },
+                StateKind::Parallel => GraphKind::Parallel,
+                StateKind::Final { failure } => GraphKind::Final { failure },
+                StateKind::History { deep, slot } => GraphKind::History { deep, slot },
+            },
+            parent: s.parent,
+            end: s.end,
+            transitions: TransitionRange {
+                start: s.transitions.first().copied().unwrap_or(0),
+                end: s.transitions.last().map_or(0, |t| t + 1),
+            },
+            entry: &entry_refs[i],
+            exit: &exit_refs[i],
+            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo { activity, output, policy: *policy }),
+            compensate: compensations[i].as_deref(),
+        })
+        .collect();
+    let declared = m.events.len();
+    let events: Vec<EventInfo<'_>> = event_names
+        .iter()
+        .zip(&field_refs)
+        .enumerate()
+        .map(|(i, (name, fields))| {
+            let kind = if i < declared {
+                EventKind::Declared
+            } else if i < declared + 2 * v.activities.len() {
+                let activity = activity_names[(i - declared) / 2].as_str();
+                if (i - declared) % 2 == 0 {
+                    EventKind::Done(activity)
+                } else {
+                    EventKind::Failed(activity)
+                }
+            } else {
+                let timer = &v.timers[i - declared - 2 * v.activities.len()];
+                EventKind::Timer { state: timer.state, delay: timer.delay }
+            };
+            EventInfo { name, fields, kind }
+        })
+        .collect();
+    let transitions: Vec<TransitionInfo<'_>> = m
+        .transitions
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TransitionInfo {
+            source: t.source,
+            trigger: match t.trigger {
+                Trigger::Any => GraphTrigger::Any,
+                Trigger::Always => GraphTrigger::Always,
+                Trigger::StateDone => GraphTrigger::StateDone,
+                Trigger::Events(_) | Trigger::Done | Trigger::Error | Trigger::After(_) => GraphTrigger::Events(&triggers[i]),
+            },
+            guard: guards[i].as_deref(),
+            targets: &t.targets,
+            internal: t.internal,
+            actions: &action_refs[i],
+        })
+        .collect();
+    let name = m.name.to_string();
+    f(&Graph { name: &name, initial: m.initial, states: &states, events: &events, transitions: &transitions })
+}
+
+/// The indices, in the event enum, of the events a transition listens to.
+fn event_indices(v: &Validated, t: &Transition) -> Vec<usize> {
+    let declared = v.model.events.len();
+    let activity = || v.activity_of(t.source).and_then(|a| v.activities.iter().position(|x| x.name == a.name));
+    match &t.trigger {
+        Trigger::Events(list) => list.clone(),
+        Trigger::Done => activity().map(|a| declared + 2 * a).into_iter().collect(),
+        Trigger::Error => activity().map(|a| declared + 2 * a + 1).into_iter().collect(),
+        Trigger::After(delay) => v
+            .timers
+            .iter()
+            .position(|x| x.state == t.source && x.delay == *delay)
+            .map(|x| declared + 2 * v.activities.len() + x)
+            .into_iter()
+            .collect(),
+        Trigger::Any | Trigger::Always | Trigger::StateDone => Vec::new(),
+    }
+}
+
+/// An action as the block spells it, for diagrams: `notify`, `raise Pong`,
+/// `send Reminder after 1h`, `cancel reminder`.
+fn action_label(v: &Validated, action: &Action) -> String {
+    match action {
+        Action::Call(name) => name.to_string(),
+        Action::Raise { event, .. } => format!("raise {}", v.model.events[*event].name),
+        Action::Send { event, delay, id, .. } => {
+            let name = v.model.events[*event].name.to_string();
+            let mut text = format!("send {name}");
+            if !delay.is_zero() {
+                text.push_str(&format!(" after {}", workflow_runtime::format_duration(*delay)));
+            }
+            if *id != name {
+                text.push_str(&format!(" as {id}"));
+            }
+            text
+        }
+        Action::Cancel { id } => format!("cancel {id}"),
+    }
+}
+
+/// A type as a reader would write it: `Vec<u8>`, not `Vec < u8 >`.
+fn type_text(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" ,", ","),
+    ]
+    .iter()
+    .fold(text, |acc, (from, to)| acc.replace(from, to))
+}
+
+/// The tokens of a `::workflow::Graph` literal equal to `g`.
+fn graph_tokens(g: &Graph<'_>) -> TokenStream {
+    let path = quote!(::workflow::graph);
+    let option = |value: Option<TokenStream>| match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    };
+    let index = Literal::usize_unsuffixed;
+    let millis = |d: std::time::Duration| Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let states = g.states.iter().map(|s| {
+        let StateInfo { name, kind, parent, end, transitions, entry, exit, invoke, compensate } = s;
+        let kind = match *kind {
+            GraphKind::Atomic => quote!(#path::StateKind::Atomic),
+            GraphKind::Compound { initial } => {
+                let initial = index(initial);
+                quote!(#path::StateKind::Compound { initial: #initial })
+            }
+            GraphKind::Parallel => quote!(#path::StateKind::Parallel),
+            GraphKind::Final { failure } => quote!(#path::StateKind::Final { failure: #failure }),
+            GraphKind::History { deep, slot } => {
+                let slot = index(slot);
+                quote!(#path::StateKind::History { deep: #deep, slot: #slot })
+            }
+        };
+        let parent = option(parent.map(|p| index(p).into_token_stream()));
+        let (end, start, stop) = (index(*end), index(transitions.start), index(transitions.end));
+        let invoke = option(invoke.map(|i| {
+            let InvokeInfo { activity, output, policy } = i;
+            let policy = policy_tokens(&policy);
+            quote!(#path::InvokeInfo { activity: #activity, output: #output, policy: #policy })
+        }));
+        let compensate = option(compensate.map(|c| c.into_token_stream()));
+        quote! {
+            #path::StateInfo {
+                name: #name, kind: #kind, parent: #parent, end: #end,
+                transitions: #path::TransitionRange { start: #start, end: #stop },
+                entry: &[#(#entry),*], exit: &[#(#exit),*], invoke: #invoke, compensate: #compensate,
+            }
+        }
+    });
+    let events = g.events.iter().map(|e| {
+        let name = e.name;
+        let fields = e.fields.iter().map(|(n, t)| quote!((#n, #t)));
+        let kind = match e.kind {
+            EventKind::Declared => quote!(#path::EventKind::Declared),
+            EventKind::Done(a) => quote!(#path::EventKind::Done(#a)),
+            EventKind::Failed(a) => quote!(#path::EventKind::Failed(#a)),
+            EventKind::Timer { state, delay } => {
+                let (state, ms) = (index(state), millis(delay));
+                quote!(#path::EventKind::Timer { state: #state, delay: ::core::time::Duration::from_millis(#ms) })
+            }
+        };
+        quote!(#path::EventInfo { name: #name, fields: &[#(#fields),*], kind: #kind })
+    });
+    let transitions = g.transitions.iter().map(|t| {
+        let TransitionInfo { source, trigger, guard, targets, internal, actions } = t;
+        let source = index(*source);
+        let trigger = match trigger {
+            GraphTrigger::Events(list) => {
+                let list = list.iter().map(|&e| index(e));
+                quote!(#path::Trigger::Events(&[#(#list),*]))
+            }
+            GraphTrigger::Any => quote!(#path::Trigger::Any),
+            GraphTrigger::Always => quote!(#path::Trigger::Always),
+            GraphTrigger::StateDone => quote!(#path::Trigger::StateDone),
+        };
+        let guard = option(guard.map(|g| g.into_token_stream()));
+        let targets = targets.iter().map(|&s| index(s));
+        quote! {
+            #path::TransitionInfo {
+                source: #source, trigger: #trigger, guard: #guard, targets: &[#(#targets),*],
+                internal: #internal, actions: &[#(#actions),*],
+            }
+        }
+    });
+    let (name, initial) = (g.name, index(g.initial));
+    quote! {
+        ::workflow::Graph {
+            name: #name,
+            initial: #initial,
+            states: &[#(#states),*],
+            events: &[#(#events),*],
+            transitions: &[#(#transitions),*],
+        }
+    }
+}
