@@ -5,7 +5,7 @@
 //! `run_activity`, and the static graph. Everything generic lives in
 //! `workflow_runtime`, reached through the `::workflow` facade.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Ident, Type};
 
@@ -32,7 +32,7 @@ pub fn generate(v: &Validated) -> TokenStream {
     let names = Names {
         state: format_ident!("{}State", machine),
         event: format_ident!("{}Event", machine),
-        handlers: format_ident!("{}Handlers", machine),
+        handlers: format_ident!("{}Handlers", machine, span = at(machine.span())),
         context: m.context.clone().unwrap_or_else(|| syn::parse_quote!(())),
         machine,
     };
@@ -70,6 +70,7 @@ fn has_doc(attrs: &[syn::Attribute]) -> bool {
 }
 
 /// One struct per declared event: the payload guards and actions receive.
+/// Spanned at the event's name, where a clash with another item is reported.
 fn payload_structs(v: &Validated) -> TokenStream {
     let m = &v.model;
     let vis = &m.vis;
@@ -83,7 +84,7 @@ fn payload_structs(v: &Validated) -> TokenStream {
             let default_doc =
                 (!has_doc(attrs)).then(|| doc(format!("The payload of event `{name}` of workflow [`{workflow}`].")));
             match &event.fields {
-                None => quote! {
+                None => quote_spanned! {at(name.span())=>
                     #default_doc
                     #(#attrs)*
                     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -105,7 +106,7 @@ fn payload_structs(v: &Validated) -> TokenStream {
                         }
                         field
                     });
-                    quote! {
+                    quote_spanned! {at(name.span())=>
                         #default_doc
                         #(#attrs)*
                         #[derive(Clone, Debug)]
@@ -270,46 +271,68 @@ fn event_enum(v: &Validated, names: &Names) -> TokenStream {
     }
 }
 
-/// The type a handler's input is passed as, if it takes one.
-fn input_param(v: &Validated, names: &Names, input: &Input) -> Option<TokenStream> {
+/// A span inside the macro's expansion shown at `span` in the block: rustc
+/// points its notes about generated handler signatures there, while lints
+/// still see the code as macro-generated.
+fn at(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
+
+/// The parameter a handler's input is passed as, if it takes one, shown at
+/// the handler's name in the block (an output type keeps its own span).
+fn input_param(v: &Validated, names: &Names, name: &Ident, input: &Input) -> Option<TokenStream> {
+    let span = at(name.span());
     Some(match input {
         Input::Nothing => return None,
         Input::Event(e) => {
-            let name = &v.model.events[*e].name;
-            quote!(event: &#name)
+            let event = Ident::new(&v.model.events[*e].name.to_string(), span);
+            quote_spanned!(span=> event: &#event)
         }
         Input::AnyEvent => {
-            let event = &names.event;
-            quote!(event: &#event)
+            let event = Ident::new(&names.event.to_string(), span);
+            quote_spanned!(span=> event: &#event)
         }
-        Input::Output(ty) => quote!(output: &#ty),
-        Input::Error => quote!(error: &::workflow::ActivityError),
+        Input::Output(ty) => {
+            let reference = quote_spanned!(at(syn::spanned::Spanned::span(ty))=> &);
+            quote_spanned!(span=> output: #reference #ty)
+        }
+        Input::Error => quote_spanned!(span=> error: &::workflow::ActivityError),
     })
+}
+
+/// `&Ctx` or `&mut Ctx` for handler `name`: the `&` is shown at the declared
+/// context type, or at `name` when the context is the default `()`.
+fn context_param(v: &Validated, name: &Ident, mutable: bool) -> TokenStream {
+    let mutability = mutable.then(|| quote_spanned!(at(name.span())=> mut));
+    match &v.model.context {
+        Some(ty) => {
+            let reference = quote_spanned!(at(syn::spanned::Spanned::span(ty))=> &#mutability);
+            quote!(#reference #ty)
+        }
+        None => quote_spanned!(at(name.span())=> &#mutability ()),
+    }
 }
 
 fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names {
-        handlers,
-        context,
-        machine,
-        ..
-    } = names;
+    let Names { handlers, machine, .. } = names;
     let vis = &m.vis;
     let guards = v.guards.iter().map(|g| {
         let Handler { name, input } = g;
-        let param = input_param(v, names, input);
+        let context = context_param(v, name, false);
+        let param = input_param(v, names, name, input);
         let docs = doc(format!(
             "Guard `{name}`: whether the transition may fire.{}",
             uses(v, name)
         ));
-        quote!(#docs fn #name(&self, context: &#context, #param) -> bool;)
+        quote_spanned!(at(name.span())=> #docs fn #name(&self, context: #context, #param) -> bool;)
     });
     let actions = v.actions.iter().map(|a| {
         let Handler { name, input } = a;
-        let param = input_param(v, names, input);
+        let context = context_param(v, name, true);
+        let param = input_param(v, names, name, input);
         let docs = doc(format!("Action `{name}`.{}", uses(v, name)));
-        quote!(#docs fn #name(&self, context: &mut #context, #param);)
+        quote_spanned!(at(name.span())=> #docs fn #name(&self, context: #context, #param);)
     });
     let activities = v.activities.iter().map(|a| {
         let (name, output) = (&a.name, &a.output);
@@ -317,13 +340,18 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
             "Activity `{name}`: the service call of {}. Write it as an `async fn`; an `Err` or a panic is a failed attempt.",
             states_invoking(v, name)
         ));
-        future_method(docs, name, context, output)
+        future_method(docs, name, context_param(v, name, false), output)
     });
     let compensations = v.compensations.iter().map(|name| {
         let docs = doc(format!(
             "Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."
         ));
-        future_method(docs, name, context, &syn::parse_quote!(()))
+        future_method(
+            docs,
+            name,
+            context_param(v, name, false),
+            &syn::parse_quote_spanned!(at(name.span())=> ()),
+        )
     });
     let docs = doc(format!(
         "What workflow [`{machine}`] calls: its guards, actions, activities and compensations. \
@@ -331,6 +359,7 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
     ));
     quote! {
         #docs
+        #[allow(clippy::ptr_arg)] // the block fixes each parameter's type: `&Vec<T>` and `&String` stay
         #vis trait #handlers: ::core::marker::Send + ::core::marker::Sync {
             #(#guards)*
             #(#actions)*
@@ -340,10 +369,10 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
     }
 }
 
-fn future_method(docs: TokenStream, name: &Ident, context: &Type, output: &Type) -> TokenStream {
-    quote_spanned! {name.span()=>
+fn future_method(docs: TokenStream, name: &Ident, context: TokenStream, output: &Type) -> TokenStream {
+    quote_spanned! {at(name.span())=>
         #docs
-        fn #name(&self, context: &#context, call: ::workflow::ActivityCall)
+        fn #name(&self, context: #context, call: ::workflow::ActivityCall)
             -> impl ::core::future::Future<Output = ::core::result::Result<#output, ::workflow::ActivityError>>
                 + ::core::marker::Send;
     }
@@ -415,6 +444,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
          A machine owns its state and its context; drive it with [`handle`](Self::handle) \
          and [`run_activity`](Self::run_activity)."
     ));
+    let bounds = thread_bounds(v);
     let default_impl = m.context.is_none().then(|| {
         quote! {
             impl ::core::default::Default for #machine {
@@ -483,7 +513,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
 
         #default_impl
 
-        impl ::workflow::Machine for #machine {
+        impl ::workflow::Machine for #machine where #(#bounds,)* {
             type State = #state;
             type Event = #event;
             type Context = #context;
@@ -505,7 +535,10 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             }
         }
 
-        impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine {
+        impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine
+        where
+            #(for<'bound> #bounds,)*
+        {
             fn handle(
                 &mut self,
                 event: &#event,
@@ -525,6 +558,31 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             }
         }
     }
+}
+
+/// What the traits' `Send` futures and events need of the user's types, as
+/// where clauses spanned at each type in the block, so that a type that is
+/// not `Send` (or a context that is not `Sync`) is reported there rather
+/// than at the whole macro call. The `Machine` impl states them plainly
+/// (rustc checks such bounds at the impl); the `Workflow` impl under a
+/// `for<'bound>` binder, which rustc assumes without reporting them twice.
+fn thread_bounds(v: &Validated) -> Vec<TokenStream> {
+    let end = |ty: &Type| {
+        let last = ty.to_token_stream().into_iter().last();
+        last.map_or_else(Span::call_site, |token| token.span())
+    };
+    let send = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Send + 'static);
+    let fields = v
+        .model
+        .events
+        .iter()
+        .flat_map(|e| e.fields.iter().flatten())
+        .map(|f| &f.ty);
+    let outputs = v.activities.iter().map(|a| &a.output);
+    let mut bounds: Vec<TokenStream> = fields.chain(outputs).map(send).collect();
+    let sync = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Sync);
+    bounds.extend(v.model.context.iter().map(sync));
+    bounds
 }
 
 /// The transitions of each state on one trigger, as `(state, transitions)`.

@@ -417,20 +417,20 @@ fn split_state_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribu
                         let name = quote::quote!(#path).to_string().replace(' ', "");
                         match Lint::from_name(&name) {
                             Some(lint) => allowed.insert(lint),
-                            None => errors.push(
-                                syn::spanned::Spanned::span(&path),
+                            None => errors.add(syn::Error::new_spanned(
+                                &path,
                                 unknown("workflow lint", &name, &lint_names),
-                            ),
+                            )),
                         }
                     }
                 }
                 Err(error) => errors.add(error),
             }
         } else {
-            errors.push(
-                syn::spanned::Spanned::span(&attr),
+            errors.add(syn::Error::new_spanned(
+                &attr,
                 "a state takes only doc comments and `#[allow(LINT)]`",
-            );
+            ));
         }
     }
     (docs, allowed)

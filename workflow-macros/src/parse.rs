@@ -221,14 +221,11 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
                 return Err(content.error("expected `)`: the only marker of a final state is `(failure)`"));
             }
         }
-        let body = if input.peek(syn::token::Brace) {
-            parse_state_body(input)?
-        } else {
-            Vec::new()
-        };
+        let braced = input.peek(syn::token::Brace);
+        let body = if braced { parse_state_body(input)? } else { Vec::new() };
         if input.peek(Token![;]) {
             input.parse::<Token![;]>()?;
-        } else if body.is_empty() {
+        } else if !braced {
             return Err(input.error("expected `;` after a final state"));
         }
         return Ok(StateDef {
