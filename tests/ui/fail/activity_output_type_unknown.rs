@@ -1,5 +1,6 @@
 use workflow::prelude::*;
 
+#[derive(Clone, Debug)]
 pub struct Receipt(pub String);
 
 workflow! {
