@@ -167,7 +167,11 @@ fn the_graph_describes_the_block() {
     let graph = Order::graph();
     assert_eq!(graph.name, "Order");
     assert_eq!(graph.states.len(), 10);
-    assert_eq!(graph.events.len(), 13, "6 declared, done and failed of 3 activities, 1 timer");
+    assert_eq!(
+        graph.events.len(),
+        13,
+        "6 declared, done and failed of 3 activities, 1 timer"
+    );
     assert_eq!(graph.events[6].kind, workflow::graph::EventKind::Done("charge_payment"));
     assert_eq!(graph.events[12].name, "ShippingAfter48h");
     assert_eq!(graph.events[0].fields, &[("id", "u64"), ("amount", "u64")]);

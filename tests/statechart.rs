@@ -82,9 +82,17 @@ fn regions_run_together_and_join_on_done() {
     assert!(m.is_in(FulfilState::Work) && m.is_in(FulfilState::Payment) && !m.is_in(FulfilState::Decide));
 
     m.handle(&FulfilEvent::Paid, &rules).unwrap();
-    assert_eq!(names(&m), ["PaymentDone", "Reserving"], "one region finished, the join waits");
+    assert_eq!(
+        names(&m),
+        ["PaymentDone", "Reserving"],
+        "one region finished, the join waits"
+    );
     let step = m.handle(&FulfilEvent::Reserved, &rules).unwrap();
-    assert_eq!(step.to.to_string(), "{Shipped}", "both final: done.state.Work, Decide, then the eventless guard");
+    assert_eq!(
+        step.to.to_string(),
+        "{Shipped}",
+        "both final: done.state.Work, Decide, then the eventless guard"
+    );
     assert!(m.is_finished());
     assert_eq!(m.context().0, ["enter Order", "enter Work", "exit Order"]);
 }
@@ -98,7 +106,11 @@ fn eventless_transitions_are_tried_in_order_with_guards() {
     m.start(&rules);
     m.handle(&FulfilEvent::Paid, &rules).unwrap();
     m.handle(&FulfilEvent::Reserved, &rules).unwrap();
-    assert_eq!(names(&m), ["Backorder"], "the guard said no, the unguarded else was taken");
+    assert_eq!(
+        names(&m),
+        ["Backorder"],
+        "the guard said no, the unguarded else was taken"
+    );
 }
 
 #[test]
@@ -131,7 +143,10 @@ fn an_event_no_state_takes_is_rejected_and_changes_nothing() {
     m.start(&rules);
     let before = m.state();
     let rejected = m.handle(&FulfilEvent::Restock, &rules).unwrap_err();
-    assert_eq!(rejected.to_string(), "event `Restock` is not accepted in state `{Charging, Reserving}`");
+    assert_eq!(
+        rejected.to_string(),
+        "event `Restock` is not accepted in state `{Charging, Reserving}`"
+    );
     assert_eq!(m.state(), before);
 }
 
@@ -180,7 +195,11 @@ fn internal_transitions_keep_the_source_active() {
     let mut door = Door::new(Trace::default());
     door.start(&DoorRules);
     door.handle(&DoorEvent::Outer, &DoorRules).unwrap();
-    assert_eq!(door.context().0, ["enter", "exit", "enter"], "external: Closed exited and re-entered");
+    assert_eq!(
+        door.context().0,
+        ["enter", "exit", "enter"],
+        "external: Closed exited and re-entered"
+    );
 }
 
 #[test]
@@ -192,7 +211,9 @@ fn raise_is_handled_in_the_same_macrostep_and_send_schedules_a_timer() {
     door.handle(&DoorEvent::Disarm, &DoorRules).unwrap();
     let scheduled = door.take_scheduled();
     assert_eq!(scheduled.len(), 2);
-    assert!(matches!(&scheduled[0], Scheduled::Send { id: "alarm", event: DoorEvent::Alarm, delay } if *delay == Duration::from_secs(30)));
+    assert!(
+        matches!(&scheduled[0], Scheduled::Send { id: "alarm", event: DoorEvent::Alarm, delay } if *delay == Duration::from_secs(30))
+    );
     assert!(matches!(scheduled[1], Scheduled::Cancel { id: "alarm" }));
     assert!(door.take_scheduled().is_empty(), "taken once");
 }
@@ -224,7 +245,11 @@ impl PlayerHandlers for NoHandlers {}
 fn history_restores_the_last_child_or_takes_its_default() {
     let mut p = Player::with_state(PlayerState::Paused, ());
     p.handle(&PlayerEvent::Resume, &NoHandlers).unwrap();
-    assert_eq!(p.active_states().collect::<Vec<_>>(), [PlayerState::Second], "nothing recorded: the default");
+    assert_eq!(
+        p.active_states().collect::<Vec<_>>(),
+        [PlayerState::Second],
+        "nothing recorded: the default"
+    );
 
     let mut p = Player::new(());
     p.start(&NoHandlers);
@@ -232,9 +257,17 @@ fn history_restores_the_last_child_or_takes_its_default() {
     p.handle(&PlayerEvent::Next, &NoHandlers).unwrap();
     p.handle(&PlayerEvent::Pause, &NoHandlers).unwrap();
     p.handle(&PlayerEvent::Resume, &NoHandlers).unwrap();
-    assert_eq!(p.active_states().collect::<Vec<_>>(), [PlayerState::Third], "recorded when Playing was left");
+    assert_eq!(
+        p.active_states().collect::<Vec<_>>(),
+        [PlayerState::Third],
+        "recorded when Playing was left"
+    );
     p.handle(&PlayerEvent::Finish, &NoHandlers).unwrap();
-    assert_eq!(p.active_states().collect::<Vec<_>>(), [PlayerState::Ended], "the final child raised done.state.Playing");
+    assert_eq!(
+        p.active_states().collect::<Vec<_>>(),
+        [PlayerState::Ended],
+        "the final child raised done.state.Playing"
+    );
 }
 
 #[test]
@@ -242,7 +275,10 @@ fn the_graph_and_diagram_show_the_hierarchy() {
     let g = Fulfil::graph();
     assert!(g.is_hierarchical());
     let mermaid = g.to_mermaid();
-    assert!(mermaid.contains("    state Order {\n        [*] --> Work\n        state Work {"), "{mermaid}");
+    assert!(
+        mermaid.contains("    state Order {\n        [*] --> Work\n        state Work {"),
+        "{mermaid}"
+    );
     assert!(mermaid.contains("            --\n"), "{mermaid}");
     assert!(mermaid.contains("Decide --> Shipped: always [in_stock]"), "{mermaid}");
     assert!(mermaid.contains("Work --> Decide: done"), "{mermaid}");

@@ -109,11 +109,18 @@ pub struct State {
 pub enum StateKind {
     Atomic,
     /// Has child states; enters `initial` by default.
-    Compound { initial: StateId },
+    Compound {
+        initial: StateId,
+    },
     Parallel,
-    Final { failure: bool },
+    Final {
+        failure: bool,
+    },
     /// A history pseudo-state; its one transition, if any, is the default.
-    History { deep: bool, slot: usize },
+    History {
+        deep: bool,
+        slot: usize,
+    },
 }
 
 pub struct Event {
@@ -126,9 +133,19 @@ pub struct Event {
 /// One action of an entry, exit or transition.
 pub enum Action {
     Call(Ident),
-    Raise { span: Span, event: EventId },
-    Send { span: Span, event: EventId, delay: Duration, id: String },
-    Cancel { id: String },
+    Raise {
+        span: Span,
+        event: EventId,
+    },
+    Send {
+        span: Span,
+        event: EventId,
+        delay: Duration,
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
 }
 
 impl Action {
@@ -201,7 +218,10 @@ impl Model {
     pub fn is_chart(&self) -> bool {
         self.states.iter().any(|s| {
             s.parent.is_some()
-                || matches!(s.kind, StateKind::Compound { .. } | StateKind::Parallel | StateKind::History { .. })
+                || matches!(
+                    s.kind,
+                    StateKind::Compound { .. } | StateKind::Parallel | StateKind::History { .. }
+                )
                 || s.entry.iter().chain(&s.exit).any(|a| !matches!(a, Action::Call(_)))
         }) || self.transitions.iter().any(|t| {
             matches!(t.trigger, Trigger::Any | Trigger::Always | Trigger::StateDone)
@@ -237,8 +257,21 @@ struct Pending {
 /// Collects `def` and its descendants in pre-order.
 fn collect(def: StateDef, parent: Option<StateId>, out: &mut Vec<Pending>, errors: &mut Errors) {
     let id = out.len();
-    let StateDef { attrs, kind, name, body } = def;
-    out.push(Pending { def_name: name, attrs, kind, parent, end: id + 1, items: Vec::new(), history: None });
+    let StateDef {
+        attrs,
+        kind,
+        name,
+        body,
+    } = def;
+    out.push(Pending {
+        def_name: name,
+        attrs,
+        kind,
+        parent,
+        end: id + 1,
+        items: Vec::new(),
+        history: None,
+    });
     let mut items = Vec::new();
     for item in body {
         match item {
@@ -252,9 +285,10 @@ fn collect(def: StateDef, parent: Option<StateId>, out: &mut Vec<Pending>, error
                 items: Vec::new(),
                 history: Some((h.deep, h.targets, h.actions)),
             }),
-            Item::Context { span, .. } | Item::Events { span, .. } => {
-                errors.push(span, "`context` and `events` belong at the top of the workflow, not inside a state")
-            }
+            Item::Context { span, .. } | Item::Events { span, .. } => errors.push(
+                span,
+                "`context` and `events` belong at the top of the workflow, not inside a state",
+            ),
             other => items.push(other),
         }
     }
@@ -291,11 +325,18 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
                     }
-                    events.push(Event { name: event.name, attrs: event.attrs, fields: event.fields });
+                    events.push(Event {
+                        name: event.name,
+                        attrs: event.attrs,
+                        fields: event.fields,
+                    });
                 }
             }
             Item::State(state) => collect(state, None, &mut pending, &mut errors),
-            Item::History(h) => errors.push(h.name.span(), "a history state belongs inside a compound or parallel state"),
+            Item::History(h) => errors.push(
+                h.name.span(),
+                "a history state belongs inside a compound or parallel state",
+            ),
             Item::On(on) => errors.push(on.span, "transitions belong inside a state"),
             Item::Always(a) => errors.push(a.span, "transitions belong inside a state"),
             Item::After(a) => errors.push(a.span, "transitions belong inside a state"),
@@ -312,16 +353,33 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             errors.push(p.def_name.span(), format!("duplicate state `{}`", p.def_name));
         }
     }
-    let event_index: HashMap<String, EventId> =
-        events.iter().enumerate().map(|(i, e)| (e.name.to_string(), i)).collect();
-    let state_names: Vec<String> = pending.iter().map(|p| p.def_name.to_string()).collect();
+    let event_index: HashMap<String, EventId> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.to_string(), i))
+        .collect();
+    let mut state_names: Vec<String> = Vec::new();
+    for p in &pending {
+        let name = p.def_name.to_string();
+        if !state_names.contains(&name) {
+            state_names.push(name);
+        }
+    }
     let event_names: Vec<String> = events.iter().map(|e| e.name.to_string()).collect();
-    let resolver = Resolver { state_index: &state_index, event_index: &event_index, state_names: &state_names, event_names: &event_names };
+    let resolver = Resolver {
+        state_index: &state_index,
+        event_index: &event_index,
+        state_names: &state_names,
+        event_names: &event_names,
+    };
 
     let initial = match &initial {
         Some(name) => resolver.state(name, &mut errors),
         None => {
-            errors.push(def.name.span(), "missing `initial STATE;`: name the state the workflow starts in");
+            errors.push(
+                def.name.span(),
+                "missing `initial STATE;`: name the state the workflow starts in",
+            );
             None
         }
     };
@@ -333,7 +391,9 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
     let mut states = Vec::with_capacity(pending.len());
     let mut transitions = Vec::new();
     let children_of = |id: StateId, pending: &[Pending]| -> Vec<StateId> {
-        (id + 1..pending[id].end).filter(|&c| pending[c].parent == Some(id)).collect()
+        (id + 1..pending[id].end)
+            .filter(|&c| pending[c].parent == Some(id))
+            .collect()
     };
     for id in 0..pending.len() {
         let children = children_of(id, &pending);
@@ -342,7 +402,11 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         let items = std::mem::take(&mut p.items);
         let history = p.history.take();
         let name = p.def_name.clone();
-        let regions: Vec<StateId> = children.iter().copied().filter(|&c| pending[c].history.is_none()).collect();
+        let regions: Vec<StateId> = children
+            .iter()
+            .copied()
+            .filter(|&c| pending[c].history.is_none())
+            .collect();
         let mut built = State {
             name: name.clone(),
             attrs,
@@ -386,7 +450,10 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             match item {
                 Item::Initial { span, state } => {
                     if initial_child.is_some() {
-                        errors.push(span, format!("duplicate `initial`: state `{name}` has one initial child"));
+                        errors.push(
+                            span,
+                            format!("duplicate `initial`: state `{name}` has one initial child"),
+                        );
                     }
                     initial_child = Some((span, state));
                 }
@@ -400,13 +467,16 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 }
                 Item::On(on) => {
                     let trigger = match on.events {
-                        EventsDef::List(list) => Trigger::Events(
-                            list.iter().filter_map(|e| resolver.event(e, &mut errors)).collect(),
-                        ),
+                        EventsDef::List(list) => {
+                            Trigger::Events(list.iter().filter_map(|e| resolver.event(e, &mut errors)).collect())
+                        }
                         EventsDef::Any => Trigger::Any,
                         EventsDef::Done(span) => {
                             if children.is_empty() {
-                                errors.push(span, format!("`on done` needs child states: `{name}` has none, so it never completes"));
+                                errors.push(
+                                    span,
+                                    format!("`on done` needs child states: `{name}` has none, so it never completes"),
+                                );
                             }
                             Trigger::StateDone
                         }
@@ -457,10 +527,21 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 }
                 Item::Invoke(invoke) => {
                     if built.invoke.is_some() {
-                        errors.push(invoke.span, "a state invokes at most one activity: split the work into states");
+                        errors.push(
+                            invoke.span,
+                            "a state invokes at most one activity: split the work into states",
+                        );
                         continue;
                     }
-                    let InvokeDef { span, activity, output, retry, timeout, done, error } = invoke;
+                    let InvokeDef {
+                        span,
+                        activity,
+                        output,
+                        retry,
+                        timeout,
+                        done,
+                        error,
+                    } = invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
                     let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
                         let targets = resolver.states(std::slice::from_ref(&arm.target), errors);
@@ -485,7 +566,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     }
                     let max_attempts = retry.as_ref().map_or(1, |r| r.retries.saturating_add(1));
                     let backoff = retry.and_then(|r| {
-                        r.backoff.map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span)))
+                        r.backoff
+                            .map(|(min, max)| (min.value, max.value, min.span.join(max.span).unwrap_or(min.span)))
                     });
                     built.invoke = Some(Invoke {
                         span,
@@ -505,16 +587,27 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         built.kind = match pending[id].kind {
             StateDefKind::Final { failure } => {
                 if let Some(&child) = children.first() {
-                    errors.push(pending[child].def_name.span(), format!("final state `{name}` cannot have child states"));
+                    errors.push(
+                        pending[child].def_name.span(),
+                        format!("final state `{name}` cannot have child states"),
+                    );
                 }
-                StateKind::Final { failure: failure.is_some() }
+                StateKind::Final {
+                    failure: failure.is_some(),
+                }
             }
             StateDefKind::Parallel => {
                 if let Some((span, _)) = &initial_child {
-                    errors.push(*span, format!("parallel state `{name}` enters every region: it takes no `initial`"));
+                    errors.push(
+                        *span,
+                        format!("parallel state `{name}` enters every region: it takes no `initial`"),
+                    );
                 }
                 if regions.is_empty() {
-                    errors.push(name.span(), format!("parallel state `{name}` needs at least one child state (a region)"));
+                    errors.push(
+                        name.span(),
+                        format!("parallel state `{name}` needs at least one child state (a region)"),
+                    );
                 }
                 StateKind::Parallel
             }
@@ -530,7 +623,10 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     Some((_, child)) => match resolver.state(child, &mut errors) {
                         Some(c) if children.contains(&c) => c,
                         Some(_) => {
-                            errors.push(child.span(), format!("the initial state of `{name}` must be one of its children"));
+                            errors.push(
+                                child.span(),
+                                format!("the initial state of `{name}` must be one of its children"),
+                            );
                             regions[0]
                         }
                         None => regions[0],
@@ -595,8 +691,15 @@ impl Resolver<'_> {
         defs.into_iter()
             .filter_map(|def| match def {
                 ActionDef::Call(name) => Some(Action::Call(name)),
-                ActionDef::Raise { span, event } => self.event(&event, errors).map(|event| Action::Raise { span, event }),
-                ActionDef::Send { span, event: name, delay, id } => self.event(&name, errors).map(|event| Action::Send {
+                ActionDef::Raise { span, event } => {
+                    self.event(&event, errors).map(|event| Action::Raise { span, event })
+                }
+                ActionDef::Send {
+                    span,
+                    event: name,
+                    delay,
+                    id,
+                } => self.event(&name, errors).map(|event| Action::Send {
                     span,
                     event,
                     delay: delay.map_or(Duration::ZERO, |d| d.value),
@@ -679,7 +782,6 @@ fn allow_list(attr: &Attribute) -> syn::Result<Vec<syn::Path>> {
     Ok(names.into_iter().collect())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,7 +820,10 @@ mod tests {
         let b = &m.states[1];
         assert_eq!(b.transitions.len(), 3);
         let guarded = &m.transitions[b.transitions[0]];
-        assert_eq!((&guarded.trigger, guarded.target()), (&Trigger::Events(vec![0]), Some(0)));
+        assert_eq!(
+            (&guarded.trigger, guarded.target()),
+            (&Trigger::Events(vec![0]), Some(0))
+        );
         assert_eq!(guarded.guard.as_ref().unwrap(), "ready");
         assert_eq!(m.transitions[b.transitions[1]].target(), None);
         assert_eq!(m.transitions[b.transitions[2]].trigger, Trigger::Done);
@@ -790,12 +895,19 @@ mod tests {
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<String> = m.states.iter().map(|s| s.name.to_string()).collect();
-        assert_eq!(names, ["Fulfil", "Resume", "Work", "Pay", "Charging", "Paid", "Stock", "Reserved", "Decide", "Done"]);
+        assert_eq!(
+            names,
+            ["Fulfil", "Resume", "Work", "Pay", "Charging", "Paid", "Stock", "Reserved", "Decide", "Done"]
+        );
         assert_eq!(m.states[0].kind, StateKind::Compound { initial: 2 });
         assert_eq!(m.states[0].end, 9);
         assert_eq!(m.states[1].kind, StateKind::History { deep: true, slot: 0 });
         assert_eq!(m.states[2].kind, StateKind::Parallel);
-        assert_eq!(m.states[3].kind, StateKind::Compound { initial: 4 }, "the first child by default");
+        assert_eq!(
+            m.states[3].kind,
+            StateKind::Compound { initial: 4 },
+            "the first child by default"
+        );
         assert_eq!(m.states[4].parent, Some(3));
         assert_eq!(m.states[2].end, 8);
         assert_eq!(m.children(2).collect::<Vec<_>>(), [3, 6]);
@@ -804,7 +916,9 @@ mod tests {
         assert_eq!(sources, [0, 1, 2, 4, 8, 8], "grouped by source in document order");
         assert_eq!(m.transitions[2].trigger, Trigger::StateDone);
         let decide = &m.transitions[5];
-        assert!(matches!(&decide.actions[..], [Action::Raise { .. }, Action::Send { id, .. }, Action::Cancel { .. }] if id == "retry"));
+        assert!(
+            matches!(&decide.actions[..], [Action::Raise { .. }, Action::Send { id, .. }, Action::Cancel { .. }] if id == "retry")
+        );
         assert!(m.is_chart());
     }
 

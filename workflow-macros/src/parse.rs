@@ -143,7 +143,12 @@ pub enum ActionDef {
     /// `raise EVENT`: an internal event.
     Raise { span: Span, event: Ident },
     /// `send EVENT [after DURATION] [as ID]`: an instance-level timer.
-    Send { span: Span, event: Ident, delay: Option<DurationLit>, id: Option<Ident> },
+    Send {
+        span: Span,
+        event: Ident,
+        delay: Option<DurationLit>,
+        id: Option<Ident>,
+    },
     /// `cancel ID`: cancels pending `send`s with this id.
     Cancel { id: Ident },
 }
@@ -204,7 +209,12 @@ impl Parse for WorkflowDef {
                 "unexpected tokens after the workflow's closing brace: one `workflow!` block declares one workflow",
             ));
         }
-        Ok(WorkflowDef { attrs, vis, name, items })
+        Ok(WorkflowDef {
+            attrs,
+            vis,
+            name,
+            items,
+        })
     }
 }
 
@@ -227,7 +237,10 @@ impl Parse for Item {
             return parse_state(input, attrs).map(Item::State);
         }
         if let Some(attr) = attrs.first() {
-            return Err(syn::Error::new_spanned(attr, "attributes are allowed only on the workflow, its states and its events"));
+            return Err(syn::Error::new_spanned(
+                attr,
+                "attributes are allowed only on the workflow, its states and its events",
+            ));
         }
         if lookahead.peek(kw::context) {
             let span = input.parse::<kw::context>()?.span;
@@ -239,7 +252,10 @@ impl Parse for Item {
             let content;
             braced!(content in input);
             let events = Punctuated::<EventDef, Token![,]>::parse_terminated(&content)?;
-            Ok(Item::Events { span, events: events.into_iter().collect() })
+            Ok(Item::Events {
+                span,
+                events: events.into_iter().collect(),
+            })
         } else if lookahead.peek(kw::initial) {
             let span = input.parse::<kw::initial>()?.span;
             let state = input.parse()?;
@@ -259,7 +275,12 @@ impl Parse for Item {
                 input.parse::<Token![;]>()?;
                 (Vec::new(), Vec::new())
             };
-            Ok(Item::History(HistoryDef { deep, name, targets, actions }))
+            Ok(Item::History(HistoryDef {
+                deep,
+                name,
+                targets,
+                actions,
+            }))
         } else if lookahead.peek(kw::on) {
             let span = input.parse::<kw::on>()?.span;
             let events = parse_events(input)?;
@@ -274,23 +295,43 @@ impl Parse for Item {
                 targets = parse_targets(input)?;
             }
             let actions = parse_actions(input)?;
-            Ok(Item::On(OnDef { span, events, guard, internal, targets, actions }))
+            Ok(Item::On(OnDef {
+                span,
+                events,
+                guard,
+                internal,
+                targets,
+                actions,
+            }))
         } else if lookahead.peek(kw::always) {
             let span = input.parse::<kw::always>()?.span;
             let guard = parse_guard(input)?;
             if !input.peek(Token![=>]) {
-                return Err(input.error("expected `=> TARGET`: an `always` transition without a target would fire forever"));
+                return Err(
+                    input.error("expected `=> TARGET`: an `always` transition without a target would fire forever")
+                );
             }
             input.parse::<Token![=>]>()?;
             let targets = parse_targets(input)?;
             let actions = parse_actions(input)?;
-            Ok(Item::Always(AlwaysDef { span, guard, targets, actions }))
+            Ok(Item::Always(AlwaysDef {
+                span,
+                guard,
+                targets,
+                actions,
+            }))
         } else if lookahead.peek(kw::entry) {
             let span = input.parse::<kw::entry>()?.span;
-            Ok(Item::Entry { span, actions: parse_action_list(input)? })
+            Ok(Item::Entry {
+                span,
+                actions: parse_action_list(input)?,
+            })
         } else if lookahead.peek(kw::exit) {
             let span = input.parse::<kw::exit>()?.span;
-            Ok(Item::Exit { span, actions: parse_action_list(input)? })
+            Ok(Item::Exit {
+                span,
+                actions: parse_action_list(input)?,
+            })
         } else if lookahead.peek(kw::invoke) {
             parse_invoke(input).map(Item::Invoke)
         } else if lookahead.peek(kw::after) {
@@ -298,7 +339,12 @@ impl Parse for Item {
             let delay = input.parse()?;
             let target = parse_target(input)?;
             let actions = parse_actions(input)?;
-            Ok(Item::After(AfterDef { span, delay, target, actions }))
+            Ok(Item::After(AfterDef {
+                span,
+                delay,
+                target,
+                actions,
+            }))
         } else if lookahead.peek(kw::compensate) {
             let span = input.parse::<kw::compensate>()?.span;
             let action = input.parse()?;
@@ -348,7 +394,12 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
         } else if !braced {
             return Err(input.error("expected `;` after a final state"));
         }
-        return Ok(StateDef { attrs, kind: StateDefKind::Final { failure }, name, body });
+        return Ok(StateDef {
+            attrs,
+            kind: StateDefKind::Final { failure },
+            name,
+            body,
+        });
     }
     let kind = if input.peek(kw::parallel) {
         input.parse::<kw::parallel>()?;
@@ -359,7 +410,12 @@ fn parse_state(input: ParseStream, attrs: Vec<Attribute>) -> syn::Result<StateDe
     };
     let name: Ident = input.parse()?;
     let body = parse_body(input)?;
-    Ok(StateDef { attrs, kind, name, body })
+    Ok(StateDef {
+        attrs,
+        kind,
+        name,
+        body,
+    })
 }
 
 /// `A | B`, `_` or `done`.
@@ -438,7 +494,10 @@ impl Parse for ActionDef {
         // A built-in keyword followed by a name; alone, the word is a handler's name.
         if input.peek(kw::raise) && input.peek2(Ident) {
             let span = input.parse::<kw::raise>()?.span;
-            return Ok(ActionDef::Raise { span, event: input.parse()? });
+            return Ok(ActionDef::Raise {
+                span,
+                event: input.parse()?,
+            });
         }
         if input.peek(kw::cancel) && input.peek2(Ident) {
             input.parse::<kw::cancel>()?;
@@ -678,32 +737,72 @@ mod tests {
             }
         })
         .unwrap();
-        let Item::State(p) = &def.items[1] else { panic!("expected a state") };
+        let Item::State(p) = &def.items[1] else {
+            panic!("expected a state")
+        };
         assert!(matches!(p.kind, StateDefKind::Parallel));
-        let Item::State(a) = &p.body[0] else { panic!("expected a state") };
+        let Item::State(a) = &p.body[0] else {
+            panic!("expected a state")
+        };
         assert!(matches!(&a.body[0], Item::Initial { state, .. } if state == "A1"));
-        let Item::History(h) = &a.body[1] else { panic!("expected history") };
+        let Item::History(h) = &a.body[1] else {
+            panic!("expected history")
+        };
         assert!(h.deep && h.targets.len() == 1 && h.actions.len() == 1);
-        let Item::State(a1) = &a.body[2] else { panic!("expected a state") };
-        let Item::Always(always) = &a1.body[0] else { panic!("expected always") };
+        let Item::State(a1) = &a.body[2] else {
+            panic!("expected a state")
+        };
+        let Item::Always(always) = &a1.body[0] else {
+            panic!("expected always")
+        };
         assert_eq!(always.guard.as_ref().unwrap(), "g");
-        let Item::On(on) = &a1.body[1] else { panic!("expected on") };
+        let Item::On(on) = &a1.body[1] else {
+            panic!("expected on")
+        };
         assert!(matches!(&on.events, EventsDef::List(list) if list.len() == 2));
         assert!(on.internal);
         assert_eq!(on.targets.len(), 2);
         assert!(matches!(
             &on.actions[..],
-            [ActionDef::Raise { .. }, ActionDef::Send { delay: Some(_), id: Some(_), .. }, ActionDef::Cancel { .. }, ActionDef::Call(_)]
+            [
+                ActionDef::Raise { .. },
+                ActionDef::Send {
+                    delay: Some(_),
+                    id: Some(_),
+                    ..
+                },
+                ActionDef::Cancel { .. },
+                ActionDef::Call(_)
+            ]
         ));
-        let Item::State(b) = &p.body[1] else { panic!("expected a state") };
-        assert!(matches!(&b.body[0], Item::On(OnDef { events: EventsDef::Any, .. })));
-        assert!(matches!(&b.body[1], Item::On(OnDef { events: EventsDef::Done(_), .. })));
+        let Item::State(b) = &p.body[1] else {
+            panic!("expected a state")
+        };
+        assert!(matches!(
+            &b.body[0],
+            Item::On(OnDef {
+                events: EventsDef::Any,
+                ..
+            })
+        ));
+        assert!(matches!(
+            &b.body[1],
+            Item::On(OnDef {
+                events: EventsDef::Done(_),
+                ..
+            })
+        ));
     }
 
     #[test]
     fn an_always_without_target_is_an_error() {
-        let error = parse(quote! { workflow W { state A { always / act; } } }).err().unwrap();
-        assert_eq!(error.to_string(), "expected `=> TARGET`: an `always` transition without a target would fire forever");
+        let error = parse(quote! { workflow W { state A { always / act; } } })
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "expected `=> TARGET`: an `always` transition without a target would fire forever"
+        );
     }
 
     #[test]

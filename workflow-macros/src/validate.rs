@@ -214,7 +214,13 @@ fn check_builtins(model: &Model, errors: &mut Errors) {
         };
         let event = &model.events[event];
         if event.fields.is_some() {
-            errors.push(span, format!("`{verb} {}`: only unit events can be raised or sent, and this one has fields", event.name));
+            errors.push(
+                span,
+                format!(
+                    "`{verb} {}`: only unit events can be raised or sent, and this one has fields",
+                    event.name
+                ),
+            );
         }
     }
 }
@@ -254,18 +260,26 @@ fn check_graph(model: &Model, errors: &mut Errors) {
             continue;
         }
         if !reachable[id] {
-            let message =
-                format!("state `{}` is unreachable from the initial state `{}`", state.name, model.state_name(model.initial));
+            let message = format!(
+                "state `{}` is unreachable from the initial state `{}`",
+                state.name,
+                model.state_name(model.initial)
+            );
             lint(model, id, Lint::UnreachableState, span, message, errors);
             continue;
         }
         if state.kind != StateKind::Atomic {
             continue;
         }
-        let in_parallel = model.ancestors_or_self(id).any(|a| model.states[a].kind == StateKind::Parallel);
-        let way_out = model
+        let in_parallel = model
             .ancestors_or_self(id)
-            .any(|a| model.states[a].transitions.iter().any(|&t| !model.transitions[t].targets.is_empty()));
+            .any(|a| model.states[a].kind == StateKind::Parallel);
+        let way_out = model.ancestors_or_self(id).any(|a| {
+            model.states[a]
+                .transitions
+                .iter()
+                .any(|&t| !model.transitions[t].targets.is_empty())
+        });
         if !way_out && !in_parallel {
             let message = format!(
                 "state `{}` is a dead end: no transition leaves it; add one or declare it `final {};`",
@@ -297,7 +311,10 @@ fn never_completes(model: &Model, s: StateId) -> Option<StateId> {
     match model.states[s].kind {
         StateKind::Final { .. } => None,
         StateKind::Compound { .. } => (!model.children(s).any(|c| is_final(model, c))).then_some(s),
-        StateKind::Parallel => model.children(s).filter(|&c| !is_history(model, c)).find_map(|c| never_completes(model, c)),
+        StateKind::Parallel => model
+            .children(s)
+            .filter(|&c| !is_history(model, c))
+            .find_map(|c| never_completes(model, c)),
         StateKind::Atomic | StateKind::History { .. } => Some(s),
     }
 }

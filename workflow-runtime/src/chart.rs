@@ -104,7 +104,10 @@ pub struct Configuration<S, const W: usize> {
 impl<S: StateEnum, const W: usize> Configuration<S, W> {
     /// The configuration with these active states.
     pub const fn new(active: StateSet<W>) -> Self {
-        Self { active, state: std::marker::PhantomData }
+        Self {
+            active,
+            state: std::marker::PhantomData,
+        }
     }
 
     /// Whether `state` is active (the SCXML `In()` predicate).
@@ -278,7 +281,10 @@ pub struct Run<'a, C: Chart<H>, H: ?Sized, const W: usize, const N: usize> {
 pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     let mut entry = Entry::<W>::default();
     let history = [];
-    let mut walker = Walker::<W, 0> { graph, history: &history };
+    let mut walker = Walker::<W, 0> {
+        graph,
+        history: &history,
+    };
     walker.add_descendants(state, &mut entry);
     walker.add_ancestors(state, None, &mut entry);
     entry.states
@@ -287,7 +293,10 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
 /// The atomic states of `active` as state enum values, in document order.
 pub fn atomic_states<S: StateEnum, const W: usize>(active: StateSet<W>) -> impl Iterator<Item = S> {
     let graph = S::graph();
-    active.iter().filter(move |&i| is_atomic(graph, i)).filter_map(S::from_index)
+    active
+        .iter()
+        .filter(move |&i| is_atomic(graph, i))
+        .filter_map(S::from_index)
 }
 
 impl<C: Chart<H>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N> {
@@ -313,7 +322,10 @@ impl<C: Chart<H>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N>
         let mut queue = VecDeque::new();
         let exited = self.microstep(&enabled, Some(event), &mut queue);
         self.settle(&mut queue);
-        Some(Macrostep { transition: u16::try_from(first).unwrap_or(u16::MAX), exited })
+        Some(Macrostep {
+            transition: u16::try_from(first).unwrap_or(u16::MAX),
+            exited,
+        })
     }
 
     /// Eventless transitions, then queued internal events, until neither
@@ -337,7 +349,10 @@ impl<C: Chart<H>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N>
     }
 
     fn act(&mut self, site: Site, event: Option<&C::Event>, queue: &mut VecDeque<Internal<C::Event>>) {
-        let mut effects = Effects { internal: queue, scheduled: self.scheduled };
+        let mut effects = Effects {
+            internal: queue,
+            scheduled: self.scheduled,
+        };
         C::act(self.handlers, self.context, site, event, &mut effects);
     }
 
@@ -399,7 +414,11 @@ impl<C: Chart<H>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N>
             let mut replaced = Vec::new();
             for (i, (t2, exit2)) in kept.iter().enumerate() {
                 if exit1.intersects(exit2) {
-                    if is_descendant(self.graph, self.graph.transitions[t1].source, self.graph.transitions[*t2].source) {
+                    if is_descendant(
+                        self.graph,
+                        self.graph.transitions[t1].source,
+                        self.graph.transitions[*t2].source,
+                    ) {
                         replaced.push(i);
                     } else {
                         preempted = true;
@@ -418,11 +437,19 @@ impl<C: Chart<H>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N>
     }
 
     fn walker(&self) -> Walker<'_, W, N> {
-        Walker { graph: self.graph, history: &self.core.history }
+        Walker {
+            graph: self.graph,
+            history: &self.core.history,
+        }
     }
 
     /// Exits, transition actions, entries. Returns whether any state was exited.
-    fn microstep(&mut self, enabled: &[usize], event: Option<&C::Event>, queue: &mut VecDeque<Internal<C::Event>>) -> bool {
+    fn microstep(
+        &mut self,
+        enabled: &[usize],
+        event: Option<&C::Event>,
+        queue: &mut VecDeque<Internal<C::Event>>,
+    ) -> bool {
         let g = self.graph;
         // Exit: innermost first, every history recorded before any exit action.
         let mut exit = StateSet::<W>::EMPTY;
@@ -589,7 +616,8 @@ impl<const W: usize, const N: usize> Walker<'_, W, N> {
         // The least common compound ancestor of the source and the targets.
         let mut ancestor = g.states[source].parent;
         while let Some(a) = ancestor {
-            if matches!(g.states[a].kind, StateKind::Compound { .. }) && targets.iter().all(|&s| is_descendant(g, s, a)) {
+            if matches!(g.states[a].kind, StateKind::Compound { .. }) && targets.iter().all(|&s| is_descendant(g, s, a))
+            {
                 return Some(a);
             }
             ancestor = g.states[a].parent;
@@ -646,8 +674,9 @@ impl<const W: usize, const N: usize> Walker<'_, W, N> {
     /// Enters every region of parallel `s` not already being entered.
     fn enter_regions(&mut self, s: usize, entry: &mut Entry<W>) {
         let g = self.graph;
-        let regions: Vec<usize> =
-            children(g, s).filter(|&c| !matches!(g.states[c].kind, StateKind::History { .. })).collect();
+        let regions: Vec<usize> = children(g, s)
+            .filter(|&c| !matches!(g.states[c].kind, StateKind::History { .. }))
+            .collect();
         for child in regions {
             let end = g.states[child].end;
             if !entry.states.iter().any(|x| x >= child && x < end) {

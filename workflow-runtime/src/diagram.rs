@@ -115,11 +115,23 @@ impl Graph<'_> {
                 self.label(t)
             };
             if t.targets.is_empty() {
-                let _ = writeln!(out, "    {} -> {} [label={}, style=dashed];", quoted(source), quoted(source), quoted(&text));
+                let _ = writeln!(
+                    out,
+                    "    {} -> {} [label={}, style=dashed];",
+                    quoted(source),
+                    quoted(source),
+                    quoted(&text)
+                );
             }
             for &target in t.targets {
                 let target = self.states[target].name;
-                let _ = writeln!(out, "    {} -> {} [label={}];", quoted(source), quoted(target), quoted(&text));
+                let _ = writeln!(
+                    out,
+                    "    {} -> {} [label={}];",
+                    quoted(source),
+                    quoted(target),
+                    quoted(&text)
+                );
             }
         }
         out.push_str("}\n");
@@ -144,12 +156,24 @@ impl Graph<'_> {
             StateKind::History { deep: false, .. } => ", shape=circle, label=\"H\"",
             StateKind::History { deep: true, .. } => ", shape=circle, label=\"H*\"",
         };
-        let label = if matches!(state.kind, StateKind::History { .. }) { String::new() } else { format!("label={}", quoted(&text)) };
-        let separator = if label.is_empty() { style.trim_start_matches(", ") } else { style };
+        let label = if matches!(state.kind, StateKind::History { .. }) {
+            String::new()
+        } else {
+            format!("label={}", quoted(&text))
+        };
+        let separator = if label.is_empty() {
+            style.trim_start_matches(", ")
+        } else {
+            style
+        };
         match state.kind {
             StateKind::Compound { .. } | StateKind::Parallel => {
                 let _ = writeln!(out, "{pad}subgraph {} {{", quoted(&format!("cluster_{}", state.name)));
-                let dashed = if state.kind == StateKind::Parallel { " style=dashed;" } else { "" };
+                let dashed = if state.kind == StateKind::Parallel {
+                    " style=dashed;"
+                } else {
+                    ""
+                };
                 let _ = writeln!(out, "{pad}    label={};{dashed}", quoted(state.name));
                 let _ = writeln!(out, "{pad}    {} [{label}{separator}];", quoted(state.name));
                 for c in self.children(Some(s)) {
@@ -189,7 +213,9 @@ impl Graph<'_> {
     }
 
     fn event_label(&self, e: usize) -> String {
-        let Some(event) = self.events.get(e) else { return format!("#{e}") };
+        let Some(event) = self.events.get(e) else {
+            return format!("#{e}");
+        };
         match event.kind {
             EventKind::Declared => event.name.to_string(),
             EventKind::Done(activity) => format!("done({activity})"),
@@ -230,7 +256,13 @@ mod tests {
     use super::*;
     use crate::graph::{EventInfo, StateInfo, TransitionInfo, TransitionRange};
 
-    const fn state(name: &'static str, kind: StateKind, parent: Option<usize>, end: usize, t: [usize; 2]) -> StateInfo<'static> {
+    const fn state(
+        name: &'static str,
+        kind: StateKind,
+        parent: Option<usize>,
+        end: usize,
+        t: [usize; 2],
+    ) -> StateInfo<'static> {
         StateInfo {
             name,
             kind,
@@ -245,7 +277,11 @@ mod tests {
     }
 
     const fn event(name: &'static str, kind: EventKind<'static>) -> EventInfo<'static> {
-        EventInfo { name, fields: &[], kind }
+        EventInfo {
+            name,
+            fields: &[],
+            kind,
+        }
     }
 
     static DOOR: Graph<'static> = Graph {
@@ -260,13 +296,47 @@ mod tests {
             event("Push", EventKind::Declared),
             event("Kick", EventKind::Declared),
             event("Knock", EventKind::Declared),
-            event("OpenAfter2h", EventKind::Timer { state: 1, delay: Duration::from_secs(7200) }),
+            event(
+                "OpenAfter2h",
+                EventKind::Timer {
+                    state: 1,
+                    delay: Duration::from_secs(7200),
+                },
+            ),
         ],
         transitions: &[
-            TransitionInfo { source: 0, trigger: Trigger::Events(&[0]), guard: Some("unlocked"), targets: &[1], internal: false, actions: &["creak", "count"] },
-            TransitionInfo { source: 1, trigger: Trigger::Events(&[3]), guard: None, targets: &[0], internal: false, actions: &[] },
-            TransitionInfo { source: 1, trigger: Trigger::Events(&[1, 2]), guard: None, targets: &[2], internal: false, actions: &[] },
-            TransitionInfo { source: 1, trigger: Trigger::Any, guard: None, targets: &[], internal: false, actions: &["answer"] },
+            TransitionInfo {
+                source: 0,
+                trigger: Trigger::Events(&[0]),
+                guard: Some("unlocked"),
+                targets: &[1],
+                internal: false,
+                actions: &["creak", "count"],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Events(&[3]),
+                guard: None,
+                targets: &[0],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Events(&[1, 2]),
+                guard: None,
+                targets: &[2],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Any,
+                guard: None,
+                targets: &[],
+                internal: false,
+                actions: &["answer"],
+            },
         ],
     };
 
@@ -282,9 +352,15 @@ mod tests {
     fn dot_marks_finals_and_targetless_transitions() {
         let text = DOOR.to_dot();
         assert!(text.starts_with("digraph \"Door\" {\n"));
-        assert!(text.contains("\"Broken\" [label=\"Broken\", shape=doublecircle, color=red];"), "{text}");
+        assert!(
+            text.contains("\"Broken\" [label=\"Broken\", shape=doublecircle, color=red];"),
+            "{text}"
+        );
         assert!(text.contains("\"__start\" -> \"Closed\";"));
-        assert!(text.contains("\"Open\" -> \"Open\" [label=\"_ / answer\", style=dashed];"), "{text}");
+        assert!(
+            text.contains("\"Open\" -> \"Open\" [label=\"_ / answer\", style=dashed];"),
+            "{text}"
+        );
         assert!(text.ends_with("}\n"));
     }
 
@@ -304,8 +380,22 @@ mod tests {
         ],
         events: &[],
         transitions: &[
-            TransitionInfo { source: 0, trigger: Trigger::StateDone, guard: None, targets: &[7], internal: false, actions: &[] },
-            TransitionInfo { source: 1, trigger: Trigger::Always, guard: None, targets: &[2], internal: false, actions: &[] },
+            TransitionInfo {
+                source: 0,
+                trigger: Trigger::StateDone,
+                guard: None,
+                targets: &[7],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Always,
+                guard: None,
+                targets: &[2],
+                internal: false,
+                actions: &[],
+            },
         ],
     };
 
@@ -320,7 +410,10 @@ mod tests {
     #[test]
     fn dot_draws_clusters() {
         let text = JOB.to_dot();
-        assert!(text.contains("subgraph \"cluster_Work\" {\n            label=\"Work\"; style=dashed;"), "{text}");
+        assert!(
+            text.contains("subgraph \"cluster_Work\" {\n            label=\"Work\"; style=dashed;"),
+            "{text}"
+        );
         assert!(text.contains("\"H\" [shape=circle, label=\"H*\"];"), "{text}");
         assert!(text.contains("\"H\" -> \"Work\" [label=\"default\"];"), "{text}");
     }

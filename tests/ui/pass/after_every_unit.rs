@@ -57,10 +57,10 @@ fn main() {
         ]
     );
     let delays: Vec<Duration> = Reminder::graph()
-        .transitions
+        .events
         .iter()
-        .filter_map(|t| match t.trigger {
-            workflow::graph::Trigger::After(d) => Some(d),
+        .filter_map(|e| match e.kind {
+            workflow::graph::EventKind::Timer { delay, .. } => Some(delay),
             _ => None,
         })
         .collect();

@@ -14,7 +14,13 @@ use crate::validate::{Input, Validated};
 /// The machine type and its impls.
 pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common: TokenStream) -> TokenStream {
     let m = &v.model;
-    let Names { machine, state, event, handlers, context } = names;
+    let Names {
+        machine,
+        state,
+        event,
+        handlers,
+        context,
+    } = names;
     let vis = &m.vis;
     let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
     let slots = Literal::usize_unsuffixed(m.histories);
@@ -151,7 +157,13 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
 /// `impl Chart<H> for Machine`: guards and actions by index.
 fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { machine, event, handlers, context, .. } = names;
+    let Names {
+        machine,
+        event,
+        handlers,
+        context,
+        ..
+    } = names;
     let guard_arms: Vec<TokenStream> = m
         .transitions
         .iter()
@@ -193,10 +205,18 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
             act_arms.push(quote!(#site::Transition(#index) => { #(#body)* }));
         }
     }
-    let act_body = if act_arms.is_empty() { quote!() } else { quote!(match site { #(#act_arms)* _ => {} }) };
+    let act_body = if act_arms.is_empty() {
+        quote!()
+    } else {
+        quote!(match site { #(#act_arms)* _ => {} })
+    };
     let uses = |needle: &str| act_arms.iter().any(|arm| arm.to_string().contains(needle));
     let param = |name: &str, used: bool| {
-        let ident = if used { Ident::new(name, proc_macro2::Span::call_site()) } else { quote::format_ident!("_{}", name) };
+        let ident = if used {
+            Ident::new(name, proc_macro2::Span::call_site())
+        } else {
+            quote::format_ident!("_{}", name)
+        };
         quote!(#ident)
     };
     let (p_handlers, p_context, p_site, p_event, p_effects) = (
@@ -238,7 +258,9 @@ fn guard_call(v: &Validated, names: &Names, guard: &Ident) -> TokenStream {
         Some(Input::Event(e)) => {
             let variant = &v.model.events[*e].name;
             if v.model.events[*e].fields.is_some() {
-                quote!(::core::matches!(event, ::core::option::Option::Some(#event::#variant(payload)) if handlers.#guard(context, payload)))
+                quote!(
+                    ::core::matches!(event, ::core::option::Option::Some(#event::#variant(payload)) if handlers.#guard(context, payload))
+                )
             } else {
                 quote!(handlers.#guard(context, &#variant))
             }

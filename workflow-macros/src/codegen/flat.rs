@@ -13,11 +13,23 @@ use crate::validate::{Input, Validated};
 /// The machine type and its inherent impl.
 pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common: TokenStream) -> TokenStream {
     let m = &v.model;
-    let Names { machine, state, handlers, context, .. } = names;
+    let Names {
+        machine,
+        state,
+        handlers,
+        context,
+        ..
+    } = names;
     let vis = &m.vis;
     let initial = &m.states[m.initial].name;
-    let entry: Vec<TokenStream> = calls(&m.states[m.initial].entry).map(|a| quote!(handlers.#a(&mut self.context);)).collect();
-    let start_param = if entry.is_empty() { quote!(_handlers) } else { quote!(handlers) };
+    let entry: Vec<TokenStream> = calls(&m.states[m.initial].entry)
+        .map(|a| quote!(handlers.#a(&mut self.context);))
+        .collect();
+    let start_param = if entry.is_empty() {
+        quote!(_handlers)
+    } else {
+        quote!(handlers)
+    };
     let handle = handle_fn(v, names);
     let run_activity = super::run_activity_fn(v, names, |arms| {
         let rest = (arms.len() < m.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
@@ -92,8 +104,12 @@ type Groups = Vec<(StateId, Vec<usize>)>;
 fn groups(v: &Validated, trigger: impl Fn(&Trigger) -> bool) -> Groups {
     let mut groups: Groups = Vec::new();
     for (id, state) in v.model.states.iter().enumerate() {
-        let list: Vec<usize> =
-            state.transitions.iter().copied().filter(|t| trigger(&v.model.transitions[*t].trigger)).collect();
+        let list: Vec<usize> = state
+            .transitions
+            .iter()
+            .copied()
+            .filter(|t| trigger(&v.model.transitions[*t].trigger))
+            .collect();
         if !list.is_empty() {
             groups.push((id, list));
         }
@@ -293,4 +309,3 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
         }
     }
 }
-

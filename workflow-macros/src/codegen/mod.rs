@@ -10,7 +10,8 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Ident, Type};
 
 use workflow_runtime::graph::{
-    EventKind, TransitionRange,     EventInfo, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, Trigger as GraphTrigger,
+    EventInfo, EventKind, Graph, InvokeInfo, StateInfo, StateKind as GraphKind, TransitionInfo, TransitionRange,
+    Trigger as GraphTrigger,
 };
 use workflow_runtime::RetryPolicy;
 
@@ -136,7 +137,9 @@ fn state_enum(v: &Validated, names: &Names) -> TokenStream {
                 StateKind::Atomic => format!("State `{name}`."),
                 StateKind::Compound { .. } => format!("Compound state `{name}`."),
                 StateKind::Parallel => format!("Parallel state `{name}`: its regions are active at once."),
-                StateKind::History { deep: false, .. } => format!("History of `{name}`'s parent (never active itself)."),
+                StateKind::History { deep: false, .. } => {
+                    format!("History of `{name}`'s parent (never active itself).")
+                }
                 StateKind::History { deep: true, .. } => {
                     format!("Deep history of `{name}`'s parent (never active itself).")
                 }
@@ -274,7 +277,10 @@ fn event_enum(v: &Validated, names: &Names) -> TokenStream {
     let (body, index_body) = if patterns.is_empty() {
         (quote!(match *self {}), quote!(match *self {}))
     } else {
-        (quote!(match self { #(#name_arms),* }), quote!(match self { #(#index_arms),* }))
+        (
+            quote!(match self { #(#name_arms),* }),
+            quote!(match self { #(#index_arms),* }),
+        )
     };
     let docs = doc(format!(
         "The events of workflow [`{machine}`]: the declared ones, then those the machine makes itself \
@@ -434,9 +440,17 @@ fn transition_label(v: &Validated, t: &Transition) -> String {
     let m = &v.model;
     let source = &m.states[t.source].name;
     let targets: Vec<String> = t.targets.iter().map(|&s| m.states[s].name.to_string()).collect();
-    let target = if targets.is_empty() { "(stays)".to_string() } else { targets.join(", ") };
+    let target = if targets.is_empty() {
+        "(stays)".to_string()
+    } else {
+        targets.join(", ")
+    };
     let trigger = match &t.trigger {
-        Trigger::Events(list) => list.iter().map(|&e| m.events[e].name.to_string()).collect::<Vec<_>>().join(" | "),
+        Trigger::Events(list) => list
+            .iter()
+            .map(|&e| m.events[e].name.to_string())
+            .collect::<Vec<_>>()
+            .join(" | "),
         Trigger::Any => "_".to_string(),
         Trigger::Always => "always".to_string(),
         Trigger::StateDone => "done".to_string(),
@@ -462,7 +476,13 @@ fn states_invoking(v: &Validated, activity: &Ident) -> String {
 /// the runtime traits; the rest comes from [`flat`] or [`chart`].
 fn machine_type(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let Names { machine, state, event, handlers, context } = names;
+    let Names {
+        machine,
+        state,
+        event,
+        handlers,
+        context,
+    } = names;
     let attrs = &m.attrs;
     let (mermaid, graph) = with_graph(v, |g| (g.to_mermaid(), graph_tokens(g)));
     let default_doc = (!has_doc(attrs)).then(|| doc(format!("Workflow `{machine}`.")));
@@ -506,7 +526,10 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
     let common = quote!(#common #compensation);
     let (body, state_type) = if m.is_chart() {
         let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
-        (chart::machine(v, names, header, common), quote!(::workflow::Configuration<#state, #words>))
+        (
+            chart::machine(v, names, header, common),
+            quote!(::workflow::Configuration<#state, #words>),
+        )
     } else {
         (flat::machine(v, names, header, common), quote!(#state))
     };
@@ -595,7 +618,12 @@ fn thread_bounds(v: &Validated) -> Vec<TokenStream> {
         last.map_or_else(Span::call_site, |token| token.span())
     };
     let send = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Send + 'static);
-    let fields = v.model.events.iter().flat_map(|e| e.fields.iter().flatten()).map(|f| &f.ty);
+    let fields = v
+        .model
+        .events
+        .iter()
+        .flat_map(|e| e.fields.iter().flatten())
+        .map(|f| &f.ty);
     let outputs = v.activities.iter().map(|a| &a.output);
     let mut bounds: Vec<TokenStream> = fields.chain(outputs).map(send).collect();
     let sync = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Sync);
@@ -621,10 +649,16 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
         })
         .collect();
     let (params, body) = if arms.is_empty() {
-        (quote!(_state: #state, _handlers: &H), quote!(::core::option::Option::None))
+        (
+            quote!(_state: #state, _handlers: &H),
+            quote!(::core::option::Option::None),
+        )
     } else {
         let rest = (arms.len() < v.model.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
-        (quote!(state: #state, handlers: &H), quote!(match state { #(#arms)* #rest }))
+        (
+            quote!(state: #state, handlers: &H),
+            quote!(match state { #(#arms)* #rest }),
+        )
     };
     quote! {
         /// Runs, once, the compensation that `state` declares
@@ -642,7 +676,11 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
 
 /// What a guard or an action receives, by name.
 fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
-    v.guards.iter().chain(&v.actions).find(|h| &h.name == name).map(|h| &h.input)
+    v.guards
+        .iter()
+        .chain(&v.actions)
+        .find(|h| &h.name == name)
+        .map(|h| &h.input)
 }
 
 /// `run_activity`: `dispatch` turns `(state, block)` pairs, where each block
@@ -657,7 +695,9 @@ fn run_activity_fn(
     let Names { event, handlers, .. } = names;
     let mut arms = Vec::new();
     for (id, s) in m.states.iter().enumerate() {
-        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else { continue };
+        let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else {
+            continue;
+        };
         let method = &activity.name;
         let text = method.to_string();
         let policy = policy_tokens(&policy(invoke));
@@ -674,7 +714,11 @@ fn run_activity_fn(
             }},
         ));
     }
-    let handlers_param = if arms.is_empty() { quote!(_handlers) } else { quote!(handlers) };
+    let handlers_param = if arms.is_empty() {
+        quote!(_handlers)
+    } else {
+        quote!(handlers)
+    };
     let body = dispatch(arms);
     quote! {
         /// Runs the activity of the current state (with nested states, of the
@@ -740,10 +784,17 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     let invokes: Vec<Option<(String, String, RetryPolicy)>> = m
         .states
         .iter()
-        .map(|s| s.invoke.as_ref().map(|i| (i.activity.to_string(), type_text(&i.output), policy(i))))
+        .map(|s| {
+            s.invoke
+                .as_ref()
+                .map(|i| (i.activity.to_string(), type_text(&i.output), policy(i)))
+        })
         .collect();
-    let compensations: Vec<Option<String>> =
-        m.states.iter().map(|s| s.compensate.as_ref().map(|c| c.1.to_string())).collect();
+    let compensations: Vec<Option<String>> = m
+        .states
+        .iter()
+        .map(|s| s.compensate.as_ref().map(|c| c.1.to_string()))
+        .collect();
     let mut event_names: Vec<String> = m.events.iter().map(|e| e.name.to_string()).collect();
     let mut fields: Vec<Vec<(String, String)>> = m
         .events
@@ -752,7 +803,12 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             e.fields
                 .iter()
                 .flatten()
-                .map(|f| (f.ident.as_ref().map(Ident::to_string).unwrap_or_default(), type_text(&f.ty)))
+                .map(|f| {
+                    (
+                        f.ident.as_ref().map(Ident::to_string).unwrap_or_default(),
+                        type_text(&f.ty),
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -766,7 +822,11 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     event_names.extend(v.timers.iter().map(|t| t.variant.to_string()));
     fields.extend(v.timers.iter().map(|_| Vec::new()));
     let triggers: Vec<Vec<usize>> = m.transitions.iter().map(|t| event_indices(v, t)).collect();
-    let guards: Vec<Option<String>> = m.transitions.iter().map(|t| t.guard.as_ref().map(Ident::to_string)).collect();
+    let guards: Vec<Option<String>> = m
+        .transitions
+        .iter()
+        .map(|t| t.guard.as_ref().map(Ident::to_string))
+        .collect();
     let actions: Vec<Vec<String>> = m.transitions.iter().map(|t| labels(&t.actions)).collect();
 
     fn refs(list: &[String]) -> Vec<&str> {
@@ -774,8 +834,10 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     }
     let entry_refs: Vec<Vec<&str>> = entries.iter().map(|l| refs(l)).collect();
     let exit_refs: Vec<Vec<&str>> = exits.iter().map(|l| refs(l)).collect();
-    let field_refs: Vec<Vec<(&str, &str)>> =
-        fields.iter().map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()).collect();
+    let field_refs: Vec<Vec<(&str, &str)>> = fields
+        .iter()
+        .map(|l| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect())
+        .collect();
     let action_refs: Vec<Vec<&str>> = actions.iter().map(|l| refs(l)).collect();
 
     let states: Vec<StateInfo<'_>> = m
@@ -799,7 +861,11 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             },
             entry: &entry_refs[i],
             exit: &exit_refs[i],
-            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo { activity, output, policy: *policy }),
+            invoke: invokes[i].as_ref().map(|(activity, output, policy)| InvokeInfo {
+                activity,
+                output,
+                policy: *policy,
+            }),
             compensate: compensations[i].as_deref(),
         })
         .collect();
@@ -820,7 +886,10 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
                 }
             } else {
                 let timer = &v.timers[i - declared - 2 * v.activities.len()];
-                EventKind::Timer { state: timer.state, delay: timer.delay }
+                EventKind::Timer {
+                    state: timer.state,
+                    delay: timer.delay,
+                }
             };
             EventInfo { name, fields, kind }
         })
@@ -835,7 +904,9 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
                 Trigger::Any => GraphTrigger::Any,
                 Trigger::Always => GraphTrigger::Always,
                 Trigger::StateDone => GraphTrigger::StateDone,
-                Trigger::Events(_) | Trigger::Done | Trigger::Error | Trigger::After(_) => GraphTrigger::Events(&triggers[i]),
+                Trigger::Events(_) | Trigger::Done | Trigger::Error | Trigger::After(_) => {
+                    GraphTrigger::Events(&triggers[i])
+                }
             },
             guard: guards[i].as_deref(),
             targets: &t.targets,
@@ -844,13 +915,22 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
         })
         .collect();
     let name = m.name.to_string();
-    f(&Graph { name: &name, initial: m.initial, states: &states, events: &events, transitions: &transitions })
+    f(&Graph {
+        name: &name,
+        initial: m.initial,
+        states: &states,
+        events: &events,
+        transitions: &transitions,
+    })
 }
 
 /// The indices, in the event enum, of the events a transition listens to.
 fn event_indices(v: &Validated, t: &Transition) -> Vec<usize> {
     let declared = v.model.events.len();
-    let activity = || v.activity_of(t.source).and_then(|a| v.activities.iter().position(|x| x.name == a.name));
+    let activity = || {
+        v.activity_of(t.source)
+            .and_then(|a| v.activities.iter().position(|x| x.name == a.name))
+    };
     match &t.trigger {
         Trigger::Events(list) => list.clone(),
         Trigger::Done => activity().map(|a| declared + 2 * a).into_iter().collect(),
@@ -913,7 +993,17 @@ fn graph_tokens(g: &Graph<'_>) -> TokenStream {
     let index = Literal::usize_unsuffixed;
     let millis = |d: std::time::Duration| Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let states = g.states.iter().map(|s| {
-        let StateInfo { name, kind, parent, end, transitions, entry, exit, invoke, compensate } = s;
+        let StateInfo {
+            name,
+            kind,
+            parent,
+            end,
+            transitions,
+            entry,
+            exit,
+            invoke,
+            compensate,
+        } = s;
         let kind = match *kind {
             GraphKind::Atomic => quote!(#path::StateKind::Atomic),
             GraphKind::Compound { initial } => {
@@ -930,7 +1020,11 @@ fn graph_tokens(g: &Graph<'_>) -> TokenStream {
         let parent = option(parent.map(|p| index(p).into_token_stream()));
         let (end, start, stop) = (index(*end), index(transitions.start), index(transitions.end));
         let invoke = option(invoke.map(|i| {
-            let InvokeInfo { activity, output, policy } = i;
+            let InvokeInfo {
+                activity,
+                output,
+                policy,
+            } = i;
             let policy = policy_tokens(&policy);
             quote!(#path::InvokeInfo { activity: #activity, output: #output, policy: #policy })
         }));
@@ -958,7 +1052,14 @@ fn graph_tokens(g: &Graph<'_>) -> TokenStream {
         quote!(#path::EventInfo { name: #name, fields: &[#(#fields),*], kind: #kind })
     });
     let transitions = g.transitions.iter().map(|t| {
-        let TransitionInfo { source, trigger, guard, targets, internal, actions } = t;
+        let TransitionInfo {
+            source,
+            trigger,
+            guard,
+            targets,
+            internal,
+            actions,
+        } = t;
         let source = index(*source);
         let trigger = match trigger {
             GraphTrigger::Events(list) => {

@@ -2,10 +2,11 @@ use workflow::prelude::*;
 
 workflow! {
     workflow Order {
-        initial Shipping;
+        initial Start;
         events { Go }
-        state Shipping {
-            state Packing { on Go => Done; }
+        state Start {
+            always / log;
+            on Go => Done;
         }
         final Done;
     }
