@@ -541,7 +541,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         timeout,
                         done,
                         error,
-                    } = invoke;
+                    } = *invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
                     let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
                         let targets = resolver.states(std::slice::from_ref(&arm.target), errors);

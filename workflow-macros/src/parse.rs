@@ -67,7 +67,7 @@ pub enum Item {
     /// `exit ACTIONS;`
     Exit { span: Span, actions: Vec<ActionDef> },
     /// `invoke ACTIVITY -> TYPE { ... }`
-    Invoke(InvokeDef),
+    Invoke(Box<InvokeDef>),
     /// `after DURATION => TARGET [/ ACTIONS];`
     After(AfterDef),
     /// `compensate ACTION;`
@@ -333,7 +333,7 @@ impl Parse for Item {
                 actions: parse_action_list(input)?,
             })
         } else if lookahead.peek(kw::invoke) {
-            parse_invoke(input).map(Item::Invoke)
+            parse_invoke(input).map(|invoke| Item::Invoke(Box::new(invoke)))
         } else if lookahead.peek(kw::after) {
             let span = input.parse::<kw::after>()?.span;
             let delay = input.parse()?;

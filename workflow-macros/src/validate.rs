@@ -40,7 +40,7 @@ pub enum Input {
     /// The whole event enum: the handler is used on several events.
     AnyEvent,
     /// The output of an activity (`done` arms).
-    Output(Type),
+    Output(Box<Type>),
     /// The activity's error (`error` arms).
     Error,
 }
@@ -388,7 +388,9 @@ impl Signatures {
                 let input = match &transition.trigger {
                     Trigger::Events(list) if list.len() == 1 => Input::Event(list[0]),
                     Trigger::Events(_) | Trigger::Any => Input::AnyEvent,
-                    Trigger::Done => Input::Output(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())),
+                    Trigger::Done => {
+                        Input::Output(Box::new(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())))
+                    }
                     Trigger::Error => Input::Error,
                     Trigger::After(_) | Trigger::Always | Trigger::StateDone => Input::Nothing,
                 };
