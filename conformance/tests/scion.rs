@@ -1,0 +1,11 @@
+//! The SCION conformance corpus, translated to `workflow!` blocks by
+//! `build.rs`. Run with `cargo test -p conformance`; arguments after `--`
+//! filter by substring of `group/name`. Prints one line per failure and ends
+//! with `N passed, M failed`.
+
+include!(concat!(env!("OUT_DIR"), "/scion_cases.rs"));
+
+fn main() {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    std::process::exit(conformance::run_all(CORPUS_ERROR, CASES, &filters));
+}
