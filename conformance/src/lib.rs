@@ -22,9 +22,6 @@ mod translate;
 #[cfg(test)]
 mod translate_tests;
 
-#[cfg(test)]
-mod reference;
-
 /// One entry of a test's script.
 #[derive(Debug, Clone, Copy)]
 pub struct ScriptStep {
