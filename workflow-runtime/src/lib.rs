@@ -38,6 +38,7 @@
 
 pub mod activity;
 pub mod chart;
+mod configuration;
 mod diagram;
 pub mod graph;
 mod machine;

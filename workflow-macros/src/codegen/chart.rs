@@ -40,7 +40,6 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
     };
     let run = quote! {
         ::workflow::chart::Run::<Self, H, #words, #slots> {
-            graph: Self::graph(),
             core: &mut self.core,
             context: &mut self.context,
             handlers,
@@ -129,7 +128,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
 
             /// The active atomic states, in document order.
             pub fn active_states(&self) -> impl ::core::iter::Iterator<Item = #state> + '_ {
-                ::workflow::chart::atomic_states(self.core.active)
+                ::workflow::Configuration::<#state, #words>::new(self.core.active).atomic()
             }
 
             /// Whether a top-level final state is active.
@@ -157,6 +156,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
 /// `impl Chart<H> for Machine`: guards and actions by index.
 fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
+    let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
     let Names {
         machine,
         event,
@@ -227,9 +227,14 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
         param("effects", uses("effects")),
     );
     quote! {
-        impl<H: #handlers + ?::core::marker::Sized> ::workflow::chart::Chart<H> for #machine {
+        impl<H: #handlers + ?::core::marker::Sized> ::workflow::chart::Chart<H, #words> for #machine {
             type Event = #event;
             type Context = #context;
+
+            fn tables() -> &'static ::workflow::chart::Tables<#words> {
+                static TABLES: ::std::sync::OnceLock<::workflow::chart::Tables<#words>> = ::std::sync::OnceLock::new();
+                TABLES.get_or_init(|| ::workflow::chart::Tables::new(#machine::graph()))
+            }
 
             fn event_index(event: &#event) -> usize {
                 event.index()
