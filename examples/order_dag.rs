@@ -114,7 +114,11 @@ async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> O
         if !outside.is_empty() && matches!(outside[0], OrderEvent::Cancel) && order.is_in(OrderState::Preparing) {
             let cancel = outside.remove(0);
             let step = order.handle(&cancel, services).map(|s| s.to.to_string());
-            println!("    {:<18} -> {}", cancel.name(), step.unwrap_or_else(|r| r.to_string()));
+            println!(
+                "    {:<18} -> {}",
+                cancel.name(),
+                step.unwrap_or_else(|r| r.to_string())
+            );
         }
     }
     order
@@ -127,15 +131,28 @@ async fn main() {
     let shipped = run("An order in stock", &Services { stock: true }, vec![]).await;
     assert!(shipped.is_in(OrderState::Delivered));
 
-    let waited = run("An order waiting for stock", &Services { stock: false }, vec![OrderEvent::Restocked]).await;
+    let waited = run(
+        "An order waiting for stock",
+        &Services { stock: false },
+        vec![OrderEvent::Restocked],
+    )
+    .await;
     assert!(waited.is_in(OrderState::Delivered));
 
-    let cancelled = run("An order cancelled while preparing", &Services { stock: true }, vec![OrderEvent::Cancel]).await;
+    let cancelled = run(
+        "An order cancelled while preparing",
+        &Services { stock: true },
+        vec![OrderEvent::Cancel],
+    )
+    .await;
     assert!(cancelled.is_in(OrderState::Cancelled));
     // Reaching a failure state undoes the completed compensable steps; the
     // engine does this by itself, here it is done by hand.
     if cancelled.state().is_in(OrderState::Cancelled) {
-        if let Some(Err(error)) = cancelled.run_compensation(OrderState::Reserving, &Services { stock: true }).await {
+        if let Some(Err(error)) = cancelled
+            .run_compensation(OrderState::Reserving, &Services { stock: true })
+            .await
+        {
             println!("    compensation failed: {error}");
         }
     }

@@ -925,10 +925,7 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
     let w = &t.workflow;
     let mut m = String::new();
     let _ = writeln!(m, "/// `{source}`.");
-    let _ = writeln!(
-        m,
-        "#[allow(non_camel_case_types, non_snake_case, dead_code)]"
-    );
+    let _ = writeln!(m, "#[allow(non_camel_case_types, non_snake_case, dead_code)]");
     let _ = writeln!(m, "mod {module} {{");
     let _ = writeln!(m, "    ::workflow::workflow! {{");
     for line in t.dsl.lines() {
