@@ -5,8 +5,8 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// How an activity is retried and timed out: `retry N backoff MIN..MAX; timeout D;`.
@@ -199,8 +199,8 @@ where
             key,
         };
         let outcome = match policy.timeout {
-            None => catch_panic(attempt(call)).await,
-            Some(limit) => match tokio::time::timeout(limit, catch_panic(attempt(call))).await {
+            None => CatchUnwind { future: attempt(call) }.await,
+            Some(limit) => match tokio::time::timeout(limit, CatchUnwind { future: attempt(call) }).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ActivityError::with_kind(
                     ErrorKind::TimedOut,
@@ -222,17 +222,61 @@ where
     }
 }
 
-/// Awaits `future`, turning a panic in any poll into an [`ErrorKind::Panicked`] error.
-async fn catch_panic<T>(future: impl Future<Output = Result<T, ActivityError>>) -> Result<T, ActivityError> {
-    let mut future = pin!(future);
-    std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-        Ok(poll) => poll,
-        Err(payload) => Poll::Ready(Err(ActivityError::with_kind(
-            ErrorKind::Panicked,
-            panic_message(&*payload),
-        ))),
-    })
-    .await
+/// Runs a single attempt of an activity, with no retry and no timeout: what
+/// an `invoke` without `retry` or `timeout` gets. A panic is caught and
+/// becomes an [`ErrorKind::Panicked`] error. Unlike [`run`], it needs no
+/// tokio timer and keeps no backoff state, so it costs next to nothing over
+/// awaiting the activity itself.
+pub fn once<T, F, Fut>(activity: &'static str, key: u128, attempt: F) -> Once<Fut>
+where
+    F: FnOnce(ActivityCall) -> Fut,
+    Fut: Future<Output = Result<T, ActivityError>>,
+{
+    Once { inner: CatchUnwind { future: attempt(ActivityCall { activity, attempt: 1, key }) } }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`once`].
+    pub struct Once<F> {
+        #[pin]
+        inner: CatchUnwind<F>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, ActivityError>>> Future for Once<F> {
+    type Output = Result<T, ActivityError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(|outcome| {
+            outcome.map_err(|mut error| {
+                error.attempts = 1;
+                error
+            })
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls `future`, turning a panic in any poll into an
+    /// [`ErrorKind::Panicked`] error.
+    struct CatchUnwind<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, ActivityError>>> Future for CatchUnwind<F> {
+    type Output = Result<T, ActivityError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => Poll::Ready(Err(ActivityError::with_kind(ErrorKind::Panicked, panic_message(&*payload)))),
+        }
+    }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -306,6 +350,17 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!((error.kind(), error.attempts()), (ErrorKind::TimedOut, 2));
         assert!(error.message().contains("timed out after 1s"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn once_runs_one_attempt_and_catches_panics() {
+        let ok: Result<u32, _> = once("pay", 5, |call| async move { Ok(call.attempt * 10 + call.key as u32) }).await;
+        assert_eq!(ok.unwrap(), 15);
+        let failed: Result<(), _> = once("pay", 0, |_| async { Err(ActivityError::new("down")) }).await;
+        assert_eq!(failed.unwrap_err().attempts(), 1);
+        let panicked: Result<(), _> = once("pay", 0, |_| async { panic!("boom") }).await;
+        let error = panicked.unwrap_err();
+        assert_eq!((error.kind(), error.message(), error.attempts()), (ErrorKind::Panicked, "activity panicked: boom", 1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,29 +9,27 @@
 //! - [`graph`], the static description of a workflow, and its Mermaid and
 //!   DOT renderings ([`Graph::to_mermaid`], [`Graph::to_dot`]);
 //! - [`activity`], which runs an activity under its [`RetryPolicy`]
-//!   (timeouts, retries with backoff, panics caught).
+//!   (timeouts, retries with backoff, panics caught);
+//! - [`chart`], the W3C SCXML interpreter that statechart machines (nested
+//!   and parallel states, history, eventless transitions, internal events)
+//!   run on, with their [`Configuration`] of active states.
 //!
 //! ```
-//! use std::time::Duration;
-//! use workflow_runtime::graph::{Graph, StateInfo, StateKind, TransitionInfo, Trigger};
+//! use workflow_runtime::{activity, ActivityError, ErrorKind, RetryPolicy};
 //!
-//! const fn state(name: &'static str, kind: StateKind) -> StateInfo<'static> {
-//!     StateInfo { name, kind, parent: None, entry: &[], exit: &[], invoke: None, compensate: None }
-//! }
-//! static LIGHT: Graph<'static> = Graph {
-//!     name: "Light",
-//!     initial: 0,
-//!     states: &[state("Off", StateKind::Atomic), state("Burnt", StateKind::Final { failure: true })],
-//!     events: &[],
-//!     transitions: &[TransitionInfo {
-//!         source: 0,
-//!         trigger: Trigger::After(Duration::from_secs(3600)),
-//!         guard: None,
-//!         target: Some(1),
-//!         actions: &[],
-//!     }],
-//! };
-//! assert!(LIGHT.to_mermaid().contains("Off --> Burnt: after 1h"));
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! // Three attempts, backoff 1s then 2s (on tokio's clock, paused here).
+//! let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::ONCE };
+//! let paid: Result<&str, _> = activity::run("charge", &policy, 1, |call| async move {
+//!     if call.attempt < 3 { Err(ActivityError::new("busy")) } else { Ok("paid") }
+//! })
+//! .await;
+//! assert_eq!(paid.unwrap(), "paid");
+//!
+//! let declined: Result<(), _> =
+//!     activity::run("charge", &policy, 2, |_| async { Err(ActivityError::non_retryable("declined")) }).await;
+//! assert_eq!(declined.unwrap_err().kind(), ErrorKind::NonRetryable);
+//! # }
 //! ```
 
 #![warn(missing_docs)]

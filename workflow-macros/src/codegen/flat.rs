@@ -122,14 +122,18 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
     let Names {
         state, event, handlers, ..
     } = names;
-    let reject = quote!(::core::result::Result::Err(::workflow::Rejected {
-        state: from,
-        event: event.name()
-    }));
+    let reject = quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: event.name() }));
     let mut arms = Vec::new();
     let mut variant_count = 0;
     let mut uses_handlers = false;
-    let mut arm = |pattern: TokenStream, groups: Groups, binding: bool, arms: &mut Vec<TokenStream>| {
+    // Inside an event's arm its name is known: the rejection is a constant.
+    let names_of = super::event_names(v);
+    let reject_known = |index: usize| {
+        let name = &names_of[index];
+        quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: #name }))
+    };
+    let mut arm = |index: usize, pattern: TokenStream, groups: Groups, binding: bool, arms: &mut Vec<TokenStream>| {
+        let reject = reject_known(index);
         let covered = groups.len() == m.states.len();
         let state_arms = groups.into_iter().map(|(source, list)| {
             let name = &m.states[source].name;
@@ -154,12 +158,15 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
         } else {
             quote!(#event::#name)
         };
-        arm(pattern, groups, binding, &mut arms);
+        arm(id, pattern, groups, binding, &mut arms);
     }
-    for a in &v.activities {
+    for (i, a) in v.activities.iter().enumerate() {
         variant_count += 2;
         let invoked_here = |s: StateId| v.activity_of(s).is_some_and(|x| x.name == a.name);
-        for (variant, trigger) in [(&a.done_variant, Trigger::Done), (&a.failed_variant, Trigger::Error)] {
+        let done = m.events.len() + 2 * i;
+        for (index, variant, trigger) in
+            [(done, &a.done_variant, Trigger::Done), (done + 1, &a.failed_variant, Trigger::Error)]
+        {
             let groups: Groups = groups(v, |t| *t == trigger)
                 .into_iter()
                 .filter(|(s, _)| invoked_here(*s))
@@ -170,17 +177,18 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
             } else {
                 quote!(#event::#variant(_))
             };
-            arm(pattern, groups, binding, &mut arms);
+            arm(index, pattern, groups, binding, &mut arms);
         }
     }
-    for timer in &v.timers {
+    for (j, timer) in v.timers.iter().enumerate() {
         variant_count += 1;
         let variant = &timer.variant;
         let groups: Groups = groups(v, |t| *t == Trigger::After(timer.delay))
             .into_iter()
             .filter(|(s, _)| *s == timer.state)
             .collect();
-        arm(quote!(#event::#variant), groups, false, &mut arms);
+        let index = m.events.len() + 2 * v.activities.len() + j;
+        arm(index, quote!(#event::#variant), groups, false, &mut arms);
     }
     let body = if variant_count == 0 {
         quote!(match *event {})

@@ -674,6 +674,15 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
     }
 }
 
+/// The names of the event enum's variants, in order: the declared events,
+/// each activity's done and failed events, the timer events.
+fn event_names(v: &Validated) -> Vec<String> {
+    let declared = v.model.events.iter().map(|e| e.name.to_string());
+    let outcomes = v.activities.iter().flat_map(|a| [a.done_variant.to_string(), a.failed_variant.to_string()]);
+    let timers = v.timers.iter().map(|t| t.variant.to_string());
+    declared.chain(outcomes).chain(timers).collect()
+}
+
 /// What a guard or an action receives, by name.
 fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
     v.guards
@@ -700,13 +709,22 @@ fn run_activity_fn(
         };
         let method = &activity.name;
         let text = method.to_string();
-        let policy = policy_tokens(&policy(invoke));
+        let policy = policy(invoke);
+        let call = quote!(|call| handlers.#method(&self.context, call));
+        let run = if policy.max_attempts == 1 && policy.timeout.is_none() {
+            quote!(::workflow::activity::once(#text, 0, #call).await)
+        } else {
+            let policy = policy_tokens(&policy);
+            quote! {{
+                const POLICY: ::workflow::RetryPolicy = #policy;
+                ::workflow::activity::run(#text, &POLICY, 0, #call).await
+            }}
+        };
         let (done, failed) = (&activity.done_variant, &activity.failed_variant);
         arms.push((
             id,
             quote! {{
-                const POLICY: ::workflow::RetryPolicy = #policy;
-                let outcome = ::workflow::activity::run(#text, &POLICY, 0, |call| handlers.#method(&self.context, call)).await;
+                let outcome = #run;
                 ::core::option::Option::Some(match outcome {
                     ::core::result::Result::Ok(output) => #event::#done(output),
                     ::core::result::Result::Err(error) => #event::#failed(error),
@@ -795,7 +813,7 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
         .iter()
         .map(|s| s.compensate.as_ref().map(|c| c.1.to_string()))
         .collect();
-    let mut event_names: Vec<String> = m.events.iter().map(|e| e.name.to_string()).collect();
+    let event_names = event_names(v);
     let mut fields: Vec<Vec<(String, String)>> = m
         .events
         .iter()
@@ -814,12 +832,9 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
         .collect();
     let activity_names: Vec<String> = v.activities.iter().map(|a| a.name.to_string()).collect();
     for a in &v.activities {
-        event_names.push(a.done_variant.to_string());
         fields.push(vec![("0".to_string(), type_text(&a.output))]);
-        event_names.push(a.failed_variant.to_string());
         fields.push(vec![("0".to_string(), "ActivityError".to_string())]);
     }
-    event_names.extend(v.timers.iter().map(|t| t.variant.to_string()));
     fields.extend(v.timers.iter().map(|_| Vec::new()));
     let triggers: Vec<Vec<usize>> = m.transitions.iter().map(|t| event_indices(v, t)).collect();
     let guards: Vec<Option<String>> = m
