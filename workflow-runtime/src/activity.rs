@@ -232,7 +232,15 @@ where
     F: FnOnce(ActivityCall) -> Fut,
     Fut: Future<Output = Result<T, ActivityError>>,
 {
-    Once { inner: CatchUnwind { future: attempt(ActivityCall { activity, attempt: 1, key }) } }
+    Once {
+        inner: CatchUnwind {
+            future: attempt(ActivityCall {
+                activity,
+                attempt: 1,
+                key,
+            }),
+        },
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -274,7 +282,10 @@ impl<T, F: Future<Output = Result<T, ActivityError>>> Future for CatchUnwind<F> 
         let future = self.project().future;
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(ActivityError::with_kind(ErrorKind::Panicked, panic_message(&*payload)))),
+            Err(payload) => Poll::Ready(Err(ActivityError::with_kind(
+                ErrorKind::Panicked,
+                panic_message(&*payload),
+            ))),
         }
     }
 }
@@ -360,7 +371,10 @@ mod tests {
         assert_eq!(failed.unwrap_err().attempts(), 1);
         let panicked: Result<(), _> = once("pay", 0, |_| async { panic!("boom") }).await;
         let error = panicked.unwrap_err();
-        assert_eq!((error.kind(), error.message(), error.attempts()), (ErrorKind::Panicked, "activity panicked: boom", 1));
+        assert_eq!(
+            (error.kind(), error.message(), error.attempts()),
+            (ErrorKind::Panicked, "activity panicked: boom", 1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -139,8 +139,19 @@ pub struct Tables<const W: usize> {
     history_parents: StateSet<W>,
     has_entry: StateSet<W>,
     has_exit: StateSet<W>,
+    /// States with an `on done` transition: only their completion is queued.
+    done_listeners: StateSet<W>,
+    /// Whether any state has an `on _` transition (which sees completions too).
+    wildcard: bool,
     /// Each state's proper descendants.
     subtree: Vec<StateSet<W>>,
+    /// Each state's children that are final states.
+    final_children: Vec<StateSet<W>>,
+    /// Each state's child states, history excluded.
+    children: Vec<Vec<usize>>,
+    /// For each event, the states with a transition it can fire: an event
+    /// no active state is in the mask of is rejected at once.
+    listeners: Vec<StateSet<W>>,
     plans: Vec<Plan<W>>,
 }
 
@@ -168,7 +179,12 @@ impl<const W: usize> Tables<W> {
             history_parents: StateSet::EMPTY,
             has_entry: StateSet::EMPTY,
             has_exit: StateSet::EMPTY,
+            done_listeners: StateSet::EMPTY,
+            wildcard: false,
             subtree: Vec::with_capacity(n),
+            final_children: vec![StateSet::EMPTY; n],
+            children: vec![Vec::new(); n],
+            listeners: vec![StateSet::EMPTY; graph.events.len()],
             plans: Vec::with_capacity(graph.transitions.len()),
         };
         for (s, info) in graph.states.iter().enumerate() {
@@ -178,8 +194,16 @@ impl<const W: usize> Tables<W> {
             if is_atomic(graph, s) {
                 tables.atomic.insert(s);
             }
+            if let (Some(p), false) = (info.parent, matches!(info.kind, StateKind::History { .. })) {
+                tables.children[p].push(s);
+            }
             match info.kind {
-                StateKind::Final { .. } => tables.finals.insert(s),
+                StateKind::Final { .. } => {
+                    tables.finals.insert(s);
+                    if let Some(p) = info.parent {
+                        tables.final_children[p].insert(s);
+                    }
+                }
                 StateKind::History { .. } => {
                     if let Some(p) = info.parent {
                         tables.history_parents.insert(p);
@@ -196,8 +220,20 @@ impl<const W: usize> Tables<W> {
         }
         let history = [];
         for (t, transition) in graph.transitions.iter().enumerate() {
-            if transition.trigger == Trigger::Always {
-                tables.eventless.insert(transition.source);
+            match transition.trigger {
+                Trigger::Always => tables.eventless.insert(transition.source),
+                Trigger::StateDone => tables.done_listeners.insert(transition.source),
+                Trigger::Any => {
+                    tables.wildcard = true;
+                    tables.listeners.iter_mut().for_each(|l| l.insert(transition.source));
+                }
+                Trigger::Events(list) => {
+                    for &e in list {
+                        if let Some(l) = tables.listeners.get_mut(e) {
+                            l.insert(transition.source);
+                        }
+                    }
+                }
             }
             let has_actions = !transition.actions.is_empty();
             let through_history = transition
@@ -284,7 +320,7 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
 /// inline, so that a macrostep allocates nothing in the common case.
 #[derive(Default)]
 struct Selected {
-    inline: [usize; 8],
+    inline: [usize; 4],
     len: usize,
     more: Vec<usize>,
 }
@@ -340,6 +376,13 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// transition (nothing changes then).
     pub fn handle(&mut self, event: &C::Event) -> Option<Macrostep> {
         let index = C::event_index(event);
+        if !C::tables()
+            .listeners
+            .get(index)
+            .is_some_and(|l| self.core.active.intersects(l))
+        {
+            return None;
+        }
         let enabled = self.select(Some((index, Some(event))));
         let first = enabled.first()?;
         let mut queue = VecDeque::new();
@@ -573,11 +616,16 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// Raises `done.state` events when entering final state `s` completes its
     /// parent (and a parallel grandparent whose regions are all final).
     fn completion(&self, s: usize, queue: &mut VecDeque<Internal<C::Event>>) {
-        let g = C::tables().graph;
+        let tables = C::tables();
+        let g = tables.graph;
+        // A completion nothing listens to would be discarded: don't queue it.
+        let heard = |state: usize| tables.wildcard || tables.done_listeners.contains(state);
         let Some(parent) = g.states[s].parent else { return };
-        queue.push_back(Internal::Done(parent));
+        if heard(parent) {
+            queue.push_back(Internal::Done(parent));
+        }
         if let Some(grandparent) = g.states[parent].parent {
-            if g.states[grandparent].kind == StateKind::Parallel && self.in_final(grandparent) {
+            if heard(grandparent) && g.states[grandparent].kind == StateKind::Parallel && self.in_final(grandparent) {
                 queue.push_back(Internal::Done(grandparent));
             }
         }
@@ -586,13 +634,10 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// Whether `s` has completed: a compound with an active final child, a
     /// parallel whose regions all have.
     fn in_final(&self, s: usize) -> bool {
-        let g = C::tables().graph;
-        let children = || children(g, s).filter(|&c| !matches!(g.states[c].kind, StateKind::History { .. }));
-        match g.states[s].kind {
-            StateKind::Compound { .. } => {
-                children().any(|c| self.core.active.contains(c) && matches!(g.states[c].kind, StateKind::Final { .. }))
-            }
-            StateKind::Parallel => children().all(|c| self.in_final(c)),
+        let tables = C::tables();
+        match tables.graph.states[s].kind {
+            StateKind::Compound { .. } => self.core.active.intersects(&tables.final_children[s]),
+            StateKind::Parallel => tables.children[s].iter().all(|&c| self.in_final(c)),
             _ => false,
         }
     }
