@@ -42,7 +42,10 @@ fn a_rejected_event_changes_nothing_and_names_state_and_event() {
     let rejected = order.handle(&OrderEvent::OrderDelivered, &services).unwrap_err();
     assert_eq!(
         rejected,
-        Rejected { state: OrderState::Shipping, event: "OrderDelivered" }
+        Rejected {
+            state: OrderState::Shipping,
+            event: "OrderDelivered"
+        }
     );
     assert_eq!(
         rejected.to_string(),

@@ -122,7 +122,10 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
     let Names {
         state, event, handlers, ..
     } = names;
-    let reject = quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: event.name() }));
+    let reject = quote!(::core::result::Result::Err(::workflow::Rejected {
+        state: from,
+        event: event.name()
+    }));
     let mut arms = Vec::new();
     let mut variant_count = 0;
     let mut uses_handlers = false;
@@ -164,9 +167,10 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
         variant_count += 2;
         let invoked_here = |s: StateId| v.activity_of(s).is_some_and(|x| x.name == a.name);
         let done = m.events.len() + 2 * i;
-        for (index, variant, trigger) in
-            [(done, &a.done_variant, Trigger::Done), (done + 1, &a.failed_variant, Trigger::Error)]
-        {
+        for (index, variant, trigger) in [
+            (done, &a.done_variant, Trigger::Done),
+            (done + 1, &a.failed_variant, Trigger::Error),
+        ] {
             let groups: Groups = groups(v, |t| *t == trigger)
                 .into_iter()
                 .filter(|(s, _)| invoked_here(*s))

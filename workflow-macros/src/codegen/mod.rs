@@ -678,7 +678,10 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
 /// each activity's done and failed events, the timer events.
 fn event_names(v: &Validated) -> Vec<String> {
     let declared = v.model.events.iter().map(|e| e.name.to_string());
-    let outcomes = v.activities.iter().flat_map(|a| [a.done_variant.to_string(), a.failed_variant.to_string()]);
+    let outcomes = v
+        .activities
+        .iter()
+        .flat_map(|a| [a.done_variant.to_string(), a.failed_variant.to_string()]);
     let timers = v.timers.iter().map(|t| t.variant.to_string());
     declared.chain(outcomes).chain(timers).collect()
 }
