@@ -419,6 +419,22 @@ mod tests {
     }
 
     #[test]
+    fn graphs_round_trip_through_their_text() {
+        for graph in [&DOOR, &JOB] {
+            let text: &'static str = Box::leak(crate::graph::text::encode(graph).into_boxed_str());
+            assert_eq!(crate::graph::text::decode(text).as_ref(), Ok(graph));
+        }
+    }
+
+    #[test]
+    fn malformed_graph_text_is_an_error() {
+        assert!(crate::graph::text::decode("").is_err());
+        assert!(crate::graph::text::decode("W\u{1f}0\nS\u{1f}A").is_err());
+        assert!(crate::graph::text::decode("W\u{1f}x").is_err());
+        assert!(crate::graph::text::decode("W\u{1f}0\nQ").is_err());
+    }
+
+    #[test]
     fn durations_use_the_largest_whole_unit() {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");

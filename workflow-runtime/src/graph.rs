@@ -188,3 +188,271 @@ impl<'a> Graph<'a> {
         self.states.iter().any(|s| s.parent.is_some())
     }
 }
+
+/// The compact text a `workflow!` block's graph is carried in.
+///
+/// A graph literal of hundreds of nested structs costs rustc more to check
+/// than the rest of a large workflow, so the macro writes the graph as this
+/// text ([`encode`]) and generated code decodes it once, on first use, into
+/// a `Graph<'static>` that lives for the rest of the process ([`decode`]).
+/// One record a line, fields split by `\x1f`, list items by `\x1e`: neither
+/// can appear in a Rust name or type.
+pub mod text {
+    use std::fmt::Write;
+    use std::time::Duration;
+
+    use super::{
+        EventInfo, EventKind, Graph, InvokeInfo, StateInfo, StateKind, TransitionInfo, TransitionRange, Trigger,
+    };
+    use crate::activity::RetryPolicy;
+
+    const FIELD: char = '\u{1f}';
+    const ITEM: char = '\u{1e}';
+
+    /// Writes `graph` as text.
+    pub fn encode(graph: &Graph<'_>) -> String {
+        let mut out = String::new();
+        let list = |items: &[&str]| items.join(&ITEM.to_string());
+        let numbers = |items: &[usize]| {
+            items
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(&ITEM.to_string())
+        };
+        let _ = writeln!(out, "{}{FIELD}{}", graph.name, graph.initial);
+        for s in graph.states {
+            let kind = match s.kind {
+                StateKind::Atomic => "a".to_string(),
+                StateKind::Compound { initial } => format!("c{initial}"),
+                StateKind::Parallel => "p".to_string(),
+                StateKind::Final { failure } => format!("f{}", u8::from(failure)),
+                StateKind::History { deep, slot } => format!("h{}{ITEM}{slot}", u8::from(deep)),
+            };
+            let parent = s.parent.map_or_else(String::new, |p| p.to_string());
+            let invoke = s.invoke.map_or_else(String::new, |i| {
+                let p = i.policy;
+                let timeout = p.timeout.map_or_else(String::new, |t| t.as_millis().to_string());
+                [
+                    i.activity.to_string(),
+                    i.output.to_string(),
+                    p.max_attempts.to_string(),
+                    p.initial_interval.as_millis().to_string(),
+                    p.max_interval.as_millis().to_string(),
+                    timeout,
+                ]
+                .join(&ITEM.to_string())
+            });
+            let _ = writeln!(
+                out,
+                "S{FIELD}{}{FIELD}{kind}{FIELD}{parent}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{invoke}{FIELD}{}",
+                s.name,
+                s.end,
+                s.transitions.start,
+                s.transitions.end,
+                list(s.entry),
+                list(s.exit),
+                s.compensate.unwrap_or_default()
+            );
+        }
+        for e in graph.events {
+            let kind = match e.kind {
+                EventKind::Declared => "d".to_string(),
+                EventKind::Done(a) => format!("o{a}"),
+                EventKind::Failed(a) => format!("x{a}"),
+                EventKind::Timer { state, delay } => format!("t{state}{ITEM}{}", delay.as_millis()),
+            };
+            let fields: Vec<String> = e.fields.iter().map(|(n, t)| format!("{n}{ITEM}{t}")).collect();
+            let _ = writeln!(
+                out,
+                "E{FIELD}{}{FIELD}{kind}{FIELD}{}",
+                e.name,
+                fields.join(&FIELD.to_string())
+            );
+        }
+        for t in graph.transitions {
+            let trigger = match t.trigger {
+                Trigger::Events(list) => format!("e{}", numbers(list)),
+                Trigger::Any => "*".to_string(),
+                Trigger::Always => "a".to_string(),
+                Trigger::StateDone => "d".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
+                t.source,
+                t.guard.unwrap_or_default(),
+                numbers(t.targets),
+                u8::from(t.internal),
+                list(t.actions)
+            );
+        }
+        out
+    }
+
+    /// Reads a graph written by [`encode`]. The slices it needs are
+    /// allocated once and kept for the rest of the process: generated code
+    /// decodes each workflow's graph once.
+    pub fn decode(text: &'static str) -> Result<Graph<'static>, String> {
+        let mut lines = text.lines();
+        let head = lines.next().ok_or("empty graph")?;
+        let (name, initial) = head.split_once(FIELD).ok_or("bad graph header")?;
+        let mut states = Vec::new();
+        let mut events = Vec::new();
+        let mut transitions = Vec::new();
+        for line in lines {
+            let fields: Vec<&'static str> = line.split(FIELD).collect();
+            match fields.first().copied() {
+                Some("S") => states.push(state(&fields)?),
+                Some("E") => events.push(event(&fields)?),
+                Some("T") => transitions.push(transition(&fields)?),
+                _ => return Err(format!("bad graph line `{line}`")),
+            }
+        }
+        Ok(Graph {
+            name,
+            initial: number(initial)?,
+            states: leak(states),
+            events: leak(events),
+            transitions: leak(transitions),
+        })
+    }
+
+    /// [`decode`] for the text the macro wrote, which always decodes: a
+    /// failure here is a bug in `workflow!`, reported as such.
+    pub fn decode_generated(text: &'static str) -> Graph<'static> {
+        match decode(text) {
+            Ok(graph) => graph,
+            Err(error) => panic!("bug in workflow!: the generated graph does not decode: {error}"),
+        }
+    }
+
+    fn state(f: &[&'static str]) -> Result<StateInfo<'static>, String> {
+        let [_, name, kind, parent, end, start, stop, entry, exit, invoke, compensate] = f else {
+            return Err(format!("bad state record {f:?}"));
+        };
+        let kind = match kind.split_at_checked(1) {
+            Some(("a", _)) => StateKind::Atomic,
+            Some(("c", initial)) => StateKind::Compound {
+                initial: number(initial)?,
+            },
+            Some(("p", _)) => StateKind::Parallel,
+            Some(("f", failure)) => StateKind::Final {
+                failure: failure == "1",
+            },
+            Some(("h", rest)) => {
+                let (deep, slot) = rest.split_once(ITEM).ok_or("bad history kind")?;
+                StateKind::History {
+                    deep: deep == "1",
+                    slot: number(slot)?,
+                }
+            }
+            _ => return Err(format!("bad state kind `{kind}`")),
+        };
+        let invoke = if invoke.is_empty() {
+            None
+        } else {
+            let parts: Vec<&'static str> = invoke.split(ITEM).collect();
+            let [activity, output, attempts, initial, max, timeout] = parts[..] else {
+                return Err(format!("bad invoke `{invoke}`"));
+            };
+            let millis = |t: &str| number(t).map(|ms| Duration::from_millis(ms as u64));
+            let policy = RetryPolicy {
+                max_attempts: u32::try_from(number(attempts)?).map_err(|e| e.to_string())?,
+                initial_interval: millis(initial)?,
+                max_interval: millis(max)?,
+                timeout: if timeout.is_empty() {
+                    None
+                } else {
+                    Some(millis(timeout)?)
+                },
+            };
+            Some(InvokeInfo {
+                activity,
+                output,
+                policy,
+            })
+        };
+        Ok(StateInfo {
+            name,
+            kind,
+            parent: if parent.is_empty() { None } else { Some(number(parent)?) },
+            end: number(end)?,
+            transitions: TransitionRange {
+                start: number(start)?,
+                end: number(stop)?,
+            },
+            entry: names(entry),
+            exit: names(exit),
+            invoke,
+            compensate: if compensate.is_empty() { None } else { Some(compensate) },
+        })
+    }
+
+    fn event(f: &[&'static str]) -> Result<EventInfo<'static>, String> {
+        let [_, name, kind, fields @ ..] = f else {
+            return Err(format!("bad event record {f:?}"));
+        };
+        let kind = match kind.split_at_checked(1) {
+            Some(("d", _)) => EventKind::Declared,
+            Some(("o", activity)) => EventKind::Done(activity),
+            Some(("x", activity)) => EventKind::Failed(activity),
+            Some(("t", rest)) => {
+                let (state, ms) = rest.split_once(ITEM).ok_or("bad timer kind")?;
+                EventKind::Timer {
+                    state: number(state)?,
+                    delay: Duration::from_millis(number(ms)? as u64),
+                }
+            }
+            _ => return Err(format!("bad event kind `{kind}`")),
+        };
+        let fields: Vec<(&'static str, &'static str)> = fields
+            .iter()
+            .filter(|f| !f.is_empty())
+            .filter_map(|f| f.split_once(ITEM))
+            .collect();
+        Ok(EventInfo {
+            name,
+            fields: leak(fields),
+            kind,
+        })
+    }
+
+    fn transition(f: &[&'static str]) -> Result<TransitionInfo<'static>, String> {
+        let [_, source, trigger, guard, targets, internal, actions] = f else {
+            return Err(format!("bad transition record {f:?}"));
+        };
+        let trigger = match trigger.split_at_checked(1) {
+            Some(("e", list)) => Trigger::Events(numbers(list)?),
+            Some(("*", _)) => Trigger::Any,
+            Some(("a", _)) => Trigger::Always,
+            Some(("d", _)) => Trigger::StateDone,
+            _ => return Err(format!("bad trigger `{trigger}`")),
+        };
+        Ok(TransitionInfo {
+            source: number(source)?,
+            trigger,
+            guard: if guard.is_empty() { None } else { Some(guard) },
+            targets: numbers(targets)?,
+            internal: *internal == "1",
+            actions: names(actions),
+        })
+    }
+
+    fn number(text: &str) -> Result<usize, String> {
+        text.parse().map_err(|_| format!("bad number `{text}`"))
+    }
+
+    fn numbers(text: &str) -> Result<&'static [usize], String> {
+        let list: Result<Vec<usize>, String> = text.split(ITEM).filter(|t| !t.is_empty()).map(number).collect();
+        Ok(leak(list?))
+    }
+
+    fn names(text: &'static str) -> &'static [&'static str] {
+        leak(text.split(ITEM).filter(|t| !t.is_empty()).collect())
+    }
+
+    fn leak<T>(items: Vec<T>) -> &'static [T] {
+        Box::leak(items.into_boxed_slice())
+    }
+}

@@ -484,7 +484,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
         context,
     } = names;
     let attrs = &m.attrs;
-    let (mermaid, graph) = with_graph(v, |g| (g.to_mermaid(), graph_tokens(g)));
+    let (mermaid, graph) = with_graph(v, |g| (g.to_mermaid(), workflow_runtime::graph::text::encode(g)));
     let default_doc = (!has_doc(attrs)).then(|| doc(format!("Workflow `{machine}`.")));
     let diagram = doc(format!("\n\n# Diagram\n\n```mermaid\n{mermaid}```\n"));
     let generated = doc(format!(
@@ -517,8 +517,10 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
         /// The workflow's static graph: states, events, transitions,
         /// handlers and timers, with Mermaid and DOT renderings.
         pub fn graph() -> &'static ::workflow::Graph<'static> {
-            static GRAPH: ::workflow::Graph<'static> = #graph;
-            &GRAPH
+            // Carried as text: far cheaper for rustc than a literal of
+            // hundreds of structs. Decoded once, on first use.
+            static GRAPH: ::std::sync::OnceLock<::workflow::Graph<'static>> = ::std::sync::OnceLock::new();
+            GRAPH.get_or_init(|| ::workflow::graph::text::decode_generated(#graph))
         }
     };
     let bounds = thread_bounds(v);
@@ -999,112 +1001,4 @@ fn type_text(ty: &Type) -> String {
     ]
     .iter()
     .fold(text, |acc, (from, to)| acc.replace(from, to))
-}
-
-/// The tokens of a `::workflow::Graph` literal equal to `g`.
-fn graph_tokens(g: &Graph<'_>) -> TokenStream {
-    let path = quote!(::workflow::graph);
-    let option = |value: Option<TokenStream>| match value {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
-    };
-    let index = Literal::usize_unsuffixed;
-    let millis = |d: std::time::Duration| Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let states = g.states.iter().map(|s| {
-        let StateInfo {
-            name,
-            kind,
-            parent,
-            end,
-            transitions,
-            entry,
-            exit,
-            invoke,
-            compensate,
-        } = s;
-        let kind = match *kind {
-            GraphKind::Atomic => quote!(#path::StateKind::Atomic),
-            GraphKind::Compound { initial } => {
-                let initial = index(initial);
-                quote!(#path::StateKind::Compound { initial: #initial })
-            }
-            GraphKind::Parallel => quote!(#path::StateKind::Parallel),
-            GraphKind::Final { failure } => quote!(#path::StateKind::Final { failure: #failure }),
-            GraphKind::History { deep, slot } => {
-                let slot = index(slot);
-                quote!(#path::StateKind::History { deep: #deep, slot: #slot })
-            }
-        };
-        let parent = option(parent.map(|p| index(p).into_token_stream()));
-        let (end, start, stop) = (index(*end), index(transitions.start), index(transitions.end));
-        let invoke = option(invoke.map(|i| {
-            let InvokeInfo {
-                activity,
-                output,
-                policy,
-            } = i;
-            let policy = policy_tokens(&policy);
-            quote!(#path::InvokeInfo { activity: #activity, output: #output, policy: #policy })
-        }));
-        let compensate = option(compensate.map(|c| c.into_token_stream()));
-        quote! {
-            #path::StateInfo {
-                name: #name, kind: #kind, parent: #parent, end: #end,
-                transitions: #path::TransitionRange { start: #start, end: #stop },
-                entry: &[#(#entry),*], exit: &[#(#exit),*], invoke: #invoke, compensate: #compensate,
-            }
-        }
-    });
-    let events = g.events.iter().map(|e| {
-        let name = e.name;
-        let fields = e.fields.iter().map(|(n, t)| quote!((#n, #t)));
-        let kind = match e.kind {
-            EventKind::Declared => quote!(#path::EventKind::Declared),
-            EventKind::Done(a) => quote!(#path::EventKind::Done(#a)),
-            EventKind::Failed(a) => quote!(#path::EventKind::Failed(#a)),
-            EventKind::Timer { state, delay } => {
-                let (state, ms) = (index(state), millis(delay));
-                quote!(#path::EventKind::Timer { state: #state, delay: ::core::time::Duration::from_millis(#ms) })
-            }
-        };
-        quote!(#path::EventInfo { name: #name, fields: &[#(#fields),*], kind: #kind })
-    });
-    let transitions = g.transitions.iter().map(|t| {
-        let TransitionInfo {
-            source,
-            trigger,
-            guard,
-            targets,
-            internal,
-            actions,
-        } = t;
-        let source = index(*source);
-        let trigger = match trigger {
-            GraphTrigger::Events(list) => {
-                let list = list.iter().map(|&e| index(e));
-                quote!(#path::Trigger::Events(&[#(#list),*]))
-            }
-            GraphTrigger::Any => quote!(#path::Trigger::Any),
-            GraphTrigger::Always => quote!(#path::Trigger::Always),
-            GraphTrigger::StateDone => quote!(#path::Trigger::StateDone),
-        };
-        let guard = option(guard.map(|g| g.into_token_stream()));
-        let targets = targets.iter().map(|&s| index(s));
-        quote! {
-            #path::TransitionInfo {
-                source: #source, trigger: #trigger, guard: #guard, targets: &[#(#targets),*],
-                internal: #internal, actions: &[#(#actions),*],
-            }
-        }
-    });
-    let (name, initial) = (g.name, index(g.initial));
-    quote! {
-        ::workflow::Graph {
-            name: #name,
-            initial: #initial,
-            states: &[#(#states),*],
-            events: &[#(#events),*],
-            transitions: &[#(#transitions),*],
-        }
-    }
 }
