@@ -1,10 +1,32 @@
 //! The `workflow!` procedural macro. Use it through the `workflow` facade
 //! crate, which re-exports it with the runtime it generates code for.
 //!
-//! The expansion runs in four stages, one module each: [`parse`] (syn AST of
-//! the block), [`model`] (names resolved into indexed states, events and
-//! transitions), [`validate`] (every compile-time check, all errors
-//! reported together) and [`codegen`] (quote).
+//! The expansion runs in four stages, one module each: `parse` (syn AST of
+//! the block), `model` (names resolved into a tree of indexed states, events
+//! and transitions), `validate` (every compile-time check, all errors
+//! reported together) and `codegen` (quote: a flat machine as a direct
+//! `match`, a statechart as dispatch tables for the runtime's interpreter).
+//!
+//! ```
+//! use workflow::prelude::*;
+//!
+//! workflow! {
+//!     workflow Light {
+//!         initial Off;
+//!         events { Flip }
+//!         state Off { on Flip => On; }
+//!         state On { on Flip => Off; after 10m => Burnt; }
+//!         final Burnt (failure);
+//!     }
+//! }
+//!
+//! struct NoHandlers;
+//! impl LightHandlers for NoHandlers {}
+//!
+//! let mut light = Light::default();
+//! light.handle(&LightEvent::Flip, &NoHandlers).unwrap();
+//! assert_eq!(light.state(), LightState::On);
+//! ```
 
 mod codegen;
 mod errors;

@@ -193,8 +193,8 @@ impl<'a> Graph<'a> {
 ///
 /// A graph literal of hundreds of nested structs costs rustc more to check
 /// than the rest of a large workflow, so the macro writes the graph as this
-/// text ([`encode`]) and generated code decodes it once, on first use, into
-/// a `Graph<'static>` that lives for the rest of the process ([`decode`]).
+/// text ([`encode`](text::encode)) and generated code decodes it once, on first use, into
+/// a `Graph<'static>` that lives for the rest of the process ([`decode`](text::decode)).
 /// One record a line, fields split by `\x1f`, list items by `\x1e`: neither
 /// can appear in a Rust name or type.
 pub mod text {
