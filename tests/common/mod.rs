@@ -139,3 +139,42 @@ impl OrderHandlers for Services {
         Ok(())
     }
 }
+
+impl<T: OrderHandlers> OrderHandlers for std::sync::Arc<T> {
+    fn can_redeliver(&self, ctx: &OrderCtx, event: &DeliveryFailed) -> bool {
+        (**self).can_redeliver(ctx, event)
+    }
+    fn save_order(&self, ctx: &mut OrderCtx, event: &SubmitOrder) {
+        (**self).save_order(ctx, event)
+    }
+    fn log_entry(&self, ctx: &mut OrderCtx) {
+        (**self).log_entry(ctx)
+    }
+    fn log_exit(&self, ctx: &mut OrderCtx) {
+        (**self).log_exit(ctx)
+    }
+    fn keep_receipt(&self, ctx: &mut OrderCtx, output: &Receipt) {
+        (**self).keep_receipt(ctx, output)
+    }
+    fn note_error(&self, ctx: &mut OrderCtx, error: &ActivityError) {
+        (**self).note_error(ctx, error)
+    }
+    fn log_ping(&self, ctx: &mut OrderCtx, event: &Ping) {
+        (**self).log_ping(ctx, event)
+    }
+    fn count_attempt(&self, ctx: &mut OrderCtx, event: &DeliveryFailed) {
+        (**self).count_attempt(ctx, event)
+    }
+    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+        (**self).charge_payment(ctx, call).await
+    }
+    async fn reserve_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        (**self).reserve_stock(ctx, call).await
+    }
+    async fn refund(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        (**self).refund(ctx, call).await
+    }
+    async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        (**self).release_stock(ctx, call).await
+    }
+}

@@ -393,3 +393,102 @@ mod tests {
         assert_eq!(error.message(), "activity panicked: always");
     }
 }
+
+/// What [`run_observed`] reports about each attempt, as it happens.
+#[derive(Debug)]
+pub enum Attempt<'a> {
+    /// Attempt number `attempt` (from 1) started.
+    Started {
+        /// The attempt's number.
+        attempt: u32,
+    },
+    /// Attempt number `attempt` ended after `elapsed`.
+    Ended {
+        /// The attempt's number.
+        attempt: u32,
+        /// How long it ran.
+        elapsed: Duration,
+        /// Its error, if it failed.
+        error: Option<&'a ActivityError>,
+    },
+}
+
+/// How [`run_observed`] goes beyond the declared policy: the engine's jitter
+/// and the activity's overall deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Schedule {
+    /// Each backoff delay is scaled by a factor drawn in `1 ± jitter`
+    /// (0 for exact delays), from the call's key and attempt number, so the
+    /// same invocation always waits the same.
+    pub jitter: f64,
+    /// Limit on the whole invocation, retries and backoff included
+    /// (schedule-to-close). `None` for no limit.
+    pub deadline: Option<Duration>,
+}
+
+impl Schedule {
+    /// The delay before retry `retry` of the call with `key`.
+    pub fn backoff(&self, policy: &RetryPolicy, key: u128, retry: u32) -> Duration {
+        let base = policy.backoff(retry);
+        if self.jitter <= 0.0 {
+            return base;
+        }
+        // splitmix64 of (key, retry): a fraction in [0, 1).
+        let mut x = (key as u64) ^ ((key >> 64) as u64) ^ u64::from(retry).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let fraction = ((x ^ (x >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64((1.0 + self.jitter.min(1.0) * (2.0 * fraction - 1.0)).max(0.0))
+    }
+}
+
+/// [`run`] with jitter, an overall deadline and a report of every attempt:
+/// what the engine runs each activity with.
+pub async fn run_observed<T, F, Fut>(
+    activity: &'static str,
+    policy: &RetryPolicy,
+    schedule: &Schedule,
+    key: u128,
+    mut attempt: F,
+    mut observe: impl FnMut(Attempt<'_>),
+) -> Result<T, ActivityError>
+where
+    F: FnMut(ActivityCall) -> Fut,
+    Fut: Future<Output = Result<T, ActivityError>>,
+{
+    let start = tokio::time::Instant::now();
+    let remaining = || schedule.deadline.map(|d| d.saturating_sub(start.elapsed()));
+    let mut number = 1;
+    loop {
+        let call = ActivityCall { activity, attempt: number, key };
+        observe(Attempt::Started { attempt: number });
+        let began = tokio::time::Instant::now();
+        let limit = match (policy.timeout, remaining()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let outcome = match limit {
+            None => CatchUnwind { future: attempt(call) }.await,
+            Some(limit) => match tokio::time::timeout(limit, CatchUnwind { future: attempt(call) }).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ActivityError::with_kind(
+                    ErrorKind::TimedOut,
+                    format!("attempt {number} of `{activity}` timed out after {limit:?}"),
+                )),
+            },
+        };
+        observe(Attempt::Ended { attempt: number, elapsed: began.elapsed(), error: outcome.as_ref().err() });
+        let mut error = match outcome {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let delay = schedule.backoff(policy, key, number);
+        let past_deadline = remaining().is_some_and(|left| left <= delay);
+        if !error.is_retryable() || number >= policy.max_attempts || past_deadline {
+            error.attempts = number;
+            return Err(error);
+        }
+        tokio::time::sleep(delay).await;
+        number += 1;
+    }
+}

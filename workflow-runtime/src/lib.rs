@@ -38,11 +38,13 @@ pub mod activity;
 pub mod chart;
 mod configuration;
 mod diagram;
+pub mod engine;
 pub mod graph;
 mod machine;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
+pub use engine::{Config, Engine, EngineError, Record, RecordKind, Snapshot, Status};
 pub use diagram::format_duration;
 pub use graph::Graph;
 pub use machine::{Machine, Rejected, Step, Workflow};

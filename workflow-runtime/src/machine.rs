@@ -5,7 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 
-use crate::activity::ActivityError;
+use crate::activity::{ActivityCall, ActivityError};
+use crate::chart::Scheduled;
 use crate::chart::StateEnum;
 use crate::graph::Graph;
 
@@ -40,6 +41,26 @@ pub trait Machine: Sized {
 
     /// Takes the machine apart, giving back its context.
     fn into_context(self) -> Self::Context;
+
+    /// The index of `event`'s variant in the graph's `events`.
+    fn event_index(event: &Self::Event) -> usize;
+
+    /// Whether the graph state `node` is active (the current state of a flat
+    /// workflow; any active state, compound ones included, of a statechart).
+    fn is_active(&self, node: Self::Node) -> bool;
+
+    /// The event with this index in the graph's `events`, if it carries no
+    /// data: the timer events, and the declared unit events.
+    fn unit_event(index: usize) -> Option<Self::Event>;
+
+    /// The event that reports `node`'s activity failing for good.
+    fn failure_event(node: Self::Node, error: ActivityError) -> Option<Self::Event>;
+
+    /// The timers that `send` and `cancel` actions asked for since the last
+    /// call, oldest first (always empty for a flat workflow).
+    fn take_scheduled(&mut self) -> Vec<Scheduled<Self::Event>> {
+        Vec::new()
+    }
 }
 
 /// A machine driven by the handlers `H` (any implementation of the
@@ -57,13 +78,30 @@ pub trait Workflow<H: ?Sized>: Machine {
     where
         H: 'a;
 
-    /// Runs, once, the compensation that `state` declares; `None` if it
-    /// declares none.
-    fn run_compensation<'a>(
-        &'a self,
-        state: Self::Node,
+    /// Runs the initial state's entry actions (for a statechart, the initial
+    /// macrostep). Called once, before the first event.
+    fn start(&mut self, handlers: &H);
+
+    /// One attempt of `node`'s activity, its output wrapped in the activity's
+    /// done event; `None` if `node` invokes nothing. The engine runs it under
+    /// the declared retry policy.
+    fn attempt<'a>(
+        node: Self::Node,
+        context: &'a Self::Context,
         handlers: &'a H,
-    ) -> impl Future<Output = Option<Result<(), ActivityError>>> + Send + 'a
+        call: ActivityCall,
+    ) -> Option<impl Future<Output = Result<Self::Event, ActivityError>> + Send + 'a>
+    where
+        H: 'a;
+
+    /// One attempt of the compensation `node` declares; `None` if it
+    /// declares none.
+    fn compensate<'a>(
+        node: Self::Node,
+        context: &'a Self::Context,
+        handlers: &'a H,
+        call: ActivityCall,
+    ) -> Option<impl Future<Output = Result<(), ActivityError>> + Send + 'a>
     where
         H: 'a;
 }

@@ -524,6 +524,14 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
         }
     };
     let bounds = thread_bounds(v);
+    let (attempt_body, compensate_body, unit_event_body, failure_body) = engine_hooks(v, names);
+    let take_scheduled = m.is_chart().then(|| {
+        quote! {
+            fn take_scheduled(&mut self) -> ::std::vec::Vec<::workflow::Scheduled<#event>> {
+                #machine::take_scheduled(self)
+            }
+        }
+    });
     let compensation = compensation_fn(v, names);
     let common = quote!(#common #compensation);
     let (body, state_type) = if m.is_chart() {
@@ -567,6 +575,19 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             fn into_context(self) -> #context {
                 self.context
             }
+            fn event_index(event: &#event) -> usize {
+                event.index()
+            }
+            fn is_active(&self, node: #state) -> bool {
+                #machine::is_in(self, node)
+            }
+            fn unit_event(index: usize) -> ::core::option::Option<#event> {
+                #unit_event_body
+            }
+            fn failure_event(node: #state, error: ::workflow::ActivityError) -> ::core::option::Option<#event> {
+                #failure_body
+            }
+            #take_scheduled
         }
 
         impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine
@@ -591,18 +612,40 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
                 #machine::run_activity(self, handlers)
             }
 
-            fn run_compensation<'a>(
-                &'a self,
-                state: #state,
+            fn start(&mut self, handlers: &H) {
+                #machine::start(self, handlers)
+            }
+
+            fn attempt<'a>(
+                node: #state,
+                context: &'a #context,
                 handlers: &'a H,
-            ) -> impl ::core::future::Future<
-                Output = ::core::option::Option<::core::result::Result<(), ::workflow::ActivityError>>,
-            > + ::core::marker::Send
-                   + 'a
+                call: ::workflow::ActivityCall,
+            ) -> ::core::option::Option<
+                impl ::core::future::Future<Output = ::core::result::Result<#event, ::workflow::ActivityError>>
+                    + ::core::marker::Send
+                    + 'a,
+            >
             where
                 H: 'a,
             {
-                #machine::run_compensation(self, state, handlers)
+                #attempt_body
+            }
+
+            fn compensate<'a>(
+                node: #state,
+                context: &'a #context,
+                handlers: &'a H,
+                call: ::workflow::ActivityCall,
+            ) -> ::core::option::Option<
+                impl ::core::future::Future<Output = ::core::result::Result<(), ::workflow::ActivityError>>
+                    + ::core::marker::Send
+                    + 'a,
+            >
+            where
+                H: 'a,
+            {
+                #compensate_body
             }
         }
     }
@@ -631,6 +674,72 @@ fn thread_bounds(v: &Validated) -> Vec<TokenStream> {
     let sync = |ty: &Type| quote_spanned!(end(ty)=> #ty: ::core::marker::Sync);
     bounds.extend(v.model.context.iter().map(sync));
     bounds
+}
+
+/// The bodies of the trait methods the engine drives instances with: one
+/// activity attempt and one compensation attempt by state, the unit events
+/// by index, and each activity's failure event.
+fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+    let m = &v.model;
+    let Names { state, event, .. } = names;
+    let none = quote!(::core::option::Option::None);
+    // One async block serves every state, so the future has one type.
+    let dispatch = |arms: Vec<(&Ident, TokenStream)>, output: TokenStream| {
+        if arms.is_empty() {
+            // Still a future type for the opaque return type to name.
+            return quote! {{
+                let _ = (node, context, handlers, call);
+                ::core::option::Option::None::<::core::future::Ready<::core::result::Result<#output, ::workflow::ActivityError>>>
+            }};
+        }
+        let names: Vec<&Ident> = arms.iter().map(|(n, _)| *n).collect();
+        let calls = arms.iter().map(|(n, call)| quote!(#state::#n => #call,));
+        quote! {
+            if !::core::matches!(node, #(#state::#names)|*) {
+                return #none;
+            }
+            ::core::option::Option::Some(async move {
+                match node {
+                    #(#calls)*
+                    _ => ::core::result::Result::Err(::workflow::ActivityError::non_retryable("nothing to run")),
+                }
+            })
+        }
+    };
+    let mut attempts = Vec::new();
+    let mut failures = Vec::new();
+    for (id, s) in m.states.iter().enumerate() {
+        if let Some(a) = v.activity_of(id) {
+            let (name, method, done, failed) = (&s.name, &a.name, &a.done_variant, &a.failed_variant);
+            attempts.push((name, quote!(handlers.#method(context, call).await.map(#event::#done))));
+            failures.push(quote!(#state::#name => ::core::option::Option::Some(#event::#failed(error)),));
+        }
+    }
+    let compensations = m
+        .states
+        .iter()
+        .filter_map(|s| s.compensate.as_ref().map(|(_, c)| (&s.name, quote!(handlers.#c(context, call).await))))
+        .collect();
+    let unit_arms: Vec<TokenStream> = event_names(v)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= m.events.len() + 2 * v.activities.len() || m.events.get(*i).is_some_and(|e| e.fields.is_none()))
+        .map(|(i, name)| {
+            let (i, name) = (Literal::usize_unsuffixed(i), Ident::new(name, proc_macro2::Span::call_site()));
+            quote!(#i => ::core::option::Option::Some(#event::#name),)
+        })
+        .collect();
+    let unit = if unit_arms.is_empty() {
+        quote!({ let _ = index; #none })
+    } else {
+        quote!(match index { #(#unit_arms)* _ => #none })
+    };
+    let failure = if failures.is_empty() {
+        quote!({ let _ = (node, error); #none })
+    } else {
+        quote!(match node { #(#failures)* _ => #none })
+    };
+    (dispatch(attempts, quote!(#event)), dispatch(compensations, quote!(())), unit, failure)
 }
 
 /// `run_compensation`: runs the compensation a state declares.
