@@ -1,20 +1,25 @@
-//! The classic order flow, driven by hand against simulated services.
+//! The classic order flow, a thousand orders at once through the engine.
 //!
 //! An order is submitted, its payment is charged (success: its stock is
-//! reserved and the shipment prepared; failure: the order is cancelled and
-//! refunded), the warehouse reports the shipment ready, the carrier ships it
-//! and reports delivery. The payment, stock and shipping services answer after
-//! a random latency and sometimes fail; the randomness is seeded, so every run
-//! prints the same outcomes.
+//! reserved and the shipment prepared; failure: the order is cancelled), the
+//! warehouse reports the shipment ready, the carrier ships it and reports
+//! delivery. The payment, stock and shipping services answer after a random
+//! latency, sometimes fail, and the stock service sometimes hangs until its
+//! timeout; the randomness is seeded, so every run has the same outcomes. An
+//! order that fails after its payment and stock steps completed is
+//! compensated: the stock is released and the payment refunded.
 //!
-//! Run it with `cargo run --example order_processing`.
+//! Run it with `cargo run --example order_processing`. It runs in simulated
+//! time (tokio's paused clock) and finishes in about a second.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use workflow::prelude::*;
+use workflow::{Config, Engine, RecordKind, Status};
 
 /// What each order carries through the workflow.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct OrderCtx {
     id: u64,
     amount_cents: u64,
@@ -48,30 +53,34 @@ workflow! {
                 retry 2 backoff 20ms..100ms;
                 timeout 300ms;
                 done => PreparingShipment / keep_receipt;
-                error => CancellingOrder / note_failure;
+                error => Cancelled / note_failure;
             }
+            compensate refund_payment;
         }
         state PreparingShipment {
             invoke reserve_stock -> () {
-                retry 1;
+                retry 1 backoff 20ms..20ms;
+                timeout 200ms;
                 done => AwaitingPickup;
-                error => CancellingOrder / note_failure;
+                error => Failed / note_failure;
             }
             compensate release_stock;
         }
         state AwaitingPickup {
             on ShipmentReady => Shipping;
-            after 2d => CancellingOrder;
+            after 2d => Failed;
         }
         state Shipping {
-            invoke ship -> String { done => InTransit / keep_tracking; error => CancellingOrder / note_failure; }
+            invoke ship -> String {
+                retry 2 backoff 10ms..50ms;
+                timeout 200ms;
+                done => InTransit / keep_tracking;
+                error => Failed / note_failure;
+            }
         }
         state InTransit {
             on Delivered => Completed;
-            on DeliveryFailed => CancellingOrder / note_delivery_failure;
-        }
-        state CancellingOrder {
-            invoke refund -> () { retry 3 backoff 10ms..50ms; done => Cancelled; error => Failed / note_failure; }
+            on DeliveryFailed => Failed / note_delivery_failure;
         }
         final Completed;
         final Cancelled;
@@ -83,12 +92,13 @@ workflow! {
 /// keyed by order, service and attempt so concurrent orders stay reproducible.
 struct Services {
     seed: u64,
+    attempts: AtomicU32,
 }
 
 impl Services {
     /// A number in `0..1000` for this order, service and attempt.
     fn roll(&self, order: u64, service: &str, attempt: u32) -> u64 {
-        let mut x = self.seed ^ order.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt) << 32;
+        let mut x = self.seed ^ order.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(attempt) << 32);
         for byte in service.bytes() {
             x = (x ^ u64::from(byte)).wrapping_mul(0x100_0000_01B3);
         }
@@ -98,9 +108,20 @@ impl Services {
         (x ^ (x >> 31)) % 1000
     }
 
-    /// Waits a random 5..55 ms, then fails with probability `fail_per_mille`.
-    async fn call(&self, ctx: &OrderCtx, call: ActivityCall, fail_per_mille: u64) -> Result<(), ActivityError> {
+    /// Waits a random 5..55 ms, then fails with probability `fail_per_mille`;
+    /// hangs (until the declared timeout) with probability `hang_per_mille`.
+    async fn call(
+        &self,
+        ctx: &OrderCtx,
+        call: ActivityCall,
+        fail_per_mille: u64,
+        hang_per_mille: u64,
+    ) -> Result<(), ActivityError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let roll = self.roll(ctx.id, call.activity, call.attempt);
+        if roll >= 1000 - hang_per_mille {
+            std::future::pending::<()>().await;
+        }
         tokio::time::sleep(Duration::from_millis(5 + roll % 50)).await;
         if roll < fail_per_mille {
             return Err(ActivityError::new(format!(
@@ -133,97 +154,176 @@ impl OrderHandlers for Services {
         ctx.failure = Some(event.reason.clone());
     }
     async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<String, ActivityError> {
-        if self.roll(ctx.id, "card", 0) < 150 {
+        if self.roll(ctx.id, "card", 0) < 50 {
             return Err(ActivityError::non_retryable("card declined"));
         }
-        self.call(ctx, call, 300).await?;
+        self.call(ctx, call, 200, 0).await?;
         Ok(format!("rcpt-{}-{}", ctx.id, ctx.amount_cents))
     }
     async fn reserve_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
-        self.call(ctx, call, 150).await
+        self.call(ctx, call, 100, 60).await
     }
     async fn ship(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<String, ActivityError> {
-        self.call(ctx, call, 50).await?;
+        self.call(ctx, call, 100, 0).await?;
         Ok(format!("TRK{:06}", ctx.id * 7919))
     }
-    async fn refund(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
-        self.call(ctx, call, 100).await
+    async fn refund_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        self.call(ctx, call, 0, 0).await
     }
     async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
-        self.call(ctx, call, 0).await
+        self.call(ctx, call, 0, 0).await
     }
 }
 
-/// Runs one order to a final state, printing every transition. States that
-/// wait for the outside world get their event from the simulated warehouse
-/// and carrier.
-async fn run_order(
-    id: u64,
-    amount_cents: u64,
-    services: &Services,
-) -> Result<(OrderState, OrderCtx), Rejected<OrderState>> {
-    let mut order = Order::new(OrderCtx::default());
-    let mut next: Option<OrderEvent> = Some(SubmitOrder { id, amount_cents }.into());
-    while let Some(event) = next.take() {
-        let step = order.handle(&event, services)?;
-        println!("order {id:>2}: {:<17} --{:<20}--> {}", step.from, event.name(), step.to);
-        if order.is_finished() {
-            break;
-        }
-        next = match order.run_activity(services).await {
-            Some(outcome) => Some(outcome),
-            None => Some(outside_world(&order, services)),
+/// Plays the warehouse and the carrier for one order: follows its status
+/// and sends their events when it waits for them.
+async fn outside_world(engine: Engine<Order, Services>, id: String, order: u64) {
+    let Ok(mut status) = engine.subscribe(&id) else { return };
+    let services = engine.handlers();
+    loop {
+        let state = match &*status.borrow_and_update() {
+            Status::Running(state) => *state,
+            _ => return,
         };
-    }
-    let state = order.state();
-    Ok((state, order.into_context()))
-}
-
-/// What the warehouse or the carrier says next for an order waiting on them.
-fn outside_world(order: &Order, services: &Services) -> OrderEvent {
-    let id = order.context().id;
-    match order.state() {
-        OrderState::AwaitingPickup if services.roll(id, "warehouse", 0) < 100 => OrderEvent::AwaitingPickupAfter2d,
-        OrderState::AwaitingPickup => OrderEvent::ShipmentReady,
-        OrderState::InTransit if services.roll(id, "carrier", 0) < 150 => DeliveryFailed {
-            reason: "parcel lost".into(),
+        let event = match state {
+            OrderState::AwaitingPickup if services.roll(order, "warehouse", 0) >= 5 => Some(OrderEvent::ShipmentReady),
+            OrderState::InTransit if services.roll(order, "carrier", 0) < 50 => Some(
+                DeliveryFailed {
+                    reason: "parcel lost".into(),
+                }
+                .into(),
+            ),
+            OrderState::InTransit => Some(OrderEvent::Delivered),
+            _ => None,
+        };
+        if let Some(event) = event {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let _ = engine.send(&id, event).await;
         }
-        .into(),
-        _ => OrderEvent::Delivered,
+        if status.changed().await.is_err() {
+            return;
+        }
     }
 }
 
-#[tokio::main]
+// Simulated time: tokio's clock is paused and jumps ahead whenever every
+// task waits, so service latencies, timeouts and the two-day pickup timer
+// cost no real time, and every run is the same.
+#[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
     println!("The workflow, as Mermaid:\n\n{}", Order::graph().to_mermaid());
 
-    let services = std::sync::Arc::new(Services { seed: 2026 });
+    let services = Services {
+        seed: 2026,
+        attempts: AtomicU32::new(0),
+    };
+    let engine = Engine::<Order, Services>::with_config(services, Config::default());
+    const ORDERS: u64 = 1_000;
+    let began = tokio::time::Instant::now();
+    let real = std::time::Instant::now();
     let mut tasks = Vec::new();
-    for id in 1..=20u64 {
-        let services = services.clone();
-        let amount = if id == 5 { 0 } else { 1_000 + id * 250 };
-        tasks.push(tokio::spawn(
-            async move { (id, run_order(id, amount, &services).await) },
-        ));
+    for order in 1..=ORDERS {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("order-{order}");
+            let start = tokio::time::Instant::now();
+            engine.start(id.clone(), OrderCtx::default()).await?;
+            tokio::spawn(outside_world(engine.clone(), id.clone(), order));
+            let amount = if order % 250 == 0 { 0 } else { 1_000 + order * 25 };
+            let submitted = engine
+                .send(
+                    &id,
+                    SubmitOrder {
+                        id: order,
+                        amount_cents: amount,
+                    }
+                    .into(),
+                )
+                .await;
+            let end = match submitted {
+                Ok(()) => engine.wait(&id).await?,
+                Err(_) => OrderState::Start, // the guard refused a zero amount
+            };
+            Ok::<_, workflow::EngineError>((id, end, start.elapsed()))
+        }));
     }
     let mut outcomes = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => eprintln!("an order task failed: {error}"),
+            Ok(Ok(outcome)) => outcomes.push(outcome),
+            Ok(Err(error)) => eprintln!("an order failed to run: {error}"),
+            Err(error) => eprintln!("an order task panicked: {error}"),
+        }
+    }
+    let elapsed = began.elapsed();
+
+    // The first order's history: every transition, attempt and timer.
+    if let Ok(snapshot) = engine.snapshot("order-1").await {
+        println!("order-1, step by step:");
+        for record in &snapshot.history {
+            match &record.kind {
+                RecordKind::Transition { from, event, to } => {
+                    println!("  {:>8.1?}  {from:<17} --{event:<20}--> {to}", record.at)
+                }
+                other => println!("  {:>8.1?}  {other:?}", record.at),
+            }
         }
     }
 
-    println!("\nSummary:");
-    for (id, outcome) in outcomes {
-        match outcome {
-            Ok((state, ctx)) => println!(
-                "order {id:>2}: {state:<9} receipt={:<16} tracking={:<10} {}",
-                ctx.receipt.as_deref().unwrap_or("-"),
-                ctx.tracking.as_deref().unwrap_or("-"),
-                ctx.failure.as_deref().unwrap_or("")
-            ),
-            Err(rejected) => println!("order {id:>2}: not started: {rejected}"),
-        }
+    // Retries and compensations, from every order's history.
+    let (mut retries, mut compensated, mut compensations) = (0, 0, 0);
+    for (id, _, _) in &outcomes {
+        let Ok(snapshot) = engine.snapshot(id).await else {
+            continue;
+        };
+        let kinds = snapshot.history.iter().map(|r| &r.kind);
+        retries += kinds
+            .clone()
+            .filter(|k| matches!(k, RecordKind::AttemptStarted { attempt, .. } if *attempt > 1))
+            .count();
+        let done = kinds.filter(|k| matches!(k, RecordKind::Compensated { .. })).count();
+        compensations += done;
+        compensated += usize::from(done > 0);
     }
+
+    let count = |state: OrderState| outcomes.iter().filter(|(_, s, _)| *s == state).count();
+    let mut times: Vec<Duration> = outcomes
+        .iter()
+        .filter(|(_, s, _)| *s != OrderState::Start)
+        .map(|(_, _, t)| *t)
+        .collect();
+    times.sort();
+    let percentile = |p: usize| {
+        times
+            .get((times.len() * p / 100).min(times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+    println!(
+        "\n{ORDERS} orders in {elapsed:.2?} of simulated time ({:.2?} real):",
+        real.elapsed()
+    );
+    println!("  completed      {:>5}", count(OrderState::Completed));
+    println!(
+        "  cancelled      {:>5}  (the payment failed: nothing to undo)",
+        count(OrderState::Cancelled)
+    );
+    println!(
+        "  failed         {:>5}  ({compensated} compensated: {compensations} compensations run)",
+        count(OrderState::Failed)
+    );
+    println!(
+        "  refused        {:>5}  (zero amount: the guard said no)",
+        count(OrderState::Start)
+    );
+    println!(
+        "  retries        {retries:>5}  (of {} service calls)",
+        engine.handlers().attempts.load(Ordering::Relaxed)
+    );
+    println!(
+        "  time per order: mean {mean:.1?} (a few waited for the two-day pickup timer), median {:.1?}, p99 {:.1?}",
+        percentile(50),
+        percentile(99)
+    );
 }

@@ -255,7 +255,9 @@ pub struct Engine<W: Machine, H> {
 
 impl<W: Machine, H> Clone for Engine<W, H> {
     fn clone(&self) -> Self {
-        Engine { inner: self.inner.clone() }
+        Engine {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -277,16 +279,31 @@ struct Entry<W: Machine> {
 
 /// A request to an instance's task.
 enum Command<W: Machine> {
-    Event { event: W::Event, reply: Option<oneshot::Sender<Result<(), EngineError>>> },
+    Event {
+        event: W::Event,
+        reply: Option<oneshot::Sender<Result<(), EngineError>>>,
+    },
     Snapshot(oneshot::Sender<(W::Context, Vec<Record>)>),
     Cancel(oneshot::Sender<()>),
 }
 
 /// What an instance's own activity and timer tasks tell it.
 enum Internal<E> {
-    Attempt { node: usize, generation: u64, record: RecordKind },
-    Outcome { node: usize, generation: u64, result: Result<E, ActivityError> },
-    Timer { key: TimerKey, generation: u64, event: E },
+    Attempt {
+        node: usize,
+        generation: u64,
+        record: RecordKind,
+    },
+    Outcome {
+        node: usize,
+        generation: u64,
+        result: Result<E, ActivityError>,
+    },
+    Timer {
+        key: TimerKey,
+        generation: u64,
+        event: E,
+    },
 }
 
 /// A timer's owner: a state's `after` (cancelled when the state is left), or
@@ -385,7 +402,7 @@ where
     pub async fn start(&self, id: impl Into<String>, context: W::Context) -> Result<(), EngineError> {
         self.check_open()?;
         let id = id.into();
-        let mut machine = W::new(context);
+        let machine = W::new(context);
         let (status_tx, status_rx) = watch::channel(Status::Running(machine.state()));
         let (mailbox_tx, mailbox_rx) = mpsc::channel(self.inner.config.mailbox.max(1));
         {
@@ -393,7 +410,14 @@ where
             if shard.contains_key(&id) {
                 return Err(EngineError::DuplicateId(id));
             }
-            shard.insert(id.clone(), Entry { mailbox: Some(mailbox_tx), status: status_rx, task: None });
+            shard.insert(
+                id.clone(),
+                Entry {
+                    mailbox: Some(mailbox_tx),
+                    status: status_rx,
+                    task: None,
+                },
+            );
         }
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let mut instance = Instance {
@@ -410,14 +434,12 @@ where
             machine: None,
         };
         instance.record(RecordKind::Started(machine.state().to_string()));
-        let before = instance.active(&machine);
-        let started = catch_unwind(AssertUnwindSafe(|| machine.start(&*self.inner.handlers)));
-        instance.machine = Some(machine);
-        match started {
-            Ok(()) => instance.settle(before, false).await,
-            Err(panic) => instance.fail(panic_text(&*panic)),
-        }
-        let task = tokio::spawn(instance.run(mailbox_rx, internal_rx));
+        // The instance's first steps run in its own task, like all the
+        // others: `start` awaits nothing of the workflow's own futures.
+        let task = tokio::spawn(async move {
+            instance.begin(machine).await;
+            instance.run(mailbox_rx, internal_rx).await;
+        });
         if let Some(entry) = self.shard(&id).get_mut(&id) {
             entry.task = Some(task);
         }
@@ -427,7 +449,9 @@ where
     fn mailbox(&self, id: &str) -> Result<mpsc::Sender<Command<W>>, EngineError> {
         self.check_open()?;
         let shard = self.shard(id);
-        let entry = shard.get(id).ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+        let entry = shard
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
         entry.mailbox.clone().ok_or(EngineError::ShutDown)
     }
 
@@ -437,7 +461,10 @@ where
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
         mailbox
-            .send(Command::Event { event, reply: Some(reply) })
+            .send(Command::Event {
+                event,
+                reply: Some(reply),
+            })
             .await
             .map_err(|_| EngineError::Stopped(id.to_string()))?;
         answer.await.map_err(|_| EngineError::Stopped(id.to_string()))?
@@ -448,16 +475,31 @@ where
     /// recorded in the instance's history.
     pub fn try_send(&self, id: &str, event: W::Event) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
-        mailbox.try_send(Command::Event { event, reply: None }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => EngineError::MailboxFull(id.to_string()),
-            mpsc::error::TrySendError::Closed(_) => EngineError::Stopped(id.to_string()),
-        })
+        mailbox
+            .try_send(Command::Event { event, reply: None })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => EngineError::MailboxFull(id.to_string()),
+                mpsc::error::TrySendError::Closed(_) => EngineError::Stopped(id.to_string()),
+            })
     }
 
     fn status_receiver(&self, id: &str) -> Result<watch::Receiver<Status<W::State>>, EngineError> {
         let shard = self.shard(id);
-        let entry = shard.get(id).ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+        let entry = shard
+            .get(id)
+            .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
         Ok(entry.status.clone())
+    }
+
+    /// The handlers the engine calls.
+    pub fn handlers(&self) -> &H {
+        &self.inner.handlers
+    }
+
+    /// A receiver of instance `id`'s status, updated after every step: await
+    /// `changed()` on it to follow the instance.
+    pub fn subscribe(&self, id: &str) -> Result<watch::Receiver<Status<W::State>>, EngineError> {
+        self.status_receiver(id)
     }
 
     /// Where instance `id` stands now.
@@ -480,7 +522,11 @@ where
         mailbox.send(Command::Snapshot(reply)).await.map_err(|_| stopped())?;
         let (context, history) = answer.await.map_err(|_| stopped())?;
         let status = status.borrow().clone();
-        Ok(Snapshot { status, context, history })
+        Ok(Snapshot {
+            status,
+            context,
+            history,
+        })
     }
 
     /// Waits until instance `id` reaches a final state, and gives it.
@@ -493,7 +539,10 @@ where
             .map_err(|_| EngineError::Stopped(id.to_string()))?;
         match done {
             Status::Finished(state) => Ok(state),
-            Status::Failed { reason, .. } => Err(EngineError::InstanceFailed { id: id.to_string(), reason }),
+            Status::Failed { reason, .. } => Err(EngineError::InstanceFailed {
+                id: id.to_string(),
+                reason,
+            }),
             Status::Cancelled(_) => Err(EngineError::Cancelled(id.to_string())),
             Status::Running(_) => Err(EngineError::Stopped(id.to_string())),
         }
@@ -504,7 +553,10 @@ where
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
-        mailbox.send(Command::Cancel(reply)).await.map_err(|_| EngineError::Stopped(id.to_string()))?;
+        mailbox
+            .send(Command::Cancel(reply))
+            .await
+            .map_err(|_| EngineError::Stopped(id.to_string()))?;
         answer.await.map_err(|_| EngineError::Stopped(id.to_string()))
     }
 
@@ -513,7 +565,11 @@ where
         let mut all = Vec::new();
         for shard in &self.inner.shards {
             let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            all.extend(shard.iter().map(|(id, entry)| (id.clone(), entry.status.borrow().clone())));
+            all.extend(
+                shard
+                    .iter()
+                    .map(|(id, entry)| (id.clone(), entry.status.borrow().clone())),
+            );
         }
         all
     }
@@ -521,7 +577,11 @@ where
     /// The ids of the instances whose status satisfies `pick`, for example
     /// `|s| s.is_running() && *s.state() == OrderState::Shipping`.
     pub fn list_where(&self, pick: impl Fn(&Status<W::State>) -> bool) -> Vec<String> {
-        self.list().into_iter().filter(|(_, s)| pick(s)).map(|(id, _)| id).collect()
+        self.list()
+            .into_iter()
+            .filter(|(_, s)| pick(s))
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Stops taking anything new, lets every instance handle what its
@@ -605,6 +665,17 @@ where
         self.stop_all();
     }
 
+    /// Runs the initial entry actions, then starts the initial activities and timers.
+    async fn begin(&mut self, mut machine: W) {
+        let before = self.active(&machine);
+        let started = catch_unwind(AssertUnwindSafe(|| machine.start(&*self.engine.handlers)));
+        self.machine = Some(machine);
+        match started {
+            Ok(()) => self.settle(before, false).await,
+            Err(panic) => self.fail(panic_text(&*panic)),
+        }
+    }
+
     fn record(&mut self, kind: RecordKind) {
         let at = self.engine.epoch.elapsed();
         self.history.push(Record { at, kind });
@@ -612,7 +683,12 @@ where
 
     /// Which watched states are active.
     fn active(&self, machine: &W) -> Vec<bool> {
-        self.engine.watched.nodes.iter().map(|&s| W::Node::from_index(s).is_some_and(|n| machine.is_active(n))).collect()
+        self.engine
+            .watched
+            .nodes
+            .iter()
+            .map(|&s| W::Node::from_index(s).is_some_and(|n| machine.is_active(n)))
+            .collect()
     }
 
     /// Handles one event and what follows from it.
@@ -620,27 +696,45 @@ where
         if !self.status.borrow().is_running() {
             return Err(EngineError::Stopped(self.id.clone()));
         }
-        let Some(machine) = self.machine.as_ref() else { return Err(EngineError::Stopped(self.id.clone())) };
+        let Some(machine) = self.machine.as_ref() else {
+            return Err(EngineError::Stopped(self.id.clone()));
+        };
         let name = event_name::<W>(&event);
         let handlers = self.engine.handlers.clone();
         let before_state = machine.state();
         let flat = !W::graph().is_hierarchical();
         let before = self.active(machine);
-        let Some(machine) = self.machine.as_mut() else { return Err(EngineError::Stopped(self.id.clone())) };
+        let Some(machine) = self.machine.as_mut() else {
+            return Err(EngineError::Stopped(self.id.clone()));
+        };
         match catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))) {
             Err(panic) => {
                 let reason = panic_text(&*panic);
                 self.fail(reason.clone());
-                Err(EngineError::InstanceFailed { id: self.id.clone(), reason })
+                Err(EngineError::InstanceFailed {
+                    id: self.id.clone(),
+                    reason,
+                })
             }
             Ok(Err(rejected)) => {
                 let state = rejected.state.to_string();
-                self.record(RecordKind::Rejected { state: state.clone(), event: rejected.event });
-                Err(EngineError::Rejected { id: self.id.clone(), state, event: rejected.event })
+                self.record(RecordKind::Rejected {
+                    state: state.clone(),
+                    event: rejected.event,
+                });
+                Err(EngineError::Rejected {
+                    id: self.id.clone(),
+                    state,
+                    event: rejected.event,
+                })
             }
             Ok(Ok(step)) => {
                 let to = step.to.to_string();
-                self.record(RecordKind::Transition { from: before_state.to_string(), event: name, to });
+                self.record(RecordKind::Transition {
+                    from: before_state.to_string(),
+                    event: name,
+                    to,
+                });
                 // A flat self-transition exits and re-enters its state.
                 let reentered = flat && step.exited && step.from == step.to;
                 self.settle(before, reentered).await;
@@ -693,8 +787,14 @@ where
     }
 
     fn entered(&mut self, node: usize) {
-        let timers: Vec<(usize, Duration)> =
-            self.engine.watched.timers.iter().filter(|t| t.0 == node).map(|t| (t.1, t.2)).collect();
+        let timers: Vec<(usize, Duration)> = self
+            .engine
+            .watched
+            .timers
+            .iter()
+            .filter(|t| t.0 == node)
+            .map(|t| (t.1, t.2))
+            .collect();
         for (event, delay) in timers {
             if let Some(event) = W::unit_event(event) {
                 self.set_timer(TimerKey::State(node), event, delay);
@@ -720,7 +820,10 @@ where
         let generation = self.next_generation();
         let handlers = self.engine.handlers.clone();
         let internal = self.internal.clone();
-        let schedule = Schedule { jitter: self.engine.config.jitter, deadline: self.engine.config.activity_deadline };
+        let schedule = Schedule {
+            jitter: self.engine.config.jitter,
+            deadline: self.engine.config.activity_deadline,
+        };
         let key = idempotency_key(&self.id, node, generation);
         let activity = invoke.activity;
         let policy = invoke.policy;
@@ -738,17 +841,29 @@ where
             let observe = |a: Attempt<'_>| {
                 let record = match a {
                     Attempt::Started { attempt } => RecordKind::AttemptStarted { activity, attempt },
-                    Attempt::Ended { attempt, elapsed, error } => RecordKind::AttemptEnded {
+                    Attempt::Ended {
+                        attempt,
+                        elapsed,
+                        error,
+                    } => RecordKind::AttemptEnded {
                         activity,
                         attempt,
                         duration: elapsed,
                         error: error.map(ToString::to_string),
                     },
                 };
-                let _ = report.send(Internal::Attempt { node, generation, record });
+                let _ = report.send(Internal::Attempt {
+                    node,
+                    generation,
+                    record,
+                });
             };
             let result = activity::run_observed(activity, &policy, &schedule, key, attempt, observe).await;
-            let _ = internal.send(Internal::Outcome { node, generation, result });
+            let _ = internal.send(Internal::Outcome {
+                node,
+                generation,
+                result,
+            });
         });
         self.activities.insert(node, (generation, task.abort_handle()));
     }
@@ -760,9 +875,16 @@ where
         let timer_key = key.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = internal.send(Internal::Timer { key: timer_key, generation, event });
+            let _ = internal.send(Internal::Timer {
+                key: timer_key,
+                generation,
+                event,
+            });
         });
-        self.timers.entry(key).or_default().push((generation, task.abort_handle()));
+        self.timers
+            .entry(key)
+            .or_default()
+            .push((generation, task.abort_handle()));
         self.record(RecordKind::TimerSet { event: name, delay });
     }
 
@@ -774,13 +896,21 @@ where
 
     async fn internal(&mut self, message: Internal<W::Event>) {
         match message {
-            Internal::Attempt { node, generation, record } => {
+            Internal::Attempt {
+                node,
+                generation,
+                record,
+            } => {
                 if self.activities.get(&node).is_some_and(|a| a.0 == generation) {
                     self.record(record);
                 }
             }
-            Internal::Outcome { node, generation, result } => {
-                if !self.activities.get(&node).is_some_and(|a| a.0 == generation) {
+            Internal::Outcome {
+                node,
+                generation,
+                result,
+            } => {
+                if self.activities.get(&node).is_none_or(|a| a.0 != generation) {
                     return; // its state was left meanwhile
                 }
                 self.activities.remove(&node);
@@ -797,7 +927,9 @@ where
             }
             Internal::Timer { key, generation, event } => {
                 let Some(list) = self.timers.get_mut(&key) else { return };
-                let Some(position) = list.iter().position(|t| t.0 == generation) else { return };
+                let Some(position) = list.iter().position(|t| t.0 == generation) else {
+                    return;
+                };
                 list.remove(position);
                 let name = event_name::<W>(&event);
                 self.record(RecordKind::TimerFired(name));
@@ -810,9 +942,13 @@ where
     /// in reverse order, stops everything, and publishes the outcome.
     async fn finish_if_final(&mut self) {
         let Some(machine) = &self.machine else { return };
-        let reached = self.engine.watched.finals.iter().copied().find(|&(s, _)| {
-            W::Node::from_index(s).is_some_and(|n| machine.is_active(n))
-        });
+        let reached = self
+            .engine
+            .watched
+            .finals
+            .iter()
+            .copied()
+            .find(|&(s, _)| W::Node::from_index(s).is_some_and(|n| machine.is_active(n)));
         let Some((_, failure)) = reached else {
             self.status.send_replace(Status::Running(machine.state()));
             return;
@@ -829,11 +965,18 @@ where
     async fn compensate(&mut self) {
         let completed = std::mem::take(&mut self.completed);
         for node in completed.into_iter().rev() {
-            let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else { continue };
-            let Some(name) = W::graph().states[node].compensate else { continue };
+            let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
+                continue;
+            };
+            let Some(name) = W::graph().states[node].compensate else {
+                continue;
+            };
             let context = machine.context().clone();
             let handlers = self.engine.handlers.clone();
-            let schedule = Schedule { jitter: self.engine.config.jitter, deadline: None };
+            let schedule = Schedule {
+                jitter: self.engine.config.jitter,
+                deadline: None,
+            };
             let key = idempotency_key(&self.id, node, u64::MAX);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
@@ -852,7 +995,12 @@ where
                     }
                 },
                 |a| {
-                    if let Attempt::Ended { attempt, elapsed, error } = a {
+                    if let Attempt::Ended {
+                        attempt,
+                        elapsed,
+                        error,
+                    } = a
+                    {
                         records.push(RecordKind::AttemptEnded {
                             activity: name,
                             attempt,
@@ -866,7 +1014,10 @@ where
             for record in records {
                 self.record(record);
             }
-            self.record(RecordKind::Compensated { compensation: name, error: result.err().map(|e| e.to_string()) });
+            self.record(RecordKind::Compensated {
+                compensation: name,
+                error: result.err().map(|e| e.to_string()),
+            });
         }
     }
 
