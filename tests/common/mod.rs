@@ -1,8 +1,9 @@
 //! The design's order workflow, shared by the integration tests.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use workflow::prelude::*;
 
@@ -80,12 +81,26 @@ pub struct Services {
     pub payment_failures: AtomicU32,
     pub payment_calls: AtomicU32,
     pub calls: Mutex<Vec<String>>,
+    /// How long `charge_payment` takes, in milliseconds of tokio's clock
+    /// (0: it answers at once).
+    pub payment_delay_ms: AtomicU64,
+    /// Payments that went through to the end: the side effect a cancelled
+    /// `charge_payment` must never reach.
+    pub payments_completed: AtomicU32,
 }
 
 impl Services {
     pub fn failing_payments(n: u32) -> Self {
         Self {
             payment_failures: AtomicU32::new(n),
+            ..Self::default()
+        }
+    }
+
+    /// Services whose payment takes `delay` before it answers.
+    pub fn slow_payments(delay: Duration) -> Self {
+        Self {
+            payment_delay_ms: AtomicU64::new(delay.as_millis() as u64),
             ..Self::default()
         }
     }
@@ -120,10 +135,15 @@ impl OrderHandlers for Services {
     }
     async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
         self.payment_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = self.payment_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if self.payment_failures.load(Ordering::SeqCst) > 0 {
             self.payment_failures.fetch_sub(1, Ordering::SeqCst);
             return Err(ActivityError::new("card reader offline"));
         }
+        self.payments_completed.fetch_add(1, Ordering::SeqCst);
         Ok(Receipt(format!("receipt-{}-attempt-{}", ctx.id, call.attempt)))
     }
     async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {

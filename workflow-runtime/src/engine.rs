@@ -185,7 +185,7 @@ pub enum RecordKind {
 }
 
 /// An instance's state, context and history, as [`Engine::snapshot`] gives them.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Snapshot<W: Machine> {
     /// Where it stands.
     pub status: Status<W::State>,
@@ -193,6 +193,19 @@ pub struct Snapshot<W: Machine> {
     pub context: W::Context,
     /// Everything that happened to it, oldest first.
     pub history: Vec<Record>,
+}
+
+impl<W: Machine> fmt::Debug for Snapshot<W>
+where
+    W::Context: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("status", &self.status)
+            .field("context", &self.context)
+            .field("history", &self.history)
+            .finish()
+    }
 }
 
 /// Settings of an [`Engine`].
@@ -227,7 +240,10 @@ impl Default for Config {
 
 /// Hosts instances of workflow `W` driven by handlers `H`.
 ///
-/// ```
+// `ignore`: this crate's doc tests cannot link the `workflow` facade (not a
+// dependency of `workflow-runtime`); the same example runs as
+// `engine_doc_example_runs` in the facade's tests/engine.rs.
+/// ```ignore
 /// use workflow::prelude::*;
 /// use workflow::Engine;
 ///
@@ -275,7 +291,12 @@ struct Entry<W: Machine> {
     mailbox: Option<mpsc::Sender<Command<W>>>,
     status: watch::Receiver<Status<W::State>>,
     task: Option<JoinHandle<()>>,
+    /// The context and history the task leaves when it ends (cancelled or
+    /// shut down), so snapshots keep working.
+    last: Last<W>,
 }
+
+type Last<W> = Arc<Mutex<Option<(<W as Machine>::Context, Vec<Record>)>>>;
 
 /// A request to an instance's task.
 enum Command<W: Machine> {
@@ -403,6 +424,7 @@ where
         self.check_open()?;
         let id = id.into();
         let machine = W::new(context);
+        let last: Last<W> = Arc::new(Mutex::new(None));
         let (status_tx, status_rx) = watch::channel(Status::Running(machine.state()));
         let (mailbox_tx, mailbox_rx) = mpsc::channel(self.inner.config.mailbox.max(1));
         {
@@ -416,11 +438,13 @@ where
                     mailbox: Some(mailbox_tx),
                     status: status_rx,
                     task: None,
+                    last: last.clone(),
                 },
             );
         }
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let mut instance = Instance {
+            last,
             id: id.clone(),
             engine: self.inner.clone(),
             history: Vec::new(),
@@ -515,12 +539,25 @@ where
     /// Instance `id`'s status, context and history, once every event queued
     /// before this call has been handled.
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
-        let status = self.status_receiver(id)?;
-        let stopped = || EngineError::Stopped(id.to_string());
-        let mailbox = self.mailbox(id)?;
-        let (reply, answer) = oneshot::channel();
-        mailbox.send(Command::Snapshot(reply)).await.map_err(|_| stopped())?;
-        let (context, history) = answer.await.map_err(|_| stopped())?;
+        let (status, mailbox, last) = {
+            let shard = self.shard(id);
+            let entry = shard
+                .get(id)
+                .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+            (entry.status.clone(), entry.mailbox.clone(), entry.last.clone())
+        };
+        let mut asked = None;
+        if let Some(mailbox) = mailbox {
+            let (reply, answer) = oneshot::channel();
+            if mailbox.send(Command::Snapshot(reply)).await.is_ok() {
+                asked = answer.await.ok();
+            }
+        }
+        // A task that has ended left its context and history behind.
+        let left = || last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let (context, history) = asked
+            .or_else(left)
+            .ok_or_else(|| EngineError::Stopped(id.to_string()))?;
         let status = status.borrow().clone();
         Ok(Snapshot {
             status,
@@ -549,7 +586,9 @@ where
     }
 
     /// Cancels instance `id`: its activities and timers stop, it handles
-    /// nothing more, and `wait` reports [`EngineError::Cancelled`].
+    /// nothing more, and `wait` reports [`EngineError::Cancelled`]. An
+    /// instance that already finished or failed keeps its outcome: that gives
+    /// [`EngineError::Stopped`].
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
@@ -586,7 +625,8 @@ where
 
     /// Stops taking anything new, lets every instance handle what its
     /// mailbox already holds, then stops their activities and timers.
-    /// Queries keep working afterwards.
+    /// Queries (`status`, `state`, `snapshot`, `list`, `wait`) keep working
+    /// afterwards.
     pub async fn shutdown(&self) {
         self.inner.open.store(false, Ordering::Release);
         let mut tasks = Vec::new();
@@ -605,6 +645,7 @@ where
 
 /// One instance's task.
 struct Instance<W: Machine, H> {
+    last: Last<W>,
     id: String,
     engine: Arc<Inner<W, H>>,
     machine: Option<W>,
@@ -649,6 +690,10 @@ where
                             let _ = reply.send((machine.context().clone(), self.history.clone()));
                         }
                     }
+                    // A finished or failed instance keeps its outcome (and
+                    // its task, for snapshots): dropping the reply makes
+                    // `cancel` report `Stopped`, as `send` does.
+                    Some(Command::Cancel(reply)) if !self.status.borrow().is_running() => drop(reply),
                     Some(Command::Cancel(reply)) => {
                         self.record(RecordKind::Cancelled);
                         self.stop_all();
@@ -663,11 +708,19 @@ where
             }
         }
         self.stop_all();
+        if let Some(machine) = &self.machine {
+            let left = (machine.context().clone(), std::mem::take(&mut self.history));
+            *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(left);
+        }
     }
 
     /// Runs the initial entry actions, then starts the initial activities and timers.
     async fn begin(&mut self, mut machine: W) {
-        let before = self.active(&machine);
+        // Nothing is active before an instance starts. `W::new` already holds
+        // the initial configuration, so comparing with it would make the
+        // initial states look "already entered" and `settle` would never
+        // start their activities and `after` timers.
+        let before = vec![false; self.engine.watched.nodes.len()];
         let started = catch_unwind(AssertUnwindSafe(|| machine.start(&*self.engine.handlers)));
         self.machine = Some(machine);
         match started {
@@ -694,6 +747,12 @@ where
     /// Handles one event and what follows from it.
     async fn deliver(&mut self, event: W::Event) -> Result<(), EngineError> {
         if !self.status.borrow().is_running() {
+            // Nothing accepted is dropped silently: the history says so.
+            let state = self.status.borrow().state().to_string();
+            self.record(RecordKind::Rejected {
+                state,
+                event: event_name::<W>(&event),
+            });
             return Err(EngineError::Stopped(self.id.clone()));
         }
         let Some(machine) = self.machine.as_ref() else {
