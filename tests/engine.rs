@@ -728,33 +728,6 @@ async fn ten_thousand_instances_all_complete() {
     engine.shutdown().await;
 }
 
-/// The example of `Engine`'s documentation (which `workflow-runtime`'s own
-/// doc tests cannot run: they do not link the facade).
-mod doc_example {
-    use workflow::prelude::*;
-    use workflow::Engine;
-
-    workflow! {
-        workflow Ticket {
-            initial Open;
-            events { Close }
-            state Open { on Close => Closed; }
-            final Closed;
-        }
-    }
-    struct Desk;
-    impl TicketHandlers for Desk {}
-
-    #[tokio::test]
-    async fn engine_doc_example_runs() -> Result<(), workflow::EngineError> {
-        let engine = Engine::<Ticket, Desk>::new(Desk);
-        engine.start("T-1", ()).await?;
-        engine.send("T-1", TicketEvent::Close).await?;
-        assert_eq!(engine.wait("T-1").await?, TicketState::Closed);
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn snapshots_outlive_cancel_and_shutdown() {
     let engine = Engine::<Counter, Tracker>::with_config(Tracker::default(), exact());

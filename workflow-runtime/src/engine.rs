@@ -240,10 +240,7 @@ impl Default for Config {
 
 /// Hosts instances of workflow `W` driven by handlers `H`.
 ///
-// `ignore`: this crate's doc tests cannot link the `workflow` facade (not a
-// dependency of `workflow-runtime`); the same example runs as
-// `engine_doc_example_runs` in the facade's tests/engine.rs.
-/// ```ignore
+/// ```
 /// use workflow::prelude::*;
 /// use workflow::Engine;
 ///
