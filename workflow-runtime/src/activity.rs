@@ -89,9 +89,21 @@ pub enum ErrorKind {
 /// assert_eq!(parse("x").unwrap_err().to_string(), "invalid digit found in string");
 /// assert!(ActivityError::non_retryable("card declined").kind() == workflow_runtime::ErrorKind::NonRetryable);
 /// ```
+///
+/// It is one pointer wide (its details live on the heap, as `anyhow`'s do),
+/// so a `Result<T, ActivityError>` comes back from an activity in registers
+/// and the generated `…Failed(ActivityError)` event variants do not widen a
+/// workflow's event enum or hide its tag in a niche.
+#[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+pub struct ActivityError {
+    details: Box<Details>,
+}
+
+/// What an [`ActivityError`] carries; serialized as the error itself.
 #[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct ActivityError {
+struct Details {
     kind: ErrorKind,
     message: String,
     attempts: u32,
@@ -110,31 +122,33 @@ impl ActivityError {
 
     fn with_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            kind,
-            message: message.into(),
-            attempts: 0,
+            details: Box::new(Details {
+                kind,
+                message: message.into(),
+                attempts: 0,
+            }),
         }
     }
 
     /// Why the activity failed.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.details.kind
     }
 
     /// The error's message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.details.message
     }
 
     /// How many attempts were made before giving up (0 if the error did not
     /// come from [`run`]).
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.details.attempts
     }
 
     /// Whether another attempt could succeed.
     pub fn is_retryable(&self) -> bool {
-        self.kind != ErrorKind::NonRetryable
+        self.details.kind != ErrorKind::NonRetryable
     }
 }
 
@@ -146,16 +160,16 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActivityError {
 
 impl fmt::Display for ActivityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.details.message)
     }
 }
 
 impl fmt::Debug for ActivityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ActivityError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("attempts", &self.attempts)
+            .field("kind", &self.details.kind)
+            .field("message", &self.details.message)
+            .field("attempts", &self.details.attempts)
             .finish()
     }
 }
@@ -185,41 +199,13 @@ pub async fn run<T, F, Fut>(
     activity: &'static str,
     policy: &RetryPolicy,
     key: u128,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<T, ActivityError>
 where
     F: FnMut(ActivityCall) -> Fut,
     Fut: Future<Output = Result<T, ActivityError>>,
 {
-    let mut number = 1;
-    loop {
-        let call = ActivityCall {
-            activity,
-            attempt: number,
-            key,
-        };
-        let outcome = match policy.timeout {
-            None => CatchUnwind { future: attempt(call) }.await,
-            Some(limit) => match tokio::time::timeout(limit, CatchUnwind { future: attempt(call) }).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(ActivityError::with_kind(
-                    ErrorKind::TimedOut,
-                    format!("attempt {number} of `{activity}` timed out after {limit:?}"),
-                )),
-            },
-        };
-        match outcome {
-            Ok(value) => return Ok(value),
-            Err(mut error) => {
-                if !error.is_retryable() || number >= policy.max_attempts {
-                    error.attempts = number;
-                    return Err(error);
-                }
-                tokio::time::sleep(policy.backoff(number)).await;
-                number += 1;
-            }
-        }
-    }
+    run_observed(activity, policy, &Schedule::default(), key, attempt, |_| {}).await
 }
 
 /// Runs a single attempt of an activity, with no retry and no timeout: what
@@ -258,7 +244,7 @@ impl<T, F: Future<Output = Result<T, ActivityError>>> Future for Once<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().inner.poll(cx).map(|outcome| {
             outcome.map_err(|mut error| {
-                error.attempts = 1;
+                error.details.attempts = 1;
                 error
             })
         })
@@ -282,12 +268,18 @@ impl<T, F: Future<Output = Result<T, ActivityError>>> Future for CatchUnwind<F> 
         let future = self.project().future;
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(ActivityError::with_kind(
-                ErrorKind::Panicked,
-                panic_message(&*payload),
-            ))),
+            Err(payload) => Poll::Ready(Err(panicked(payload))),
         }
     }
+}
+
+/// The error for a panic caught in an activity. Out of line and cold, so
+/// that the landing pad in each activity's `poll` is one call: the poll stays
+/// small enough for the caller to inline.
+#[cold]
+#[inline(never)]
+fn panicked(payload: Box<dyn Any + Send>) -> ActivityError {
+    ActivityError::with_kind(ErrorKind::Panicked, panic_message(&*payload))
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -460,7 +452,11 @@ where
     let remaining = || schedule.deadline.map(|d| d.saturating_sub(start.elapsed()));
     let mut number = 1;
     loop {
-        let call = ActivityCall { activity, attempt: number, key };
+        let call = ActivityCall {
+            activity,
+            attempt: number,
+            key,
+        };
         observe(Attempt::Started { attempt: number });
         let began = tokio::time::Instant::now();
         let limit = match (policy.timeout, remaining()) {
@@ -477,7 +473,11 @@ where
                 )),
             },
         };
-        observe(Attempt::Ended { attempt: number, elapsed: began.elapsed(), error: outcome.as_ref().err() });
+        observe(Attempt::Ended {
+            attempt: number,
+            elapsed: began.elapsed(),
+            error: outcome.as_ref().err(),
+        });
         let mut error = match outcome {
             Ok(value) => return Ok(value),
             Err(error) => error,
@@ -485,7 +485,7 @@ where
         let delay = schedule.backoff(policy, key, number);
         let past_deadline = remaining().is_some_and(|left| left <= delay);
         if !error.is_retryable() || number >= policy.max_attempts || past_deadline {
-            error.attempts = number;
+            error.details.attempts = number;
             return Err(error);
         }
         tokio::time::sleep(delay).await;
