@@ -11,6 +11,11 @@
 //! first, the least common compound ancestor as a transition's domain,
 //! eventless transitions before internal events, and the internal queue
 //! before the next external event.
+//!
+//! Speed comes from [`Tables`], derived once per workflow: for each event
+//! and atomic state the candidate transitions in priority order, and for
+//! each transition without history its exit and entry masks, so that a
+//! typical microstep is a few bit operations and the calls of its actions.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -72,17 +77,68 @@ enum Internal<E> {
     Done(usize),
 }
 
+/// How many internal events [`Queue`] holds without allocating.
+const INLINE_EVENTS: usize = 4;
+
+/// The internal event queue of one macrostep, first in, first out. Most
+/// macrosteps raise none or one or two (a completion, a `raise`), so the
+/// first few live inline and the queue allocates only beyond them.
+struct Queue<E> {
+    inline: [Option<Internal<E>>; INLINE_EVENTS],
+    /// The oldest inline event.
+    head: usize,
+    /// How many inline events are queued.
+    len: usize,
+    /// Events queued while the inline ring was full, and every later one
+    /// until the ring has drained (so that order is kept).
+    spill: VecDeque<Internal<E>>,
+}
+
+impl<E> Queue<E> {
+    fn new() -> Self {
+        Queue {
+            inline: Default::default(),
+            head: 0,
+            len: 0,
+            spill: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, internal: Internal<E>) {
+        if self.len < INLINE_EVENTS && self.spill.is_empty() {
+            self.inline[(self.head + self.len) % INLINE_EVENTS] = Some(internal);
+            self.len += 1;
+        } else {
+            self.spill.push_back(internal);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.spill.is_empty()
+    }
+
+    fn pop(&mut self) -> Option<Internal<E>> {
+        if self.len == 0 {
+            return self.spill.pop_front();
+        }
+        let internal = self.inline[self.head].take();
+        self.head = (self.head + 1) % INLINE_EVENTS;
+        self.len -= 1;
+        internal
+    }
+}
+
 /// What actions may do besides calling handlers: raise internal events and
 /// schedule or cancel timers.
 pub struct Effects<'a, E> {
-    internal: &'a mut VecDeque<Internal<E>>,
+    internal: &'a mut Queue<E>,
     scheduled: &'a mut Vec<Scheduled<E>>,
 }
 
 impl<E> Effects<'_, E> {
     /// `raise EVENT`: queue an internal event, handled before any external one.
     pub fn raise(&mut self, event: E) {
-        self.internal.push_back(Internal::Event(event));
+        self.internal.push(Internal::Event(event));
     }
 
     /// `send EVENT after DELAY as ID`: ask the driver for a timer.
@@ -109,6 +165,21 @@ pub trait Chart<H: ?Sized, const W: usize> {
     /// The tables the interpreter derives from the graph, computed once.
     fn tables() -> &'static Tables<W>;
 
+    // What the workflow uses, known when the macro expands it, so that the
+    // interpreter's code for what a workflow lacks compiles away. `true`,
+    // the default, is always correct, only slower.
+
+    /// Whether the workflow has history states.
+    const HISTORY: bool = true;
+    /// Whether some state has exit actions.
+    const EXIT_ACTIONS: bool = true;
+    /// Whether some transition is eventless (`always`).
+    const EVENTLESS: bool = true;
+    /// Whether some transition has a guard.
+    const GUARDS: bool = true;
+    /// Whether some transition is `on _`.
+    const WILDCARD: bool = true;
+
     /// The variant index of `event` in the graph's `events`.
     fn event_index(event: &Self::Event) -> usize;
 
@@ -126,33 +197,62 @@ pub trait Chart<H: ?Sized, const W: usize> {
     );
 }
 
-/// What the interpreter precomputes from a graph: state masks, and for each
+/// What the interpreter precomputes from a graph: state masks, for each
+/// event the transitions each atomic state may fire, and for each
 /// transition the states it exits and enters when no history is involved,
 /// so that a microstep is a few bit operations.
 pub struct Tables<const W: usize> {
     graph: &'static Graph<'static>,
+    /// The configuration a new instance starts in (`enter(graph.initial)`).
+    initial: StateSet<W>,
+    /// How many states the graph has: the stride of `offsets`.
+    states: usize,
+    /// How many events the graph has; eventless transitions use this index.
+    events: usize,
     atomic: StateSet<W>,
     finals: StateSet<W>,
-    /// States with an eventless transition.
-    eventless: StateSet<W>,
     /// States with a history child, whose exit records history.
     history_parents: StateSet<W>,
     has_entry: StateSet<W>,
     has_exit: StateSet<W>,
-    /// States with an `on done` transition: only their completion is queued.
-    done_listeners: StateSet<W>,
+    /// States whose entry does more than join the configuration: entry
+    /// actions, or (final states) completion events.
+    entry_work: StateSet<W>,
     /// Whether any state has an `on _` transition (which sees completions too).
     wildcard: bool,
     /// Each state's proper descendants.
     subtree: Vec<StateSet<W>>,
-    /// Each state's children that are final states.
-    final_children: Vec<StateSet<W>>,
-    /// Each state's child states, history excluded.
-    children: Vec<Vec<usize>>,
-    /// For each event, the states with a transition it can fire: an event
-    /// no active state is in the mask of is rejected at once.
-    listeners: Vec<StateSet<W>>,
+    /// For each final state, the completion events its entry may raise.
+    completions: Vec<Completion>,
+    /// `region_finals[start..end]` of a parallel state's [`Completion`]:
+    /// the parallel state has completed when the configuration meets every
+    /// mask (the final children of each compound region, nested parallel
+    /// regions flattened; an atomic region gives an empty mask, never met).
+    region_finals: Vec<StateSet<W>>,
+    /// For each event, the atomic states from which it has a candidate
+    /// transition: an event no active state is in the mask of is rejected at
+    /// once, and selection visits only these states.
+    reach: Vec<StateSet<W>>,
+    /// The same for eventless transitions.
+    eventless: StateSet<W>,
+    /// `candidates[offsets[e * states + a]..offsets[e * states + a + 1]]`:
+    /// the transitions event `e` (`events` for eventless ones) may fire from
+    /// atomic state `a`, in priority order: `a`'s own, then each ancestor's,
+    /// each state's in document order.
+    offsets: Vec<u32>,
+    candidates: Vec<u32>,
     plans: Vec<Plan<W>>,
+}
+
+/// The `done.state` events entering one final state may raise, each only
+/// if some transition listens to it (`on done` on that state, or `on _`).
+#[derive(Clone, Copy, Default)]
+struct Completion {
+    /// The parent, which entering the final state completes.
+    parent: Option<usize>,
+    /// A parallel grandparent, completed if all its regions are, and its
+    /// masks in `region_finals`.
+    parallel: Option<(usize, usize, usize)>,
 }
 
 /// One transition's precomputed effect.
@@ -163,7 +263,9 @@ struct Plan<const W: usize> {
     exit: Option<StateSet<W>>,
     /// The states it enters; `None` when history is involved.
     entry: Option<StateSet<W>>,
+    source: usize,
     has_actions: bool,
+    guarded: bool,
 }
 
 impl<const W: usize> Tables<W> {
@@ -173,18 +275,23 @@ impl<const W: usize> Tables<W> {
         let n = graph.states.len();
         let mut tables = Tables {
             graph,
+            initial: enter(graph, graph.initial),
+            states: n,
+            events: graph.events.len(),
             atomic: StateSet::EMPTY,
             finals: StateSet::EMPTY,
-            eventless: StateSet::EMPTY,
             history_parents: StateSet::EMPTY,
             has_entry: StateSet::EMPTY,
             has_exit: StateSet::EMPTY,
-            done_listeners: StateSet::EMPTY,
+            entry_work: StateSet::EMPTY,
             wildcard: false,
             subtree: Vec::with_capacity(n),
-            final_children: vec![StateSet::EMPTY; n],
-            children: vec![Vec::new(); n],
-            listeners: vec![StateSet::EMPTY; graph.events.len()],
+            completions: vec![Completion::default(); n],
+            region_finals: Vec::new(),
+            reach: vec![StateSet::EMPTY; graph.events.len()],
+            eventless: StateSet::EMPTY,
+            offsets: Vec::with_capacity((graph.events.len() + 1) * n + 1),
+            candidates: Vec::new(),
             plans: Vec::with_capacity(graph.transitions.len()),
         };
         for (s, info) in graph.states.iter().enumerate() {
@@ -194,15 +301,10 @@ impl<const W: usize> Tables<W> {
             if is_atomic(graph, s) {
                 tables.atomic.insert(s);
             }
-            if let (Some(p), false) = (info.parent, matches!(info.kind, StateKind::History { .. })) {
-                tables.children[p].push(s);
-            }
             match info.kind {
                 StateKind::Final { .. } => {
                     tables.finals.insert(s);
-                    if let Some(p) = info.parent {
-                        tables.final_children[p].insert(s);
-                    }
+                    tables.entry_work.insert(s);
                 }
                 StateKind::History { .. } => {
                     if let Some(p) = info.parent {
@@ -213,29 +315,16 @@ impl<const W: usize> Tables<W> {
             }
             if !info.entry.is_empty() {
                 tables.has_entry.insert(s);
+                tables.entry_work.insert(s);
             }
             if !info.exit.is_empty() {
                 tables.has_exit.insert(s);
             }
         }
+        tables.candidates_by_event();
+        tables.completions_of_finals();
         let history = [];
         for (t, transition) in graph.transitions.iter().enumerate() {
-            match transition.trigger {
-                Trigger::Always => tables.eventless.insert(transition.source),
-                Trigger::StateDone => tables.done_listeners.insert(transition.source),
-                Trigger::Any => {
-                    tables.wildcard = true;
-                    tables.listeners.iter_mut().for_each(|l| l.insert(transition.source));
-                }
-                Trigger::Events(list) => {
-                    for &e in list {
-                        if let Some(l) = tables.listeners.get_mut(e) {
-                            l.insert(transition.source);
-                        }
-                    }
-                }
-            }
-            let has_actions = !transition.actions.is_empty();
             let through_history = transition
                 .targets
                 .iter()
@@ -243,7 +332,9 @@ impl<const W: usize> Tables<W> {
             let mut plan = Plan {
                 exit: None,
                 entry: None,
-                has_actions,
+                source: transition.source,
+                has_actions: !transition.actions.is_empty(),
+                guarded: transition.guard.is_some(),
             };
             if transition.targets.is_empty() {
                 plan.exit = Some(StateSet::EMPTY);
@@ -268,10 +359,89 @@ impl<const W: usize> Tables<W> {
         tables
     }
 
+    /// Fills `offsets`, `candidates`, `reach` and `eventless`: for each
+    /// event (then eventless transitions) and atomic state, the transitions
+    /// met walking from the state up to the root that the event triggers.
+    fn candidates_by_event(&mut self) {
+        let g = self.graph;
+        let to_u32 = |i: usize| u32::try_from(i).expect("a statechart has fewer than 2^32 transitions");
+        self.offsets.push(0);
+        for e in 0..=self.events {
+            for a in 0..self.states {
+                if self.atomic.contains(a) {
+                    let mut state = Some(a);
+                    while let Some(s) = state {
+                        let range = g.states[s].transitions;
+                        for t in range.start..range.end {
+                            let fires = match g.transitions[t].trigger {
+                                Trigger::Events(list) => list.contains(&e),
+                                Trigger::Any => e < self.events,
+                                Trigger::Always => e == self.events,
+                                Trigger::StateDone => false,
+                            };
+                            if fires {
+                                self.candidates.push(to_u32(t));
+                            }
+                        }
+                        state = g.states[s].parent;
+                    }
+                }
+                if self.candidates.len() > *self.offsets.last().unwrap_or(&0) as usize {
+                    match self.reach.get_mut(e) {
+                        Some(reach) => reach.insert(a),
+                        None => self.eventless.insert(a),
+                    }
+                }
+                self.offsets.push(to_u32(self.candidates.len()));
+            }
+        }
+    }
+
+    /// Fills `wildcard`, `completions` and `region_finals`.
+    fn completions_of_finals(&mut self) {
+        let g = self.graph;
+        let mut done_listeners = StateSet::<W>::EMPTY;
+        for transition in g.transitions {
+            match transition.trigger {
+                Trigger::StateDone => done_listeners.insert(transition.source),
+                Trigger::Any => self.wildcard = true,
+                Trigger::Always | Trigger::Events(_) => {}
+            }
+        }
+        let heard = |s: usize| self.wildcard || done_listeners.contains(s);
+        for s in self.finals.iter() {
+            let Some(parent) = g.states[s].parent else { continue };
+            let mut completion = Completion {
+                parent: heard(parent).then_some(parent),
+                parallel: None,
+            };
+            if let Some(grandparent) = g.states[parent].parent {
+                if heard(grandparent) && g.states[grandparent].kind == StateKind::Parallel {
+                    let start = self.region_finals.len();
+                    add_region_finals(g, grandparent, &mut self.region_finals);
+                    completion.parallel = Some((grandparent, start, self.region_finals.len()));
+                }
+            }
+            self.completions[s] = completion;
+        }
+    }
+
+    /// The candidate transitions of event `event` from atomic state `atomic`.
+    fn candidates(&self, event: usize, atomic: usize) -> &[u32] {
+        let i = event * self.states + atomic;
+        &self.candidates[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
     fn all(&self) -> StateSet<W> {
         let mut all = StateSet::EMPTY;
         (0..self.graph.states.len()).for_each(|s| all.insert(s));
         all
+    }
+
+    /// The configuration a new instance starts in: the initial state, its
+    /// ancestors and default descendants.
+    pub const fn initial(&self) -> StateSet<W> {
+        self.initial
     }
 }
 
@@ -303,7 +473,8 @@ pub struct Run<'a, C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> {
 
 /// The configuration of an instance that has just entered `state`: the
 /// state, its ancestors and its default descendants (no action runs). A new
-/// instance starts in `enter(graph, graph.initial)`.
+/// instance starts in `enter(graph, graph.initial)`, which
+/// [`Tables::initial`] keeps.
 pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     let mut entry = Entry::<W>::default();
     let history = [];
@@ -316,42 +487,51 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     entry.states
 }
 
+/// How many selected transitions [`Selected`] holds without allocating.
+const INLINE_SELECTED: usize = 4;
+
 /// The transitions selected for one microstep, in selection order; a few
 /// inline, so that a macrostep allocates nothing in the common case.
 #[derive(Default)]
 struct Selected {
-    inline: [usize; 4],
     len: usize,
-    more: Vec<usize>,
+    inline: [usize; INLINE_SELECTED],
+    /// Every transition, once there are more than fit inline.
+    spill: Vec<usize>,
 }
 
 impl Selected {
     fn push(&mut self, t: usize) {
-        if self.len < self.inline.len() {
+        if self.len < INLINE_SELECTED {
             self.inline[self.len] = t;
         } else {
-            self.more.push(t);
+            if self.len == INLINE_SELECTED {
+                self.spill.clear();
+                self.spill.extend_from_slice(&self.inline);
+            }
+            self.spill.push(t);
         }
         self.len += 1;
     }
 
+    fn as_slice(&self) -> &[usize] {
+        if self.len <= INLINE_SELECTED {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.inline[..self.len.min(self.inline.len())]
-            .iter()
-            .chain(&self.more)
-            .copied()
+        self.as_slice().iter().copied()
     }
 
     fn contains(&self, t: usize) -> bool {
-        self.iter().any(|x| x == t)
+        self.as_slice().contains(&t)
     }
 
     fn first(&self) -> Option<usize> {
-        (self.len > 0).then_some(self.inline[0])
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
+        self.as_slice().first().copied()
     }
 }
 
@@ -361,33 +541,37 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// macrostep of an instance created with [`enter`].
     pub fn start(&mut self) {
         let tables = C::tables();
-        let mut queue = VecDeque::new();
+        let mut queue = Queue::new();
         let states = self.core.active;
-        for s in states.iter() {
-            if tables.has_entry.contains(s) {
-                self.act(Site::Entry(s), None, &mut queue);
-            }
+        for s in states.and(&tables.has_entry).iter() {
+            self.act(Site::Entry(s), None, &mut queue);
         }
-        self.completions(states, &mut queue);
-        self.settle(&mut queue);
+        for s in states.and(&tables.finals).iter() {
+            self.completion(tables, s, &states, &mut queue);
+        }
+        self.settle(tables, &mut queue);
     }
 
     /// One macrostep for an external `event`; `None` if it enables no
     /// transition (nothing changes then).
+    #[inline]
     pub fn handle(&mut self, event: &C::Event) -> Option<Macrostep> {
+        let tables = C::tables();
         let index = C::event_index(event);
-        if !C::tables()
-            .listeners
-            .get(index)
-            .is_some_and(|l| self.core.active.intersects(l))
-        {
+        if !tables.reach.get(index)?.intersects(&self.core.active) {
             return None;
         }
-        let enabled = self.select(Some((index, Some(event))));
-        let first = enabled.first()?;
-        let mut queue = VecDeque::new();
-        let exited = self.microstep(&enabled, Some(event), &mut queue);
-        self.settle(&mut queue);
+        self.macrostep(tables, index, event)
+    }
+
+    /// The macrostep of an event some active state listens to. Kept out of
+    /// [`handle`](Self::handle) so that rejecting an event stays a few
+    /// instructions, without this function's prologue.
+    #[inline(never)]
+    fn macrostep(&mut self, tables: &Tables<W>, index: usize, event: &C::Event) -> Option<Macrostep> {
+        let mut queue = Queue::new();
+        let (first, exited) = self.step(tables, index, Some(event), &mut queue)?;
+        self.settle(tables, &mut queue);
         Some(Macrostep {
             transition: u16::try_from(first).unwrap_or(u16::MAX),
             exited,
@@ -396,28 +580,84 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     /// Eventless transitions, then queued internal events, until neither
     /// enables anything.
-    fn settle(&mut self, queue: &mut VecDeque<Internal<C::Event>>) {
-        let tables = C::tables();
+    #[inline]
+    fn settle(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
+        // Most macrosteps end here: nothing raised, no eventless transition.
+        if !queue.is_empty() || (C::EVENTLESS && self.core.active.intersects(&tables.eventless)) {
+            self.settle_loop(tables, queue);
+        }
+    }
+
+    fn settle_loop(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
         for _ in 0..MAX_MICROSTEPS {
-            if self.core.active.intersects(&tables.eventless) {
-                let enabled = self.select(None);
-                if !enabled.is_empty() {
-                    self.microstep(&enabled, None, queue);
-                    continue;
-                }
+            if C::EVENTLESS
+                && self.core.active.intersects(&tables.eventless)
+                && self.step(tables, tables.events, None, queue).is_some()
+            {
+                continue;
             }
-            let Some(internal) = queue.pop_front() else { return };
-            let (enabled, event) = match &internal {
-                Internal::Event(e) => (self.select(Some((C::event_index(e), Some(e)))), Some(e)),
-                Internal::Done(s) => (self.select_done(*s), None),
-            };
-            if !enabled.is_empty() {
-                self.microstep(&enabled, event, queue);
+            let Some(internal) = queue.pop() else { return };
+            match &internal {
+                Internal::Event(e) => {
+                    // (`tables.events` would mean the eventless transitions.)
+                    let index = C::event_index(e);
+                    if index < tables.events {
+                        self.step(tables, index, Some(e), queue);
+                    }
+                }
+                Internal::Done(s) if !(C::WILDCARD && tables.wildcard) => {
+                    if let Some(t) = self.done_transition(tables, *s) {
+                        self.take(tables, t, None, queue);
+                    }
+                }
+                Internal::Done(s) => {
+                    let mut enabled = Selected::default();
+                    self.select_done(tables, *s, &mut enabled);
+                    if enabled.len > 0 {
+                        self.microstep(tables, &enabled, None, queue);
+                    }
+                }
             }
         }
     }
 
-    fn act(&mut self, site: Site, event: Option<&C::Event>, queue: &mut VecDeque<Internal<C::Event>>) {
+    /// Selects the transitions event `index` (`tables.events`: eventless
+    /// ones) enables and takes them in one microstep; returns the first and
+    /// whether any state was exited, `None` if none is enabled.
+    #[inline(always)]
+    fn step(
+        &mut self,
+        tables: &Tables<W>,
+        index: usize,
+        event: Option<&C::Event>,
+        queue: &mut Queue<C::Event>,
+    ) -> Option<(usize, bool)> {
+        let from = tables
+            .reach
+            .get(index)
+            .unwrap_or(&tables.eventless)
+            .and(&self.core.active);
+        if from.is_empty() {
+            return None;
+        }
+        if from.is_single() {
+            // The usual case: one active atomic state can take the event, so
+            // there are neither duplicates nor conflicts to weigh.
+            let atomic = from.iter().next()?;
+            let t = tables
+                .candidates(index, atomic)
+                .iter()
+                .map(|&t| t as usize)
+                .find(|&t| self.guard(tables, t, event))?;
+            return Some((t, self.take(tables, t, event, queue)));
+        }
+        let mut enabled = Selected::default();
+        self.select(tables, index, event, &mut enabled);
+        let first = enabled.first()?;
+        Some((first, self.microstep(tables, &enabled, event, queue)))
+    }
+
+    fn act(&mut self, site: Site, event: Option<&C::Event>, queue: &mut Queue<C::Event>) {
         let mut effects = Effects {
             internal: queue,
             scheduled: self.scheduled,
@@ -425,41 +665,72 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         C::act(self.handlers, self.context, site, event, &mut effects);
     }
 
-    /// The transitions `event` enables (eventless ones for `None`), one per
-    /// active atomic state at most, conflicts removed.
-    fn select(&self, event: Option<(usize, Option<&C::Event>)>) -> Selected {
-        let fires = |trigger: Trigger<'_>, _source: usize| match (trigger, event) {
-            (Trigger::Always, None) => true,
-            (Trigger::Events(list), Some((index, _))) => list.contains(&index),
-            (Trigger::Any, Some(_)) => true,
-            _ => false,
-        };
-        self.select_by(fires, event.and_then(|(_, e)| e))
+    fn guard(&self, tables: &Tables<W>, t: usize, event: Option<&C::Event>) -> bool {
+        !(C::GUARDS && tables.plans[t].guarded) || C::guard(self.handlers, self.context, t, event)
     }
 
-    /// The transitions the completion of state `done` enables.
-    fn select_done(&self, done: usize) -> Selected {
-        let fires = |trigger: Trigger<'_>, source: usize| match trigger {
-            Trigger::StateDone => source == done,
-            Trigger::Any => true,
-            _ => false,
-        };
-        self.select_by(fires, None)
+    /// Adds to `enabled` the transitions event `index` (`tables.events`:
+    /// eventless ones) enables, one per active atomic state at most,
+    /// conflicts removed.
+    fn select(&self, tables: &Tables<W>, index: usize, event: Option<&C::Event>, enabled: &mut Selected) {
+        let from = tables.reach.get(index).unwrap_or(&tables.eventless);
+        for atomic in self.core.active.and(from).iter() {
+            for &t in tables.candidates(index, atomic) {
+                let t = t as usize;
+                // Selected already from another atomic state (an ancestor's
+                // transition): its guard held, and it is selected once.
+                if enabled.contains(t) {
+                    break;
+                }
+                if self.guard(tables, t, event) {
+                    enabled.push(t);
+                    break;
+                }
+            }
+        }
+        if enabled.len > 1 {
+            self.remove_conflicts(tables, enabled);
+        }
     }
 
-    fn select_by(&self, matches: impl Fn(Trigger<'_>, usize) -> bool, event: Option<&C::Event>) -> Selected {
-        let tables = C::tables();
+    /// Adds to `enabled` the transitions the completion of state `done` enables.
+    fn select_done(&self, tables: &Tables<W>, done: usize, enabled: &mut Selected) {
+        if C::WILDCARD && tables.wildcard {
+            // `on _` transitions anywhere may take it: the full walk.
+            let fires = |trigger: Trigger<'_>, source: usize| match trigger {
+                Trigger::StateDone => source == done,
+                Trigger::Any => true,
+                _ => false,
+            };
+            return self.select_by(tables, fires, enabled);
+        }
+        if let Some(t) = self.done_transition(tables, done) {
+            enabled.push(t);
+        }
+    }
+
+    /// The transition the completion of `done` enables when no `on _`
+    /// transition exists: only `done`'s own `on done` transitions match, and
+    /// every active atomic state below `done` reaches the same first enabled one.
+    fn done_transition(&self, tables: &Tables<W>, done: usize) -> Option<usize> {
         let g = tables.graph;
-        let mut enabled = Selected::default();
+        if !self.core.active.contains(done) {
+            return None;
+        }
+        let range = g.states[done].transitions;
+        (range.start..range.end)
+            .find(|&t| g.transitions[t].trigger == Trigger::StateDone && self.guard(tables, t, None))
+    }
+
+    /// Selection by walking from each active atomic state to the root.
+    fn select_by(&self, tables: &Tables<W>, matches: impl Fn(Trigger<'_>, usize) -> bool, enabled: &mut Selected) {
+        let g = tables.graph;
         for atomic in self.core.active.and(&tables.atomic).iter() {
             let mut state = Some(atomic);
             'search: while let Some(s) = state {
                 let info = &g.states[s];
                 for t in info.transitions.start..info.transitions.end {
-                    let transition = &g.transitions[t];
-                    if matches(transition.trigger, s)
-                        && (transition.guard.is_none() || C::guard(self.handlers, self.context, t, event))
-                    {
+                    if matches(g.transitions[t].trigger, s) && self.guard(tables, t, None) {
                         if !enabled.contains(t) {
                             enabled.push(t);
                         }
@@ -469,25 +740,24 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                 state = info.parent;
             }
         }
-        if enabled.len < 2 {
-            return enabled;
+        if enabled.len > 1 {
+            self.remove_conflicts(tables, enabled);
         }
-        self.remove_conflicts(&enabled)
     }
 
     /// Keeps, of transitions whose exit sets overlap, the one selected first,
     /// unless the later one's source is a descendant of the earlier's.
-    fn remove_conflicts(&self, enabled: &Selected) -> Selected {
-        let g = C::tables().graph;
-        let mut kept: Vec<(usize, StateSet<W>)> = Vec::new();
+    fn remove_conflicts(&self, tables: &Tables<W>, enabled: &mut Selected) {
+        let g = tables.graph;
+        let mut kept = Selected::default();
         for t1 in enabled.iter() {
-            let exit1 = self.exit_set(t1);
+            let exit1 = self.exit_set(tables, t1);
             let mut preempted = false;
-            let mut replaced = Vec::new();
-            for (i, (t2, exit2)) in kept.iter().enumerate() {
-                if exit1.intersects(exit2) {
-                    if is_descendant(g, g.transitions[t1].source, g.transitions[*t2].source) {
-                        replaced.push(i);
+            let mut replaced = Selected::default();
+            for t2 in kept.iter() {
+                if exit1.intersects(&self.exit_set(tables, t2)) {
+                    if is_descendant(g, tables.plans[t1].source, tables.plans[t2].source) {
+                        replaced.push(t2);
                     } else {
                         preempted = true;
                         break;
@@ -495,54 +765,84 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                 }
             }
             if !preempted {
-                for i in replaced.into_iter().rev() {
-                    kept.remove(i);
+                if replaced.len > 0 {
+                    let mut rest = Selected::default();
+                    kept.iter()
+                        .filter(|&t| !replaced.contains(t))
+                        .for_each(|t| rest.push(t));
+                    kept = rest;
                 }
-                kept.push((t1, exit1));
+                kept.push(t1);
             }
         }
-        let mut out = Selected::default();
-        kept.into_iter().for_each(|(t, _)| out.push(t));
-        out
-    }
-
-    fn walker(&self) -> Walker<'_, W, N> {
-        Walker {
-            graph: C::tables().graph,
-            history: &self.core.history,
-        }
+        *enabled = kept;
     }
 
     /// The active states transition `t` exits.
-    fn exit_set(&self, t: usize) -> StateSet<W> {
-        match &C::tables().plans[t].exit {
+    #[inline]
+    fn exit_set(&self, tables: &Tables<W>, t: usize) -> StateSet<W> {
+        match &tables.plans[t].exit {
             Some(mask) => self.core.active.and(mask),
-            None => self.walker().exit_set(t, &self.core.active),
+            None => Walker {
+                graph: tables.graph,
+                history: &self.core.history,
+            }
+            .exit_set(t, &self.core.active),
         }
     }
 
     /// Exits, transition actions, entries. Returns whether any state was exited.
     fn microstep(
         &mut self,
+        tables: &Tables<W>,
         enabled: &Selected,
         event: Option<&C::Event>,
-        queue: &mut VecDeque<Internal<C::Event>>,
+        queue: &mut Queue<C::Event>,
     ) -> bool {
-        let tables = C::tables();
+        match enabled.as_slice() {
+            &[t] => self.take(tables, t, event, queue),
+            _ => self.microstep_general(tables, enabled, event, queue),
+        }
+    }
+
+    /// A microstep of transition `t` alone. Returns whether any state was exited.
+    #[inline(always)]
+    fn take(&mut self, tables: &Tables<W>, t: usize, event: Option<&C::Event>, queue: &mut Queue<C::Event>) -> bool {
+        // The common case: exit and entry sets that do not depend on history.
+        let Plan {
+            exit: Some(exit),
+            entry: Some(entry),
+            has_actions,
+            ..
+        } = tables.plans[t]
+        else {
+            let mut enabled = Selected::default();
+            enabled.push(t);
+            return self.microstep_general(tables, &enabled, event, queue);
+        };
+        let exit = self.core.active.and(&exit);
+        self.exit_states(tables, exit, event, queue);
+        if has_actions {
+            self.act(Site::Transition(t), event, queue);
+        }
+        self.enter_states(tables, entry, &[], event, queue);
+        !exit.is_empty()
+    }
+
+    /// Any microstep: several transitions, or history involved.
+    fn microstep_general(
+        &mut self,
+        tables: &Tables<W>,
+        enabled: &Selected,
+        event: Option<&C::Event>,
+        queue: &mut Queue<C::Event>,
+    ) -> bool {
         // Exit: innermost first, every history recorded before any exit action.
         let mut exit = StateSet::<W>::EMPTY;
         for t in enabled.iter() {
-            exit = exit.or(&self.exit_set(t));
+            exit = exit.or(&self.exit_set(tables, t));
         }
-        if exit.intersects(&tables.history_parents) {
-            self.record_history(exit.and(&tables.history_parents));
-        }
-        for s in exit.iter().rev() {
-            if tables.has_exit.contains(s) {
-                self.act(Site::Exit(s), event, queue);
-            }
-        }
-        self.core.active = self.core.active.without(&exit);
+        self.exit_states(tables, exit, event, queue);
         // Transition actions, in selection order.
         for t in enabled.iter() {
             if tables.plans[t].has_actions {
@@ -559,30 +859,81 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             }
         }
         if dynamic {
-            let mut walker = self.walker();
+            let mut walker = Walker {
+                graph: tables.graph,
+                history: &self.core.history,
+            };
             for t in enabled.iter().filter(|&t| tables.plans[t].entry.is_none()) {
                 walker.entry_set(t, &mut entry);
             }
         }
-        for s in entry.states.iter() {
-            self.core.active.insert(s);
+        self.enter_states(tables, entry.states, &entry.history_defaults, event, queue);
+        !exit.is_empty()
+    }
+
+    /// Leaves the active states `exit`: records history, then runs exit
+    /// actions innermost first.
+    #[inline(always)]
+    fn exit_states(
+        &mut self,
+        tables: &Tables<W>,
+        exit: StateSet<W>,
+        event: Option<&C::Event>,
+        queue: &mut Queue<C::Event>,
+    ) {
+        if C::HISTORY && exit.intersects(&tables.history_parents) {
+            self.record_history(tables, exit.and(&tables.history_parents));
+        }
+        let exiting = if C::EXIT_ACTIONS {
+            exit.and(&tables.has_exit)
+        } else {
+            StateSet::EMPTY
+        };
+        for s in exiting.iter().rev() {
+            self.act(Site::Exit(s), event, queue);
+        }
+        self.core.active = self.core.active.without(&exit);
+    }
+
+    /// Enters `states` outermost first: entry actions, the default
+    /// transitions of history states that recorded nothing (`(parent,
+    /// transition)`), and completions.
+    #[inline(always)]
+    fn enter_states(
+        &mut self,
+        tables: &Tables<W>,
+        states: StateSet<W>,
+        history_defaults: &[(usize, usize)],
+        event: Option<&C::Event>,
+        queue: &mut Queue<C::Event>,
+    ) {
+        let before = self.core.active;
+        self.core.active = before.or(&states);
+        // Only states with entry actions, completions or history defaults
+        // need a visit; states join the configuration in document order, so
+        // a completion sees those entered before it (`up_to`).
+        let mut work = states.and(&tables.entry_work);
+        history_defaults
+            .iter()
+            .filter(|(parent, _)| states.contains(*parent))
+            .for_each(|&(parent, _)| work.insert(parent));
+        for s in work.iter() {
             if tables.has_entry.contains(s) {
                 self.act(Site::Entry(s), event, queue);
             }
-            if let Some(&(_, t)) = entry.history_defaults.iter().find(|(parent, _)| *parent == s) {
+            if let Some(&(_, t)) = history_defaults.iter().find(|(parent, _)| *parent == s) {
                 self.act(Site::Transition(t), event, queue);
             }
             if tables.finals.contains(s) {
-                self.completion(s, queue);
+                let visible = before.or(&states.up_to(s));
+                self.completion(tables, s, &visible, queue);
             }
         }
-        !exit.is_empty()
     }
 
     /// Records, for each history child of the states in `parents`, what
     /// they have active now.
-    fn record_history(&mut self, parents: StateSet<W>) {
-        let tables = C::tables();
+    fn record_history(&mut self, tables: &Tables<W>, parents: StateSet<W>) {
         let g = tables.graph;
         for s in parents.iter() {
             let inside = self.core.active.and(&tables.subtree[s]);
@@ -606,39 +957,39 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         }
     }
 
-    /// The completion events of the final states among `states`.
-    fn completions(&self, states: StateSet<W>, queue: &mut VecDeque<Internal<C::Event>>) {
-        for s in states.and(&C::tables().finals).iter() {
-            self.completion(s, queue);
-        }
-    }
-
     /// Raises `done.state` events when entering final state `s` completes its
-    /// parent (and a parallel grandparent whose regions are all final).
-    fn completion(&self, s: usize, queue: &mut VecDeque<Internal<C::Event>>) {
-        let tables = C::tables();
-        let g = tables.graph;
-        // A completion nothing listens to would be discarded: don't queue it.
-        let heard = |state: usize| tables.wildcard || tables.done_listeners.contains(state);
-        let Some(parent) = g.states[s].parent else { return };
-        if heard(parent) {
-            queue.push_back(Internal::Done(parent));
+    /// parent (and a parallel grandparent whose regions are all final), with
+    /// `active` the configuration so far. A completion nothing listens to
+    /// would be discarded, so the tables leave it out.
+    #[inline(always)]
+    fn completion(&self, tables: &Tables<W>, s: usize, active: &StateSet<W>, queue: &mut Queue<C::Event>) {
+        let completion = tables.completions[s];
+        if let Some(parent) = completion.parent {
+            queue.push(Internal::Done(parent));
         }
-        if let Some(grandparent) = g.states[parent].parent {
-            if heard(grandparent) && g.states[grandparent].kind == StateKind::Parallel && self.in_final(grandparent) {
-                queue.push_back(Internal::Done(grandparent));
+        if let Some((grandparent, start, end)) = completion.parallel {
+            if tables.region_finals[start..end].iter().all(|m| active.intersects(m)) {
+                queue.push(Internal::Done(grandparent));
             }
         }
     }
+}
 
-    /// Whether `s` has completed: a compound with an active final child, a
-    /// parallel whose regions all have.
-    fn in_final(&self, s: usize) -> bool {
-        let tables = C::tables();
-        match tables.graph.states[s].kind {
-            StateKind::Compound { .. } => self.core.active.intersects(&tables.final_children[s]),
-            StateKind::Parallel => tables.children[s].iter().all(|&c| self.in_final(c)),
-            _ => false,
+/// Adds what parallel state `s` needs to have completed: for each region, the
+/// mask of states of which one must be active (see `Tables::region_finals`).
+fn add_region_finals<const W: usize>(g: &Graph<'_>, s: usize, out: &mut Vec<StateSet<W>>) {
+    for region in children(g, s) {
+        match g.states[region].kind {
+            StateKind::Compound { .. } => {
+                let mut finals = StateSet::EMPTY;
+                children(g, region)
+                    .filter(|&c| g.states[c].is_final())
+                    .for_each(|c| finals.insert(c));
+                out.push(finals);
+            }
+            StateKind::Parallel => add_region_finals(g, region, out),
+            StateKind::History { .. } => {}
+            StateKind::Atomic | StateKind::Final { .. } => out.push(StateSet::EMPTY),
         }
     }
 }

@@ -53,35 +53,73 @@ impl<const W: usize> StateSet<W> {
         self
     }
 
+    /// The states of the set up to `index`, included.
+    pub(crate) fn up_to(mut self, index: usize) -> Self {
+        for (w, word) in self.0.iter_mut().enumerate() {
+            match (w * 64).cmp(&(index - index % 64)) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => *word &= u64::MAX >> (63 - index % 64),
+                std::cmp::Ordering::Greater => *word = 0,
+            }
+        }
+        self
+    }
+
     /// The states of the set, in increasing (document) order.
     pub fn iter(self) -> impl DoubleEndedIterator<Item = usize> {
-        (0..W).flat_map(move |w| Bits(self.0[w]).map(move |b| w * 64 + b))
+        Bits {
+            words: self.0,
+            front: 0,
+            back: W,
+        }
+    }
+
+    /// Whether the set has exactly one state.
+    pub(crate) fn is_single(&self) -> bool {
+        self.0.iter().map(|w| w.count_ones()).sum::<u32>() == 1
     }
 }
 
-/// The set bits of one word, lowest first (or highest first from the back).
-struct Bits(u64);
+/// The set bits of a set's words, lowest first (or highest first from the
+/// back): a plain loop over the words, which the interpreter's hot paths
+/// iterate (a `flat_map` of per-word iterators compiles to more branches).
+struct Bits<const W: usize> {
+    words: [u64; W],
+    /// The words `front..back` may still hold bits.
+    front: usize,
+    back: usize,
+}
 
-impl Iterator for Bits {
+impl<const W: usize> Iterator for Bits<W> {
     type Item = usize;
+    #[inline]
     fn next(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
+        while self.front < self.back {
+            let word = &mut self.words[self.front];
+            if *word != 0 {
+                let bit = word.trailing_zeros() as usize;
+                *word &= *word - 1;
+                return Some(self.front * 64 + bit);
+            }
+            self.front += 1;
         }
-        let bit = self.0.trailing_zeros() as usize;
-        self.0 &= self.0 - 1;
-        Some(bit)
+        None
     }
 }
 
-impl DoubleEndedIterator for Bits {
+impl<const W: usize> DoubleEndedIterator for Bits<W> {
+    #[inline]
     fn next_back(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
+        while self.back > self.front {
+            let word = &mut self.words[self.back - 1];
+            if *word != 0 {
+                let bit = 63 - word.leading_zeros() as usize;
+                *word &= !(1 << bit);
+                return Some((self.back - 1) * 64 + bit);
+            }
+            self.back -= 1;
         }
-        let bit = 63 - self.0.leading_zeros() as usize;
-        self.0 &= !(1 << bit);
-        Some(bit)
+        None
     }
 }
 

@@ -44,8 +44,8 @@ mod machine;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
-pub use engine::{Config, Engine, EngineError, Record, RecordKind, Snapshot, Status};
 pub use diagram::format_duration;
+pub use engine::{Config, Engine, EngineError, Record, RecordKind, Snapshot, Status};
 pub use graph::Graph;
 pub use machine::{Machine, Rejected, Step, Workflow};
 

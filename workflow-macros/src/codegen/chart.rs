@@ -8,7 +8,7 @@ use quote::quote;
 use syn::Ident;
 
 use super::Names;
-use crate::model::{Action, StateKind};
+use crate::model::{Action, StateKind, Trigger};
 use crate::validate::{Input, Validated};
 
 /// The machine type and its impls.
@@ -67,14 +67,19 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
             /// ancestors and default descendants), owning `context`. No action
             /// runs until [`start`](Self::start).
             pub fn new(context: #context) -> Self {
-                let initial = ::workflow::chart::enter::<#words>(Self::graph(), Self::graph().initial);
-                Self::from_active(initial, context)
+                Self::from_active(Self::chart_tables().initial(), context)
             }
 
             /// A machine in `state`, its ancestors and default descendants, for
             /// tests. No action runs.
             pub fn with_state(state: #state, context: #context) -> Self {
                 Self::from_active(::workflow::chart::enter::<#words>(Self::graph(), state.index()), context)
+            }
+
+            /// The interpreter's tables of this workflow, derived once.
+            fn chart_tables() -> &'static ::workflow::chart::Tables<#words> {
+                static TABLES: ::std::sync::OnceLock<::workflow::chart::Tables<#words>> = ::std::sync::OnceLock::new();
+                TABLES.get_or_init(|| ::workflow::chart::Tables::new(Self::graph()))
             }
 
             fn from_active(active: ::workflow::chart::StateSet<#words>, context: #context) -> Self {
@@ -226,14 +231,25 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
         param("event", uses("event")),
         param("effects", uses("effects")),
     );
+    // What the workflow uses: the interpreter's code for the rest folds away.
+    let history = m.states.iter().any(|s| matches!(s.kind, StateKind::History { .. }));
+    let exit_actions = m.states.iter().any(|s| !s.exit.is_empty());
+    let eventless = m.transitions.iter().any(|t| t.trigger == Trigger::Always);
+    let guards = m.transitions.iter().any(|t| t.guard.is_some());
+    let wildcard = m.transitions.iter().any(|t| t.trigger == Trigger::Any);
     quote! {
         impl<H: #handlers + ?::core::marker::Sized> ::workflow::chart::Chart<H, #words> for #machine {
             type Event = #event;
             type Context = #context;
 
+            const HISTORY: bool = #history;
+            const EXIT_ACTIONS: bool = #exit_actions;
+            const EVENTLESS: bool = #eventless;
+            const GUARDS: bool = #guards;
+            const WILDCARD: bool = #wildcard;
+
             fn tables() -> &'static ::workflow::chart::Tables<#words> {
-                static TABLES: ::std::sync::OnceLock<::workflow::chart::Tables<#words>> = ::std::sync::OnceLock::new();
-                TABLES.get_or_init(|| ::workflow::chart::Tables::new(#machine::graph()))
+                #machine::chart_tables()
             }
 
             fn event_index(event: &#event) -> usize {

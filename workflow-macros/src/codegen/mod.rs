@@ -718,14 +718,23 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
     let compensations = m
         .states
         .iter()
-        .filter_map(|s| s.compensate.as_ref().map(|(_, c)| (&s.name, quote!(handlers.#c(context, call).await))))
+        .filter_map(|s| {
+            s.compensate
+                .as_ref()
+                .map(|(_, c)| (&s.name, quote!(handlers.#c(context, call).await)))
+        })
         .collect();
     let unit_arms: Vec<TokenStream> = event_names(v)
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i >= m.events.len() + 2 * v.activities.len() || m.events.get(*i).is_some_and(|e| e.fields.is_none()))
+        .filter(|(i, _)| {
+            *i >= m.events.len() + 2 * v.activities.len() || m.events.get(*i).is_some_and(|e| e.fields.is_none())
+        })
         .map(|(i, name)| {
-            let (i, name) = (Literal::usize_unsuffixed(i), Ident::new(name, proc_macro2::Span::call_site()));
+            let (i, name) = (
+                Literal::usize_unsuffixed(i),
+                Ident::new(name, proc_macro2::Span::call_site()),
+            );
             quote!(#i => ::core::option::Option::Some(#event::#name),)
         })
         .collect();
@@ -739,7 +748,12 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
     } else {
         quote!(match node { #(#failures)* _ => #none })
     };
-    (dispatch(attempts, quote!(#event)), dispatch(compensations, quote!(())), unit, failure)
+    (
+        dispatch(attempts, quote!(#event)),
+        dispatch(compensations, quote!(())),
+        unit,
+        failure,
+    )
 }
 
 /// `run_compensation`: runs the compensation a state declares.
