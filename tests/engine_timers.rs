@@ -393,12 +393,9 @@ async fn a_self_transition_restarts_the_after_timer() {
     )));
 }
 
-/// The same in a statechart. Known engine limitation: for a statechart the
-/// engine only sees which states are active before and after a macrostep,
-/// so a state exited and re-entered by an external self-transition keeps
-/// its old `after` timer (and its running activity).
+/// The same in a statechart: the interpreter reports the states a macrostep
+/// exited and entered again, and the engine restarts their timers.
 #[tokio::test(start_paused = true)]
-#[ignore = "engine limitation: statechart self-transitions do not restart `after` timers or activities"]
 async fn a_statechart_self_transition_restarts_the_after_timer() {
     let engine = Engine::<NestedAlarm, Bell>::with_config(Bell, exact());
     engine.start("a", ()).await.unwrap();

@@ -32,6 +32,29 @@ pub struct Core<const W: usize, const H: usize> {
     pub active: StateSet<W>,
     /// What each history state recorded, by its slot; empty until recorded.
     pub history: [StateSet<W>; H],
+    /// The states the last macrostep exited, and those it entered: a state
+    /// in both was left and re-entered (the engine restarts its activity
+    /// and timers).
+    pub exited: StateSet<W>,
+    /// See [`exited`](Self::exited).
+    pub entered: StateSet<W>,
+}
+
+impl<const W: usize, const H: usize> Core<W, H> {
+    /// A core with `active` states and nothing recorded.
+    pub const fn new(active: StateSet<W>) -> Self {
+        Core {
+            active,
+            history: [StateSet::EMPTY; H],
+            exited: StateSet::EMPTY,
+            entered: StateSet::EMPTY,
+        }
+    }
+
+    /// Whether the last macrostep left `state` and entered it again.
+    pub const fn reentered(&self, state: usize) -> bool {
+        self.exited.contains(state) && self.entered.contains(state)
+    }
 }
 
 /// A timer or a cancellation that a `send` or `cancel` action asked for.
@@ -569,6 +592,8 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// instructions, without this function's prologue.
     #[inline(never)]
     fn macrostep(&mut self, tables: &Tables<W>, index: usize, event: &C::Event) -> Option<Macrostep> {
+        self.core.exited = StateSet::EMPTY;
+        self.core.entered = StateSet::EMPTY;
         let mut queue = Queue::new();
         let (first, exited) = self.step(tables, index, Some(event), &mut queue)?;
         self.settle(tables, &mut queue);
@@ -884,6 +909,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         if C::HISTORY && exit.intersects(&tables.history_parents) {
             self.record_history(tables, exit.and(&tables.history_parents));
         }
+        self.core.exited = self.core.exited.or(&exit);
         let exiting = if C::EXIT_ACTIONS {
             exit.and(&tables.has_exit)
         } else {
@@ -909,6 +935,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     ) {
         let before = self.core.active;
         self.core.active = before.or(&states);
+        self.core.entered = self.core.entered.or(&states);
         // Only states with entry actions, completions or history defaults
         // need a visit; states join the configuration in document order, so
         // a completion sees those entered before it (`up_to`).

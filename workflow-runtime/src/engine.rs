@@ -808,13 +808,17 @@ where
         let Some(machine) = self.machine.as_ref() else { return };
         let after = self.active(machine);
         let nodes = self.engine.watched.nodes.clone();
+        let again: Vec<bool> = nodes
+            .iter()
+            .map(|&s| reentered || W::Node::from_index(s).is_some_and(|n| machine.reentered(n)))
+            .collect();
         for (i, &node) in nodes.iter().enumerate() {
-            if before[i] && (!after[i] || reentered) {
+            if before[i] && (!after[i] || again[i]) {
                 self.left(node);
             }
         }
         for (i, &node) in nodes.iter().enumerate() {
-            if after[i] && (!before[i] || reentered) {
+            if after[i] && (!before[i] || again[i]) {
                 self.entered(node);
             }
         }

@@ -49,6 +49,14 @@ pub trait Machine: Sized {
     /// workflow; any active state, compound ones included, of a statechart).
     fn is_active(&self, node: Self::Node) -> bool;
 
+    /// Whether the last step left `node` and entered it again (a statechart
+    /// transition that exits and re-enters it); the engine then restarts the
+    /// state's activity and timers. A flat workflow's `Step` already says so.
+    fn reentered(&self, node: Self::Node) -> bool {
+        let _ = node;
+        false
+    }
+
     /// The event with this index in the graph's `events`, if it carries no
     /// data: the timer events, and the declared unit events.
     fn unit_event(index: usize) -> Option<Self::Event>;

@@ -84,7 +84,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
 
             fn from_active(active: ::workflow::chart::StateSet<#words>, context: #context) -> Self {
                 Self {
-                    core: ::workflow::chart::Core { active, history: [::workflow::chart::StateSet::EMPTY; #slots] },
+                    core: ::workflow::chart::Core::new(active),
                     scheduled: ::std::vec::Vec::new(),
                     context,
                 }

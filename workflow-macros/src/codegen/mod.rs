@@ -530,6 +530,9 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             fn take_scheduled(&mut self) -> ::std::vec::Vec<::workflow::Scheduled<#event>> {
                 #machine::take_scheduled(self)
             }
+            fn reentered(&self, node: #state) -> bool {
+                self.core.reentered(::workflow::StateEnum::index(node))
+            }
         }
     });
     let compensation = compensation_fn(v, names);
