@@ -55,6 +55,20 @@ struct Tracker {
     /// When set, `slow` waits until this many `slow` calls are running at
     /// once: it only passes if the instances really run concurrently.
     rendezvous: Option<tokio::sync::Barrier>,
+    /// Set when the tracker is dropped.
+    _dropped: DropFlag,
+}
+
+/// Sets its flag when dropped.
+#[derive(Default)]
+struct DropFlag(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Tracker {
@@ -773,5 +787,25 @@ async fn an_event_for_a_finished_instance_is_recorded_not_dropped() {
                 event: "Add"
             }
         ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_engine_ends_its_instances() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tracker = Tracker {
+        _dropped: DropFlag(Some(dropped.clone())),
+        ..Tracker::default()
+    };
+    let engine = Engine::<Counter, Tracker>::with_config(tracker, exact());
+    for id in ["a", "b", "c"] {
+        engine.start(id, Tally::default()).await.unwrap();
+    }
+    engine.send("a", CounterEvent::Work).await.unwrap(); // an activity in flight too
+    drop(engine);
+    tokio::time::sleep(ms(10)).await;
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "every instance task ended and released the handlers"
     );
 }

@@ -275,10 +275,18 @@ impl<W: Machine, H> Clone for Engine<W, H> {
 }
 
 struct Inner<W: Machine, H> {
-    handlers: Arc<H>,
-    config: Config,
+    shared: Arc<Shared<H>>,
     shards: Vec<Mutex<HashMap<String, Entry<W>>>>,
     open: AtomicBool,
+}
+
+/// What instance tasks need of their engine. Kept apart from the map of
+/// instances, which holds their mailboxes: a task holding the whole engine
+/// would keep it alive after the last `Engine` is dropped, and with it every
+/// instance.
+struct Shared<H> {
+    handlers: Arc<H>,
+    config: Config,
     epoch: Instant,
     watched: Watched,
 }
@@ -388,12 +396,14 @@ where
     pub fn with_config(handlers: H, config: Config) -> Self {
         Engine {
             inner: Arc::new(Inner {
-                handlers: Arc::new(handlers),
-                config,
+                shared: Arc::new(Shared {
+                    handlers: Arc::new(handlers),
+                    config,
+                    epoch: Instant::now(),
+                    watched: Watched::new(W::graph()),
+                }),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 open: AtomicBool::new(true),
-                epoch: Instant::now(),
-                watched: Watched::new(W::graph()),
             }),
         }
     }
@@ -423,7 +433,7 @@ where
         let machine = W::new(context);
         let last: Last<W> = Arc::new(Mutex::new(None));
         let (status_tx, status_rx) = watch::channel(Status::Running(machine.state()));
-        let (mailbox_tx, mailbox_rx) = mpsc::channel(self.inner.config.mailbox.max(1));
+        let (mailbox_tx, mailbox_rx) = mpsc::channel(self.inner.shared.config.mailbox.max(1));
         {
             let mut shard = self.shard(&id);
             if shard.contains_key(&id) {
@@ -443,7 +453,7 @@ where
         let mut instance = Instance {
             last,
             id: id.clone(),
-            engine: self.inner.clone(),
+            engine: self.inner.shared.clone(),
             history: Vec::new(),
             activities: HashMap::new(),
             timers: HashMap::new(),
@@ -514,7 +524,7 @@ where
 
     /// The handlers the engine calls.
     pub fn handlers(&self) -> &H {
-        &self.inner.handlers
+        &self.inner.shared.handlers
     }
 
     /// A receiver of instance `id`'s status, updated after every step: await
@@ -644,7 +654,7 @@ where
 struct Instance<W: Machine, H> {
     last: Last<W>,
     id: String,
-    engine: Arc<Inner<W, H>>,
+    engine: Arc<Shared<H>>,
     machine: Option<W>,
     history: Vec<Record>,
     /// Running activities by state: their generation and task.
