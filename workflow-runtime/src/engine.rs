@@ -318,7 +318,8 @@ enum Internal<E> {
     Attempt {
         node: usize,
         generation: u64,
-        record: RecordKind,
+        // Boxed: it would double the size of every message in the queue.
+        record: Box<RecordKind>,
     },
     Outcome {
         node: usize,
@@ -449,18 +450,17 @@ where
                 },
             );
         }
-        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let mut instance = Instance {
             last,
             id: id.clone(),
             engine: self.inner.shared.clone(),
-            history: Vec::new(),
+            history: Vec::with_capacity(1),
             activities: HashMap::new(),
             timers: HashMap::new(),
             succeeded: Vec::new(),
             completed: Vec::new(),
             generation: 0,
-            internal: internal_tx,
+            internal: None,
             status: status_tx,
             machine: None,
         };
@@ -469,7 +469,7 @@ where
         // others: `start` awaits nothing of the workflow's own futures.
         let task = tokio::spawn(async move {
             instance.begin(machine).await;
-            instance.run(mailbox_rx, internal_rx).await;
+            instance.run(mailbox_rx).await;
         });
         if let Some(entry) = self.shard(&id).get_mut(&id) {
             entry.task = Some(task);
@@ -665,7 +665,12 @@ struct Instance<W: Machine, H> {
     /// Compensable states whose step completed, in order.
     completed: Vec<usize>,
     generation: u64,
-    internal: mpsc::UnboundedSender<Internal<W::Event>>,
+    /// The queue of the instance's own activities and timers, made on first
+    /// use: an idle instance without either needs none.
+    internal: Option<(
+        mpsc::UnboundedSender<Internal<W::Event>>,
+        mpsc::UnboundedReceiver<Internal<W::Event>>,
+    )>,
     status: watch::Sender<Status<W::State>>,
 }
 
@@ -676,15 +681,17 @@ where
     W::Event: Send + 'static,
     H: Send + Sync + 'static,
 {
-    async fn run(
-        mut self,
-        mut mailbox: mpsc::Receiver<Command<W>>,
-        mut internal: mpsc::UnboundedReceiver<Internal<W::Event>>,
-    ) {
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Command<W>>) {
         loop {
+            let own = async {
+                match &mut self.internal {
+                    Some((_, receiver)) => receiver.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
-                Some(message) = internal.recv() => self.internal(message).await,
+                Some(message) = own => self.internal(message).await,
                 command = mailbox.recv() => match command {
                     Some(Command::Event { event, reply }) => {
                         let result = self.deliver(event).await;
@@ -875,6 +882,11 @@ where
         }
     }
 
+    /// A sender to the instance's own queue, made on first use.
+    fn sender(&mut self) -> mpsc::UnboundedSender<Internal<W::Event>> {
+        self.internal.get_or_insert_with(mpsc::unbounded_channel).0.clone()
+    }
+
     fn next_generation(&mut self) -> u64 {
         self.generation += 1;
         self.generation
@@ -889,7 +901,7 @@ where
         let context = machine.context().clone();
         let generation = self.next_generation();
         let handlers = self.engine.handlers.clone();
-        let internal = self.internal.clone();
+        let internal = self.sender();
         let schedule = Schedule {
             jitter: self.engine.config.jitter,
             deadline: self.engine.config.activity_deadline,
@@ -925,7 +937,7 @@ where
                 let _ = report.send(Internal::Attempt {
                     node,
                     generation,
-                    record,
+                    record: Box::new(record),
                 });
             };
             let result = activity::run_observed(activity, &policy, &schedule, key, attempt, observe).await;
@@ -941,7 +953,7 @@ where
     fn set_timer(&mut self, key: TimerKey, event: W::Event, delay: Duration) {
         let generation = self.next_generation();
         let name = event_name::<W>(&event);
-        let internal = self.internal.clone();
+        let internal = self.sender();
         let timer_key = key.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -972,7 +984,7 @@ where
                 record,
             } => {
                 if self.activities.get(&node).is_some_and(|a| a.0 == generation) {
-                    self.record(record);
+                    self.record(*record);
                 }
             }
             Internal::Outcome {
@@ -1020,12 +1032,23 @@ where
             .copied()
             .find(|&(s, _)| W::Node::from_index(s).is_some_and(|n| machine.is_active(n)));
         let Some((_, failure)) = reached else {
-            self.status.send_replace(Status::Running(machine.state()));
+            // Publish only a change: most steps of a busy instance keep
+            // nobody waiting, and an unchanged status needs no wake-up.
+            let state = machine.state();
+            self.status.send_if_modified(|status| {
+                let changed = *status != Status::Running(state);
+                if changed {
+                    *status = Status::Running(state);
+                }
+                changed
+            });
             return;
         };
         self.stop_all();
         if failure {
-            self.compensate().await;
+            // Boxed: this rare path would otherwise size every idle
+            // instance's task future.
+            Box::pin(self.compensate()).await;
         }
         if let Some(machine) = &self.machine {
             self.status.send_replace(Status::Finished(machine.state()));
