@@ -333,6 +333,9 @@ enum Internal<E> {
     },
 }
 
+/// An instance's queue of its own activities' and timers' messages.
+type OwnQueue<E> = (mpsc::UnboundedSender<Internal<E>>, mpsc::UnboundedReceiver<Internal<E>>);
+
 /// A timer's owner: a state's `after` (cancelled when the state is left), or
 /// a `send` id (cancelled by `cancel` or the instance's end).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -667,10 +670,7 @@ struct Instance<W: Machine, H> {
     generation: u64,
     /// The queue of the instance's own activities and timers, made on first
     /// use: an idle instance without either needs none.
-    internal: Option<(
-        mpsc::UnboundedSender<Internal<W::Event>>,
-        mpsc::UnboundedReceiver<Internal<W::Event>>,
-    )>,
+    internal: Option<OwnQueue<W::Event>>,
     status: watch::Sender<Status<W::State>>,
 }
 
