@@ -104,31 +104,8 @@ impl CounterHandlers for Tracker {
     }
 }
 
-fn exact() -> Config {
-    Config {
-        jitter: 0.0,
-        ..Config::default()
-    }
-}
-
 fn add(n: u32) -> CounterEvent {
     Add { n }.into()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn rec(at: Duration, kind: RecordKind) -> Record {
-    Record { at, kind }
-}
-
-fn transition(from: &str, event: &'static str, to: &str) -> RecordKind {
-    RecordKind::Transition {
-        from: from.into(),
-        event,
-        to: to.into(),
-    }
 }
 
 /// Polls `future` exactly once, without yielding to the runtime: whether it

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Order, OrderCtx, OrderEvent, OrderState, Services, SubmitOrder};
+use common::{exact, ms, rec, transition, Order, OrderCtx, OrderEvent, OrderState, Services, SubmitOrder};
 use tokio::time::Instant;
 use workflow::activity::Schedule;
 use workflow::prelude::*;
@@ -151,21 +151,6 @@ impl JobHandlers for Service {
     }
 }
 
-fn exact() -> Config {
-    Config {
-        jitter: 0.0,
-        ..Config::default()
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn rec(at: Duration, kind: RecordKind) -> Record {
-    Record { at, kind }
-}
-
 fn started(activity: &'static str, attempt: u32) -> RecordKind {
     RecordKind::AttemptStarted { activity, attempt }
 }
@@ -176,14 +161,6 @@ fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option
         attempt,
         duration,
         error: error.map(str::to_string),
-    }
-}
-
-fn transition(from: &str, event: &'static str, to: &str) -> RecordKind {
-    RecordKind::Transition {
-        from: from.into(),
-        event,
-        to: to.into(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Order, OrderCtx, OrderEvent, OrderHandlers, OrderState, Services, SubmitOrder};
+use common::{ms, Order, OrderCtx, OrderEvent, OrderHandlers, OrderState, Services, SubmitOrder};
 use tokio::time::Instant;
 use workflow::prelude::*;
 use workflow::{Config, Engine, Record, RecordKind, Status};
@@ -134,10 +134,6 @@ fn config() -> Config {
         },
         ..Config::default()
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<&str>) -> RecordKind {

@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Order, OrderCtx, OrderEvent, OrderState, Services, SubmitOrder};
+use common::{exact, ms, rec, secs, transition, Order, OrderCtx, OrderEvent, OrderState, Services, SubmitOrder};
 use tokio::time::Instant;
 use workflow::prelude::*;
-use workflow::{Config, Engine, Record, RecordKind, Status};
+use workflow::{Engine, Record, RecordKind, Status};
 
 workflow! {
     /// An alarm: armed, it rings after 5s unless disarmed.
@@ -130,33 +130,6 @@ impl KettleHandlers for Stove {
     async fn heat(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
         tokio::time::sleep(Duration::from_secs(self.0)).await;
         Ok(())
-    }
-}
-
-fn exact() -> Config {
-    Config {
-        jitter: 0.0,
-        ..Config::default()
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn rec(at: Duration, kind: RecordKind) -> Record {
-    Record { at, kind }
-}
-
-fn transition(from: &str, event: &'static str, to: &str) -> RecordKind {
-    RecordKind::Transition {
-        from: from.into(),
-        event,
-        to: to.into(),
     }
 }
 

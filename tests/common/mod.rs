@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use workflow::prelude::*;
+use workflow::{Config, Record, RecordKind};
 
 /// What an order instance owns.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -196,5 +197,35 @@ impl<T: OrderHandlers> OrderHandlers for std::sync::Arc<T> {
     }
     async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
         (**self).release_stock(ctx, call).await
+    }
+}
+
+/// An engine configuration without jitter, so backoff delays are exact.
+pub fn exact() -> Config {
+    Config {
+        jitter: 0.0,
+        ..Config::default()
+    }
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A history record.
+pub fn rec(at: Duration, kind: RecordKind) -> Record {
+    Record { at, kind }
+}
+
+/// A transition record.
+pub fn transition(from: &str, event: &'static str, to: &str) -> RecordKind {
+    RecordKind::Transition {
+        from: from.into(),
+        event,
+        to: to.into(),
     }
 }
