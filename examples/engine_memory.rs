@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use workflow::prelude::*;
 use workflow::{Engine, Status};
 
 // ---------------------------------------------------------------------------
@@ -130,42 +129,10 @@ fn vm_rss() -> u64 {
 // The workflow.
 // ---------------------------------------------------------------------------
 
-workflow! {
-    /// Two states bouncing on two events.
-    #[allow(no_path_to_final)]
-    pub workflow PingPong {
-        initial A;
-        events { Ping, Pong }
-        state A { on Ping => B; }
-        state B { on Pong => A; }
-    }
-}
+#[path = "../benches/support/flows.rs"]
+mod flows;
 
-workflow! {
-    /// Three steps, each a trivial activity, then done.
-    #[allow(unhandled_error)]
-    pub workflow Steps {
-        initial First;
-        state First { invoke one -> () { done => Second; } }
-        state Second { invoke two -> () { done => Third; } }
-        state Third { invoke three -> () { done => Done; } }
-        final Done;
-    }
-}
-
-struct Nop;
-impl PingPongHandlers for Nop {}
-impl StepsHandlers for Nop {
-    async fn one(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
-        Ok(())
-    }
-    async fn two(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
-        Ok(())
-    }
-    async fn three(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
-        Ok(())
-    }
-}
+use flows::*;
 
 /// Allocations and bytes allocated (not net of frees) while `run` runs, per
 /// `per`, and the sizes made most often (size, count per `per`).
