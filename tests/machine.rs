@@ -209,3 +209,15 @@ fn the_machine_traits_expose_the_same_machine() {
     assert_eq!(drive(&mut order, &submit(1, 1)), OrderState::Charging);
     assert_eq!(<Order as Machine>::graph().initial, 0);
 }
+
+#[tokio::test]
+async fn run_compensation_runs_the_declared_compensation_once() {
+    let services = Services::default();
+    let order = Order::new(OrderCtx::default());
+    assert!(order.run_compensation(OrderState::Start, &services).await.is_none());
+    assert_eq!(
+        order.run_compensation(OrderState::Reserving, &services).await,
+        Some(Ok(()))
+    );
+    assert_eq!(*services.calls.lock().unwrap(), ["release_stock"]);
+}

@@ -22,7 +22,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
         context,
     } = names;
     let vis = &m.vis;
-    let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
+    let words = super::words(m);
     let slots = Literal::usize_unsuffixed(m.histories);
     let configuration = quote!(::workflow::Configuration<#state, #words>);
     let core = quote!(::workflow::chart::Core<#words, #slots>);
@@ -161,7 +161,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
 /// `impl Chart<H> for Machine`: guards and actions by index.
 fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
-    let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
+    let words = super::words(m);
     let Names {
         machine,
         event,

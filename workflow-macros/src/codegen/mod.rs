@@ -538,7 +538,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
     let compensation = compensation_fn(v, names);
     let common = quote!(#common #compensation);
     let (body, state_type) = if m.is_chart() {
-        let words = Literal::usize_unsuffixed(m.states.len().div_ceil(64));
+        let words = words(m);
         (
             chart::machine(v, names, header, common),
             quote!(::workflow::Configuration<#state, #words>),
@@ -800,6 +800,11 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
             #body
         }
     }
+}
+
+/// How many 64-bit words a statechart's state sets take.
+fn words(m: &crate::model::Model) -> Literal {
+    Literal::usize_unsuffixed(m.states.len().div_ceil(64))
 }
 
 /// The names of the event enum's variants, in order: the declared events,
