@@ -9,7 +9,7 @@ use workflow::prelude::*;
 use workflow::{Config, Record, RecordKind};
 
 /// What an order instance owns.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderCtx {
     pub id: u64,
     pub amount: u64,
@@ -19,7 +19,7 @@ pub struct OrderCtx {
 }
 
 /// A receipt from the payment service.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub String);
 
 workflow! {

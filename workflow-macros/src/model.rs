@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::{Attribute, Field, Ident, Type, Visibility};
 
 use crate::errors::{unknown, Errors};
@@ -166,6 +167,10 @@ pub struct Invoke {
     /// `(min, max)` and the span of `backoff MIN..MAX`, if written.
     pub backoff: Option<(Duration, Duration, Span)>,
     pub timeout: Option<(Duration, Span)>,
+    /// `resource NAME;`: the pool the attempts queue on.
+    pub resource: Option<Ident>,
+    /// `expected DURATION;`: the expected service time, and the span of the duration.
+    pub expected: Option<(Duration, Span)>,
     pub has_done: bool,
     pub has_error: bool,
 }
@@ -539,6 +544,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         output,
                         retry,
                         timeout,
+                        resource,
+                        expected,
                         done,
                         error,
                     } = *invoke;
@@ -576,6 +583,9 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         max_attempts,
                         backoff,
                         timeout: timeout.map(|t| (t.value, t.span)),
+                        // `r#type` names the resource `type`.
+                        resource: resource.map(|r| r.unraw()),
+                        expected: expected.map(|e| (e.value, e.span)),
                         has_done,
                         has_error,
                     });
@@ -806,7 +816,7 @@ mod tests {
                 initial B;
                 events { Go, Stop { why: String } }
                 state A { on Stop => B; }
-                state B { entry hello; on Go if ready => A / act; on Stop / note; invoke work -> u8 { retry 2; done => A; } }
+                state B { entry hello; on Go if ready => A / act; on Stop / note; invoke work -> u8 { retry 2; resource r#pool; expected 1s; done => A; } }
                 final C (failure);
             }
         })
@@ -827,7 +837,15 @@ mod tests {
         assert_eq!(guarded.guard.as_ref().unwrap(), "ready");
         assert_eq!(m.transitions[b.transitions[1]].target(), None);
         assert_eq!(m.transitions[b.transitions[2]].trigger, Trigger::Done);
-        assert_eq!(b.invoke.as_ref().unwrap().max_attempts, 3);
+        let invoke = b.invoke.as_ref().unwrap();
+        assert_eq!(invoke.max_attempts, 3);
+        assert_eq!(
+            invoke.resource.as_ref().unwrap(),
+            "pool",
+            "a raw identifier names the resource without `r#`"
+        );
+        assert_eq!(invoke.expected.unwrap().0, Duration::from_secs(1));
+        assert!(m.states[0].invoke.is_none());
         assert_eq!(m.states[2].kind, StateKind::Final { failure: true });
     }
 

@@ -18,7 +18,7 @@ const VALID: &str = r#"
         state Start { on Submit if ok => Charging / save, count; on Ping / count; }
         state Charging {
             entry hello; exit bye;
-            invoke charge -> Receipt { retry 3 backoff 100ms..5s; timeout 10s; done => Shipping / keep; error => Cancelled; }
+            invoke charge -> Receipt { retry 3 backoff 100ms..5s; timeout 10s; resource payments; expected 200ms; done => Shipping / keep; error => Cancelled; }
             on Cancel => Cancelled;
         }
         #[allow(dead_end)]
@@ -47,6 +47,8 @@ const WORDS: &[&str] = &[
     "retry",
     "backoff",
     "timeout",
+    "resource",
+    "expected",
     "done",
     "error",
     "after",

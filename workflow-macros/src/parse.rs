@@ -26,6 +26,8 @@ pub mod kw {
     syn::custom_keyword!(retry);
     syn::custom_keyword!(backoff);
     syn::custom_keyword!(timeout);
+    syn::custom_keyword!(resource);
+    syn::custom_keyword!(expected);
     syn::custom_keyword!(done);
     syn::custom_keyword!(error);
     syn::custom_keyword!(after);
@@ -161,13 +163,17 @@ pub struct AfterDef {
     pub actions: Vec<ActionDef>,
 }
 
-/// `invoke ACTIVITY -> TYPE { retry ..; timeout ..; done => ..; error => ..; }`
+/// `invoke ACTIVITY -> TYPE { retry ..; timeout ..; resource ..; expected ..; done => ..; error => ..; }`
 pub struct InvokeDef {
     pub span: Span,
     pub activity: Ident,
     pub output: Type,
     pub retry: Option<RetryDef>,
     pub timeout: Option<DurationLit>,
+    /// `resource NAME;`: the pool the activity's attempts queue on.
+    pub resource: Option<Ident>,
+    /// `expected DURATION;`: the expected service time of one attempt.
+    pub expected: Option<DurationLit>,
     pub done: Option<ArmDef>,
     pub error: Option<ArmDef>,
 }
@@ -538,6 +544,8 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
         output,
         retry: None,
         timeout: None,
+        resource: None,
+        expected: None,
         done: None,
         error: None,
     };
@@ -575,6 +583,15 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
             let limit: DurationLit = content.parse()?;
             content.parse::<Token![;]>()?;
             set_once(&mut invoke.timeout, limit, span, "timeout")?;
+        } else if lookahead.peek(kw::resource) {
+            let span = content.parse::<kw::resource>()?.span;
+            let name = parse_resource_name(&content)?;
+            set_once(&mut invoke.resource, name, span, "resource")?;
+        } else if lookahead.peek(kw::expected) {
+            let span = content.parse::<kw::expected>()?.span;
+            let duration: DurationLit = content.parse()?;
+            content.parse::<Token![;]>()?;
+            set_once(&mut invoke.expected, duration, span, "expected")?;
         } else if lookahead.peek(kw::done) || lookahead.peek(kw::error) {
             let is_done = content.peek(kw::done);
             let span = content.parse::<Ident>()?.span();
@@ -591,6 +608,26 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
         }
     }
     Ok(invoke)
+}
+
+/// `NAME;` after `resource`: one identifier, then the `;`.
+fn parse_resource_name(input: ParseStream) -> syn::Result<Ident> {
+    const EXAMPLE: &str = "such as `resource payments;`";
+    if input.is_empty() || input.peek(Token![;]) {
+        return Err(input.error(format!("expected the name of a resource, {EXAMPLE}")));
+    }
+    // `Ident::parse` rejects keywords, which are not names; a literal, a path
+    // or punctuation is no name either.
+    let name = input
+        .parse::<Ident>()
+        .map_err(|e| syn::Error::new(e.span(), format!("a resource is named by an identifier, {EXAMPLE}")))?;
+    if !input.peek(Token![;]) {
+        return Err(input.error(format!(
+            "expected `;` after the resource name: a resource is named by one identifier, {EXAMPLE}"
+        )));
+    }
+    input.parse::<Token![;]>()?;
+    Ok(name)
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, what: &str) -> syn::Result<()> {
@@ -677,7 +714,7 @@ mod tests {
                     compensate undo;
                 }
                 state Busy {
-                    invoke work -> u32 { retry 3 backoff 100ms..5s; timeout 10s; done => Done / g; error => Failed; }
+                    invoke work -> u32 { retry 3 backoff 100ms..5s; timeout 10s; resource pool; expected 200ms; done => Done / g; error => Failed; }
                 }
                 final Done;
                 final Failed (failure);
@@ -718,6 +755,8 @@ mod tests {
             (Duration::from_millis(100), Duration::from_secs(5))
         );
         assert_eq!(invoke.timeout.as_ref().unwrap().value, Duration::from_secs(10));
+        assert_eq!(invoke.resource.as_ref().unwrap(), "pool");
+        assert_eq!(invoke.expected.as_ref().unwrap().value, Duration::from_millis(200));
         assert!(invoke.done.is_some() && invoke.error.is_some());
         let Item::State(failed) = &def.items[6] else {
             panic!("expected a state")
@@ -840,6 +879,121 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(error.to_string(), "duplicate `timeout`: an invoke has at most one");
+    }
+
+    /// The invoke of `workflow W { state A { invoke x -> () { CLAUSES } } }`, or the parse error.
+    fn invoke_with(clauses: proc_macro2::TokenStream) -> syn::Result<InvokeDef> {
+        let def = parse(quote! { workflow W { state A { invoke x -> () { #clauses } } } })?;
+        let Some(Item::State(state)) = def.items.into_iter().next() else {
+            panic!("expected a state")
+        };
+        let Some(Item::Invoke(invoke)) = state.body.into_iter().next() else {
+            panic!("expected `invoke`")
+        };
+        Ok(*invoke)
+    }
+
+    #[test]
+    fn resource_and_expected_stand_among_the_other_clauses_in_any_order() {
+        for clauses in [
+            quote! { resource payments; expected 2s; retry 1; timeout 5s; done => B; },
+            quote! { done => B; expected 2s; timeout 5s; resource payments; retry 1; },
+            quote! { retry 1; resource payments; done => B; timeout 5s; expected 2s; },
+        ] {
+            let invoke = invoke_with(clauses.clone()).unwrap();
+            assert_eq!(invoke.resource.as_ref().unwrap(), "payments", "{clauses}");
+            assert_eq!(
+                invoke.expected.as_ref().unwrap().value,
+                Duration::from_secs(2),
+                "{clauses}"
+            );
+            assert!(invoke.retry.is_some() && invoke.timeout.is_some() && invoke.done.is_some());
+        }
+        let bare = invoke_with(quote! { done => B; }).unwrap();
+        assert!(bare.resource.is_none() && bare.expected.is_none());
+        // Any identifier names a resource, raw ones included.
+        for (clause, name) in [
+            (quote! { resource Payments; }, "Payments"),
+            (quote! { resource _db2; }, "_db2"),
+            (quote! { resource r#type; }, "r#type"),
+        ] {
+            assert_eq!(invoke_with(clause).unwrap().resource.unwrap().to_string(), name);
+        }
+    }
+
+    #[test]
+    fn duplicate_resource_and_expected_are_errors() {
+        for (clauses, message) in [
+            (
+                quote! { resource a; timeout 1s; resource b; },
+                "duplicate `resource`: an invoke has at most one",
+            ),
+            (
+                quote! { expected 1s; expected 2s; },
+                "duplicate `expected`: an invoke has at most one",
+            ),
+        ] {
+            let error = invoke_with(clauses).err().unwrap();
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn a_resource_is_named_by_one_identifier() {
+        for (clauses, message) in [
+            (quote! { resource; }, "expected the name of a resource, such as `resource payments;`"),
+            (
+                quote! { resource },
+                "unexpected end of input, expected the name of a resource, such as `resource payments;`",
+            ),
+            (
+                quote! { resource 4; },
+                "a resource is named by an identifier, such as `resource payments;`",
+            ),
+            (
+                quote! { resource "payments"; },
+                "a resource is named by an identifier, such as `resource payments;`",
+            ),
+            (
+                quote! { resource self; },
+                "a resource is named by an identifier, such as `resource payments;`",
+            ),
+            (
+                quote! { resource pools::payments; },
+                "expected `;` after the resource name: a resource is named by one identifier, such as `resource payments;`",
+            ),
+            (
+                quote! { resource payments timeout 1s; },
+                "expected `;` after the resource name: a resource is named by one identifier, such as `resource payments;`",
+            ),
+        ] {
+            let error = invoke_with(clauses.clone()).err().unwrap();
+            assert_eq!(error.to_string(), message, "{clauses}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_expected_duration_is_an_error() {
+        for (clauses, message) in [
+            (quote! { expected 200; }, "this duration has no unit"),
+            (quote! { expected 2x; }, "unknown duration unit `x`"),
+            (quote! { expected 0.5s; }, "whole numbers"),
+            (quote! { expected; }, "expected a duration such as `500ms`"),
+            (quote! { expected fast; }, "expected a duration such as `500ms`"),
+            (quote! { expected 2s }, "expected `;`"),
+        ] {
+            let error = invoke_with(clauses.clone()).err().unwrap().to_string();
+            assert!(error.contains(message), "{clauses}: {error}");
+        }
+    }
+
+    #[test]
+    fn unknown_invoke_clauses_name_every_clause() {
+        let error = invoke_with(quote! { pool payments; }).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "expected one of: `retry`, `timeout`, `resource`, `expected`, `done`, `error`"
+        );
     }
 
     #[test]

@@ -164,6 +164,14 @@ fn check_finals_and_invokes(model: &Model, errors: &mut Errors) {
                 errors.push(span, "a timeout of zero would fail every attempt");
             }
         }
+        if let Some((expected, span)) = invoke.expected {
+            if expected.is_zero() {
+                errors.push(
+                    span,
+                    "an expected duration of zero is no estimate: write the typical time of one attempt, such as `expected 200ms`, or leave `expected` out",
+                );
+            }
+        }
     }
 }
 
@@ -682,7 +690,7 @@ mod tests {
             workflow W {
                 initial A;
                 events { Go }
-                state A { invoke work -> u8 { retry 1 backoff 5s..1s; timeout 0ms; error => B; } on Go => B; }
+                state A { invoke work -> u8 { retry 1 backoff 5s..1s; timeout 0ms; expected 0s; error => B; } on Go => B; }
                 final B { on Go => A; }
             }
         });
@@ -692,6 +700,7 @@ mod tests {
                 "`invoke work` has no `done` arm: add `done => STATE;` to say where the workflow goes next",
                 "backoff `MIN..MAX` needs MIN no larger than MAX",
                 "a timeout of zero would fail every attempt",
+                "an expected duration of zero is no estimate: write the typical time of one attempt, such as `expected 200ms`, or leave `expected` out",
                 "final state `B` cannot have outgoing transitions",
             ]
         );

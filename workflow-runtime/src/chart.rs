@@ -23,6 +23,7 @@ use std::time::Duration;
 use crate::configuration::is_atomic;
 pub use crate::configuration::{Configuration, StateEnum, StateSet};
 use crate::graph::{Graph, StateKind, Trigger};
+use crate::machine::Saved;
 
 /// The part of a statechart instance the interpreter owns: its active
 /// states and what each history state remembers (`H` of them).
@@ -54,6 +55,50 @@ impl<const W: usize, const H: usize> Core<W, H> {
     /// Whether the last macrostep left `state` and entered it again.
     pub const fn reentered(&self, state: usize) -> bool {
         self.exited.contains(state) && self.entered.contains(state)
+    }
+
+    /// The active states and what each history state recorded.
+    pub fn save(&self, graph: &Graph<'_>) -> Saved {
+        let history = graph
+            .states
+            .iter()
+            .enumerate()
+            .filter_map(|(h, info)| match info.kind {
+                StateKind::History { slot, .. } => Some((h, self.history.get(slot)?.iter().collect::<Vec<_>>())),
+                _ => None,
+            })
+            .filter(|(_, recorded)| !recorded.is_empty())
+            .collect();
+        Saved {
+            active: self.active.iter().collect(),
+            history,
+        }
+    }
+
+    /// A core in a saved configuration, if it [fits](Saved::fits) `graph`
+    /// and this width.
+    pub fn restore(graph: &Graph<'_>, saved: &Saved) -> Option<Self> {
+        let set = |states: &[usize]| {
+            let mut set = StateSet::EMPTY;
+            for &s in states {
+                if s >= W * 64 {
+                    return None;
+                }
+                set.insert(s);
+            }
+            Some(set)
+        };
+        if !saved.fits(graph) {
+            return None;
+        }
+        let mut core = Core::new(set(&saved.active)?);
+        for (h, recorded) in &saved.history {
+            let StateKind::History { slot, .. } = graph.states.get(*h)?.kind else {
+                return None;
+            };
+            *core.history.get_mut(slot)? = set(recorded)?;
+        }
+        Some(core)
     }
 }
 

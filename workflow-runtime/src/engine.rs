@@ -9,6 +9,7 @@
 //! action fails that instance only; a panic in an activity is a failed
 //! attempt.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::fmt;
@@ -16,8 +17,10 @@ use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
@@ -25,7 +28,9 @@ use tokio::time::Instant;
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
-use crate::machine::{Machine, Workflow};
+use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
+use crate::machine::{Machine, Saved, Workflow};
+use crate::store::{Row, Store, StoreError};
 
 /// What can go wrong talking to an engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +63,16 @@ pub enum EngineError {
     Cancelled(String),
     /// The engine is shut down and takes nothing new.
     ShutDown,
+    /// The store failed to commit the instance's step (the instance
+    /// stopped; its journal holds its last committed step), or recovery
+    /// could not resume it.
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        EngineError::Store(error)
+    }
 }
 
 impl fmt::Display for EngineError {
@@ -73,11 +88,19 @@ impl fmt::Display for EngineError {
             EngineError::InstanceFailed { id, reason } => write!(f, "instance `{id}` failed: {reason}"),
             EngineError::Cancelled(id) => write!(f, "instance `{id}` was cancelled"),
             EngineError::ShutDown => f.write_str("the engine is shut down"),
+            EngineError::Store(error) => error.fmt(f),
         }
     }
 }
 
-impl std::error::Error for EngineError {}
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// Where an instance stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,11 +109,12 @@ pub enum Status<S> {
     Running(S),
     /// Reached this final state (after its compensations, for a failure final).
     Finished(S),
-    /// A guard or an action panicked in this state; the instance stopped.
+    /// A guard or an action panicked in this state, or the store could not
+    /// commit its step; the instance stopped.
     Failed {
         /// The state it was in.
         state: S,
-        /// The panic's message.
+        /// The panic's message, or the store's error.
         reason: String,
     },
     /// Cancelled in this state.
@@ -180,8 +204,15 @@ pub enum RecordKind {
     },
     /// A guard or an action panicked; the instance stopped.
     Panicked(String),
+    /// The store could not commit a step; the instance stopped.
+    StoreFailed(String),
     /// The instance was cancelled.
     Cancelled,
+    /// A durable engine resumed the instance from its journal row `seq`.
+    Recovered {
+        /// The row's number.
+        seq: u64,
+    },
 }
 
 /// An instance's state, context and history, as [`Engine::snapshot`] gives them.
@@ -275,8 +306,10 @@ impl<W: Machine, H> Clone for Engine<W, H> {
 }
 
 struct Inner<W: Machine, H> {
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared<W, H>>,
     shards: Vec<Mutex<HashMap<String, Entry<W>>>>,
+    /// Instances recovery could not resume, with why.
+    broken: Mutex<HashMap<String, StoreError>>,
     open: AtomicBool,
 }
 
@@ -284,11 +317,154 @@ struct Inner<W: Machine, H> {
 /// instances, which holds their mailboxes: a task holding the whole engine
 /// would keep it alive after the last `Engine` is dropped, and with it every
 /// instance.
-struct Shared<H> {
+struct Shared<W: Machine, H> {
     handlers: Arc<H>,
     config: Config,
     epoch: Instant,
     watched: Watched,
+    durable: Option<Durable<W>>,
+    /// Set by `shutdown`: what instances wait on besides their mailbox
+    /// (compensations) is abandoned.
+    closing: watch::Sender<bool>,
+}
+
+/// A durable engine's store, and the journal codec for `W`'s types (chosen
+/// where the serde bounds are known, so the engine needs none).
+struct Durable<W: Machine> {
+    store: Arc<dyn Store>,
+    fingerprint: String,
+    /// Milliseconds since the Unix epoch at the engine's `epoch`: timers'
+    /// deadlines are journaled as wall-clock times.
+    wall_epoch: u64,
+    encode: journal::Encode<W::Context, W::Event>,
+    decode: journal::Decode<W::Context, W::Event>,
+}
+
+impl<W: Machine, H> Shared<W, H> {
+    /// A tokio deadline as milliseconds since the Unix epoch.
+    fn wall(&self, durable: &Durable<W>, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.epoch).as_millis();
+        durable
+            .wall_epoch
+            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+
+    /// A journaled deadline on tokio's clock (the epoch itself if it is
+    /// older: the timer fires at once).
+    fn instant(&self, durable: &Durable<W>, wall: u64) -> Instant {
+        self.epoch + Duration::from_millis(wall.saturating_sub(durable.wall_epoch))
+    }
+}
+
+/// Builds an [`Engine`]: its [`Config`] and, for durable instances, its
+/// [`Store`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow::prelude::*;
+/// use workflow::{Engine, MemoryStore, Store};
+///
+/// workflow! {
+///     workflow Ticket {
+///         initial Open;
+///         events { Close }
+///         state Open { on Close => Closed; }
+///         final Closed;
+///     }
+/// }
+/// struct Desk;
+/// impl TicketHandlers for Desk {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), workflow::EngineError> {
+/// let store = Arc::new(MemoryStore::new());
+/// let engine = Engine::<Ticket, Desk>::builder(Desk).store(store.clone()).build();
+/// engine.start("T-1", ()).await?; // committed before `start` returns
+/// engine.send("T-1", TicketEvent::Close).await?;
+/// assert_eq!(store.journal("Ticket", "T-1").await?.len(), 2);
+///
+/// // Another engine over the same store resumes what was unfinished.
+/// engine.start("T-2", ()).await?;
+/// let again = Engine::<Ticket, Desk>::builder(Desk).store(store).build();
+/// assert_eq!(again.recover().await?.resumed, 1);
+/// assert_eq!(again.state("T-2")?, TicketState::Open);
+/// # Ok(()) }
+/// ```
+pub struct EngineBuilder<W: Machine, H> {
+    handlers: H,
+    config: Config,
+    durable: Option<Durable<W>>,
+}
+
+impl<W: Machine, H> EngineBuilder<W, H> {
+    /// Uses `config` instead of the default.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+impl<W, H> EngineBuilder<W, H>
+where
+    W: Machine,
+    W::Context: Serialize + DeserializeOwned,
+    W::Event: Serialize + DeserializeOwned,
+{
+    /// Makes every instance durable: each step is committed to `store`
+    /// before the engine acts on it, and [`Engine::recover`] resumes
+    /// unfinished instances after a restart. Contexts, events and activity
+    /// outputs are journaled as JSON (the `serde` feature's derives).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        let wall_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.durable = Some(Durable {
+            store,
+            fingerprint: journal::fingerprint(&crate::graph::text::encode(W::graph())),
+            wall_epoch,
+            encode: journal::encode::<W::Context, W::Event>,
+            decode: journal::decode::<W::Context, W::Event>,
+        });
+        self
+    }
+}
+
+impl<W, H> EngineBuilder<W, H>
+where
+    W: Workflow<H> + Send + 'static,
+    W::Context: Clone + Send + Sync + 'static,
+    W::Event: Send + 'static,
+    H: Send + Sync + 'static,
+{
+    /// The engine.
+    pub fn build(self) -> Engine<W, H> {
+        Engine {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared {
+                    handlers: Arc::new(self.handlers),
+                    config: self.config,
+                    epoch: Instant::now(),
+                    watched: Watched::new(W::graph()),
+                    durable: self.durable,
+                    closing: watch::channel(false).0,
+                }),
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                broken: Mutex::new(HashMap::new()),
+                open: AtomicBool::new(true),
+            }),
+        }
+    }
+}
+
+/// What [`Engine::recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// How many unfinished instances it resumed.
+    pub resumed: usize,
+    /// The instances it could not resume, and why: a corrupt journal row
+    /// ([`StoreError::Corrupt`]) or a workflow that changed under them
+    /// ([`StoreError::DefinitionChanged`]). Their journals are left as they
+    /// are; every query about them reports the error.
+    pub errors: Vec<StoreError>,
 }
 
 /// What the engine keeps of an instance.
@@ -329,7 +505,6 @@ enum Internal<E> {
     Timer {
         key: TimerKey,
         generation: u64,
-        event: E,
     },
 }
 
@@ -341,7 +516,8 @@ type OwnQueue<E> = (mpsc::UnboundedSender<Internal<E>>, mpsc::UnboundedReceiver<
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum TimerKey {
     State(usize),
-    Send(&'static str),
+    /// Owned once recovered from a journal.
+    Send(Cow<'static, str>),
 }
 
 /// The graph's states that need the engine: those with an activity,
@@ -391,24 +567,22 @@ where
     W::Event: Send + 'static,
     H: Send + Sync + 'static,
 {
-    /// An engine with the default [`Config`].
+    /// An engine with the default [`Config`] and no store.
     pub fn new(handlers: H) -> Self {
-        Self::with_config(handlers, Config::default())
+        Self::builder(handlers).build()
     }
 
-    /// An engine with `config`.
+    /// An engine with `config` and no store.
     pub fn with_config(handlers: H, config: Config) -> Self {
-        Engine {
-            inner: Arc::new(Inner {
-                shared: Arc::new(Shared {
-                    handlers: Arc::new(handlers),
-                    config,
-                    epoch: Instant::now(),
-                    watched: Watched::new(W::graph()),
-                }),
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-                open: AtomicBool::new(true),
-            }),
+        Self::builder(handlers).config(config).build()
+    }
+
+    /// A builder, for an engine with a [`Store`].
+    pub fn builder(handlers: H) -> EngineBuilder<W, H> {
+        EngineBuilder {
+            handlers,
+            config: Config::default(),
+            durable: None,
         }
     }
 
@@ -421,6 +595,20 @@ where
         shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The error for an id the engine does not run: recovery's reason if it
+    /// could not resume it, else unknown.
+    fn missing(&self, id: &str) -> EngineError {
+        let broken = self
+            .inner
+            .broken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match broken.get(id) {
+            Some(error) => EngineError::Store(error.clone()),
+            None => EngineError::UnknownInstance(id.to_string()),
+        }
+    }
+
     fn check_open(&self) -> Result<(), EngineError> {
         if self.inner.open.load(Ordering::Acquire) {
             Ok(())
@@ -430,62 +618,93 @@ where
     }
 
     /// Starts instance `id` with `context`: runs its initial entry actions
-    /// and its initial activities and timers.
+    /// and its initial activities and timers. With a store, the start is
+    /// committed before this returns, and an id already in the store gives
+    /// [`EngineError::DuplicateId`].
     pub async fn start(&self, id: impl Into<String>, context: W::Context) -> Result<(), EngineError> {
         self.check_open()?;
         let id = id.into();
         let machine = W::new(context);
-        let last: Last<W> = Arc::new(Mutex::new(None));
-        let (status_tx, status_rx) = watch::channel(Status::Running(machine.state()));
-        let (mailbox_tx, mailbox_rx) = mpsc::channel(self.inner.shared.config.mailbox.max(1));
+        let (entry, mailbox, mut instance) = self.entry(id.clone(), machine.state());
         {
             let mut shard = self.shard(&id);
             if shard.contains_key(&id) {
                 return Err(EngineError::DuplicateId(id));
             }
-            shard.insert(
-                id.clone(),
-                Entry {
-                    mailbox: Some(mailbox_tx),
-                    status: status_rx,
-                    task: None,
-                    last: last.clone(),
-                },
-            );
+            shard.insert(id.clone(), entry);
         }
-        let mut instance = Instance {
-            last,
-            id: id.clone(),
-            engine: self.inner.shared.clone(),
-            history: Vec::with_capacity(1),
-            activities: HashMap::new(),
-            timers: HashMap::new(),
-            succeeded: Vec::new(),
-            completed: Vec::new(),
-            generation: 0,
-            internal: None,
-            status: status_tx,
-            machine: None,
-        };
         instance.record(RecordKind::Started(machine.state().to_string()));
-        // The instance's first steps run in its own task, like all the
-        // others: `start` awaits nothing of the workflow's own futures.
+        // A durable start answers once committed; otherwise `start` awaits
+        // nothing of the workflow's own futures.
+        let (ready, started) = match self.inner.shared.durable {
+            Some(_) => {
+                let (ready, started) = oneshot::channel();
+                (Some(ready), Some(started))
+            }
+            None => (None, None),
+        };
         let task = tokio::spawn(async move {
-            instance.begin(machine).await;
-            instance.run(mailbox_rx).await;
+            let begun = instance.begin(machine).await;
+            let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
+            if let Some(ready) = ready {
+                let _ = ready.send(begun);
+            }
+            if !taken {
+                instance.run(mailbox).await;
+            }
         });
         if let Some(entry) = self.shard(&id).get_mut(&id) {
             entry.task = Some(task);
         }
-        Ok(())
+        match started {
+            None => Ok(()),
+            Some(started) => match started.await {
+                Err(_) => Err(EngineError::Stopped(id)),
+                Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => {
+                    self.shard(&id).remove(&id);
+                    Err(EngineError::DuplicateId(id))
+                }
+                // A panic in an entry action fails the instance, which exists.
+                Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error),
+            },
+        }
+    }
+
+    /// The map entry of a new instance in `state`, and the task's side of it.
+    fn entry(&self, id: String, state: W::State) -> (Entry<W>, mpsc::Receiver<Command<W>>, Instance<W, H>) {
+        let (status, receiver) = watch::channel(Status::Running(state));
+        let (mailbox, mailbox_rx) = mpsc::channel(self.inner.shared.config.mailbox.max(1));
+        let last: Last<W> = Arc::new(Mutex::new(None));
+        let entry = Entry {
+            mailbox: Some(mailbox),
+            status: receiver,
+            task: None,
+            last: last.clone(),
+        };
+        let instance = Instance {
+            last,
+            id,
+            engine: self.inner.shared.clone(),
+            history: Vec::with_capacity(1),
+            activities: HashMap::new(),
+            timers: HashMap::new(),
+            pending: Vec::new(),
+            succeeded: Vec::new(),
+            completed: Vec::new(),
+            generation: 0,
+            seq: 0,
+            internal: None,
+            status,
+            machine: None,
+        };
+        (entry, mailbox_rx, instance)
     }
 
     fn mailbox(&self, id: &str) -> Result<mpsc::Sender<Command<W>>, EngineError> {
         self.check_open()?;
         let shard = self.shard(id);
-        let entry = shard
-            .get(id)
-            .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+        let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
         entry.mailbox.clone().ok_or(EngineError::ShutDown)
     }
 
@@ -519,9 +738,7 @@ where
 
     fn status_receiver(&self, id: &str) -> Result<watch::Receiver<Status<W::State>>, EngineError> {
         let shard = self.shard(id);
-        let entry = shard
-            .get(id)
-            .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+        let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
         Ok(entry.status.clone())
     }
 
@@ -551,9 +768,7 @@ where
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
         let (status, mailbox, last) = {
             let shard = self.shard(id);
-            let entry = shard
-                .get(id)
-                .ok_or_else(|| EngineError::UnknownInstance(id.to_string()))?;
+            let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
             (entry.status.clone(), entry.mailbox.clone(), entry.last.clone())
         };
         let mut asked = None;
@@ -639,6 +854,7 @@ where
     /// afterwards.
     pub async fn shutdown(&self) {
         self.inner.open.store(false, Ordering::Release);
+        self.inner.shared.closing.send_replace(true);
         let mut tasks = Vec::new();
         for shard in &self.inner.shards {
             let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -651,27 +867,226 @@ where
             let _ = task.await;
         }
     }
+
+    /// Resumes every unfinished instance in the engine's store (none without
+    /// a store), from the newest row of its journal: its configuration,
+    /// context and history states come back as they were committed, no
+    /// entry action runs again, each activity that was in flight starts
+    /// again with the same idempotency key, each timer fires at its
+    /// journaled deadline (at once if that has passed), and a failed
+    /// workflow's remaining compensations run.
+    ///
+    /// An instance this engine already runs is left alone, so calling it
+    /// twice is harmless. An instance whose row is corrupt, or which no
+    /// longer fits the workflow as compiled now, is reported in
+    /// [`Recovery::errors`] and left untouched in the store; the others
+    /// resume. Only a failure to read the store at all is an `Err`.
+    pub async fn recover(&self) -> Result<Recovery, StoreError> {
+        let Some(durable) = &self.inner.shared.durable else {
+            return Ok(Recovery::default());
+        };
+        let rows = durable.store.open_rows(W::graph().name).await?;
+        let mut report = Recovery::default();
+        for row in rows {
+            if self.shard(&row.instance).contains_key(&row.instance) {
+                continue;
+            }
+            let id = row.instance.clone();
+            match self.resume(durable, row) {
+                Ok(()) => report.resumed += 1,
+                Err(error) => {
+                    let mut broken = self
+                        .inner
+                        .broken
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    broken.insert(id, error.clone());
+                    report.errors.push(error);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds one instance from its newest row and starts its task.
+    fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), StoreError> {
+        let Row {
+            instance: id,
+            seq,
+            checksum,
+            data,
+            ..
+        } = row;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            instance: id.clone(),
+            seq,
+            reason,
+        };
+        if crc32fast::hash(&data) != checksum {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        let envelope = journal::peek(&data).map_err(&corrupt)?;
+        if envelope.v != journal::FORMAT {
+            return Err(corrupt(format!(
+                "journal format {} (this build reads {})",
+                envelope.v,
+                journal::FORMAT
+            )));
+        }
+        let changed = |state: &str, reason: String| StoreError::DefinitionChanged {
+            instance: id.clone(),
+            state: state.to_string(),
+            reason,
+        };
+        let here = envelope.active.last().cloned().unwrap_or_default();
+        let entry = match (durable.decode)(&data) {
+            Ok(entry) => entry,
+            Err(reason) if envelope.fingerprint != durable.fingerprint => {
+                return Err(changed(
+                    &here,
+                    format!("its journaled data no longer decodes: {reason}"),
+                ));
+            }
+            Err(reason) => return Err(corrupt(reason)),
+        };
+        let graph = W::graph();
+        let index = |name: &str| {
+            graph
+                .state_index(name)
+                .ok_or_else(|| changed(name, "no such state".into()))
+        };
+        let indices = |names: &[String]| names.iter().map(|n| index(n)).collect::<Result<Vec<_>, _>>();
+        let saved = Saved {
+            active: indices(&entry.active)?,
+            history: entry
+                .history
+                .iter()
+                .map(|(h, recorded)| Ok((index(h)?, indices(recorded)?)))
+                .collect::<Result<_, StoreError>>()?,
+        };
+        let machine = W::restore(&saved, entry.context)
+            .ok_or_else(|| changed(&here, "its active states are no longer a valid configuration".into()))?;
+        let (map_entry, mailbox, mut instance) = self.entry(id.clone(), machine.state());
+        for activity in &entry.activities {
+            let node = index(&activity.state)?;
+            if graph.states[node].invoke.is_none() {
+                return Err(changed(&activity.state, "it no longer invokes an activity".into()));
+            }
+            instance.activities.insert(
+                node,
+                Running {
+                    generation: activity.generation,
+                    task: None,
+                },
+            );
+            instance.pending.push(Pending::Activity(node));
+        }
+        for timer in entry.timers {
+            let key = match (&timer.state, timer.send) {
+                (Some(state), _) => {
+                    let node = index(state)?;
+                    let fits = matches!(
+                        graph.events.get(W::event_index(&timer.event)).map(|e| e.kind),
+                        Some(EventKind::Timer { state, .. }) if state == node
+                    );
+                    if !fits {
+                        return Err(changed(state, "its timer changed".into()));
+                    }
+                    TimerKey::State(node)
+                }
+                (None, Some(send)) => TimerKey::Send(Cow::Owned(send)),
+                (None, None) => return Err(corrupt("a timer with no owner".into())),
+            };
+            let deadline = self.inner.shared.instant(durable, timer.deadline);
+            instance.pending.push(Pending::Timer(key.clone(), timer.generation));
+            instance.timers.entry(key).or_default().push(Timer {
+                generation: timer.generation,
+                deadline,
+                event: timer.event,
+                task: None,
+            });
+        }
+        instance.succeeded = indices(&entry.succeeded)?;
+        instance.completed = indices(&entry.completed)?;
+        if let Some(&node) = instance
+            .completed
+            .iter()
+            .find(|&&n| graph.states[n].compensate.is_none())
+        {
+            return Err(changed(
+                graph.states[node].name,
+                "it no longer declares a compensation".into(),
+            ));
+        }
+        instance.generation = entry.generation;
+        instance.seq = seq;
+        instance.machine = Some(machine);
+        instance.record(RecordKind::Recovered { seq });
+        {
+            let mut shard = self.shard(&id);
+            if shard.contains_key(&id) {
+                return Ok(()); // started here meanwhile
+            }
+            shard.insert(id.clone(), map_entry);
+        }
+        let task = tokio::spawn(async move {
+            instance.launch();
+            instance.run(mailbox).await;
+        });
+        if let Some(entry) = self.shard(&id).get_mut(&id) {
+            entry.task = Some(task);
+        }
+        Ok(())
+    }
 }
 
 /// One instance's task.
 struct Instance<W: Machine, H> {
     last: Last<W>,
     id: String,
-    engine: Arc<Shared<H>>,
+    engine: Arc<Shared<W, H>>,
     machine: Option<W>,
     history: Vec<Record>,
-    /// Running activities by state: their generation and task.
-    activities: HashMap<usize, (u64, AbortHandle)>,
-    timers: HashMap<TimerKey, Vec<(u64, AbortHandle)>>,
+    /// Activities by state: running, or planned until the step commits.
+    activities: HashMap<usize, Running>,
+    timers: HashMap<TimerKey, Vec<Timer<W::Event>>>,
+    /// Activities and timers a step planned, started once it is committed.
+    pending: Vec<Pending>,
     /// States whose activity completed while they were active.
     succeeded: Vec<usize>,
     /// Compensable states whose step completed, in order.
     completed: Vec<usize>,
     generation: u64,
+    /// The number of the newest committed row of the instance's journal.
+    seq: u64,
     /// The queue of the instance's own activities and timers, made on first
     /// use: an idle instance without either needs none.
     internal: Option<OwnQueue<W::Event>>,
     status: watch::Sender<Status<W::State>>,
+}
+
+/// An activity of an active state: its generation, and its task once started.
+struct Running {
+    generation: u64,
+    task: Option<AbortHandle>,
+}
+
+/// A pending timer: what it delivers and when, and its task once started.
+struct Timer<E> {
+    generation: u64,
+    deadline: Instant,
+    event: E,
+    task: Option<AbortHandle>,
+}
+
+/// A step's journal row (`None` without a store) and the final state it
+/// reached, if any (whether a failure).
+type Prepared = (Result<Option<Row>, StoreError>, Option<bool>);
+
+/// What a step planned to start once committed.
+enum Pending {
+    Activity(usize),
+    Timer(TimerKey, u64),
 }
 
 impl<W, H> Instance<W, H>
@@ -683,6 +1098,7 @@ where
 {
     async fn run(mut self, mut mailbox: mpsc::Receiver<Command<W>>) {
         loop {
+            self.compensate_if_due().await;
             let own = async {
                 match &mut self.internal {
                     Some((_, receiver)) => receiver.recv().await,
@@ -694,7 +1110,7 @@ where
                 Some(message) = own => self.internal(message).await,
                 command = mailbox.recv() => match command {
                     Some(Command::Event { event, reply }) => {
-                        let result = self.deliver(event).await;
+                        let result = self.deliver(event, false).await;
                         if let Some(reply) = reply {
                             let _ = reply.send(result);
                         }
@@ -711,6 +1127,9 @@ where
                     Some(Command::Cancel(reply)) => {
                         self.record(RecordKind::Cancelled);
                         self.stop_all();
+                        // Cancelled in any case; a store error is in the history.
+                        let row = self.row(journal::Step::Cancelled, StatusImage::Cancelled, false);
+                        let _ = self.commit(row).await;
                         let state = *self.status.borrow().state();
                         self.status.send_replace(Status::Cancelled(state));
                         let _ = reply.send(());
@@ -728,8 +1147,9 @@ where
         }
     }
 
-    /// Runs the initial entry actions, then starts the initial activities and timers.
-    async fn begin(&mut self, mut machine: W) {
+    /// Runs the initial entry actions, commits the start, then starts the
+    /// initial activities and timers.
+    async fn begin(&mut self, mut machine: W) -> Result<(), EngineError> {
         // Nothing is active before an instance starts. `W::new` already holds
         // the initial configuration, so comparing with it would make the
         // initial states look "already entered" and `settle` would never
@@ -738,8 +1158,11 @@ where
         let started = catch_unwind(AssertUnwindSafe(|| machine.start(&*self.engine.handlers)));
         self.machine = Some(machine);
         match started {
-            Ok(()) => self.settle(before, false).await,
-            Err(panic) => self.fail(panic_text(&*panic)),
+            Ok(()) => {
+                let prepared = self.prepare(before, false, journal::Step::Started);
+                self.settle(prepared).await
+            }
+            Err(panic) => Err(self.fail(panic_text(&*panic)).await),
         }
     }
 
@@ -758,8 +1181,9 @@ where
             .collect()
     }
 
-    /// Handles one event and what follows from it.
-    async fn deliver(&mut self, event: W::Event) -> Result<(), EngineError> {
+    /// Handles one event and what follows from it. `timer` says the event
+    /// is a timer's: its rejection is journaled too, as the timer is spent.
+    async fn deliver(&mut self, event: W::Event, timer: bool) -> Result<(), EngineError> {
         if !self.status.borrow().is_running() {
             // Nothing accepted is dropped silently: the history says so.
             let state = self.status.borrow().state().to_string();
@@ -783,11 +1207,7 @@ where
         match catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))) {
             Err(panic) => {
                 let reason = panic_text(&*panic);
-                self.fail(reason.clone());
-                Err(EngineError::InstanceFailed {
-                    id: self.id.clone(),
-                    reason,
-                })
+                Err(self.fail(reason).await)
             }
             Ok(Err(rejected)) => {
                 let state = rejected.state.to_string();
@@ -795,6 +1215,14 @@ where
                     state: state.clone(),
                     event: rejected.event,
                 });
+                if timer {
+                    let step = journal::Step::Rejected {
+                        state: state.clone(),
+                        event: &event,
+                    };
+                    let row = self.row(step, StatusImage::Running, true);
+                    self.commit(row).await?;
+                }
                 Err(EngineError::Rejected {
                     id: self.id.clone(),
                     state,
@@ -802,24 +1230,76 @@ where
                 })
             }
             Ok(Ok(step)) => {
-                let to = step.to.to_string();
+                let (from, to) = (before_state.to_string(), step.to.to_string());
                 self.record(RecordKind::Transition {
-                    from: before_state.to_string(),
+                    from: from.clone(),
                     event: name,
-                    to,
+                    to: to.clone(),
                 });
                 // A flat self-transition exits and re-enters its state.
                 let reentered = flat && step.exited && step.from == step.to;
-                self.settle(before, reentered).await;
-                Ok(())
+                let step = journal::Step::Transition {
+                    from,
+                    event: &event,
+                    to,
+                };
+                let prepared = self.prepare(before, reentered, step);
+                self.settle(prepared).await
             }
         }
     }
 
-    /// After a step: stops what left states had, starts what entered states
-    /// need, takes the timers `send` asked for, and finishes the instance at
-    /// a final state.
-    async fn settle(&mut self, before: Vec<bool>, reentered: bool) {
+    /// After a step: stops what left states had and plans what entered
+    /// states need, then gives the step's journal row (encoded now: the step
+    /// borrows the event) and the final state reached, if any.
+    fn prepare(&mut self, before: Vec<bool>, reentered: bool, step: journal::Step<&W::Event>) -> Prepared {
+        self.plan(before, reentered);
+        let reached = self.reached_final();
+        // A failure final with compensations to run stays open until they ran.
+        let open = match reached {
+            None => true,
+            Some(failure) => failure && !self.completed.is_empty(),
+        };
+        let status = if open {
+            StatusImage::Running
+        } else {
+            StatusImage::Finished
+        };
+        (self.row(step, status, open), reached)
+    }
+
+    /// Commits a prepared step, then starts the planned activities and
+    /// timers and publishes where the instance stands. A failure final's
+    /// compensations run later, once the step is acknowledged (see
+    /// [`compensate_if_due`](Self::compensate_if_due)).
+    async fn settle(&mut self, (row, reached): Prepared) -> Result<(), EngineError> {
+        self.commit(row).await?;
+        self.launch();
+        let Some(machine) = &self.machine else { return Ok(()) };
+        let state = machine.state();
+        match reached {
+            Some(failure) if !failure || self.completed.is_empty() => {
+                self.stop_all();
+                self.status.send_replace(Status::Finished(state));
+            }
+            _ => {
+                // Publish only a change: most steps of a busy instance keep
+                // nobody waiting, and an unchanged status needs no wake-up.
+                self.status.send_if_modified(|status| {
+                    let changed = *status != Status::Running(state);
+                    if changed {
+                        *status = Status::Running(state);
+                    }
+                    changed
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops what left states had, plans what entered states need, and
+    /// takes the timers `send` and `cancel` asked for.
+    fn plan(&mut self, before: Vec<bool>, reentered: bool) {
         let Some(machine) = self.machine.as_mut() else { return };
         let scheduled = machine.take_scheduled();
         let Some(machine) = self.machine.as_ref() else { return };
@@ -841,16 +1321,113 @@ where
         }
         for command in scheduled {
             match command {
-                Scheduled::Send { id, event, delay } => self.set_timer(TimerKey::Send(id), event, delay),
-                Scheduled::Cancel { id } => self.cancel_timers(&TimerKey::Send(id)),
+                Scheduled::Send { id, event, delay } => self.set_timer(TimerKey::Send(Cow::Borrowed(id)), event, delay),
+                Scheduled::Cancel { id } => self.cancel_timers(&TimerKey::Send(Cow::Borrowed(id))),
             }
         }
-        self.finish_if_final().await;
+    }
+
+    /// Commits a row of the instance's journal (`None`: the engine has no
+    /// store). A failure stops the instance.
+    async fn commit(&mut self, row: Result<Option<Row>, StoreError>) -> Result<(), EngineError> {
+        let engine = self.engine.clone();
+        let error = match (row, &engine.durable) {
+            (Ok(None), _) | (_, None) => return Ok(()),
+            (Ok(Some(row)), Some(durable)) => match durable.store.append(W::graph().name, row).await {
+                Ok(()) => {
+                    self.seq += 1;
+                    return Ok(());
+                }
+                Err(error) => error,
+            },
+            (Err(error), _) => error,
+        };
+        self.record(RecordKind::StoreFailed(error.to_string()));
+        self.stop_all();
+        let state = *self.status.borrow().state();
+        self.status.send_replace(Status::Failed {
+            state,
+            reason: error.to_string(),
+        });
+        Err(EngineError::Store(error))
+    }
+
+    /// The next row of the instance's journal (`None` without a store).
+    fn row(&self, step: journal::Step<&W::Event>, status: StatusImage, open: bool) -> Result<Option<Row>, StoreError> {
+        let Some(durable) = &self.engine.durable else {
+            return Ok(None);
+        };
+        let data = self
+            .image(durable, step, status)
+            .map_err(|reason| StoreError::Backend(format!("instance `{}` cannot be encoded: {reason}", self.id)))?;
+        Ok(Some(Row {
+            instance: self.id.clone(),
+            seq: self.seq + 1,
+            open,
+            checksum: crc32fast::hash(&data),
+            data,
+        }))
+    }
+
+    /// The journal document of the instance as it stands, after `step`.
+    fn image(
+        &self,
+        durable: &Durable<W>,
+        step: journal::Step<&W::Event>,
+        status: StatusImage,
+    ) -> Result<Vec<u8>, String> {
+        let machine = self.machine.as_ref().ok_or("the instance has no machine")?;
+        let states = W::graph().states;
+        let name = |node: &usize| states.get(*node).map_or_else(String::new, |s| s.name.to_string());
+        let saved = machine.save();
+        let timers = self.timers.iter().flat_map(|(key, list)| {
+            list.iter().map(move |timer| TimerImage {
+                state: match key {
+                    TimerKey::State(node) => Some(name(node)),
+                    TimerKey::Send(_) => None,
+                },
+                send: match key {
+                    TimerKey::State(_) => None,
+                    TimerKey::Send(id) => Some(id.to_string()),
+                },
+                generation: timer.generation,
+                event: &timer.event,
+                deadline: self.engine.wall(durable, timer.deadline),
+            })
+        });
+        let entry = journal::Entry {
+            v: journal::FORMAT,
+            fingerprint: durable.fingerprint.clone(),
+            step,
+            status,
+            active: saved.active.iter().map(name).collect(),
+            history: saved
+                .history
+                .iter()
+                .map(|(h, recorded)| (name(h), recorded.iter().map(name).collect()))
+                .collect(),
+            context: machine.context(),
+            activities: self
+                .activities
+                .iter()
+                .map(|(node, running)| ActivityImage {
+                    state: name(node),
+                    generation: running.generation,
+                })
+                .collect(),
+            timers: timers.collect(),
+            succeeded: self.succeeded.iter().map(name).collect(),
+            completed: self.completed.iter().map(name).collect(),
+            generation: self.generation,
+        };
+        (durable.encode)(&entry)
     }
 
     fn left(&mut self, node: usize) {
-        if let Some((_, task)) = self.activities.remove(&node) {
-            task.abort();
+        if let Some(running) = self.activities.remove(&node) {
+            if let Some(task) = running.task {
+                task.abort();
+            }
             let activity = W::graph().states[node].invoke.map_or("?", |i| i.activity);
             self.record(RecordKind::ActivityCancelled(activity));
         }
@@ -878,7 +1455,9 @@ where
             }
         }
         if W::graph().states[node].invoke.is_some() {
-            self.start_activity(node);
+            let generation = self.next_generation();
+            self.activities.insert(node, Running { generation, task: None });
+            self.pending.push(Pending::Activity(node));
         }
     }
 
@@ -892,21 +1471,37 @@ where
         self.generation
     }
 
+    /// Starts what the committed step planned (and is still wanted).
+    fn launch(&mut self) {
+        for pending in std::mem::take(&mut self.pending) {
+            match pending {
+                Pending::Activity(node) => self.start_activity(node),
+                Pending::Timer(key, generation) => self.start_timer(key, generation),
+            }
+        }
+    }
+
     fn start_activity(&mut self, node: usize) {
-        let (Some(machine), Some(state), Some(invoke)) =
-            (&self.machine, W::Node::from_index(node), W::graph().states[node].invoke)
+        let Some(generation) = self
+            .activities
+            .get(&node)
+            .filter(|r| r.task.is_none())
+            .map(|r| r.generation)
         else {
             return;
         };
+        let info = &W::graph().states[node];
+        let (Some(machine), Some(state), Some(invoke)) = (&self.machine, W::Node::from_index(node), info.invoke) else {
+            return;
+        };
         let context = machine.context().clone();
-        let generation = self.next_generation();
         let handlers = self.engine.handlers.clone();
         let internal = self.sender();
         let schedule = Schedule {
             jitter: self.engine.config.jitter,
             deadline: self.engine.config.activity_deadline,
         };
-        let key = idempotency_key(&self.id, node, generation);
+        let key = idempotency_key(&self.id, info.name, generation);
         let activity = invoke.activity;
         let policy = invoke.policy;
         let task = tokio::spawn(async move {
@@ -947,32 +1542,47 @@ where
                 result,
             });
         });
-        self.activities.insert(node, (generation, task.abort_handle()));
+        if let Some(running) = self.activities.get_mut(&node) {
+            running.task = Some(task.abort_handle());
+        }
     }
 
+    /// Plans a timer: it starts once the step is committed.
     fn set_timer(&mut self, key: TimerKey, event: W::Event, delay: Duration) {
         let generation = self.next_generation();
         let name = event_name::<W>(&event);
-        let internal = self.sender();
-        let timer_key = key.clone();
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = internal.send(Internal::Timer {
-                key: timer_key,
-                generation,
-                event,
-            });
+        self.timers.entry(key.clone()).or_default().push(Timer {
+            generation,
+            deadline: Instant::now() + delay,
+            event,
+            task: None,
         });
-        self.timers
-            .entry(key)
-            .or_default()
-            .push((generation, task.abort_handle()));
+        self.pending.push(Pending::Timer(key, generation));
         self.record(RecordKind::TimerSet { event: name, delay });
     }
 
+    fn start_timer(&mut self, key: TimerKey, generation: u64) {
+        let internal = self.sender();
+        let Some(timer) = self
+            .timers
+            .get_mut(&key)
+            .and_then(|list| list.iter_mut().find(|t| t.generation == generation && t.task.is_none()))
+        else {
+            return;
+        };
+        let deadline = timer.deadline;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            let _ = internal.send(Internal::Timer { key, generation });
+        });
+        timer.task = Some(task.abort_handle());
+    }
+
     fn cancel_timers(&mut self, key: &TimerKey) {
-        for (_, task) in self.timers.remove(key).unwrap_or_default() {
-            task.abort();
+        for timer in self.timers.remove(key).unwrap_or_default() {
+            if let Some(task) = timer.task {
+                task.abort();
+            }
         }
     }
 
@@ -983,7 +1593,7 @@ where
                 generation,
                 record,
             } => {
-                if self.activities.get(&node).is_some_and(|a| a.0 == generation) {
+                if self.activities.get(&node).is_some_and(|a| a.generation == generation) {
                     self.record(*record);
                 }
             }
@@ -992,7 +1602,7 @@ where
                 generation,
                 result,
             } => {
-                if self.activities.get(&node).is_none_or(|a| a.0 != generation) {
+                if self.activities.get(&node).is_none_or(|a| a.generation != generation) {
                     return; // its state was left meanwhile
                 }
                 self.activities.remove(&node);
@@ -1004,60 +1614,67 @@ where
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
                 };
                 if let Some(event) = event {
-                    let _ = self.deliver(event).await;
+                    let _ = self.deliver(event, false).await;
                 }
             }
-            Internal::Timer { key, generation, event } => {
+            Internal::Timer { key, generation } => {
                 let Some(list) = self.timers.get_mut(&key) else { return };
-                let Some(position) = list.iter().position(|t| t.0 == generation) else {
+                let Some(position) = list.iter().position(|t| t.generation == generation) else {
                     return;
                 };
-                list.remove(position);
-                let name = event_name::<W>(&event);
+                let timer = list.remove(position);
+                if list.is_empty() {
+                    self.timers.remove(&key);
+                }
+                let name = event_name::<W>(&timer.event);
                 self.record(RecordKind::TimerFired(name));
-                let _ = self.deliver(event).await;
+                let _ = self.deliver(timer.event, true).await;
             }
         }
     }
 
-    /// At a top-level final state: runs the compensations of a failure final
-    /// in reverse order, stops everything, and publishes the outcome.
-    async fn finish_if_final(&mut self) {
-        let Some(machine) = &self.machine else { return };
-        let reached = self
-            .engine
+    /// The top-level final state the instance is in, if any: whether it is
+    /// a failure.
+    fn reached_final(&self) -> Option<bool> {
+        let machine = self.machine.as_ref()?;
+        self.engine
             .watched
             .finals
             .iter()
             .copied()
-            .find(|&(s, _)| W::Node::from_index(s).is_some_and(|n| machine.is_active(n)));
-        let Some((_, failure)) = reached else {
-            // Publish only a change: most steps of a busy instance keep
-            // nobody waiting, and an unchanged status needs no wake-up.
-            let state = machine.state();
-            self.status.send_if_modified(|status| {
-                let changed = *status != Status::Running(state);
-                if changed {
-                    *status = Status::Running(state);
-                }
-                changed
-            });
+            .find(|&(s, _)| W::Node::from_index(s).is_some_and(|n| machine.is_active(n)))
+            .map(|(_, failure)| failure)
+    }
+
+    /// At a failure final with completed steps to undo: stops everything,
+    /// runs their compensations in reverse order, and publishes the
+    /// outcome. Abandoned if the engine shuts down meanwhile: the journal
+    /// still holds what is left to compensate, for recovery.
+    async fn compensate_if_due(&mut self) {
+        if self.completed.is_empty() || !self.status.borrow().is_running() || self.reached_final() != Some(true) {
             return;
-        };
+        }
         self.stop_all();
-        if failure {
+        let mut closing = self.engine.closing.subscribe();
+        tokio::select! {
             // Boxed: this rare path would otherwise size every idle
             // instance's task future.
-            Box::pin(self.compensate()).await;
+            done = Box::pin(self.compensate()) => {
+                if done.is_err() {
+                    return; // the store failed: the instance stopped
+                }
+            }
+            _ = closing.wait_for(|closing| *closing) => return,
         }
         if let Some(machine) = &self.machine {
             self.status.send_replace(Status::Finished(machine.state()));
         }
     }
 
-    async fn compensate(&mut self) {
-        let completed = std::mem::take(&mut self.completed);
-        for node in completed.into_iter().rev() {
+    /// Runs the compensations of the completed steps, newest first,
+    /// committing each, then the instance's end.
+    async fn compensate(&mut self) -> Result<(), EngineError> {
+        while let Some(node) = self.completed.pop() {
             let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
                 continue;
             };
@@ -1070,7 +1687,7 @@ where
                 jitter: self.engine.config.jitter,
                 deadline: None,
             };
-            let key = idempotency_key(&self.id, node, u64::MAX);
+            let key = idempotency_key(&self.id, name, u64::MAX);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
             let result = activity::run_observed(
@@ -1107,37 +1724,68 @@ where
             for record in records {
                 self.record(record);
             }
+            let error = result.err().map(|e| e.to_string());
             self.record(RecordKind::Compensated {
                 compensation: name,
-                error: result.err().map(|e| e.to_string()),
+                error: error.clone(),
             });
+            let step = journal::Step::Compensated {
+                compensation: name.to_string(),
+                error,
+            };
+            let open = !self.completed.is_empty();
+            let status = if open {
+                StatusImage::Running
+            } else {
+                StatusImage::Finished
+            };
+            let row = self.row(step, status, open);
+            self.commit(row).await?;
         }
+        Ok(())
     }
 
     fn stop_all(&mut self) {
-        for (_, (_, task)) in self.activities.drain() {
-            task.abort();
+        for (_, running) in self.activities.drain() {
+            if let Some(task) = running.task {
+                task.abort();
+            }
         }
         for (_, list) in self.timers.drain() {
-            list.into_iter().for_each(|(_, task)| task.abort());
+            list.into_iter().filter_map(|t| t.task).for_each(|task| task.abort());
         }
+        self.pending.clear();
     }
 
-    fn fail(&mut self, reason: String) {
+    /// A guard or an action panicked: the instance stops, failed.
+    async fn fail(&mut self, reason: String) -> EngineError {
         self.record(RecordKind::Panicked(reason.clone()));
         self.stop_all();
+        let failed = StatusImage::Failed { reason: reason.clone() };
+        let step = journal::Step::Failed { reason: reason.clone() };
+        let row = self.row(step, failed, false);
+        if let Err(error) = self.commit(row).await {
+            return error;
+        }
         let state = *self.status.borrow().state();
-        self.status.send_replace(Status::Failed { state, reason });
+        self.status.send_replace(Status::Failed {
+            state,
+            reason: reason.clone(),
+        });
+        EngineError::InstanceFailed {
+            id: self.id.clone(),
+            reason,
+        }
     }
 }
 
 /// The same for every attempt of one invocation, distinct across
 /// instances, states and invocations.
-fn idempotency_key(id: &str, node: usize, generation: u64) -> u128 {
+fn idempotency_key(id: &str, state: &str, generation: u64) -> u128 {
     let mut a = DefaultHasher::new();
-    (id, node, generation).hash(&mut a);
+    (id, state, generation).hash(&mut a);
     let mut b = DefaultHasher::new();
-    (generation, node, id).hash(&mut b);
+    (generation, state, id).hash(&mut b);
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 

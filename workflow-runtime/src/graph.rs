@@ -106,6 +106,15 @@ pub struct InvokeInfo<'a> {
     pub output: &'a str,
     /// Retry and timeout policy.
     pub policy: RetryPolicy,
+    /// The resource the activity's calls queue on (`resource payments;`): a
+    /// named pool, such as "payments: 4 at a time", that the engine builder
+    /// declares. The engine queues each attempt on it. `None` when the
+    /// invoke names no resource.
+    pub resource: Option<&'a str>,
+    /// The expected service time of one attempt (`expected 200ms;`), which a
+    /// shortest-job-first scheduler orders queued attempts by. Never zero
+    /// when written in a `workflow!` block; `None` when not given.
+    pub expected: Option<Duration>,
 }
 
 /// One variant of the event enum.
@@ -233,6 +242,7 @@ pub mod text {
             let invoke = s.invoke.map_or_else(String::new, |i| {
                 let p = i.policy;
                 let timeout = p.timeout.map_or_else(String::new, |t| t.as_millis().to_string());
+                let expected = i.expected.map_or_else(String::new, |e| e.as_millis().to_string());
                 [
                     i.activity.to_string(),
                     i.output.to_string(),
@@ -240,6 +250,8 @@ pub mod text {
                     p.initial_interval.as_millis().to_string(),
                     p.max_interval.as_millis().to_string(),
                     timeout,
+                    i.resource.unwrap_or_default().to_string(),
+                    expected,
                 ]
                 .join(&ITEM.to_string())
             });
@@ -353,24 +365,23 @@ pub mod text {
             None
         } else {
             let parts: Vec<&'static str> = invoke.split(ITEM).collect();
-            let [activity, output, attempts, initial, max, timeout] = parts[..] else {
+            let [activity, output, attempts, initial, max, timeout, resource, expected] = parts[..] else {
                 return Err(format!("bad invoke `{invoke}`"));
             };
             let millis = |t: &str| number(t).map(|ms| Duration::from_millis(ms as u64));
+            let optional_millis = |t: &str| if t.is_empty() { Ok(None) } else { millis(t).map(Some) };
             let policy = RetryPolicy {
                 max_attempts: u32::try_from(number(attempts)?).map_err(|e| e.to_string())?,
                 initial_interval: millis(initial)?,
                 max_interval: millis(max)?,
-                timeout: if timeout.is_empty() {
-                    None
-                } else {
-                    Some(millis(timeout)?)
-                },
+                timeout: optional_millis(timeout)?,
             };
             Some(InvokeInfo {
                 activity,
                 output,
                 policy,
+                resource: if resource.is_empty() { None } else { Some(resource) },
+                expected: optional_millis(expected)?,
             })
         };
         Ok(StateInfo {
@@ -454,5 +465,98 @@ pub mod text {
 
     fn leak<T>(items: Vec<T>) -> &'static [T] {
         Box::leak(items.into_boxed_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn state(name: &'static str, end: usize, invoke: Option<InvokeInfo<'static>>) -> StateInfo<'static> {
+        StateInfo {
+            name,
+            kind: StateKind::Atomic,
+            parent: None,
+            end,
+            transitions: TransitionRange { start: 0, end: 0 },
+            entry: &[],
+            exit: &[],
+            invoke,
+            compensate: None,
+        }
+    }
+
+    /// Three invokes: every clause, none, and a resource without `expected`.
+    static PAYMENT: Graph<'static> = Graph {
+        name: "Payment",
+        initial: 0,
+        states: &[
+            state(
+                "Charging",
+                1,
+                Some(InvokeInfo {
+                    activity: "charge_payment",
+                    output: "Receipt",
+                    policy: RetryPolicy {
+                        max_attempts: 4,
+                        initial_interval: Duration::from_millis(100),
+                        max_interval: Duration::from_secs(2),
+                        timeout: Some(Duration::from_secs(10)),
+                    },
+                    resource: Some("payments"),
+                    expected: Some(Duration::from_millis(200)),
+                }),
+            ),
+            state(
+                "Notifying",
+                2,
+                Some(InvokeInfo {
+                    activity: "notify",
+                    output: "()",
+                    policy: RetryPolicy::ONCE,
+                    resource: None,
+                    expected: None,
+                }),
+            ),
+            state(
+                "Shipping",
+                3,
+                Some(InvokeInfo {
+                    activity: "ship",
+                    output: "u64",
+                    policy: RetryPolicy::ONCE,
+                    resource: Some("warehouse"),
+                    expected: None,
+                }),
+            ),
+            state("Done", 4, None),
+        ],
+        events: &[],
+        transitions: &[],
+    };
+
+    #[test]
+    fn invokes_round_trip_through_their_text() {
+        let text: &'static str = Box::leak(text::encode(&PAYMENT).into_boxed_str());
+        let decoded = text::decode(text).unwrap();
+        assert_eq!(decoded, PAYMENT);
+        let charging = decoded.states[0].invoke.unwrap();
+        assert_eq!(charging.resource, Some("payments"));
+        assert_eq!(charging.expected, Some(Duration::from_millis(200)));
+        let notifying = decoded.states[1].invoke.unwrap();
+        assert_eq!((notifying.resource, notifying.expected), (None, None));
+    }
+
+    #[test]
+    fn a_malformed_invoke_is_an_error() {
+        let text = text::encode(&PAYMENT);
+        // The record of an invoke without its resource and expected fields.
+        let short: &'static str = Box::leak(text.replace("\u{1e}payments\u{1e}200", "").into_boxed_str());
+        assert!(text::decode(short).unwrap_err().starts_with("bad invoke"), "{short:?}");
+        let bad_expected: &'static str = Box::leak(
+            text.replace("\u{1e}payments\u{1e}200", "\u{1e}payments\u{1e}soon")
+                .into_boxed_str(),
+        );
+        assert_eq!(text::decode(bad_expected).unwrap_err(), "bad number `soon`");
     }
 }

@@ -40,16 +40,24 @@ mod configuration;
 mod diagram;
 pub mod engine;
 pub mod graph;
+pub mod journal;
 mod machine;
+pub mod metrics;
+pub mod scheduler;
+pub mod store;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
 pub use diagram::format_duration;
-pub use engine::{Config, Engine, EngineError, Record, RecordKind, Snapshot, Status};
+pub use engine::{Config, Engine, EngineBuilder, EngineError, Record, RecordKind, Recovery, Snapshot, Status};
 pub use graph::Graph;
-pub use machine::{Machine, Rejected, Step, Workflow};
+pub use machine::{Machine, Rejected, Saved, Step, Workflow};
+pub use metrics::{Metrics, ResourceMetrics};
+pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, Row, Store, StoreError};
 
 /// Re-exported for the serde derives that the macro generates with the `serde` feature.
-#[cfg(feature = "serde")]
 #[doc(hidden)]
 pub use serde;

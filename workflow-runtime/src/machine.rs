@@ -8,7 +8,7 @@ use std::hash::Hash;
 use crate::activity::{ActivityCall, ActivityError};
 use crate::chart::Scheduled;
 use crate::chart::StateEnum;
-use crate::graph::Graph;
+use crate::graph::{Graph, StateKind};
 
 /// What the runtime knows about a generated machine without its handlers:
 /// its types, its graph and its current state.
@@ -68,6 +68,86 @@ pub trait Machine: Sized {
     /// call, oldest first (always empty for a flat workflow).
     fn take_scheduled(&mut self) -> Vec<Scheduled<Self::Event>> {
         Vec::new()
+    }
+
+    /// The machine's configuration (active states and history), for a
+    /// durable engine's journal.
+    fn save(&self) -> Saved;
+
+    /// A machine in a saved configuration owning `context`, or `None` if the
+    /// configuration is not one this workflow can be in (see
+    /// [`Saved::fits`]). No action runs.
+    fn restore(saved: &Saved, context: Self::Context) -> Option<Self>;
+}
+
+/// A machine's configuration as graph state indices: what a durable engine
+/// journals besides the context, and [`Machine::restore`] takes back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// Every active state, ancestors included, in document order.
+    pub active: Vec<usize>,
+    /// What each history state recorded (the history state, then the
+    /// recorded states), for those that recorded something.
+    pub history: Vec<(usize, Vec<usize>)>,
+}
+
+impl Saved {
+    /// Whether this is a configuration `graph` can be in: exactly one active
+    /// top-level state; every active state's parent active; one active child
+    /// of an active compound state, every child region of an active parallel
+    /// state, none of an atomic or final one; no history pseudo-state
+    /// active; history recorded only by history states.
+    ///
+    /// ```
+    /// use workflow::prelude::*;
+    /// use workflow::{Machine, Saved, StateEnum};
+    ///
+    /// workflow! {
+    ///     workflow Door {
+    ///         initial Closed;
+    ///         events { Open }
+    ///         state Closed { on Open => Opened; }
+    ///         final Opened;
+    ///     }
+    /// }
+    /// let opened = DoorState::Opened.index();
+    /// assert!(Saved { active: vec![opened], history: vec![] }.fits(Door::graph()));
+    /// assert!(!Saved { active: vec![0, opened], history: vec![] }.fits(Door::graph())); // two top-level states
+    /// assert!(!Saved { active: vec![7], history: vec![] }.fits(Door::graph()));
+    ///
+    /// let door = Door::restore(&Saved { active: vec![opened], history: vec![] }, ()).unwrap();
+    /// assert_eq!(door.state(), DoorState::Opened);
+    /// assert_eq!(door.save().active, vec![opened]);
+    /// ```
+    pub fn fits(&self, graph: &Graph<'_>) -> bool {
+        let states = graph.states;
+        let n = states.len();
+        let mut on = vec![false; n];
+        for &s in &self.active {
+            match on.get_mut(s) {
+                Some(slot) if !*slot => *slot = true,
+                _ => return false, // out of range or listed twice
+            }
+        }
+        let children = |p: usize| (p + 1..states[p].end).filter(move |&c| states[c].parent == Some(p));
+        let tops = (0..n).filter(|&s| states[s].parent.is_none() && on[s]).count();
+        let consistent = self.active.iter().all(|&s| {
+            let parent_on = states[s].parent.is_none_or(|p| on[p]);
+            let active_children = children(s).filter(|&c| on[c]).count();
+            parent_on
+                && match states[s].kind {
+                    StateKind::Atomic | StateKind::Final { .. } => true,
+                    StateKind::Compound { .. } => active_children == 1,
+                    StateKind::Parallel => children(s)
+                        .filter(|&c| !matches!(states[c].kind, StateKind::History { .. }))
+                        .all(|c| on[c]),
+                    StateKind::History { .. } => false,
+                }
+        });
+        let history_ok = self.history.iter().all(|(h, recorded)| {
+            matches!(states.get(*h).map(|s| s.kind), Some(StateKind::History { .. })) && recorded.iter().all(|&s| s < n)
+        });
+        tops == 1 && consistent && history_ok
     }
 }
 

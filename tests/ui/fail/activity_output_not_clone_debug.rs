@@ -1,6 +1,7 @@
 use workflow::prelude::*;
 
-/// Neither `Clone` nor `Debug`.
+/// Neither `Clone` nor `Debug` (serde only).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub String);
 
 workflow! {

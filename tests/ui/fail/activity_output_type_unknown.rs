@@ -1,6 +1,6 @@
 use workflow::prelude::*;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub String);
 
 workflow! {

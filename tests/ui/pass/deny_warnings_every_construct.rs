@@ -16,7 +16,7 @@ pub struct OrderCtx {
 }
 
 /// A receipt from the payment service.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub String);
 
 workflow! {
@@ -51,6 +51,8 @@ workflow! {
             invoke charge_payment -> Receipt {
                 retry 3 backoff 100ms..5s;
                 timeout 10s;
+                resource payments;
+                expected 200ms;
                 done => Reserving / keep_receipt;
                 error => Cancelled / note_error;
             }
@@ -58,7 +60,7 @@ workflow! {
             after 1h => Cancelled / log_timeout;
         }
         state Reserving {
-            invoke reserve_stock -> () { done => Shipping; error => Refunding; }
+            invoke reserve_stock -> () { resource warehouse; done => Shipping; error => Refunding; }
             compensate release_stock;
         }
         state Shipping {
@@ -155,6 +157,12 @@ fn main() {
     );
     assert_eq!(OrderState::ALL.len(), 11);
     assert!(Order::graph().to_dot().contains("Reserving"));
+    let resources: Vec<_> = Order::graph()
+        .states
+        .iter()
+        .filter_map(|s| s.invoke.and_then(|i| i.resource))
+        .collect();
+    assert_eq!(resources, ["payments", "warehouse"]);
 
     let mut rejected = Order::new(OrderCtx::default());
     rejected

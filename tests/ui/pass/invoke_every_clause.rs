@@ -1,4 +1,4 @@
-// An invoke with every clause: retry with backoff, timeout, and both arms with actions.
+// An invoke with every clause: retry with backoff, timeout, resource, expected, and both arms with actions.
 #![deny(warnings)]
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use workflow::prelude::*;
 
 /// A charge's receipt.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub u64);
 
 #[derive(Default)]
@@ -21,8 +21,10 @@ workflow! {
         initial Charging;
         state Charging {
             invoke charge -> Receipt {
+                resource payments;
                 retry 3 backoff 100ms..2s;
                 timeout 30s;
+                expected 200ms;
                 done => Paid / keep_receipt, log_done;
                 error => Declined / keep_error;
             }
@@ -51,9 +53,11 @@ impl PaymentHandlers for Bank {
 }
 
 fn main() {
-    let policy = Payment::graph().states[0].invoke.unwrap().policy;
+    let invoke = Payment::graph().states[0].invoke.unwrap();
+    assert_eq!(invoke.resource, Some("payments"));
+    assert_eq!(invoke.expected, Some(Duration::from_millis(200)));
     assert_eq!(
-        policy,
+        invoke.policy,
         RetryPolicy {
             max_attempts: 4,
             initial_interval: Duration::from_millis(100),

@@ -14,7 +14,7 @@ pub struct OrderCtx {
 }
 
 /// A receipt.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt(pub String);
 
 workflow! {

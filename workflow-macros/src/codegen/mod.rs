@@ -525,7 +525,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
     };
     let bounds = thread_bounds(v);
     let (attempt_body, compensate_body, unit_event_body, failure_body) = engine_hooks(v, names);
-    let take_scheduled = m.is_chart().then(|| {
+    let kind_specific = if m.is_chart() {
         quote! {
             fn take_scheduled(&mut self) -> ::std::vec::Vec<::workflow::Scheduled<#event>> {
                 #machine::take_scheduled(self)
@@ -533,8 +533,31 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             fn reentered(&self, node: #state) -> bool {
                 self.core.reentered(::workflow::StateEnum::index(node))
             }
+            fn save(&self) -> ::workflow::Saved {
+                self.core.save(#machine::graph())
+            }
+            fn restore(saved: &::workflow::Saved, context: #context) -> ::core::option::Option<Self> {
+                let core = ::workflow::chart::Core::restore(#machine::graph(), saved)?;
+                ::core::option::Option::Some(Self { core, scheduled: ::std::vec::Vec::new(), context })
+            }
         }
-    });
+    } else {
+        quote! {
+            fn save(&self) -> ::workflow::Saved {
+                ::workflow::Saved {
+                    active: ::std::vec![::workflow::StateEnum::index(self.state)],
+                    history: ::std::vec::Vec::new(),
+                }
+            }
+            fn restore(saved: &::workflow::Saved, context: #context) -> ::core::option::Option<Self> {
+                let state = match saved.active[..] {
+                    [state] if saved.fits(#machine::graph()) => state,
+                    _ => return ::core::option::Option::None,
+                };
+                ::core::option::Option::Some(Self::with_state(::workflow::StateEnum::from_index(state)?, context))
+            }
+        }
+    };
     let compensation = compensation_fn(v, names);
     let common = quote!(#common #compensation);
     let (body, state_type) = if m.is_chart() {
@@ -590,7 +613,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             fn failure_event(node: #state, error: ::workflow::ActivityError) -> ::core::option::Option<#event> {
                 #failure_body
             }
-            #take_scheduled
+            #kind_specific
         }
 
         impl<H: #handlers + ?::core::marker::Sized> ::workflow::Workflow<H> for #machine
@@ -944,6 +967,11 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
                 .map(|i| (i.activity.to_string(), type_text(&i.output), policy(i)))
         })
         .collect();
+    let resources: Vec<Option<String>> = m
+        .states
+        .iter()
+        .map(|s| s.invoke.as_ref()?.resource.as_ref().map(Ident::to_string))
+        .collect();
     let compensations: Vec<Option<String>> = m
         .states
         .iter()
@@ -1016,6 +1044,8 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
                 activity,
                 output,
                 policy: *policy,
+                resource: resources[i].as_deref(),
+                expected: s.invoke.as_ref().and_then(|i| i.expected).map(|e| e.0),
             }),
             compensate: compensations[i].as_deref(),
         })

@@ -1,0 +1,622 @@
+//! Durable engines: journals, recovery, corrupt rows, changed definitions
+//! and failing stores. Every behaviour runs against the in-memory and the
+//! SQLite store alike.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use workflow::prelude::*;
+use workflow::{Engine, EngineError, MemoryStore, RecordKind, Row, SqliteStore, Status, Store, StoreError};
+
+/// What an order instance owns.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cart {
+    pub total: u64,
+    pub payment: Option<String>,
+    pub pokes: u32,
+}
+
+/// A payment service's answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Payment(pub String);
+
+workflow! {
+    pub workflow Shop {
+        context Cart;
+        initial Open;
+        events { Checkout { total: u64 }, Poke, Cancel }
+        state Open {
+            entry count_entry;
+            on Checkout => Paying / keep_total;
+            on Poke / poke;
+        }
+        state Paying {
+            invoke pay -> Payment { done => Packing / keep_payment; error => Failed; }
+            compensate refund;
+        }
+        state Packing {
+            invoke pack -> () { done => Waiting; error => Failed; }
+            compensate unpack;
+        }
+        state Waiting {
+            after 10s => Shipped;
+            on Cancel => Failed;
+        }
+        final Shipped;
+        final Failed (failure);
+    }
+}
+
+/// Services that record what they were asked, and can hold a call until
+/// released.
+#[derive(Default)]
+pub struct Desk {
+    entries: AtomicU32,
+    /// `(activity, idempotency key)` of every attempt, in order.
+    calls: Mutex<Vec<(&'static str, u128)>>,
+    hold_pay: AtomicBool,
+    hold_refund: AtomicBool,
+}
+
+impl Desk {
+    fn calls(&self, activity: &str) -> Vec<u128> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|c| c.0 == activity).map(|c| c.1).collect()
+    }
+
+    fn note(&self, call: &ActivityCall) {
+        self.calls.lock().unwrap().push((call.activity, call.key));
+    }
+}
+
+impl ShopHandlers for Arc<Desk> {
+    fn count_entry(&self, _cart: &mut Cart) {
+        self.entries.fetch_add(1, Ordering::SeqCst);
+    }
+    fn keep_total(&self, cart: &mut Cart, event: &Checkout) {
+        cart.total = event.total;
+    }
+    fn poke(&self, cart: &mut Cart, _event: &Poke) {
+        cart.pokes += 1;
+    }
+    fn keep_payment(&self, cart: &mut Cart, payment: &Payment) {
+        cart.payment = Some(payment.0.clone());
+    }
+    async fn pay(&self, cart: &Cart, call: ActivityCall) -> Result<Payment, ActivityError> {
+        self.note(&call);
+        if self.hold_pay.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(Payment(format!("paid {}", cart.total)))
+    }
+    async fn pack(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
+        self.note(&call);
+        Ok(())
+    }
+    async fn refund(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
+        self.note(&call);
+        if self.hold_refund.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+    async fn unpack(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
+        self.note(&call);
+        Ok(())
+    }
+}
+
+/// Where the tests keep journals: each `open` is a store over the same
+/// journals, as a restarted process would open its file again.
+trait Backend {
+    fn open(&self) -> Arc<dyn Store>;
+}
+
+struct Memory(Arc<MemoryStore>);
+
+impl Backend for Memory {
+    fn open(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+}
+
+struct Sqlite(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Backend for Sqlite {
+    fn open(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.0).unwrap())
+    }
+}
+
+fn memory() -> Memory {
+    Memory(Arc::new(MemoryStore::new()))
+}
+
+fn sqlite() -> Sqlite {
+    let dir = tempfile::tempdir().unwrap();
+    Sqlite(dir.path().join("journal.db"), dir)
+}
+
+fn engine(store: Arc<dyn Store>, desk: &Arc<Desk>) -> Engine<Shop, Arc<Desk>> {
+    Engine::builder(desk.clone()).store(store).build()
+}
+
+/// Waits until `done` holds. A SQLite commit takes real time on the store's
+/// own thread: this waits in real time, and keeps the runtime busy so the
+/// paused clock does not jump ahead meanwhile.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    panic!("not reached in 1 s");
+}
+
+/// A journal's row numbers, and whether its newest row is open.
+async fn journal(store: &Arc<dyn Store>, id: &str) -> (Vec<u64>, bool) {
+    let rows = store.journal("Shop", id).await.unwrap();
+    let open = rows.last().is_some_and(|r| r.open);
+    (rows.iter().map(|r| r.seq).collect(), open)
+}
+
+/// Runs each named behaviour against both stores.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(start_paused = true)] async fn $name() { super::$name(super::memory()).await; })*
+        }
+        mod on_sqlite {
+            $(#[tokio::test(start_paused = true)] async fn $name() { super::$name(super::sqlite()).await; })*
+        }
+    };
+}
+
+both_stores!(
+    every_step_is_journaled_in_order,
+    recovery_resumes_without_rerunning_entry_actions,
+    an_activity_in_flight_restarts_with_its_key,
+    timers_fire_at_their_journaled_deadline,
+    a_passed_deadline_fires_at_once,
+    unfinished_compensations_run_after_recovery,
+    a_corrupt_row_fails_only_its_instance,
+    a_changed_definition_is_refused_and_left_untouched,
+    a_stored_id_is_a_duplicate,
+    recovering_twice_resumes_nothing_new,
+);
+
+async fn every_step_is_journaled_in_order(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let store = backend.open();
+    let engine = engine(store.clone(), &desk);
+    engine.start("o-1", Cart::default()).await.unwrap();
+    // Committed before `start` returned.
+    assert_eq!(journal(&store, "o-1").await, (vec![1], true));
+    engine.send("o-1", ShopEvent::Poke).await.unwrap();
+    assert_eq!(journal(&store, "o-1").await, (vec![1, 2], true));
+    engine
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 30 }))
+        .await
+        .unwrap();
+    assert_eq!(engine.wait("o-1").await.unwrap(), ShopState::Shipped);
+    // start, Poke, Checkout, pay done, pack done, the timer: six rows, the
+    // last one closed.
+    assert_eq!(journal(&store, "o-1").await, (vec![1, 2, 3, 4, 5, 6], false));
+    // A rejected event changes nothing and writes nothing.
+    assert!(matches!(
+        engine.send("o-1", ShopEvent::Poke).await,
+        Err(EngineError::Stopped(_))
+    ));
+    let rows = store.journal("Shop", "o-1").await.unwrap();
+    assert_eq!(rows.len(), 6);
+    // The format is JSON: the payment's output is in the row of its event.
+    let done: serde_json::Value = serde_json::from_slice(&rows[3].data).unwrap();
+    assert_eq!(done["step"]["kind"], "transition");
+    assert_eq!(done["step"]["event"]["PayDone"], "paid 30");
+    assert_eq!(done["context"]["payment"], "paid 30");
+    assert_eq!(done["v"], 1);
+    // Nothing left to recover.
+    let again = engine_over(&backend, &desk);
+    assert_eq!(again.recover().await.unwrap().resumed, 0);
+}
+
+fn engine_over(backend: &impl Backend, desk: &Arc<Desk>) -> Engine<Shop, Arc<Desk>> {
+    engine(backend.open(), desk)
+}
+
+async fn recovery_resumes_without_rerunning_entry_actions(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first.send("o-1", ShopEvent::Poke).await.unwrap();
+    first.send("o-1", ShopEvent::Poke).await.unwrap();
+    first.shutdown().await;
+    assert_eq!(desk.entries.load(Ordering::SeqCst), 1);
+
+    let second = engine_over(&backend, &desk);
+    let recovery = second.recover().await.unwrap();
+    assert_eq!(recovery.resumed, 1);
+    assert!(recovery.errors.is_empty());
+    assert_eq!(second.state("o-1").unwrap(), ShopState::Open);
+    let snapshot = second.snapshot("o-1").await.unwrap();
+    assert_eq!(snapshot.context.pokes, 2);
+    assert_eq!(snapshot.history[0].kind, RecordKind::Recovered { seq: 3 });
+    // Open's entry action ran once, before the restart.
+    assert_eq!(desk.entries.load(Ordering::SeqCst), 1);
+    // The instance goes on, and its journal has no gap.
+    second
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 5 }))
+        .await
+        .unwrap();
+    assert_eq!(second.wait("o-1").await.unwrap(), ShopState::Shipped);
+    let store = backend.open();
+    assert_eq!(journal(&store, "o-1").await, ((1..=7).collect(), false));
+}
+
+async fn an_activity_in_flight_restarts_with_its_key(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    desk.hold_pay.store(true, Ordering::SeqCst);
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 9 }))
+        .await
+        .unwrap();
+    until(|| desk.calls("pay").len() == 1).await;
+    first.shutdown().await;
+
+    desk.hold_pay.store(false, Ordering::SeqCst);
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    assert_eq!(second.wait("o-1").await.unwrap(), ShopState::Shipped);
+    let keys = desk.calls("pay");
+    assert_eq!(keys.len(), 2, "the payment in flight ran again");
+    assert_eq!(keys[0], keys[1], "with the same idempotency key");
+    assert_eq!(desk.calls("pack").len(), 1, "the step after it ran once");
+    assert_eq!(
+        second.snapshot("o-1").await.unwrap().context.payment.as_deref(),
+        Some("paid 9")
+    );
+}
+
+async fn timers_fire_at_their_journaled_deadline(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 1 }))
+        .await
+        .unwrap();
+    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    first.shutdown().await;
+
+    // The deadline is a wall-clock time, 10 s after the timer was set; the
+    // paused clock has not moved the wall clock since.
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    tokio::time::sleep(Duration::from_millis(9_000)).await;
+    assert_eq!(second.state("o-1").unwrap(), ShopState::Waiting);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    until(|| second.status("o-1") == Ok(Status::Finished(ShopState::Shipped))).await;
+}
+
+async fn a_passed_deadline_fires_at_once(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 1 }))
+        .await
+        .unwrap();
+    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    first.shutdown().await;
+    // Rewrite the newest row as if the deadline were long past.
+    let store = backend.open();
+    let rows = store.journal("Shop", "o-1").await.unwrap();
+    let mut newest: serde_json::Value = serde_json::from_slice(&rows.last().unwrap().data).unwrap();
+    newest["timers"][0]["deadline"] = serde_json::json!(1_000);
+    let data = serde_json::to_vec(&newest).unwrap();
+    let seq = rows.len() as u64 + 1;
+    let row = Row {
+        instance: "o-1".into(),
+        seq,
+        open: true,
+        checksum: crc32(&data),
+        data,
+    };
+    store.append("Shop", row).await.unwrap();
+
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    until(|| second.status("o-1") == Ok(Status::Finished(ShopState::Shipped))).await;
+}
+
+/// The CRC-32 (IEEE) the engine checks rows with.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+async fn unfinished_compensations_run_after_recovery(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    desk.hold_refund.store(true, Ordering::SeqCst);
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 3 }))
+        .await
+        .unwrap();
+    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    first.send("o-1", ShopEvent::Cancel).await.unwrap();
+    // `unpack` runs first (newest first), then `refund` is stuck.
+    until(|| desk.calls("refund").len() == 1).await;
+    assert_eq!(desk.calls("unpack").len(), 1);
+    first.shutdown().await;
+
+    desk.hold_refund.store(false, Ordering::SeqCst);
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    assert_eq!(second.wait("o-1").await.unwrap(), ShopState::Failed);
+    assert_eq!(
+        desk.calls("unpack").len(),
+        1,
+        "a committed compensation is not run again"
+    );
+    let refunds = desk.calls("refund");
+    assert_eq!(refunds.len(), 2);
+    assert_eq!(refunds[0], refunds[1], "the same key for the interrupted compensation");
+    let store = backend.open();
+    let (seqs, open) = journal(&store, "o-1").await;
+    assert!(!open);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+async fn a_corrupt_row_fails_only_its_instance(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    for id in ["good", "bad-sum", "bad-json"] {
+        first.start(id, Cart::default()).await.unwrap();
+    }
+    first.shutdown().await;
+    let store = backend.open();
+    let bad_sum = Row {
+        instance: "bad-sum".into(),
+        seq: 2,
+        open: true,
+        checksum: 1,
+        data: b"{}".to_vec(),
+    };
+    store.append("Shop", bad_sum).await.unwrap();
+    let garbage = b"{\"v\":1,\"not\":\"a row\"}".to_vec();
+    let bad_json = Row {
+        instance: "bad-json".into(),
+        seq: 2,
+        open: true,
+        checksum: crc32(&garbage),
+        data: garbage,
+    };
+    store.append("Shop", bad_json).await.unwrap();
+
+    let second = engine_over(&backend, &desk);
+    let recovery = second.recover().await.unwrap();
+    assert_eq!(recovery.resumed, 1);
+    let mut errors = recovery.errors.clone();
+    errors.sort_by_key(|e| e.to_string());
+    assert!(
+        matches!(&errors[0], StoreError::Corrupt { instance, seq: 2, .. } if instance == "bad-json"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[1],
+        StoreError::Corrupt {
+            instance: "bad-sum".into(),
+            seq: 2,
+            reason: "checksum mismatch".into()
+        }
+    );
+    assert_eq!(
+        errors[1].to_string(),
+        "instance `bad-sum`: journal row 2 is corrupt: checksum mismatch"
+    );
+    // The broken instance answers with its error; the good one goes on.
+    assert!(matches!(
+        second.status("bad-sum"),
+        Err(EngineError::Store(StoreError::Corrupt { .. }))
+    ));
+    assert!(matches!(
+        second.send("bad-json", ShopEvent::Poke).await,
+        Err(EngineError::Store(StoreError::Corrupt { .. }))
+    ));
+    second.send("good", ShopEvent::Poke).await.unwrap();
+    assert_eq!(second.snapshot("good").await.unwrap().context.pokes, 1);
+}
+
+/// The same workflow name with different states: what an older build wrote.
+mod v0 {
+    use super::Cart;
+    use workflow::prelude::*;
+
+    workflow! {
+        pub workflow Shop {
+            context Cart;
+            initial Legacy;
+            events { Checkout { total: u64 }, Poke }
+            state Legacy { on Checkout => Done; }
+            final Done;
+        }
+    }
+    pub struct Old;
+    impl ShopHandlers for Old {}
+}
+
+async fn a_changed_definition_is_refused_and_left_untouched(backend: impl Backend) {
+    let old = Engine::<v0::Shop, v0::Old>::builder(v0::Old)
+        .store(backend.open())
+        .build();
+    old.start("o-1", Cart::default()).await.unwrap();
+    old.shutdown().await;
+    let store = backend.open();
+    let before = store.journal("Shop", "o-1").await.unwrap();
+
+    let desk = Arc::new(Desk::default());
+    let new = engine_over(&backend, &desk);
+    let recovery = new.recover().await.unwrap();
+    assert_eq!(recovery.resumed, 0);
+    assert_eq!(
+        recovery.errors,
+        vec![StoreError::DefinitionChanged {
+            instance: "o-1".into(),
+            state: "Legacy".into(),
+            reason: "no such state".into()
+        }]
+    );
+    assert_eq!(
+        recovery.errors[0].to_string(),
+        "instance `o-1` cannot resume in state `Legacy`: the workflow changed (no such state)"
+    );
+    assert_eq!(store.journal("Shop", "o-1").await.unwrap(), before);
+    assert!(matches!(
+        new.state("o-1"),
+        Err(EngineError::Store(StoreError::DefinitionChanged { .. }))
+    ));
+}
+
+async fn a_stored_id_is_a_duplicate(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first.shutdown().await;
+    // Not recovered: the id is still taken in the store.
+    let second = engine_over(&backend, &desk);
+    assert_eq!(
+        second.start("o-1", Cart::default()).await,
+        Err(EngineError::DuplicateId("o-1".into()))
+    );
+    assert!(matches!(second.state("o-1"), Err(EngineError::UnknownInstance(_))));
+    second.start("o-2", Cart::default()).await.unwrap();
+}
+
+async fn recovering_twice_resumes_nothing_new(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first.shutdown().await;
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    assert_eq!(second.recover().await.unwrap().resumed, 0);
+    second.send("o-1", ShopEvent::Poke).await.unwrap();
+}
+
+/// A store whose appends fail once `broken` is set: a full disk.
+struct FullDisk {
+    inner: MemoryStore,
+    broken: AtomicBool,
+}
+
+#[async_trait]
+impl Store for FullDisk {
+    async fn append(&self, workflow: &str, row: Row) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) && row.instance != "spared" {
+            return Err(StoreError::Backend("database or disk is full".into()));
+        }
+        self.inner.append(workflow, row).await
+    }
+    async fn open_rows(&self, workflow: &str) -> Result<Vec<Row>, StoreError> {
+        self.inner.open_rows(workflow).await
+    }
+    async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
+        self.inner.journal(workflow, instance).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_stops_the_instance_and_no_other() {
+    let store = Arc::new(FullDisk {
+        inner: MemoryStore::new(),
+        broken: AtomicBool::new(false),
+    });
+    let desk = Arc::new(Desk::default());
+    let engine = engine(store.clone(), &desk);
+    engine.start("o-1", Cart::default()).await.unwrap();
+    engine.start("spared", Cart::default()).await.unwrap();
+    store.broken.store(true, Ordering::SeqCst);
+
+    let full = StoreError::Backend("database or disk is full".into());
+    assert_eq!(
+        engine.send("o-1", ShopEvent::Poke).await,
+        Err(EngineError::Store(full.clone()))
+    );
+    assert_eq!(
+        engine.status("o-1").unwrap(),
+        Status::Failed {
+            state: ShopState::Open,
+            reason: "store failure: database or disk is full".into()
+        }
+    );
+    assert_eq!(
+        engine.start("o-2", Cart::default()).await,
+        Err(EngineError::Store(full.clone()))
+    );
+    // The journal keeps the last committed step, to recover from later.
+    assert_eq!(store.journal("Shop", "o-1").await.unwrap().len(), 1);
+    engine.send("spared", ShopEvent::Poke).await.unwrap();
+    assert_eq!(engine.snapshot("spared").await.unwrap().context.pokes, 1);
+}
+
+#[tokio::test]
+async fn a_read_only_file_gives_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .append(
+                "Shop",
+                Row {
+                    instance: "x".into(),
+                    seq: 1,
+                    open: true,
+                    checksum: 0,
+                    data: vec![],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_read_only(&path).unwrap());
+    let desk = Arc::new(Desk::default());
+    let engine = engine(store, &desk);
+    let refused = engine.start("o-1", Cart::default()).await;
+    assert!(
+        matches!(refused, Err(EngineError::Store(StoreError::Backend(_)))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
+        .unwrap();
+    drop(conn);
+    let refused = SqliteStore::open(&path).err().unwrap();
+    assert_eq!(refused, StoreError::SchemaTooNew { found: 2, supported: 1 });
+    assert_eq!(
+        refused.to_string(),
+        "the store's schema version is 2, newer than this build reads (1); upgrade the crate to open it"
+    );
+}

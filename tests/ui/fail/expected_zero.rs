@@ -1,0 +1,19 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Order {
+        initial Charging;
+        state Charging {
+            invoke charge_payment -> () {
+                resource payments;
+                expected 0ms;
+                done => Paid;
+                error => Failed;
+            }
+        }
+        final Paid;
+        final Failed (failure);
+    }
+}
+
+fn main() {}

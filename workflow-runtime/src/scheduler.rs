@@ -1,0 +1,1494 @@
+//! Resources with a concurrency limit, and the queues in front of them.
+//!
+//! A *resource* is a named pool of slots standing for a service's capacity
+//! ("payments: 4 at a time"). An activity call asks the [`Scheduler`] for a
+//! slot of its resource with [`Scheduler::acquire`], describing itself as a
+//! [`Job`]; it gets a [`Permit`] when the resource's [`SchedulingPolicy`]
+//! picks it for a free slot, runs while holding it, and frees the slot by
+//! dropping it, which hands the slot to the job the policy picks next.
+//!
+//! Built-in policies: [`Fifo`] (the default), [`ShortestJobFirst`] (on the
+//! declared or a learned expected duration), [`Priority`] (higher first) and
+//! [`RoundRobin`] (fair across flows). The two that reorder jobs by size or
+//! rank bound starvation with a maximum wait: see [`ShortestJobFirst`].
+//!
+//! The scheduler also keeps each resource's queueing statistics
+//! ([`Scheduler::metrics`], described in [`crate::metrics`]).
+//!
+//! All times are on tokio's clock ([`tokio::time::Instant`]), so everything
+//! runs under a paused clock too, in simulated time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use workflow_runtime::scheduler::{Job, Scheduler, ShortestJobFirst};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scheduler = Scheduler::builder()
+//!     .resource("payments", 4)
+//!     .resource_with("stock", 16, ShortestJobFirst::new().max_wait(Duration::from_secs(5)))
+//!     .build()?;
+//!
+//! // Six charges at once: four run, two wait for a slot.
+//! let mut calls = Vec::new();
+//! for order in 0..6u64 {
+//!     let scheduler = scheduler.clone();
+//!     calls.push(tokio::spawn(async move {
+//!         let permit = scheduler.acquire("payments", Job::new("charge").flow(order)).await?;
+//!         tokio::time::sleep(Duration::from_millis(100)).await; // call the payment service
+//!         Ok::<_, workflow_runtime::scheduler::SchedulerError>(permit.queued())
+//!     }));
+//! }
+//! let mut waited = Vec::new();
+//! for call in calls {
+//!     waited.push(call.await??);
+//! }
+//! waited.sort();
+//! assert_eq!(waited[3], Duration::ZERO);
+//! assert_eq!(waited[5], Duration::from_millis(100));
+//!
+//! let payments = scheduler.metrics().get("payments").cloned().ok_or("no payments")?;
+//! assert_eq!((payments.arrivals, payments.completed), (6, 6));
+//! // Little's law, L = λW, on the drained system (W is rounded to the nanosecond).
+//! assert!((payments.mean_in_system - payments.little_product()).abs() < 1e-6);
+//! assert!(scheduler.acquire("mail", Job::new("send")).await.is_err()); // no such resource
+//! # Ok(()) }
+//! ```
+//!
+//! # Cancellation
+//!
+//! The [`Acquire`] future may be dropped at any point, as the engine does
+//! when it aborts an activity whose state was left. Dropped while waiting,
+//! the job leaves the queue and holds nothing; dropped after it was granted
+//! a slot but before it was polled again, the slot goes straight to the next
+//! job. Either way the job counts as cancelled in the metrics.
+//!
+//! # Cost
+//!
+//! A free slot with nobody waiting is granted at the first poll, without
+//! allocating; acquiring and releasing take one uncontended lock each (a
+//! `std::sync::Mutex` per resource) and read the clock once each. A job
+//! that has to wait registers its waker in a per-resource table and is
+//! woken alone when it is picked.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::metrics::{Metrics, ResourceMetrics, Stats};
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+/// What a scheduling policy knows about an activity call waiting for a slot.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::scheduler::Job;
+///
+/// let job = Job::new("charge").flow(Job::flow_key("order-17")).priority(2).expected(Duration::from_millis(40));
+/// assert_eq!((job.activity, job.priority), ("charge", 2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Job {
+    /// The activity's name; [`ShortestJobFirst`] learns durations per name.
+    pub activity: &'static str,
+    /// Which workflow instance (or any other grouping) the call belongs to;
+    /// [`RoundRobin`] takes turns between flows. See [`Job::flow_key`] for
+    /// string ids.
+    pub flow: u64,
+    /// Higher is served first under [`Priority`]; ignored by other policies.
+    pub priority: i32,
+    /// The declared expected duration of the call, if known; used by
+    /// [`ShortestJobFirst`] before anything it learned.
+    pub expected: Option<Duration>,
+}
+
+impl Job {
+    /// A call of `activity` in flow 0, priority 0, with no expected duration.
+    pub const fn new(activity: &'static str) -> Self {
+        Self {
+            activity,
+            flow: 0,
+            priority: 0,
+            expected: None,
+        }
+    }
+
+    /// The same job in flow `flow`.
+    pub const fn flow(mut self, flow: u64) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// The same job with priority `priority`.
+    pub const fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The same job with a declared expected duration.
+    pub const fn expected(mut self, expected: Duration) -> Self {
+        self.expected = Some(expected);
+        self
+    }
+
+    /// A flow key for a string id (such as an engine's instance id): its
+    /// 64-bit FNV-1a hash, stable across runs and platforms.
+    pub fn flow_key(id: &str) -> u64 {
+        let mut hasher = Fnv::default();
+        hasher.write(id.as_bytes());
+        hasher.finish()
+    }
+}
+
+/// Identifies one waiting job, in [`SchedulingPolicy::remove`]. Ordered by
+/// arrival: an earlier arrival at the same resource has a smaller id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaitId {
+    /// Arrival number at the resource; it alone orders and identifies.
+    seq: u64,
+    /// Where the waiter's waker lives in the resource's table.
+    slot: usize,
+}
+
+/// A job waiting for a slot, as a [`SchedulingPolicy`] holds it. Not
+/// `Clone`: each waiting job is in the policy once.
+#[derive(Debug)]
+pub struct Waiting {
+    id: WaitId,
+    job: Job,
+    arrived: Instant,
+}
+
+impl Waiting {
+    /// Its id, for [`SchedulingPolicy::remove`].
+    pub fn id(&self) -> WaitId {
+        self.id
+    }
+
+    /// The job.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// When it asked for a slot.
+    pub fn arrived(&self) -> Instant {
+        self.arrived
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Policies
+// ---------------------------------------------------------------------------
+
+/// Holds a resource's waiting jobs and picks the next one when a slot frees.
+///
+/// The scheduler calls it under the resource's lock, so every method should
+/// be quick (no I/O, no blocking) and must not call the scheduler back.
+/// Jobs are pushed in arrival order. A policy that hands back a job it no
+/// longer holds (or never held) is tolerated: the scheduler checks every
+/// job it pops against its own table and skips strangers.
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use workflow_runtime::scheduler::{SchedulingPolicy, WaitId, Waiting};
+///
+/// /// Last come, first served.
+/// #[derive(Default)]
+/// struct Lifo(Vec<Waiting>);
+///
+/// impl SchedulingPolicy for Lifo {
+///     fn name(&self) -> &'static str { "lifo" }
+///     fn push(&mut self, waiting: Waiting) { self.0.push(waiting) }
+///     fn pop(&mut self, _now: Instant) -> Option<Waiting> { self.0.pop() }
+///     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+///         let at = self.0.iter().position(|w| w.id() == id)?;
+///         Some(self.0.remove(at))
+///     }
+///     fn len(&self) -> usize { self.0.len() }
+/// }
+///
+/// let scheduler = workflow_runtime::scheduler::Scheduler::builder()
+///     .resource_with("printer", 1, Lifo::default())
+///     .build()
+///     .unwrap();
+/// ```
+pub trait SchedulingPolicy: Send {
+    /// A short name for metrics and tables.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
+    /// A job starts waiting.
+    fn push(&mut self, waiting: Waiting);
+
+    /// A slot is free: the job to serve next, if any waits. It must return
+    /// a job whenever [`len`](Self::len) is not zero; a `None` leaves the
+    /// slot idle until the next arrival or release.
+    fn pop(&mut self, now: Instant) -> Option<Waiting>;
+
+    /// The waiting job `id` was cancelled: forget it and return it (`None`
+    /// if it is not held).
+    fn remove(&mut self, id: WaitId) -> Option<Waiting>;
+
+    /// How many jobs wait.
+    fn len(&self) -> usize;
+
+    /// Whether no job waits.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A job of `activity` released its slot after holding it for
+    /// `service`: feedback for policies that learn. Does nothing by default.
+    fn completed(&mut self, activity: &'static str, service: Duration) {
+        let _ = (activity, service);
+    }
+}
+
+/// Turns a policy into the boxed form a resource keeps; implemented for
+/// every [`SchedulingPolicy`] and for `Box<dyn SchedulingPolicy>`.
+pub trait IntoPolicy {
+    /// The boxed policy.
+    fn into_policy(self) -> Box<dyn SchedulingPolicy>;
+}
+
+impl<P: SchedulingPolicy + 'static> IntoPolicy for P {
+    fn into_policy(self) -> Box<dyn SchedulingPolicy> {
+        Box::new(self)
+    }
+}
+
+impl IntoPolicy for Box<dyn SchedulingPolicy> {
+    fn into_policy(self) -> Box<dyn SchedulingPolicy> {
+        self
+    }
+}
+
+/// A first-in, first-out queue that removes jobs from the middle (cancelled
+/// ones, or the ones a ranking picks) in O(log n): it leaves a tombstone,
+/// found by binary search on the arrival number, and skips it when it
+/// reaches the front.
+#[derive(Debug)]
+struct Queue<T> {
+    items: VecDeque<(u64, Option<T>)>,
+    len: usize,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Self {
+            items: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// Appends `item`, which arrived as number `seq` (increasing).
+    fn push(&mut self, seq: u64, item: T) {
+        self.items.push_back((seq, Some(item)));
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        while let Some((_, item)) = self.items.pop_front() {
+            if let Some(item) = item {
+                self.len -= 1;
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    /// The oldest item; the front is never a tombstone.
+    fn front(&self) -> Option<&T> {
+        self.items.front().and_then(|(_, item)| item.as_ref())
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<T> {
+        let at = self.items.binary_search_by_key(&seq, |(seq, _)| *seq).ok()?;
+        let item = self.items.get_mut(at)?.1.take()?;
+        self.len -= 1;
+        // Keep the ends live, so that the front is a job and an idle queue
+        // holds no tombstones.
+        while matches!(self.items.back(), Some((_, None))) {
+            self.items.pop_back();
+        }
+        while matches!(self.items.front(), Some((_, None))) {
+            self.items.pop_front();
+        }
+        // And tombstones from the middle, if an old job stays put while
+        // younger ones are picked past it.
+        if self.items.len() > 2 * self.len + 64 {
+            self.items.retain(|(_, item)| item.is_some());
+        }
+        Some(item)
+    }
+}
+
+/// First come, first served: the default policy.
+#[derive(Debug, Default)]
+pub struct Fifo {
+    queue: Queue<Waiting>,
+}
+
+impl Fifo {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl SchedulingPolicy for Fifo {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        self.queue.push(waiting.id.seq, waiting);
+    }
+
+    fn pop(&mut self, _now: Instant) -> Option<Waiting> {
+        self.queue.pop()
+    }
+
+    fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+        self.queue.remove(id.seq)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len
+    }
+}
+
+/// The default [`ShortestJobFirst::max_wait`] and [`Priority::max_wait`].
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Jobs ordered by a rank (smallest first, then by arrival), with the
+/// starvation cap: a job that has waited `max_wait` or more goes first,
+/// oldest first.
+///
+/// The jobs live in arrival order (which finds the oldest, and removes in
+/// O(log n)); a heap of ranks picks the smallest. A heap entry whose job is
+/// gone (cancelled, or served as overdue) is skipped when it comes up, and
+/// the heap is rebuilt if such entries pile up.
+#[derive(Debug)]
+struct Ranked<K> {
+    jobs: Queue<(K, Waiting)>,
+    heap: BinaryHeap<Reverse<(K, u64)>>,
+    max_wait: Duration,
+}
+
+impl<K: Ord + Copy> Ranked<K> {
+    fn new(max_wait: Duration) -> Self {
+        Self {
+            jobs: Queue::default(),
+            heap: BinaryHeap::new(),
+            max_wait,
+        }
+    }
+
+    fn push(&mut self, rank: K, waiting: Waiting) {
+        let seq = waiting.id.seq;
+        self.heap.push(Reverse((rank, seq)));
+        self.jobs.push(seq, (rank, waiting));
+    }
+
+    fn pop(&mut self, now: Instant) -> Option<Waiting> {
+        let overdue = self
+            .jobs
+            .front()
+            .is_some_and(|(_, oldest)| now.saturating_duration_since(oldest.arrived) >= self.max_wait);
+        let picked = if overdue {
+            self.jobs.pop()
+        } else {
+            loop {
+                let Reverse((_, seq)) = self.heap.pop()?;
+                if let Some(job) = self.jobs.remove(seq) {
+                    break Some(job);
+                }
+            }
+        };
+        self.prune();
+        picked.map(|(_, waiting)| waiting)
+    }
+
+    fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+        let (_, waiting) = self.jobs.remove(id.seq)?;
+        self.prune();
+        Some(waiting)
+    }
+
+    /// Drops the heap's stale entries once they outnumber the live ones:
+    /// amortised O(1) per job.
+    fn prune(&mut self) {
+        if self.heap.len() > 2 * self.jobs.len + 64 {
+            let live = self
+                .jobs
+                .items
+                .iter()
+                .filter_map(|(seq, job)| Some(Reverse((job.as_ref()?.0, *seq))));
+            self.heap = live.collect();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len
+    }
+}
+
+/// Shortest job first: the waiting job with the smallest expected duration
+/// goes next (ties by arrival), which minimises the mean time in system
+/// when sizes vary.
+///
+/// A job's expected duration is, in this order: its declared
+/// [`Job::expected`]; else the duration learned for its activity, an
+/// exponential moving average of the service times observed on this
+/// resource (weight [`smoothing`](Self::smoothing) for the newest, 0.25 by
+/// default); else, for an activity not seen yet, the
+/// [`unknown`](Self::unknown) estimate if one was set, or the moving average
+/// over all activities of the resource (zero before the first completion, so
+/// that a new activity runs soon and gets measured). The estimate is taken
+/// when the job arrives.
+///
+/// # Starvation
+///
+/// Shortest-first alone can starve a long job for as long as shorter ones
+/// keep arriving. Here a job that has waited [`max_wait`](Self::max_wait)
+/// ([`DEFAULT_MAX_WAIT`], 10 s, unless set) or longer is served at the next
+/// free slot, before any shorter job; several such jobs go oldest first. So
+/// a job waits at most `max_wait` plus the time for a slot to free and for
+/// the older overdue jobs to get theirs; under sustained overload, when
+/// every job becomes overdue, the queue degrades gracefully into FIFO.
+/// `max_wait(Duration::MAX)` lifts the cap, and the bound with it.
+#[derive(Debug)]
+pub struct ShortestJobFirst {
+    queue: Ranked<Duration>,
+    smoothing: f64,
+    unknown: Option<Duration>,
+    learned: HashMap<&'static str, f64, BuildHasherDefault<Fnv>>,
+    /// The moving average over all activities, in seconds.
+    overall: Option<f64>,
+}
+
+impl Default for ShortestJobFirst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShortestJobFirst {
+    /// Shortest first, with the default maximum wait and learning weight.
+    pub fn new() -> Self {
+        Self {
+            queue: Ranked::new(DEFAULT_MAX_WAIT),
+            smoothing: 0.25,
+            unknown: None,
+            learned: HashMap::default(),
+            overall: None,
+        }
+    }
+
+    /// A job that has waited this long goes before shorter ones.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.queue.max_wait = max_wait;
+        self
+    }
+
+    /// The weight of the newest observation in the learned averages, in
+    /// `(0, 1]` (clamped); 1 remembers only the last service time.
+    pub fn smoothing(mut self, weight: f64) -> Self {
+        self.smoothing = if weight.is_nan() {
+            0.25
+        } else {
+            weight.clamp(f64::MIN_POSITIVE, 1.0)
+        };
+        self
+    }
+
+    /// The expected duration of an activity not observed yet (instead of
+    /// the average over all activities).
+    pub fn unknown(mut self, expected: Duration) -> Self {
+        self.unknown = Some(expected);
+        self
+    }
+
+    /// The expected duration this policy would give `job` now.
+    pub fn estimate(&self, job: &Job) -> Duration {
+        if let Some(expected) = job.expected {
+            return expected;
+        }
+        let learned = self.learned.get(job.activity).copied();
+        match (learned, self.unknown) {
+            (Some(seconds), _) => seconds_to_duration(seconds),
+            (None, Some(unknown)) => unknown,
+            (None, None) => self.overall.map_or(Duration::ZERO, seconds_to_duration),
+        }
+    }
+
+    /// The duration learned for `activity`, if it completed on this
+    /// resource before.
+    pub fn learned(&self, activity: &str) -> Option<Duration> {
+        self.learned.get(activity).copied().map(seconds_to_duration)
+    }
+}
+
+fn seconds_to_duration(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+}
+
+impl SchedulingPolicy for ShortestJobFirst {
+    fn name(&self) -> &'static str {
+        "sjf"
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        let rank = self.estimate(&waiting.job);
+        self.queue.push(rank, waiting);
+    }
+
+    fn pop(&mut self, now: Instant) -> Option<Waiting> {
+        self.queue.pop(now)
+    }
+
+    fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+        self.queue.remove(id)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn completed(&mut self, activity: &'static str, service: Duration) {
+        let observed = service.as_secs_f64();
+        let weight = self.smoothing;
+        let blend = |old: Option<f64>| old.map_or(observed, |old| old + weight * (observed - old));
+        let learned = self.learned.entry(activity).or_insert(observed);
+        *learned = blend(Some(*learned));
+        self.overall = Some(blend(self.overall));
+    }
+}
+
+/// Highest priority first ([`Job::priority`]), first come first served
+/// within a priority.
+///
+/// # Starvation
+///
+/// As with [`ShortestJobFirst`], a job that has waited
+/// [`max_wait`](Self::max_wait) ([`DEFAULT_MAX_WAIT`], 10 s, unless set) or
+/// longer is served at the next free slot, whatever its priority, oldest
+/// first; so a low-priority job waits at most about `max_wait` plus the time
+/// for a slot to free, however many higher-priority jobs keep coming.
+#[derive(Debug)]
+pub struct Priority {
+    queue: Ranked<Reverse<i32>>,
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Priority {
+    /// Highest first, with the default maximum wait.
+    pub fn new() -> Self {
+        Self {
+            queue: Ranked::new(DEFAULT_MAX_WAIT),
+        }
+    }
+
+    /// A job that has waited this long goes before higher-priority ones.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.queue.max_wait = max_wait;
+        self
+    }
+}
+
+impl SchedulingPolicy for Priority {
+    fn name(&self) -> &'static str {
+        "priority"
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        self.queue.push(Reverse(waiting.job.priority), waiting);
+    }
+
+    fn pop(&mut self, now: Instant) -> Option<Waiting> {
+        self.queue.pop(now)
+    }
+
+    fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+        self.queue.remove(id)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Fair sharing between flows ([`Job::flow`]): the flows with waiting jobs
+/// take turns, one job per turn, in the order they started waiting; within
+/// a flow, first come first served. A flow with a hundred queued jobs
+/// delays another flow's single job by at most one job.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    flows: HashMap<u64, Flow, BuildHasherDefault<Fnv>>,
+    /// Flows whose turn comes, in order; a flow appears at most once.
+    ring: VecDeque<u64>,
+    /// Arrival number to flow, for removals.
+    flow_of: HashMap<u64, u64, BuildHasherDefault<Fnv>>,
+}
+
+#[derive(Debug, Default)]
+struct Flow {
+    queue: Queue<Waiting>,
+    in_ring: bool,
+}
+
+impl RoundRobin {
+    /// No flows yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl SchedulingPolicy for RoundRobin {
+    fn name(&self) -> &'static str {
+        "fair"
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        let key = waiting.job.flow;
+        self.flow_of.insert(waiting.id.seq, key);
+        let flow = self.flows.entry(key).or_default();
+        flow.queue.push(waiting.id.seq, waiting);
+        if !flow.in_ring {
+            flow.in_ring = true;
+            self.ring.push_back(key);
+        }
+    }
+
+    fn pop(&mut self, _now: Instant) -> Option<Waiting> {
+        while let Some(key) = self.ring.pop_front() {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            match flow.queue.pop() {
+                Some(waiting) => {
+                    if flow.queue.len == 0 {
+                        self.flows.remove(&key);
+                    } else {
+                        self.ring.push_back(key);
+                    }
+                    self.flow_of.remove(&waiting.id.seq);
+                    return Some(waiting);
+                }
+                // Its jobs were all cancelled: it leaves the ring.
+                None => {
+                    self.flows.remove(&key);
+                }
+            }
+        }
+        None
+    }
+
+    fn remove(&mut self, id: WaitId) -> Option<Waiting> {
+        let key = self.flow_of.remove(&id.seq)?;
+        // An emptied flow stays in the ring until its turn, so that it is
+        // never in it twice.
+        self.flows.get_mut(&key)?.queue.remove(id.seq)
+    }
+
+    fn len(&self) -> usize {
+        self.flow_of.len()
+    }
+}
+
+/// 64-bit FNV-1a: a fast hash for short keys (activity names, flow keys).
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Whole words at a time: flow keys and arrival numbers.
+        self.0 = (self.0 ^ n).wrapping_mul(0x0100_0000_01b3);
+        self.0 ^= self.0 >> 29;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// What the scheduler refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchedulerError {
+    /// No resource has this name.
+    UnknownResource(String),
+    /// Two resources were declared with this name.
+    DuplicateResource(String),
+    /// This resource was declared with a limit of 0, which would block
+    /// every job forever.
+    ZeroLimit(String),
+}
+
+impl fmt::Display for SchedulerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownResource(name) => write!(f, "unknown resource `{name}`"),
+            Self::DuplicateResource(name) => write!(f, "resource `{name}` is declared twice"),
+            Self::ZeroLimit(name) => write!(f, "resource `{name}` has a limit of 0"),
+        }
+    }
+}
+
+impl std::error::Error for SchedulerError {}
+
+// ---------------------------------------------------------------------------
+// The scheduler
+// ---------------------------------------------------------------------------
+
+/// Declares a [`Scheduler`]'s resources; from [`Scheduler::builder`].
+#[must_use]
+pub struct SchedulerBuilder {
+    resources: Vec<(String, usize, Box<dyn SchedulingPolicy>)>,
+}
+
+impl fmt::Debug for SchedulerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.resources
+                    .iter()
+                    .map(|(name, limit, policy)| (name, limit, policy.name())),
+            )
+            .finish()
+    }
+}
+
+impl SchedulerBuilder {
+    /// A resource serving `limit` jobs at a time, first come first served.
+    pub fn resource(self, name: impl Into<String>, limit: usize) -> Self {
+        self.resource_with(name, limit, Fifo::new())
+    }
+
+    /// A resource serving `limit` jobs at a time under `policy`.
+    pub fn resource_with(mut self, name: impl Into<String>, limit: usize, policy: impl IntoPolicy) -> Self {
+        self.resources.push((name.into(), limit, policy.into_policy()));
+        self
+    }
+
+    /// The scheduler; its metrics window opens now. Fails on a name
+    /// declared twice or a limit of 0.
+    pub fn build(self) -> Result<Scheduler, SchedulerError> {
+        let now = Instant::now();
+        let mut pools: Vec<Arc<Pool>> = Vec::with_capacity(self.resources.len());
+        let mut by_name = HashMap::with_capacity(self.resources.len());
+        for (name, limit, policy) in self.resources {
+            if limit == 0 {
+                return Err(SchedulerError::ZeroLimit(name));
+            }
+            if by_name.contains_key(name.as_str()) {
+                return Err(SchedulerError::DuplicateResource(name));
+            }
+            let pool = Arc::new(Pool {
+                name: name.as_str().into(),
+                limit,
+                state: Mutex::new(PoolState {
+                    stats: Stats::new(now),
+                    policy_name: policy.name(),
+                    policy,
+                    entries: Vec::new(),
+                    free: None,
+                    next_seq: 0,
+                }),
+            });
+            by_name.insert(name.into_boxed_str(), pools.len());
+            pools.push(pool);
+        }
+        Ok(Scheduler {
+            inner: Arc::new(Inner { pools, by_name }),
+        })
+    }
+}
+
+/// Queues activity calls for their resources' slots. Cloning it is cheap
+/// (a reference count) and every clone shares the same resources.
+///
+/// See the [module documentation](self) for an example.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// In declaration order.
+    pools: Vec<Arc<Pool>>,
+    by_name: HashMap<Box<str>, usize>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.inner.pools.iter()).finish()
+    }
+}
+
+impl Scheduler {
+    /// Starts declaring resources.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder { resources: Vec::new() }
+    }
+
+    /// Waits until `resource`'s policy picks `job` for a free slot; fails at
+    /// once with [`SchedulerError::UnknownResource`] if there is no such
+    /// resource.
+    ///
+    /// The job arrives when the future is first polled. Dropping the future
+    /// before it is ready cancels the job (see the
+    /// [module documentation](self#cancellation)).
+    pub fn acquire(&self, resource: &str, job: Job) -> Acquire {
+        match self.pool(resource) {
+            Some(pool) => Acquire::new(pool.clone(), job),
+            None => Acquire {
+                state: AcquireState::Failed(SchedulerError::UnknownResource(resource.to_owned())),
+            },
+        }
+    }
+
+    /// A handle on one resource, which acquires without looking the name
+    /// up each time.
+    pub fn resource(&self, name: &str) -> Result<Resource, SchedulerError> {
+        match self.pool(name) {
+            Some(pool) => Ok(Resource { pool: pool.clone() }),
+            None => Err(SchedulerError::UnknownResource(name.to_owned())),
+        }
+    }
+
+    /// Every resource, in declaration order.
+    pub fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
+        self.inner.pools.iter().map(|pool| Resource { pool: pool.clone() })
+    }
+
+    /// Every resource's statistics over its window, up to now.
+    pub fn metrics(&self) -> Metrics {
+        let now = Instant::now();
+        Metrics {
+            resources: self.inner.pools.iter().map(|pool| pool.metrics(now)).collect(),
+        }
+    }
+
+    /// Opens a new metrics window for every resource, now (for instance
+    /// after a warm-up). Jobs in the system count as its first arrivals.
+    pub fn reset_metrics(&self) {
+        let now = Instant::now();
+        for pool in &self.inner.pools {
+            pool.lock().stats.reset(now);
+        }
+    }
+
+    fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        let index = *self.inner.by_name.get(name)?;
+        self.inner.pools.get(index)
+    }
+}
+
+/// One resource of a [`Scheduler`]; cheap to clone.
+#[derive(Clone)]
+pub struct Resource {
+    pool: Arc<Pool>,
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pool.fmt(f)
+    }
+}
+
+impl Resource {
+    /// As [`Scheduler::acquire`], on this resource.
+    pub fn acquire(&self, job: Job) -> Acquire {
+        Acquire::new(self.pool.clone(), job)
+    }
+
+    /// The resource's name.
+    pub fn name(&self) -> &str {
+        &self.pool.name
+    }
+
+    /// How many jobs it serves at a time.
+    pub fn limit(&self) -> usize {
+        self.pool.limit
+    }
+
+    /// Jobs waiting now.
+    pub fn queue_len(&self) -> usize {
+        self.pool.lock().stats.waiting
+    }
+
+    /// Slots held now (granted to a job).
+    pub fn in_service(&self) -> usize {
+        self.pool.lock().stats.busy
+    }
+
+    /// Its statistics over its window, up to now.
+    pub fn metrics(&self) -> ResourceMetrics {
+        self.pool.metrics(Instant::now())
+    }
+}
+
+struct Pool {
+    name: Arc<str>,
+    limit: usize,
+    state: Mutex<PoolState>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Resource")
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .field("policy", &state.policy_name)
+            .field("waiting", &state.stats.waiting)
+            .field("in_service", &state.stats.busy)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// The state, even if a policy panicked while holding the lock: the
+    /// counters stay consistent, and a scheduler that stops serving would
+    /// be worse than one whose policy lost a job.
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn metrics(&self, now: Instant) -> ResourceMetrics {
+        let state = self.lock();
+        state.stats.snapshot(now, &self.name, state.policy_name, self.limit)
+    }
+}
+
+struct PoolState {
+    policy: Box<dyn SchedulingPolicy>,
+    policy_name: &'static str,
+    /// The gauges (waiting, busy) and the statistics.
+    stats: Stats,
+    /// The wakers of waiting jobs, and the grants not yet collected; a
+    /// vector with a free list, indexed by [`WaitId::slot`].
+    entries: Vec<Entry>,
+    free: Option<usize>,
+    next_seq: u64,
+}
+
+enum Entry {
+    Free { next: Option<usize> },
+    Waiting { seq: u64, waker: Waker },
+    Granted { seq: u64, at: Instant },
+}
+
+impl PoolState {
+    fn insert(&mut self, entry: Entry) -> usize {
+        match self.free {
+            Some(slot) => {
+                if let Some(old) = self.entries.get_mut(slot) {
+                    if let Entry::Free { next } = *old {
+                        self.free = next;
+                        *old = entry;
+                        return slot;
+                    }
+                }
+                // A corrupted free list (cannot happen): start a new entry.
+                self.free = None;
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn release_entry(&mut self, slot: usize) {
+        if let Some(entry) = self.entries.get_mut(slot) {
+            *entry = Entry::Free { next: self.free };
+            self.free = Some(slot);
+        }
+    }
+
+    /// The state of waiter `id`'s entry.
+    fn entry(&self, id: WaitId) -> Option<&Entry> {
+        match self.entries.get(id.slot)? {
+            entry @ (Entry::Waiting { seq, .. } | Entry::Granted { seq, .. }) if *seq == id.seq => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// Hands free slots to the jobs the policy picks, collecting their
+    /// wakers to wake once the lock is released.
+    fn dispatch(&mut self, limit: usize, now: Instant, wakes: &mut Wakes) {
+        while self.stats.busy < limit && self.stats.waiting > 0 {
+            let Some(next) = self.policy.pop(now) else {
+                break;
+            };
+            let Some(entry) = self.entries.get_mut(next.id.slot) else {
+                continue;
+            };
+            // A policy could hand back a job it was told to forget: skip it.
+            if !matches!(entry, Entry::Waiting { seq, .. } if *seq == next.id.seq) {
+                continue;
+            }
+            if let Entry::Waiting { waker, .. } = std::mem::replace(
+                entry,
+                Entry::Granted {
+                    seq: next.id.seq,
+                    at: now,
+                },
+            ) {
+                wakes.push(waker);
+            }
+            self.stats.start(now);
+        }
+    }
+}
+
+/// Wakers to wake after the lock is released; no allocation for one.
+#[derive(Default)]
+struct Wakes {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakes {
+    fn push(&mut self, waker: Waker) {
+        match self.first {
+            None => self.first = Some(waker),
+            Some(_) => self.rest.push(waker),
+        }
+    }
+
+    fn wake(self) {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        self.rest.into_iter().for_each(Waker::wake);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Acquiring and holding a slot
+// ---------------------------------------------------------------------------
+
+/// The future of [`Scheduler::acquire`] and [`Resource::acquire`]: a
+/// [`Permit`] once the job gets a slot. Dropping it first cancels the job.
+///
+/// It is `Send`, `Unpin` and `'static` (it holds the resource, not a borrow
+/// of the scheduler). Polled again after it completed, it stays pending.
+#[must_use = "a job only joins the queue when its `Acquire` is polled"]
+pub struct Acquire {
+    state: AcquireState,
+}
+
+enum AcquireState {
+    /// Not polled yet.
+    New { pool: Arc<Pool>, job: Job },
+    /// In the queue (or granted, not yet collected).
+    Queued {
+        pool: Arc<Pool>,
+        id: WaitId,
+        activity: &'static str,
+        arrived: Instant,
+    },
+    /// The resource does not exist.
+    Failed(SchedulerError),
+    /// Ready was returned.
+    Done,
+}
+
+impl fmt::Debug for Acquire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            AcquireState::New { .. } => "new",
+            AcquireState::Queued { .. } => "queued",
+            AcquireState::Failed(_) => "failed",
+            AcquireState::Done => "done",
+        };
+        f.debug_struct("Acquire").field("state", &state).finish()
+    }
+}
+
+impl Acquire {
+    fn new(pool: Arc<Pool>, job: Job) -> Self {
+        Self {
+            state: AcquireState::New { pool, job },
+        }
+    }
+}
+
+impl Future for Acquire {
+    type Output = Result<Permit, SchedulerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match std::mem::replace(&mut self.state, AcquireState::Done) {
+            AcquireState::New { pool, job } => {
+                let mut state = pool.lock();
+                let now = Instant::now();
+                if state.stats.waiting == 0 && state.stats.busy < pool.limit {
+                    // The fast path: a free slot and nobody ahead.
+                    state.stats.arrive_started(now);
+                    drop(state);
+                    return Poll::Ready(Ok(Permit {
+                        pool,
+                        activity: job.activity,
+                        arrived: now,
+                        started: now,
+                    }));
+                }
+                state.stats.arrive_waiting(now);
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                let slot = state.insert(Entry::Waiting {
+                    seq,
+                    waker: cx.waker().clone(),
+                });
+                let id = WaitId { seq, slot };
+                state.policy.push(Waiting { id, job, arrived: now });
+                // A slot may be free with jobs waiting, if the policy once
+                // declined to pick: give it out now.
+                let mut wakes = Wakes::default();
+                state.dispatch(pool.limit, now, &mut wakes);
+                let granted = match state.entry(id) {
+                    Some(Entry::Granted { at, .. }) => Some(*at),
+                    _ => None,
+                };
+                if granted.is_some() {
+                    state.release_entry(slot);
+                }
+                drop(state);
+                wakes.wake();
+                match granted {
+                    Some(started) => Poll::Ready(Ok(Permit {
+                        pool,
+                        activity: job.activity,
+                        arrived: now,
+                        started,
+                    })),
+                    None => {
+                        self.state = AcquireState::Queued {
+                            pool,
+                            id,
+                            activity: job.activity,
+                            arrived: now,
+                        };
+                        Poll::Pending
+                    }
+                }
+            }
+            AcquireState::Queued {
+                pool,
+                id,
+                activity,
+                arrived,
+            } => {
+                let mut state = pool.lock();
+                let started = match state.entries.get_mut(id.slot) {
+                    Some(Entry::Granted { seq, at }) if *seq == id.seq => Some(*at),
+                    Some(Entry::Waiting { seq, waker }) if *seq == id.seq => {
+                        if !waker.will_wake(cx.waker()) {
+                            waker.clone_from(cx.waker());
+                        }
+                        None
+                    }
+                    // Our entry is gone (cannot happen): give up the wait
+                    // rather than hang; the job gets a slot of its own.
+                    _ => {
+                        drop(state);
+                        self.state = AcquireState::New {
+                            pool,
+                            job: Job::new(activity),
+                        };
+                        return self.poll(cx);
+                    }
+                };
+                match started {
+                    Some(started) => {
+                        state.release_entry(id.slot);
+                        drop(state);
+                        Poll::Ready(Ok(Permit {
+                            pool,
+                            activity,
+                            arrived,
+                            started,
+                        }))
+                    }
+                    None => {
+                        drop(state);
+                        self.state = AcquireState::Queued {
+                            pool,
+                            id,
+                            activity,
+                            arrived,
+                        };
+                        Poll::Pending
+                    }
+                }
+            }
+            AcquireState::Failed(error) => Poll::Ready(Err(error)),
+            AcquireState::Done => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        let AcquireState::Queued { pool, id, arrived, .. } = &self.state else {
+            return;
+        };
+        let mut state = pool.lock();
+        let now = Instant::now();
+        let mut wakes = Wakes::default();
+        match state.entry(*id) {
+            Some(Entry::Waiting { .. }) => {
+                state.policy.remove(*id);
+                state.stats.abandon_waiting(now, *arrived);
+                state.release_entry(id.slot);
+            }
+            Some(Entry::Granted { .. }) => {
+                // Granted but never collected: the slot goes on at once.
+                state.release_entry(id.slot);
+                state.stats.abandon_granted(now, *arrived);
+                state.dispatch(pool.limit, now, &mut wakes);
+            }
+            _ => {}
+        }
+        drop(state);
+        wakes.wake();
+    }
+}
+
+/// A slot of a resource, held until dropped: dropping it records the time
+/// it was held (the service time), tells the policy, and hands the slot to
+/// the job the policy picks next.
+#[must_use = "dropping the permit frees the slot at once"]
+pub struct Permit {
+    pool: Arc<Pool>,
+    activity: &'static str,
+    arrived: Instant,
+    started: Instant,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("resource", &self.pool.name)
+            .field("activity", &self.activity)
+            .field("queued", &self.queued())
+            .finish()
+    }
+}
+
+impl Permit {
+    /// How long the job waited for its slot.
+    pub fn queued(&self) -> Duration {
+        self.started.saturating_duration_since(self.arrived)
+    }
+
+    /// How long it has held the slot so far.
+    pub fn held(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.started)
+    }
+
+    /// The resource's name.
+    pub fn resource(&self) -> &str {
+        &self.pool.name
+    }
+
+    /// The activity the slot was acquired for.
+    pub fn activity(&self) -> &'static str {
+        self.activity
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        let now = Instant::now();
+        state.stats.depart(now, self.arrived, self.started);
+        let service = now.saturating_duration_since(self.started);
+        state.policy.completed(self.activity, service);
+        if state.stats.waiting == 0 {
+            return; // nobody to hand the slot to; the common uncontended case
+        }
+        let mut wakes = Wakes::default();
+        state.dispatch(self.pool.limit, now, &mut wakes);
+        drop(state);
+        wakes.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(seq: u64, job: Job, arrived: Instant) -> Waiting {
+        Waiting {
+            id: WaitId {
+                seq,
+                slot: seq as usize,
+            },
+            job,
+            arrived,
+        }
+    }
+
+    fn drain(policy: &mut dyn SchedulingPolicy, now: Instant) -> Vec<u64> {
+        std::iter::from_fn(|| policy.pop(now)).map(|w| w.id.seq).collect()
+    }
+
+    #[test]
+    fn fifo_skips_removed_jobs() {
+        let now = Instant::now();
+        let mut fifo = Fifo::new();
+        (0..5).for_each(|seq| fifo.push(waiting(seq, Job::new("a"), now)));
+        assert_eq!(fifo.remove(WaitId { seq: 2, slot: 2 }).map(|w| w.id.seq), Some(2));
+        assert!(fifo.remove(WaitId { seq: 2, slot: 2 }).is_none());
+        assert_eq!(fifo.remove(WaitId { seq: 4, slot: 4 }).map(|w| w.id.seq), Some(4));
+        assert_eq!(fifo.len(), 3);
+        assert_eq!(drain(&mut fifo, now), [0, 1, 3]);
+        assert!(fifo.is_empty() && fifo.queue.items.is_empty());
+    }
+
+    #[test]
+    fn priority_then_arrival_and_the_age_cap() {
+        let t0 = Instant::now();
+        let mut policy = Priority::new().max_wait(Duration::from_secs(1));
+        for (seq, priority) in [(0, 1), (1, 3), (2, 2), (3, 3), (4, 1)] {
+            let at = t0 + Duration::from_millis(seq * 10);
+            policy.push(waiting(seq, Job::new("a").priority(priority), at));
+        }
+        assert_eq!(drain(&mut policy, t0 + Duration::from_millis(100)), [1, 3, 2, 0, 4]);
+        for (seq, priority) in [(5, 0), (6, 9), (7, 9)] {
+            policy.push(waiting(seq, Job::new("a").priority(priority), t0));
+        }
+        // After a second, the low-priority job is overdue: it goes first.
+        assert_eq!(drain(&mut policy, t0 + Duration::from_secs(1)), [5, 6, 7]);
+    }
+
+    #[test]
+    fn ranked_queues_stay_compact_while_a_job_stays_put() {
+        let t0 = Instant::now();
+        let mut sjf = ShortestJobFirst::new().max_wait(Duration::MAX);
+        sjf.push(waiting(0, Job::new("long").expected(Duration::from_secs(60)), t0));
+        for seq in 1..10_000 {
+            sjf.push(waiting(seq, Job::new("short").expected(Duration::from_millis(1)), t0));
+            if seq % 3 == 0 {
+                assert!(sjf.remove(WaitId { seq, slot: 0 }).is_some()); // cancelled
+            } else {
+                assert_eq!(sjf.pop(t0).map(|w| w.id.seq), Some(seq));
+            }
+            assert_eq!(sjf.len(), 1);
+        }
+        assert!(
+            sjf.queue.jobs.items.len() <= 2 + 64 + 1,
+            "{}",
+            sjf.queue.jobs.items.len()
+        );
+        assert!(sjf.queue.heap.len() <= 2 + 64 + 1, "{}", sjf.queue.heap.len());
+        // Overdue jobs leave stale heap entries behind; they are skipped.
+        let mut capped = ShortestJobFirst::new().max_wait(Duration::from_secs(1));
+        for seq in 0..5 {
+            capped.push(waiting(
+                seq,
+                Job::new("a").expected(Duration::from_millis(10 - seq)),
+                t0,
+            ));
+        }
+        let late = t0 + Duration::from_secs(1);
+        assert_eq!(capped.pop(late).map(|w| w.id.seq), Some(0)); // overdue, oldest first
+        assert_eq!(capped.pop(late).map(|w| w.id.seq), Some(1));
+        capped.push(waiting(5, Job::new("a").expected(Duration::ZERO), late));
+        // Before the cap only ranks count: 5 (0 ms), then 4, 3, 2; the
+        // heap's entries for 0 and 1 are stale and skipped.
+        assert_eq!(drain(&mut capped, t0), [5, 4, 3, 2]);
+        assert_eq!(capped.len(), 0);
+    }
+
+    #[test]
+    fn sjf_learns_per_activity_and_defaults_to_the_overall_average() {
+        let mut sjf = ShortestJobFirst::new().smoothing(0.5);
+        let ms = Duration::from_millis;
+        assert_eq!(sjf.estimate(&Job::new("new")), Duration::ZERO);
+        sjf.completed("slow", ms(400));
+        sjf.completed("slow", ms(200));
+        sjf.completed("fast", ms(10));
+        assert_eq!(sjf.learned("slow"), Some(ms(300)));
+        assert_eq!(sjf.estimate(&Job::new("fast")), ms(10));
+        assert_eq!(sjf.estimate(&Job::new("slow").expected(ms(1))), ms(1));
+        // Overall: 400, then 300, then 155.
+        assert_eq!(sjf.estimate(&Job::new("new")).as_millis(), 155);
+        let sjf = sjf.unknown(ms(50));
+        assert_eq!(sjf.estimate(&Job::new("new")), ms(50));
+    }
+
+    #[test]
+    fn round_robin_takes_turns_and_survives_removals() {
+        let now = Instant::now();
+        let mut fair = RoundRobin::new();
+        for seq in 0..4 {
+            fair.push(waiting(seq, Job::new("a").flow(1), now));
+        }
+        fair.push(waiting(4, Job::new("a").flow(2), now));
+        fair.push(waiting(5, Job::new("a").flow(3), now));
+        assert!(fair.remove(WaitId { seq: 5, slot: 5 }).is_some());
+        fair.push(waiting(6, Job::new("a").flow(3), now));
+        assert_eq!(fair.len(), 6);
+        assert_eq!(drain(&mut fair, now), [0, 4, 6, 1, 2, 3]);
+        assert!(fair.flows.is_empty() && fair.ring.is_empty() && fair.flow_of.is_empty());
+    }
+
+    #[test]
+    fn builder_rejects_duplicates_and_zero_limits() {
+        let twice = Scheduler::builder().resource("a", 1).resource("a", 2).build();
+        assert_eq!(twice.unwrap_err(), SchedulerError::DuplicateResource("a".into()));
+        let zero = Scheduler::builder().resource("z", 0).build().unwrap_err();
+        assert_eq!(zero.to_string(), "resource `z` has a limit of 0");
+    }
+
+    #[test]
+    fn flow_keys_are_fnv1a() {
+        assert_eq!(Job::flow_key(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(Job::flow_key("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
