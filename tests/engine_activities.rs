@@ -435,7 +435,7 @@ async fn jitter_scales_each_backoff_within_its_bounds() {
     assert_eq!(declared, policy);
     let schedule = Schedule {
         jitter: JITTER,
-        deadline: None,
+        ..Schedule::default()
     };
 
     let mut by_key: BTreeMap<u128, Vec<Call>> = BTreeMap::new();

@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 /// How an activity is retried and timed out: `retry N backoff MIN..MAX; timeout D;`.
 ///
 /// `retry 3` means up to three retries after the first attempt, four attempts in
@@ -205,7 +207,22 @@ where
     F: FnMut(ActivityCall) -> Fut,
     Fut: Future<Output = Result<T, ActivityError>>,
 {
-    run_observed(activity, policy, &Schedule::default(), key, attempt, |_| {}).await
+    run_observed(
+        activity,
+        policy,
+        &Schedule::default(),
+        key,
+        admit_at_once,
+        attempt,
+        |_| {},
+    )
+    .await
+}
+
+/// The admission of [`run_observed`] for an activity that needs no
+/// resource: at once, holding nothing.
+pub async fn admit_at_once() -> Result<((), Duration), ActivityError> {
+    Ok(((), Duration::ZERO))
 }
 
 /// Runs a single attempt of an activity, with no retry and no timeout: what
@@ -389,10 +406,13 @@ mod tests {
 /// What [`run_observed`] reports about each attempt, as it happens.
 #[derive(Debug)]
 pub enum Attempt<'a> {
-    /// Attempt number `attempt` (from 1) started.
+    /// Attempt number `attempt` (from 1) started, after waiting `queued`
+    /// for its resource.
     Started {
         /// The attempt's number.
         attempt: u32,
+        /// How long it waited to be admitted.
+        queued: Duration,
     },
     /// Attempt number `attempt` ended after `elapsed`.
     Ended {
@@ -416,6 +436,8 @@ pub struct Schedule {
     /// Limit on the whole invocation, retries and backoff included
     /// (schedule-to-close). `None` for no limit.
     pub deadline: Option<Duration>,
+    /// The resource the attempts queue on, for their tracing spans.
+    pub resource: Option<&'static str>,
 }
 
 impl Schedule {
@@ -434,19 +456,30 @@ impl Schedule {
     }
 }
 
-/// [`run`] with jitter, an overall deadline and a report of every attempt:
-/// what the engine runs each activity with.
-pub async fn run_observed<T, F, Fut>(
+/// [`run`] with jitter, an overall deadline, admission to a resource and a
+/// report of every attempt: what the engine runs each activity with.
+///
+/// Before each attempt, `admit` waits for a slot of the activity's resource
+/// and gives what holds it (dropped when the attempt ends) with the time it
+/// waited; its error ends the invocation. The per-attempt `timeout` counts
+/// from admission; the overall deadline counts the waits too. Each attempt
+/// runs in a `tracing` span `activity_attempt` with the fields `activity`,
+/// `attempt`, `resource`, `queued_us` (the wait, in microseconds) and
+/// `outcome` (`ok`, or the [`ErrorKind`] in snake case).
+pub async fn run_observed<T, F, Fut, A, AFut, P>(
     activity: &'static str,
     policy: &RetryPolicy,
     schedule: &Schedule,
     key: u128,
+    mut admit: A,
     mut attempt: F,
     mut observe: impl FnMut(Attempt<'_>),
 ) -> Result<T, ActivityError>
 where
     F: FnMut(ActivityCall) -> Fut,
     Fut: Future<Output = Result<T, ActivityError>>,
+    A: FnMut() -> AFut,
+    AFut: Future<Output = Result<(P, Duration), ActivityError>>,
 {
     let start = tokio::time::Instant::now();
     let remaining = || schedule.deadline.map(|d| d.saturating_sub(start.elapsed()));
@@ -457,15 +490,28 @@ where
             attempt: number,
             key,
         };
-        observe(Attempt::Started { attempt: number });
+        let (permit, queued) = admit().await?;
+        observe(Attempt::Started {
+            attempt: number,
+            queued,
+        });
+        let span = tracing::info_span!(
+            "activity_attempt",
+            activity,
+            attempt = number,
+            resource = schedule.resource.unwrap_or(""),
+            queued_us = u64::try_from(queued.as_micros()).unwrap_or(u64::MAX),
+            outcome = tracing::field::Empty,
+        );
         let began = tokio::time::Instant::now();
         let limit = match (policy.timeout, remaining()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let future = CatchUnwind { future: attempt(call) }.instrument(span.clone());
         let outcome = match limit {
-            None => CatchUnwind { future: attempt(call) }.await,
-            Some(limit) => match tokio::time::timeout(limit, CatchUnwind { future: attempt(call) }).await {
+            None => future.await,
+            Some(limit) => match tokio::time::timeout(limit, future).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ActivityError::with_kind(
                     ErrorKind::TimedOut,
@@ -473,6 +519,19 @@ where
                 )),
             },
         };
+        drop(permit);
+        span.record(
+            "outcome",
+            match &outcome {
+                Ok(_) => "ok",
+                Err(error) => match error.kind() {
+                    ErrorKind::Failed => "failed",
+                    ErrorKind::NonRetryable => "non_retryable",
+                    ErrorKind::TimedOut => "timed_out",
+                    ErrorKind::Panicked => "panicked",
+                },
+            },
+        );
         observe(Attempt::Ended {
             attempt: number,
             elapsed: began.elapsed(),

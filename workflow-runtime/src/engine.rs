@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -24,12 +24,15 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
 use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
+use crate::metrics::WorkflowMetrics;
+use crate::scheduler::{Job, Resource, Scheduler, SchedulerError};
 use crate::store::{Row, Store, StoreError};
 
 /// What can go wrong talking to an engine.
@@ -326,6 +329,27 @@ struct Shared<W: Machine, H> {
     /// Set by `shutdown`: what instances wait on besides their mailbox
     /// (compensations) is abandoned.
     closing: watch::Sender<bool>,
+    scheduler: Option<Scheduler>,
+    /// The resource each state's activity queues on, by state index.
+    resources: Vec<Option<Resource>>,
+    counters: Counters,
+}
+
+/// What [`Engine::metrics`] counts, since the engine was built.
+#[derive(Default)]
+struct Counters {
+    transitions: AtomicU64,
+    completions: AtomicU64,
+    failures: AtomicU64,
+    cancellations: AtomicU64,
+    retries: AtomicU64,
+    compensations: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A durable engine's store, and the journal codec for `W`'s types (chosen
@@ -393,6 +417,7 @@ pub struct EngineBuilder<W: Machine, H> {
     handlers: H,
     config: Config,
     durable: Option<Durable<W>>,
+    scheduler: Option<Scheduler>,
 }
 
 impl<W: Machine, H> EngineBuilder<W, H> {
@@ -400,6 +425,55 @@ impl<W: Machine, H> EngineBuilder<W, H> {
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
+    }
+
+    /// Queues every activity attempt of a state that names a `resource` on
+    /// that resource of `scheduler`, under its policy; the attempt runs
+    /// once it holds a slot (its `timeout` counts from then). Without a
+    /// scheduler, `resource` clauses are ignored: activities run at once.
+    /// Fails with [`SchedulerError::UnknownResource`] if the workflow names
+    /// a resource the scheduler does not have. A scheduler may be shared by
+    /// several engines (it is a handle).
+    ///
+    /// ```
+    /// use workflow::prelude::*;
+    /// use workflow::scheduler::{Scheduler, ShortestJobFirst};
+    /// use workflow::Engine;
+    ///
+    /// workflow! {
+    ///     workflow Charge {
+    ///         initial Paying;
+    ///         state Paying {
+    ///             invoke pay -> () { resource payments; expected 200ms; done => Paid; error => Failed; }
+    ///         }
+    ///         final Paid;
+    ///         final Failed (failure);
+    ///     }
+    /// }
+    /// struct Bank;
+    /// impl ChargeHandlers for Bank {
+    ///     async fn pay(&self, _: &(), _: ActivityCall) -> Result<(), ActivityError> { Ok(()) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scheduler = Scheduler::builder().resource_with("payments", 4, ShortestJobFirst::new()).build()?;
+    /// let engine = Engine::<Charge, Bank>::builder(Bank).scheduler(scheduler.clone())?.build();
+    /// engine.start("c-1", ()).await?;
+    /// assert_eq!(engine.wait("c-1").await?, ChargeState::Paid);
+    /// assert_eq!(scheduler.metrics().get("payments").map(|m| m.completed), Some(1));
+    ///
+    /// let none = Scheduler::builder().resource("stock", 1).build()?;
+    /// assert!(Engine::<Charge, Bank>::builder(Bank).scheduler(none).is_err()); // no `payments`
+    /// # Ok(()) }
+    /// ```
+    pub fn scheduler(mut self, scheduler: Scheduler) -> Result<Self, SchedulerError> {
+        for info in W::graph().states {
+            if let Some(resource) = info.invoke.and_then(|i| i.resource) {
+                scheduler.resource(resource)?;
+            }
+        }
+        self.scheduler = Some(scheduler);
+        Ok(self)
     }
 }
 
@@ -437,6 +511,14 @@ where
 {
     /// The engine.
     pub fn build(self) -> Engine<W, H> {
+        let resources = W::graph()
+            .states
+            .iter()
+            .map(|info| {
+                let name = info.invoke.and_then(|i| i.resource)?;
+                self.scheduler.as_ref()?.resource(name).ok()
+            })
+            .collect();
         Engine {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
@@ -446,6 +528,9 @@ where
                     watched: Watched::new(W::graph()),
                     durable: self.durable,
                     closing: watch::channel(false).0,
+                    scheduler: self.scheduler,
+                    resources,
+                    counters: Counters::default(),
                 }),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 broken: Mutex::new(HashMap::new()),
@@ -583,6 +668,7 @@ where
             handlers,
             config: Config::default(),
             durable: None,
+            scheduler: None,
         }
     }
 
@@ -622,10 +708,23 @@ where
     /// committed before this returns, and an id already in the store gives
     /// [`EngineError::DuplicateId`].
     pub async fn start(&self, id: impl Into<String>, context: W::Context) -> Result<(), EngineError> {
+        self.start_with_priority(id, context, 0).await
+    }
+
+    /// [`start`](Self::start) with a priority for the instance's activity
+    /// calls: under the [`Priority`](crate::scheduler::Priority) policy,
+    /// higher goes first (the default is 0).
+    pub async fn start_with_priority(
+        &self,
+        id: impl Into<String>,
+        context: W::Context,
+        priority: i32,
+    ) -> Result<(), EngineError> {
         self.check_open()?;
         let id = id.into();
         let machine = W::new(context);
         let (entry, mailbox, mut instance) = self.entry(id.clone(), machine.state());
+        instance.priority = priority;
         {
             let mut shard = self.shard(&id);
             if shard.contains_key(&id) {
@@ -643,16 +742,20 @@ where
             }
             None => (None, None),
         };
-        let task = tokio::spawn(async move {
-            let begun = instance.begin(machine).await;
-            let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
-            if let Some(ready) = ready {
-                let _ = ready.send(begun);
+        let span = instance.span();
+        let task = tokio::spawn(
+            async move {
+                let begun = instance.begin(machine).await;
+                let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
+                if let Some(ready) = ready {
+                    let _ = ready.send(begun);
+                }
+                if !taken {
+                    instance.run(mailbox).await;
+                }
             }
-            if !taken {
-                instance.run(mailbox).await;
-            }
-        });
+            .instrument(span),
+        );
         if let Some(entry) = self.shard(&id).get_mut(&id) {
             entry.task = Some(task);
         }
@@ -694,6 +797,7 @@ where
             completed: Vec::new(),
             generation: 0,
             seq: 0,
+            priority: 0,
             internal: None,
             status,
             machine: None,
@@ -868,6 +972,67 @@ where
         }
     }
 
+    /// The engine's counts since it was built, its instances by state, and
+    /// its scheduler's resource statistics.
+    ///
+    /// ```
+    /// # use workflow::prelude::*;
+    /// # use workflow::Engine;
+    /// # workflow! { workflow Ticket { initial Open; events { Close } state Open { on Close => Closed; } final Closed; } }
+    /// # struct Desk;
+    /// # impl TicketHandlers for Desk {}
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), workflow::EngineError> {
+    /// let engine = Engine::<Ticket, Desk>::new(Desk);
+    /// engine.start("T-1", ()).await?;
+    /// engine.start("T-2", ()).await?;
+    /// engine.send("T-1", TicketEvent::Close).await?;
+    /// let metrics = engine.metrics();
+    /// assert_eq!((metrics.transitions, metrics.completions, metrics.running), (1, 1, 1));
+    /// assert_eq!(metrics.instances, vec![("Closed".to_string(), 1), ("Open".to_string(), 1)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> WorkflowMetrics {
+        let shared = &self.inner.shared;
+        let mut by_state: HashMap<String, usize> = HashMap::new();
+        let mut running = 0;
+        for (_, status) in self.list() {
+            let key = match &status {
+                Status::Running(state) => {
+                    running += 1;
+                    state.to_string()
+                }
+                Status::Finished(state) => state.to_string(),
+                Status::Failed { .. } => "failed".to_string(),
+                Status::Cancelled(_) => "cancelled".to_string(),
+            };
+            *by_state.entry(key).or_default() += 1;
+        }
+        let mut instances: Vec<(String, usize)> = by_state.into_iter().collect();
+        instances.sort();
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let counters = &shared.counters;
+        let window = shared.epoch.elapsed();
+        let transitions = count(&counters.transitions);
+        WorkflowMetrics {
+            workflow: W::graph().name,
+            window,
+            instances,
+            running,
+            transitions,
+            transitions_per_second: transitions as f64 / window.as_secs_f64().max(f64::MIN_POSITIVE),
+            completions: count(&counters.completions),
+            failures: count(&counters.failures),
+            cancellations: count(&counters.cancellations),
+            retries: count(&counters.retries),
+            compensations: count(&counters.compensations),
+            resources: shared
+                .scheduler
+                .as_ref()
+                .map(|s| s.metrics().resources)
+                .unwrap_or_default(),
+        }
+    }
+
     /// Resumes every unfinished instance in the engine's store (none without
     /// a store), from the newest row of its journal: its configuration,
     /// context and history states come back as they were committed, no
@@ -1019,6 +1184,7 @@ where
             ));
         }
         instance.generation = entry.generation;
+        instance.priority = entry.priority;
         instance.seq = seq;
         instance.machine = Some(machine);
         instance.record(RecordKind::Recovered { seq });
@@ -1029,10 +1195,14 @@ where
             }
             shard.insert(id.clone(), map_entry);
         }
-        let task = tokio::spawn(async move {
-            instance.launch();
-            instance.run(mailbox).await;
-        });
+        let span = instance.span();
+        let task = tokio::spawn(
+            async move {
+                instance.launch();
+                instance.run(mailbox).await;
+            }
+            .instrument(span),
+        );
         if let Some(entry) = self.shard(&id).get_mut(&id) {
             entry.task = Some(task);
         }
@@ -1059,6 +1229,8 @@ struct Instance<W: Machine, H> {
     generation: u64,
     /// The number of the newest committed row of the instance's journal.
     seq: u64,
+    /// The priority of its activity calls.
+    priority: i32,
     /// The queue of the instance's own activities and timers, made on first
     /// use: an idle instance without either needs none.
     internal: Option<OwnQueue<W::Event>>,
@@ -1126,6 +1298,7 @@ where
                     Some(Command::Cancel(reply)) if !self.status.borrow().is_running() => drop(reply),
                     Some(Command::Cancel(reply)) => {
                         self.record(RecordKind::Cancelled);
+                        Counters::add(&self.engine.counters.cancellations);
                         self.stop_all();
                         // Cancelled in any case; a store error is in the history.
                         let row = self.row(journal::Step::Cancelled, StatusImage::Cancelled, false);
@@ -1166,6 +1339,12 @@ where
         }
     }
 
+    /// The instance's tracing span, parent of its transitions' and
+    /// activity attempts' spans.
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("instance", workflow = W::graph().name, id = %self.id)
+    }
+
     fn record(&mut self, kind: RecordKind) {
         let at = self.engine.epoch.elapsed();
         self.history.push(Record { at, kind });
@@ -1204,7 +1383,19 @@ where
         let Some(machine) = self.machine.as_mut() else {
             return Err(EngineError::Stopped(self.id.clone()));
         };
-        match catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))) {
+        let span = tracing::info_span!(
+            "transition",
+            workflow = W::graph().name,
+            instance = %self.id,
+            from = %before_state,
+            event = name,
+            to = tracing::field::Empty,
+        );
+        let handled = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))));
+        if let Ok(Ok(step)) = &handled {
+            span.record("to", tracing::field::display(step.to));
+        }
+        match handled {
             Err(panic) => {
                 let reason = panic_text(&*panic);
                 Err(self.fail(reason).await)
@@ -1230,6 +1421,7 @@ where
                 })
             }
             Ok(Ok(step)) => {
+                Counters::add(&self.engine.counters.transitions);
                 let (from, to) = (before_state.to_string(), step.to.to_string());
                 self.record(RecordKind::Transition {
                     from: from.clone(),
@@ -1280,6 +1472,12 @@ where
         match reached {
             Some(failure) if !failure || self.completed.is_empty() => {
                 self.stop_all();
+                let counters = &self.engine.counters;
+                Counters::add(if failure {
+                    &counters.failures
+                } else {
+                    &counters.completions
+                });
                 self.status.send_replace(Status::Finished(state));
             }
             _ => {
@@ -1343,6 +1541,7 @@ where
             (Err(error), _) => error,
         };
         self.record(RecordKind::StoreFailed(error.to_string()));
+        Counters::add(&self.engine.counters.failures);
         self.stop_all();
         let state = *self.status.borrow().state();
         self.status.send_replace(Status::Failed {
@@ -1419,6 +1618,7 @@ where
             succeeded: self.succeeded.iter().map(name).collect(),
             completed: self.completed.iter().map(name).collect(),
             generation: self.generation,
+            priority: self.priority,
         };
         (durable.encode)(&entry)
     }
@@ -1500,48 +1700,76 @@ where
         let schedule = Schedule {
             jitter: self.engine.config.jitter,
             deadline: self.engine.config.activity_deadline,
+            resource: invoke.resource,
         };
         let key = idempotency_key(&self.id, info.name, generation);
         let activity = invoke.activity;
         let policy = invoke.policy;
-        let task = tokio::spawn(async move {
-            let report = internal.clone();
-            let attempt = |call: ActivityCall| {
-                let (context, handlers) = (&context, &*handlers);
-                async move {
-                    match W::attempt(state, context, handlers, call) {
-                        Some(future) => future.await,
-                        None => Err(ActivityError::non_retryable("the state invokes nothing")),
+        let resource = self.engine.resources.get(node).cloned().flatten();
+        let mut job = Job::new(activity).flow(Job::flow_key(&self.id)).priority(self.priority);
+        if let Some(expected) = invoke.expected {
+            job = job.expected(expected);
+        }
+        let engine = self.engine.clone();
+        let task = tokio::spawn(
+            async move {
+                let report = internal.clone();
+                // Each attempt, retries included, queues for a slot anew.
+                let admit = || {
+                    let acquire = resource.as_ref().map(|r| r.acquire(job));
+                    async move {
+                        let Some(acquire) = acquire else {
+                            return Ok((None, Duration::ZERO));
+                        };
+                        let permit = acquire.await.map_err(|e| ActivityError::non_retryable(e.to_string()))?;
+                        let queued = permit.queued();
+                        Ok((Some(permit), queued))
                     }
-                }
-            };
-            let observe = |a: Attempt<'_>| {
-                let record = match a {
-                    Attempt::Started { attempt } => RecordKind::AttemptStarted { activity, attempt },
-                    Attempt::Ended {
-                        attempt,
-                        elapsed,
-                        error,
-                    } => RecordKind::AttemptEnded {
-                        activity,
-                        attempt,
-                        duration: elapsed,
-                        error: error.map(ToString::to_string),
-                    },
                 };
-                let _ = report.send(Internal::Attempt {
+                let attempt = |call: ActivityCall| {
+                    let (context, handlers) = (&context, &*handlers);
+                    async move {
+                        match W::attempt(state, context, handlers, call) {
+                            Some(future) => future.await,
+                            None => Err(ActivityError::non_retryable("the state invokes nothing")),
+                        }
+                    }
+                };
+                let observe = |a: Attempt<'_>| {
+                    let record = match a {
+                        Attempt::Started { attempt, .. } => {
+                            if attempt > 1 {
+                                Counters::add(&engine.counters.retries);
+                            }
+                            RecordKind::AttemptStarted { activity, attempt }
+                        }
+                        Attempt::Ended {
+                            attempt,
+                            elapsed,
+                            error,
+                        } => RecordKind::AttemptEnded {
+                            activity,
+                            attempt,
+                            duration: elapsed,
+                            error: error.map(ToString::to_string),
+                        },
+                    };
+                    let _ = report.send(Internal::Attempt {
+                        node,
+                        generation,
+                        record: Box::new(record),
+                    });
+                };
+                let result = activity::run_observed(activity, &policy, &schedule, key, admit, attempt, observe).await;
+                let _ = internal.send(Internal::Outcome {
                     node,
                     generation,
-                    record: Box::new(record),
+                    result,
                 });
-            };
-            let result = activity::run_observed(activity, &policy, &schedule, key, attempt, observe).await;
-            let _ = internal.send(Internal::Outcome {
-                node,
-                generation,
-                result,
-            });
-        });
+            }
+            // Its attempts' spans belong to the instance's.
+            .instrument(tracing::Span::current()),
+        );
         if let Some(running) = self.activities.get_mut(&node) {
             running.task = Some(task.abort_handle());
         }
@@ -1667,6 +1895,7 @@ where
             _ = closing.wait_for(|closing| *closing) => return,
         }
         if let Some(machine) = &self.machine {
+            Counters::add(&self.engine.counters.failures);
             self.status.send_replace(Status::Finished(machine.state()));
         }
     }
@@ -1686,6 +1915,7 @@ where
             let schedule = Schedule {
                 jitter: self.engine.config.jitter,
                 deadline: None,
+                resource: None,
             };
             let key = idempotency_key(&self.id, name, u64::MAX);
             let policy = self.engine.config.compensation;
@@ -1695,6 +1925,7 @@ where
                 &policy,
                 &schedule,
                 key,
+                activity::admit_at_once,
                 |call| {
                     let (context, handlers) = (&context, &*handlers);
                     async move {
@@ -1724,6 +1955,7 @@ where
             for record in records {
                 self.record(record);
             }
+            Counters::add(&self.engine.counters.compensations);
             let error = result.err().map(|e| e.to_string());
             self.record(RecordKind::Compensated {
                 compensation: name,
@@ -1760,6 +1992,7 @@ where
     /// A guard or an action panicked: the instance stops, failed.
     async fn fail(&mut self, reason: String) -> EngineError {
         self.record(RecordKind::Panicked(reason.clone()));
+        Counters::add(&self.engine.counters.failures);
         self.stop_all();
         let failed = StatusImage::Failed { reason: reason.clone() };
         let step = journal::Step::Failed { reason: reason.clone() };

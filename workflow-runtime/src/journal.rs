@@ -25,7 +25,8 @@
 //! - `succeeded`, `completed`: states whose activity succeeded, and
 //!   compensable states whose step completed (compensated in reverse order
 //!   if the workflow fails);
-//! - `generation`: the instance's counter of activity and timer generations.
+//! - `generation`: the instance's counter of activity and timer generations;
+//! - `priority`: the priority of its activity calls, if not 0.
 //!
 //! The row's checksum is the CRC-32 of these bytes. Contexts, events and
 //! activity outputs appear as their serde JSON forms.
@@ -63,6 +64,12 @@ pub(crate) struct Entry<C, E> {
     pub succeeded: Vec<String>,
     pub completed: Vec<String>,
     pub generation: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+}
+
+fn is_zero(priority: &i32) -> bool {
+    *priority == 0
 }
 
 /// What a row records.
@@ -179,6 +186,7 @@ mod tests {
             succeeded: vec![],
             completed: vec!["A".into()],
             generation: 4,
+            priority: 0,
         };
         let bytes = encode(&entry).unwrap();
         let back: Entry<u32, String> = decode(&bytes).unwrap();

@@ -220,6 +220,75 @@ fn millis(d: Duration) -> String {
     format!("{:.2}ms", d.as_secs_f64() * 1e3)
 }
 
+/// What an [`Engine`](crate::Engine) reports of its workflow
+/// ([`Engine::metrics`](crate::Engine::metrics)): its instances by state and
+/// what happened to them since the engine was built, with the statistics of
+/// its scheduler's resources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowMetrics {
+    /// The workflow's name.
+    pub workflow: &'static str,
+    /// Since when the counts run: the engine's age.
+    pub window: Duration,
+    /// How many instances the engine holds in each state (displayed), by
+    /// status: running ones under their state, the others under their final
+    /// state, failed ones under `failed`, cancelled ones under `cancelled`.
+    /// Sorted by name.
+    pub instances: Vec<(String, usize)>,
+    /// Instances still running.
+    pub running: usize,
+    /// Transitions taken (macrosteps, for a statechart).
+    pub transitions: u64,
+    /// `transitions` over the window.
+    pub transitions_per_second: f64,
+    /// Instances that reached a final state other than a failure one.
+    pub completions: u64,
+    /// Instances that reached a failure final state, or stopped on a panic
+    /// or a store error.
+    pub failures: u64,
+    /// Instances cancelled.
+    pub cancellations: u64,
+    /// Activity attempts after the first of their invocation.
+    pub retries: u64,
+    /// Compensations run.
+    pub compensations: u64,
+    /// The engine's scheduler's resources (empty without one).
+    pub resources: Vec<ResourceMetrics>,
+}
+
+impl fmt::Display for WorkflowMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} running; {} transitions ({:.0}/s over {:.1?}); {} completed, {} failed, {} cancelled; \
+             {} retries, {} compensations",
+            self.workflow,
+            self.running,
+            self.transitions,
+            self.transitions_per_second,
+            self.window,
+            self.completions,
+            self.failures,
+            self.cancellations,
+            self.retries,
+            self.compensations
+        )?;
+        for (state, count) in &self.instances {
+            writeln!(f, "  {state:<24} {count:>8}")?;
+        }
+        if !self.resources.is_empty() {
+            write!(
+                f,
+                "{}",
+                Metrics {
+                    resources: self.resources.clone()
+                }
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The running sums behind [`ResourceMetrics`], and the two gauges (jobs
 /// waiting, slots held) that the scheduler also decides with.
 ///

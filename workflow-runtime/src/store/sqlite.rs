@@ -3,7 +3,7 @@
 //! # File format
 //!
 //! One SQLite 3 database (compiled in, nothing to install) holding two
-//! tables:
+//! tables and an index:
 //!
 //! ```sql
 //! CREATE TABLE meta (
@@ -17,10 +17,18 @@
 //!     seq      INTEGER NOT NULL,  -- the row's number in the instance's journal, from 1
 //!     open     INTEGER NOT NULL,  -- 1 while the instance runs after this step, else 0
 //!     checksum INTEGER NOT NULL,  -- CRC-32 of `data`, computed by the engine
-//!     data     BLOB NOT NULL,     -- the step and the state after it, encoded by the engine
-//!     PRIMARY KEY (workflow, instance, seq)
-//! ) WITHOUT ROWID;
+//!     data     BLOB NOT NULL      -- the step and the state after it, encoded by the engine
+//! );
+//! CREATE UNIQUE INDEX journal_key ON journal (workflow, instance, seq);
 //! ```
+//!
+//! `journal` is an ordinary rowid table, so rows sit in the order they were
+//! committed, and `journal_key` finds them by instance and refuses a taken
+//! `(workflow, instance, seq)`. Clustering the rows themselves by key
+//! (`WITHOUT ROWID`) was measured and rejected: appends from many instances
+//! then scatter whole rows across the file, and with 500-byte rows a batch
+//! wrote a quarter as fast (about 25,000 instead of 100,000 rows/s from
+//! 1,000 concurrent instances).
 //!
 //! The schema version is the `schema_version` row of `meta`. This build
 //! writes version 1 into a new file and opens files of version 1; a file of a
@@ -42,7 +50,7 @@
 //! Reads go through a second connection, which WAL lets run beside the
 //! writer.
 //!
-//! Appends from many instances land on as many B-tree pages, and a commit
+//! Appends from many instances land on as many index pages, and a commit
 //! writes each page it touched into the WAL: the writer's time goes there.
 //! Hence a large page cache for the writer (no re-reading of pages it just
 //! wrote) and a checkpoint every 10,000 WAL pages rather than SQLite's 1,000
@@ -100,24 +108,30 @@ const CREATE_SCHEMA: &str = "\
         seq INTEGER NOT NULL,
         open INTEGER NOT NULL,
         checksum INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (workflow, instance, seq)
-    ) WITHOUT ROWID;";
+        data BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS journal_key ON journal (workflow, instance, seq);";
 
 const READ_VERSION: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
 
 const WRITE_VERSION: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)";
 
-/// `OR IGNORE` turns a taken key into "0 rows changed", so one duplicate
-/// fails only its own append, not the rest of the batch.
+/// `OR IGNORE` turns a taken key (the unique index) into "0 rows changed",
+/// so one duplicate fails only its own append, not the rest of the batch.
 const INSERT: &str = "INSERT OR IGNORE INTO journal (workflow, instance, seq, open, checksum, data) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// One ordered scan of the primary key: SQLite takes the bare columns of a
-/// `MAX()` aggregate from the row holding the maximum, and `HAVING` keeps the
-/// instances whose newest row is open.
-const OPEN_ROWS: &str = "SELECT instance, MAX(seq), open, checksum, data FROM journal \
-                         WHERE workflow = ?1 GROUP BY instance HAVING open = 1";
+/// The inner query scans only the index (SQLite takes the bare `rowid` of a
+/// `MAX()` aggregate from the row holding the maximum); `IN` then sorts the
+/// newest rows' rowids, so they are fetched in file order. `IS NOT 0` rather
+/// than `= 1`: a newest row whose `open` is garbage is returned, and reads as
+/// corrupt, instead of silently counting as finished. Measured on 100,000
+/// instances of 5 interleaved rows: 0.1 s, against 0.25 s for a bare-column
+/// `GROUP BY` (which fetches every row) and 0.45 s for a join on `MAX(seq)`.
+const OPEN_ROWS: &str = "SELECT instance, seq, open, checksum, data FROM journal \
+                         WHERE rowid IN (SELECT newest FROM (SELECT MAX(seq), rowid AS newest FROM journal \
+                                                             WHERE workflow = ?1 GROUP BY instance)) \
+                         AND open IS NOT 0";
 
 const JOURNAL: &str = "SELECT instance, seq, open, checksum, data FROM journal \
                        WHERE workflow = ?1 AND instance = ?2 ORDER BY seq";
@@ -138,11 +152,12 @@ const JOURNAL: &str = "SELECT instance, seq, open, checksum, data FROM journal \
 /// `('schema_version', 1)`; a file of a newer version is refused with
 /// [`StoreError::SchemaTooNew`] and left unchanged. Table
 /// `journal (workflow TEXT, instance TEXT, seq INTEGER, open INTEGER,
-/// checksum INTEGER, data BLOB, PRIMARY KEY (workflow, instance, seq))
-/// WITHOUT ROWID` holds one [`Row`] per line, `open` as 0 or 1. A row whose
-/// values have the wrong SQLite type reads back with empty or zero values
-/// and a checksum that does not match, so the engine reports that instance
-/// as corrupt and recovers the others.
+/// checksum INTEGER, data BLOB)`, with a unique index on
+/// `(workflow, instance, seq)`, holds one [`Row`] per line, with `open` as
+/// 0 or 1. A row whose values have the wrong SQLite type reads back with
+/// empty or zero values (a garbled `open` as true) and a checksum that does
+/// not match, so the engine reports that instance as corrupt and recovers
+/// the others.
 ///
 /// ```
 /// use workflow_runtime::{Row, SqliteStore, Store};
@@ -630,8 +645,8 @@ fn write_batch(conn: &mut Connection, batch: &[Request], outcomes: &mut Vec<Outc
 }
 
 /// Reads one row of `instance, seq, open, checksum, data` without failing:
-/// a value of the wrong type reads as empty or 0, and the checksum is then
-/// made not to match, so the engine reports the row as corrupt instead of the
+/// a value of the wrong type reads as empty or 0 (`open` as true), and the
+/// checksum is then made not to match, so the engine reports the row as corrupt instead of the
 /// whole load failing.
 fn read_row(row: &rusqlite::Row<'_>) -> Row {
     let mut damaged = false;
@@ -644,7 +659,9 @@ fn read_row(row: &rusqlite::Row<'_>) -> Row {
         }
     };
     let seq = integer(1).and_then(|v| u64::try_from(v).ok());
-    let open = integer(2).is_some_and(|v| v != 0);
+    // Only a clean 0 is closed: a damaged newest row must still reach
+    // recovery, to be reported.
+    let open = integer(2) != Some(0);
     let checksum = integer(3).and_then(|v| u32::try_from(v).ok());
     let instance = match value(0) {
         ValueRef::Text(text) | ValueRef::Blob(text) => String::from_utf8_lossy(text).into_owned(),
@@ -865,6 +882,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_locked_file_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Another process (here a connection) holds the write lock a while.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let started = Instant::now();
+        store.append("Order", row("a", 1, true)).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        holder.join().unwrap();
+        assert_eq!(store.journal("Order", "a").await.unwrap(), vec![row("a", 1, true)]);
+    }
+
+    #[tokio::test]
     async fn newer_schema_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
@@ -992,24 +1028,44 @@ mod tests {
                  INSERT INTO journal VALUES ('Order', 'text-checksum', 1, 1, 'x', x'00');
                  INSERT INTO journal VALUES ('Order', 'huge-checksum', 1, 1, 99999999999, x'00');
                  INSERT INTO journal VALUES ('Order', 'text-seq', 'one', 1, 0, x'00');
-                 INSERT INTO journal VALUES ('Order', 'real-open', 1, 0.5, 0, x'00');",
+                 INSERT INTO journal VALUES ('Order', 'real-open', 1, 0.5, 0, x'00');
+                 INSERT INTO journal VALUES ('Order', 'text-open', 1, 'yes', 0, x'00');
+                 INSERT INTO journal VALUES ('Order', 'closed', 1, 0, 0, x'00');",
             )
             .unwrap();
         }
         let rows = sorted(store.open_rows("Order").await.unwrap());
         let names: Vec<&str> = rows.iter().map(|r| r.instance.as_str()).collect();
-        // `real-open`'s open is not 1, so it is not open.
+        // Only a clean `open = 0` is finished; a garbled flag still reaches
+        // recovery, to be reported as corrupt.
         assert_eq!(
             names,
-            ["good", "huge-checksum", "int-data", "text-checksum", "text-seq"]
+            [
+                "good",
+                "huge-checksum",
+                "int-data",
+                "real-open",
+                "text-checksum",
+                "text-open",
+                "text-seq"
+            ]
         );
         for r in &rows {
             let intact = crc32fast::hash(&r.data) == r.checksum;
             assert_eq!(intact, r.instance == "good", "{r:?}");
+            assert!(r.open);
         }
         assert_eq!(rows[2].data, b"");
-        assert_eq!(rows[4].seq, 0);
+        assert_eq!(rows[6].seq, 0);
         assert_eq!(store.journal("Order", "real-open").await.unwrap().len(), 1);
+
+        // NULLs, which this schema refuses but another writer's might not.
+        let conn = Connection::open_in_memory().unwrap();
+        let r = conn
+            .query_row("SELECT NULL, NULL, NULL, NULL, NULL", [], |r| Ok(read_row(r)))
+            .unwrap();
+        assert_eq!((r.instance.as_str(), r.seq, r.open, r.data.len()), ("", 0, true, 0));
+        assert_ne!(r.checksum, crc32fast::hash(&r.data));
     }
 
     #[tokio::test]

@@ -1,0 +1,640 @@
+//! The crash test: a worker process runs 2,000 order workflows on a SQLite
+//! journal while this test kills it with SIGKILL at seeded random moments and
+//! starts it again, round after round; a last round is left to finish. Then
+//! the files are audited:
+//!
+//! - every workflow reached exactly one final state, `Shipped`, and nothing
+//!   after it;
+//! - every instance's journal is rows `1..=n`: no gap, no duplicate, each
+//!   row's checksum right;
+//! - every activity's side effect, recorded by the fake services under its
+//!   idempotency key, was applied exactly once: one effect per instance and
+//!   activity, 6,000 in all. An activity in flight at a kill runs again after
+//!   recovery; with the same key its effect is deduplicated, with a new key
+//!   it would show up twice.
+//!
+//! SIGKILL rather than a shutdown: nothing in the worker gets to run when it
+//! dies, as after a crash. The worker is this very test binary, re-executed
+//! to run the ignored test [`crash_worker`] with [`DIR_VAR`] set.
+//!
+//! `WORKFLOW_CRASH_SEED=<u64>` replays another sequence of kills.
+
+#![cfg(all(unix, feature = "sqlite"))]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+use workflow::prelude::*;
+use workflow::{Engine, EngineError, SqliteStore, Store};
+
+/// How many orders the worker runs.
+const ORDERS: usize = 2_000;
+
+/// Rounds that end in a SIGKILL, before the round left to finish.
+const KILLS: usize = 6;
+
+/// The seed of the kill delays, unless `WORKFLOW_CRASH_SEED` gives one.
+const SEED: u64 = 0x5eed_c4a5_0001;
+
+/// How many tasks of the worker start orders, each one at a time.
+const STARTERS: usize = 16;
+
+/// The pause of a starter after each order it started: orders arrive at
+/// about 16 per 20 ms, 800 per second, as they would in production, rather
+/// than all at once. The worker's progress per second is then the same on a
+/// fast machine as on a slow one (as long as it keeps up), so the kills below
+/// land while orders are in flight, not after the last one shipped.
+const START_EVERY: Duration = Duration::from_millis(20);
+
+/// The longest delay between the worker's `ready` and its kill. Six rounds
+/// of at most 500 ms start fewer orders than the 2,000 (2.5 s of arrivals),
+/// so every kill finds work in flight; from `ready` on, recovered activities
+/// are already running again.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Set to the working directory in the worker's environment: without it,
+/// [`crash_worker`] does nothing.
+const DIR_VAR: &str = "WORKFLOW_CRASH_DIR";
+
+/// How long a worker may take to report `ready`, and to finish the last
+/// round: far more than it needs, so only a hang trips them.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const FINISH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The activities of an order, in the order they run.
+const ACTIVITIES: [&str; 3] = ["charge_payment", "reserve_stock", "ship"];
+
+/// An order instance's context: its own id, for the services to name the
+/// instance their effects belong to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OrderCtx {
+    pub id: String,
+}
+
+workflow! {
+    /// Three sequential service calls, each of which may lose its reply once.
+    pub workflow Order {
+        context OrderCtx;
+        initial Charging;
+        state Charging {
+            invoke charge_payment -> () {
+                retry 3 backoff 1ms..4ms;
+                done => Reserving;
+                error => Failed;
+            }
+        }
+        state Reserving {
+            invoke reserve_stock -> () {
+                retry 3 backoff 1ms..4ms;
+                done => Shipping;
+                error => Failed;
+            }
+        }
+        state Shipping {
+            invoke ship -> () {
+                retry 3 backoff 1ms..4ms;
+                done => Shipped;
+                error => Failed;
+            }
+        }
+        final Shipped;
+        final Failed (failure);
+    }
+}
+
+/// The fake payment, stock and shipping services: each call applies its
+/// effect to `effects.db`, at most once per idempotency key, as a real
+/// service that deduplicates by key would.
+///
+/// Table `effects`: `key` (the idempotency key, hex, primary key), `instance`,
+/// `activity`, `calls` (every call with this key) and `fresh` (calls that were
+/// an invocation's first attempt: more than one means the invocation itself
+/// ran again, after a kill).
+struct Services {
+    /// Behind a mutex: a connection is not `Sync`. Each call holds it for one
+    /// statement (WAL, `synchronous=NORMAL`: no sync, the worker dies by
+    /// SIGKILL, not by a power loss).
+    effects: Mutex<Connection>,
+}
+
+impl Services {
+    fn open(path: &Path) -> Services {
+        let conn = Connection::open(path).expect("open effects.db");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS effects (
+                 key TEXT PRIMARY KEY NOT NULL,
+                 instance TEXT NOT NULL,
+                 activity TEXT NOT NULL,
+                 calls INTEGER NOT NULL,
+                 fresh INTEGER NOT NULL
+             ) WITHOUT ROWID;",
+        )
+        .unwrap();
+        Services {
+            effects: Mutex::new(conn),
+        }
+    }
+
+    /// One call of `call.activity` for order `order`: takes 0 to 3 ms (so
+    /// kills find calls in flight), applies the effect once per key, and
+    /// for one key in eight loses its first attempt's reply after applying
+    /// the effect: the engine retries with the same key, and the service
+    /// must not apply it again.
+    async fn call(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        let pause = u64::try_from(call.key % 30).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        {
+            let conn = self.effects.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            conn.execute(
+                "INSERT INTO effects (key, instance, activity, calls, fresh) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (key) DO UPDATE SET calls = calls + 1, fresh = fresh + excluded.fresh",
+                params![
+                    format!("{:032x}", call.key),
+                    order.id,
+                    call.activity,
+                    i64::from(call.attempt == 1)
+                ],
+            )?;
+        }
+        if call.attempt == 1 && (call.key >> 8) % 8 == 0 {
+            return Err(ActivityError::new("the reply was lost"));
+        }
+        Ok(())
+    }
+}
+
+impl OrderHandlers for Arc<Services> {
+    async fn charge_payment(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        self.call(order, call).await
+    }
+    async fn reserve_stock(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        self.call(order, call).await
+    }
+    async fn ship(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+        self.call(order, call).await
+    }
+}
+
+fn order_id(n: usize) -> String {
+    format!("order-{n:04}")
+}
+
+/// The worker: resumes what the killed worker left unfinished, starts every
+/// order not yet in the journal, and waits for the ones it runs. Prints
+/// `ready` once recovered (the parent times its kill from there) and `done`
+/// at the end.
+///
+/// Ignored so that a plain `cargo test` does not run it; without
+/// [`DIR_VAR`] (`cargo test -- --ignored`) it returns at once.
+#[test]
+#[ignore = "the crash test's worker process, spawned by `orders_survive_sigkill`"]
+fn crash_worker() {
+    let Some(dir) = std::env::var_os(DIR_VAR) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let began = Instant::now();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("journal.db")).expect("open journal.db"));
+    let services = Arc::new(Services::open(&dir.join("effects.db")));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let engine = Engine::<Order, Arc<Services>>::builder(services).store(store).build();
+        let recovery = engine.recover().await.expect("recover");
+        assert!(recovery.errors.is_empty(), "recovery errors: {:?}", recovery.errors);
+        let recovered: Vec<String> = engine.list().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(recovered.len(), recovery.resumed);
+        println!("ready: recovered {} instances", recovery.resumed);
+
+        // Starts (one commit each) overlap each other and the activities of
+        // the orders already started. Orders already in the store take no
+        // pause: a restarted worker gets to new ones at once.
+        let starters: Vec<_> = (0..STARTERS)
+            .map(|task| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let mut started = Vec::new();
+                    for id in (task..ORDERS).step_by(STARTERS).map(order_id) {
+                        let context = OrderCtx { id: id.clone() };
+                        match engine.start(id.clone(), context).await {
+                            Ok(()) => {
+                                started.push(id);
+                                tokio::time::sleep(START_EVERY).await;
+                            }
+                            // Recovered just now, or finished in an earlier round.
+                            Err(EngineError::DuplicateId(_)) => {}
+                            Err(error) => panic!("start {id}: {error}"),
+                        }
+                    }
+                    started
+                })
+            })
+            .collect();
+        let mut started = Vec::new();
+        for starter in starters {
+            started.extend(starter.await.unwrap());
+        }
+
+        // Orders finished in an earlier round are not in this engine: the
+        // parent audits them in the store.
+        let waiters: Vec<_> = started
+            .iter()
+            .chain(&recovered)
+            .cloned()
+            .map(|id| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let reached = engine.wait(&id).await;
+                    assert_eq!(reached, Ok(OrderState::Shipped), "order {id}");
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        engine.shutdown().await;
+        println!(
+            "done: recovered {}, started {} in {} ms",
+            recovered.len(),
+            started.len(),
+            began.elapsed().as_millis()
+        );
+    });
+}
+
+/// SplitMix64: a few lines of seeded randomness, the same on every run.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A delay in `0..=max`, in whole milliseconds.
+    fn delay(&mut self, max: Duration) -> Duration {
+        let max = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(self.next() % (max + 1))
+    }
+}
+
+/// A running worker and the lines it prints.
+struct Worker {
+    child: Child,
+    lines: Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+    /// Everything it printed so far, for the report and for failures.
+    output: Vec<String>,
+}
+
+impl Worker {
+    fn spawn(dir: &Path) -> Worker {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_worker",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(DIR_VAR, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the worker");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker {
+            child,
+            lines,
+            reader: Some(reader),
+            output: Vec::new(),
+        }
+    }
+
+    /// Waits for the `ready` line; `None` if the worker exited first.
+    fn ready(&mut self) -> Option<String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.output.push(line.clone());
+                    // libtest's `test crash_worker ... ` may precede it on the line.
+                    if let Some(at) = line.find("ready:") {
+                        return Some(line[at..].to_string());
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "the worker did not report ready in {READY_TIMEOUT:?}: {:#?}",
+                        self.output
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits for the worker to exit, killing it and failing past `timeout`;
+    /// collects the rest of its output.
+    fn exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.drain();
+                panic!("the worker hung: not done in {timeout:?}: {:#?}", self.output);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.drain();
+        status
+    }
+
+    fn drain(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.output.extend(self.lines.try_iter());
+    }
+
+    /// The worker's `done` line, if it printed one.
+    fn done(&self) -> Option<&str> {
+        self.output
+            .iter()
+            .find_map(|line| line.find("done:").map(|at| &line[at..]))
+    }
+}
+
+/// The issue's test: see the module's documentation.
+#[test]
+fn orders_survive_sigkill() {
+    let seed = std::env::var("WORKFLOW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED);
+    println!("seed {seed} (WORKFLOW_CRASH_SEED={seed} replays it)");
+    let mut rng = SplitMix(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let began = Instant::now();
+
+    let (mut killed, mut recovered) = (0, 0);
+    for round in 1..=KILLS {
+        let mut worker = Worker::spawn(dir.path());
+        let Some(ready) = worker.ready() else {
+            let status = worker.exit(FINISH_TIMEOUT);
+            panic!(
+                "round {round}: the worker exited ({status}) before ready: {:#?}",
+                worker.output
+            );
+        };
+        recovered += recovered_count(&ready);
+        let delay = rng.delay(MAX_DELAY);
+        std::thread::sleep(delay);
+        let _ = worker.child.kill();
+        let status = worker.exit(FINISH_TIMEOUT);
+        let outcome = match (status.signal(), worker.done()) {
+            (Some(9), _) => {
+                killed += 1;
+                "killed".to_string()
+            }
+            (None, Some(done)) if status.success() => format!("finished before the kill ({done})"),
+            _ => panic!("round {round}: the worker failed ({status}): {:#?}", worker.output),
+        };
+        println!("round {round}: {ready}; SIGKILL after {delay:?}: {outcome}");
+    }
+    // Not a property of the engine, but of the test: it must have crashed
+    // the worker mid-flight, or it proved nothing.
+    assert!(
+        killed >= 5,
+        "only {killed} kills landed before the worker finished: lower MAX_DELAY or raise ORDERS"
+    );
+
+    let mut worker = Worker::spawn(dir.path());
+    let ready = worker.ready();
+    let status = worker.exit(FINISH_TIMEOUT);
+    assert!(
+        status.success(),
+        "last round: the worker failed ({status}): {:#?}",
+        worker.output
+    );
+    let ready = ready.unwrap_or_default();
+    recovered += recovered_count(&ready);
+    println!("last round: {ready}; {}", worker.done().unwrap_or("no done line"));
+    assert!(
+        recovered > 0,
+        "no kill left an order unfinished: recovery went untested"
+    );
+
+    let effects = audit(dir.path());
+    println!(
+        "audit passed: {ORDERS} orders shipped, {} effects; {recovered} recoveries of unfinished orders, \
+         {} invocations ran again after a kill ({} effects hit more than once by them), {} calls in all; \
+         {:?} in all",
+        effects.rows,
+        effects.reruns,
+        effects.rerun_keys,
+        effects.calls,
+        began.elapsed()
+    );
+}
+
+/// The count in the worker's `ready: recovered N instances`.
+fn recovered_count(ready: &str) -> usize {
+    ready
+        .split_whitespace()
+        .find_map(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {ready:?}"))
+}
+
+/// What the effects table says beyond "each exactly once".
+struct Effects {
+    rows: usize,
+    /// Invocations started again with a key already used: after a kill.
+    reruns: u64,
+    /// Keys whose invocation started more than once.
+    rerun_keys: u64,
+    /// Every call the services received, retries and re-runs included.
+    calls: u64,
+}
+
+/// Checks the journal and the effects; on failure keeps the files and says
+/// where.
+fn audit(dir: &Path) -> Effects {
+    let mut problems = Vec::new();
+    audit_journal(&dir.join("journal.db"), &mut problems);
+    let effects = audit_effects(&dir.join("effects.db"), &mut problems);
+    if !problems.is_empty() {
+        let kept = tempfile::TempDir::with_prefix("crash-test-kept-")
+            .map(tempfile::TempDir::keep)
+            .expect("a directory to keep the files in");
+        for file in ["journal.db", "journal.db-wal", "effects.db", "effects.db-wal"] {
+            let _ = std::fs::copy(dir.join(file), kept.join(file));
+        }
+        panic!(
+            "{} problems (files kept in {}), the first ones:\n{}",
+            problems.len(),
+            kept.display(),
+            problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+    effects
+}
+
+/// Every instance's journal: rows `1..=n` with good checksums, every row
+/// open and running but the last, which is closed, `finished`, in `Shipped`;
+/// the states in between are the order's path, each once.
+fn audit_journal(path: &Path, problems: &mut Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = SqliteStore::open(path).unwrap();
+    let open = runtime.block_on(store.open_rows("Order")).unwrap();
+    if !open.is_empty() {
+        problems.push(format!(
+            "{} instances still open: {:?}",
+            open.len(),
+            open.iter().map(|r| (&r.instance, r.seq)).take(10).collect::<Vec<_>>()
+        ));
+    }
+    let path_of_states = ["Charging", "Reserving", "Shipping", "Shipped"];
+    for id in (0..ORDERS).map(order_id) {
+        let rows = runtime.block_on(store.journal("Order", &id)).unwrap();
+        let seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
+        if seqs != (1..=rows.len() as u64).collect::<Vec<_>>() {
+            problems.push(format!("{id}: journal rows {seqs:?}: a gap or a duplicate"));
+            continue;
+        }
+        if rows.len() != path_of_states.len() {
+            problems.push(format!(
+                "{id}: {} journal rows, not {}",
+                rows.len(),
+                path_of_states.len()
+            ));
+        }
+        for (row, expected) in rows.iter().zip(path_of_states) {
+            let seq = row.seq;
+            if crc32(&row.data) != row.checksum {
+                problems.push(format!("{id}: row {seq}: checksum mismatch"));
+                continue;
+            }
+            let doc: serde_json::Value = match serde_json::from_slice(&row.data) {
+                Ok(doc) => doc,
+                Err(error) => {
+                    problems.push(format!("{id}: row {seq}: not JSON: {error}"));
+                    continue;
+                }
+            };
+            let last = seq == rows.len() as u64;
+            let status = if last { "finished" } else { "running" };
+            let fits = row.open != last
+                && doc["status"]["state"] == status
+                && doc["active"] == serde_json::json!([expected])
+                && doc["context"]["id"] == id.as_str();
+            if !fits {
+                problems.push(format!(
+                    "{id}: row {seq} (open {}): expected {status} in {expected}: {doc}",
+                    row.open
+                ));
+            }
+        }
+    }
+    // No instance the worker never started.
+    let conn = Connection::open(path).unwrap();
+    let mut query = conn
+        .prepare("SELECT DISTINCT instance FROM journal WHERE workflow = 'Order'")
+        .unwrap();
+    let stored: BTreeSet<String> = query
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: BTreeSet<String> = (0..ORDERS).map(order_id).collect();
+    let strays: Vec<_> = stored.difference(&expected).take(10).collect();
+    if !strays.is_empty() {
+        problems.push(format!("journals of unknown instances: {strays:?}"));
+    }
+}
+
+/// One effect per order and activity, with its instance and activity named.
+fn audit_effects(path: &Path, problems: &mut Vec<String>) -> Effects {
+    let conn = Connection::open(path).unwrap();
+    let mut query = conn
+        .prepare("SELECT instance, activity, key, calls, fresh FROM effects ORDER BY instance, activity")
+        .unwrap();
+    let rows: Vec<(String, String, String, u64, u64)> = query
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut keys: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for (instance, activity, key, ..) in &rows {
+        keys.entry((instance.clone(), activity.clone())).or_default().push(key);
+    }
+    for id in (0..ORDERS).map(order_id) {
+        for activity in ACTIVITIES {
+            match keys.remove(&(id.clone(), activity.to_string())) {
+                Some(found) if found.len() == 1 => {}
+                Some(found) => problems.push(format!(
+                    "{id}: {activity} applied {} times, under keys {found:?}",
+                    found.len()
+                )),
+                None => problems.push(format!("{id}: {activity} never applied")),
+            }
+        }
+    }
+    if !keys.is_empty() {
+        problems.push(format!(
+            "effects of unknown orders or activities: {:?}",
+            keys.keys().take(10).collect::<Vec<_>>()
+        ));
+    }
+    if rows.len() != ORDERS * ACTIVITIES.len() {
+        problems.push(format!("{} effects, not {}", rows.len(), ORDERS * ACTIVITIES.len()));
+    }
+    Effects {
+        rows: rows.len(),
+        reruns: rows.iter().map(|r| r.4.saturating_sub(1)).sum(),
+        rerun_keys: rows.iter().filter(|r| r.4 > 1).count() as u64,
+        calls: rows.iter().map(|r| r.3).sum(),
+    }
+}
+
+/// The CRC-32 (IEEE) the engine checksums rows with.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
