@@ -1,5 +1,5 @@
 //! With the `serde` feature, states, events and payloads serialize.
-//! Run with `cargo test --features serde --test serde`.
+//! (The feature is on by default.)
 #![cfg(feature = "serde")]
 
 use serde::{Deserialize, Serialize};
