@@ -188,6 +188,8 @@ both_stores!(
     a_changed_definition_is_refused_and_left_untouched,
     a_stored_id_is_a_duplicate,
     recovering_twice_resumes_nothing_new,
+    a_statechart_resumes_its_regions_and_history,
+    a_compatible_change_resumes,
 );
 
 async fn every_step_is_journaled_in_order(backend: impl Backend) {
@@ -492,6 +494,47 @@ async fn a_changed_definition_is_refused_and_left_untouched(backend: impl Backen
     ));
 }
 
+/// An older build of `Shop` whose `Open` state the current one still has.
+mod v1 {
+    use super::Cart;
+    use workflow::prelude::*;
+
+    workflow! {
+        pub workflow Shop {
+            context Cart;
+            initial Open;
+            events { Checkout { total: u64 } }
+            state Open { on Checkout => Done; }
+            final Done;
+        }
+    }
+    pub struct Old;
+    impl ShopHandlers for Old {}
+}
+
+async fn a_compatible_change_resumes(backend: impl Backend) {
+    let old = Engine::<v1::Shop, v1::Old>::builder(v1::Old)
+        .store(backend.open())
+        .build();
+    old.start(
+        "o-1",
+        Cart {
+            total: 4,
+            ..Cart::default()
+        },
+    )
+    .await
+    .unwrap();
+    old.shutdown().await;
+
+    let desk = Arc::new(Desk::default());
+    let new = engine_over(&backend, &desk);
+    assert_eq!(new.recover().await.unwrap().resumed, 1);
+    new.send("o-1", ShopEvent::Poke).await.unwrap();
+    let cart = new.snapshot("o-1").await.unwrap().context;
+    assert_eq!((cart.total, cart.pokes), (4, 1));
+}
+
 async fn a_stored_id_is_a_duplicate(backend: impl Backend) {
     let desk = Arc::new(Desk::default());
     let first = engine_over(&backend, &desk);
@@ -619,4 +662,54 @@ async fn a_store_from_a_newer_version_is_refused() {
         refused.to_string(),
         "the store's schema version is 2, newer than this build reads (1); upgrade the crate to open it"
     );
+}
+
+/// A statechart: two regions joined, a pause that leaves them, and a deep
+/// history that brings them back.
+mod chart {
+    use workflow::prelude::*;
+
+    workflow! {
+        pub workflow Fork {
+            initial Working;
+            events { PayOk, StockOk, Pause, Resume }
+            state Working {
+                initial Both;
+                history deep Back;
+                parallel Both {
+                    state Pay { state Paying { on PayOk => Paid; } final Paid; }
+                    state Stock { state Reserving { on StockOk => Reserved; } final Reserved; }
+                    on done => Joined;
+                }
+                on Pause => Paused;
+            }
+            state Paused { on Resume => Back; }
+            final Joined;
+        }
+    }
+    pub struct Nothing;
+    impl ForkHandlers for Nothing {}
+}
+
+async fn a_statechart_resumes_its_regions_and_history(backend: impl Backend) {
+    use chart::{Fork, ForkEvent, ForkState, Nothing};
+
+    let first = Engine::<Fork, Nothing>::builder(Nothing).store(backend.open()).build();
+    first.start("f-1", ()).await.unwrap();
+    first.send("f-1", ForkEvent::PayOk).await.unwrap();
+    first.send("f-1", ForkEvent::Pause).await.unwrap();
+    assert!(first.state("f-1").unwrap().is_in(ForkState::Paused));
+    first.shutdown().await;
+
+    let second = Engine::<Fork, Nothing>::builder(Nothing).store(backend.open()).build();
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    // The deep history recorded before the restart brings back Paid beside Reserving.
+    second.send("f-1", ForkEvent::Resume).await.unwrap();
+    let state = second.state("f-1").unwrap();
+    assert!(
+        state.is_in(ForkState::Paid) && state.is_in(ForkState::Reserving),
+        "{state}"
+    );
+    second.send("f-1", ForkEvent::StockOk).await.unwrap();
+    assert!(second.wait("f-1").await.unwrap().is_in(ForkState::Joined));
 }
