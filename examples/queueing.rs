@@ -1,10 +1,13 @@
-//! One queueing station, simulated with the resource scheduler, beside what
+//! One queueing station, run through the workflow engine, beside what
 //! queueing theory predicts for it.
 //!
-//! A resource of 2 slots (servers); jobs arrive at random (Poisson, 10 a
-//! second) and each holds a slot 0.1 s on average, so the servers are busy
-//! half the time (ρ = λ/(cμ) = 0.5) and one is busy on average (λ/μ = 1).
-//! Jobs that find both busy wait, so the mean number in the system is more:
+//! Each job is a workflow instance: `Task` below has one state whose
+//! activity (`serve`) queues on the resource `station`. The engine is built
+//! with a [`Scheduler`] that gives `station` 2 slots (servers); instances
+//! are started at random (Poisson, 10 a second) and each activity holds a
+//! slot 0.1 s on average, so the servers are busy half the time
+//! (ρ = λ/(cμ) = 0.5) and one is busy on average (λ/μ = 1). Jobs that find
+//! both busy wait, so the mean number in the system is more:
 //!
 //! - with exponential service times this is the M/M/2 queue, solved exactly
 //!   by the Erlang C formula: the probability of waiting is
@@ -16,17 +19,23 @@
 //!   coefficient of variation of the service time is 0 instead of 1):
 //!   W ≈ 0.1167 s, L ≈ 1.167.
 //!
-//! The example measures λ, W and L with [`Scheduler::metrics`] and prints
-//! them beside the theory. Then it runs a mixed workload (90% of jobs take
-//! 10 ms, 10% take 500 ms) under FIFO and under shortest-job-first, with
-//! declared and with learned durations, and prints the mean and the 99th
-//! percentile of the time in system for each.
+//! The example measures λ, W and L with [`Engine::metrics`] (the statistics
+//! of the engine's scheduler's resources) and prints them beside the theory,
+//! with the mean time from `start` to `wait` returning, measured per
+//! instance. Then it runs a mixed workload (90% of jobs take 10 ms, 10% take
+//! 500 ms) under FIFO and under shortest-job-first, with declared
+//! (`expected 10ms;`) and with learned durations, and prints the mean and
+//! the 99th percentile of each instance's time in the system (start to
+//! `wait`) for each. A mixed job is a `Sized` (or `Unsized`) instance whose
+//! initial state is a decision node: `always if is_long => Long; always =>
+//! Short;`, each branch invoking its own activity, `short` or `long`, on the
+//! same resource.
 //!
-//! Everything runs in simulated time, on tokio's paused clock: tasks stand
-//! for activities and sleep for their service time while holding a permit,
-//! and the clock jumps ahead whenever every task sleeps. Hours of simulated
-//! traffic take a few seconds of real time (in a release build; a debug
-//! build is several times slower).
+//! Everything runs in simulated time, on tokio's paused clock: the
+//! activities sleep for their service time, and the clock jumps ahead
+//! whenever every task sleeps, so the engine's own work takes no simulated
+//! time. Hours of simulated traffic take a few seconds of real time in a
+//! release build (a debug build is several times slower).
 //!
 //! ```sh
 //! cargo run --release --example queueing
@@ -36,13 +45,107 @@ use std::error::Error;
 use std::time::Duration;
 
 use tokio::time::{sleep, Instant};
-use workflow::scheduler::{Fifo, IntoPolicy, Job, Scheduler, SchedulerError, ShortestJobFirst};
-use workflow::ResourceMetrics;
+use workflow::prelude::*;
+use workflow::scheduler::{Fifo, IntoPolicy, Scheduler, SchedulingPolicy, ShortestJobFirst};
+use workflow::{Engine, EngineError, ResourceMetrics};
 
-/// Jobs in the single-station runs.
-const STATION_JOBS: usize = 200_000;
-/// Jobs in the mixed-workload runs.
-const MIXED_JOBS: usize = 100_000;
+/// Instances in each single-station run.
+const STATION_JOBS: usize = 40_000;
+/// Instances in each mixed-workload run.
+const MIXED_JOBS: usize = 25_000;
+
+workflow! {
+    /// One job at the station; the context is its service time in ms.
+    workflow Task {
+        context u64;
+        initial Serving;
+        state Serving {
+            invoke serve -> () { resource station; done => Done; error => Failed; }
+        }
+        final Done;
+        final Failed (failure);
+    }
+}
+
+workflow! {
+    /// A job of the mixed workload, short or long by its service time (the
+    /// context, in ms), with each kind's expected duration declared.
+    workflow Sized {
+        context u64;
+        initial Sorting;
+        state Sorting {
+            always if is_long => Long;
+            always => Short;
+        }
+        state Short {
+            invoke short -> () { resource station; expected 10ms; done => Done; error => Failed; }
+        }
+        state Long {
+            invoke long -> () { resource station; expected 500ms; done => Done; error => Failed; }
+        }
+        final Done;
+        final Failed (failure);
+    }
+}
+
+workflow! {
+    /// The same without declared durations: shortest-job-first learns them
+    /// per activity (`short`, `long`) from the service times it observes.
+    workflow Unsized {
+        context u64;
+        initial Sorting;
+        state Sorting {
+            always if is_long => Long;
+            always => Short;
+        }
+        state Short {
+            invoke short -> () { resource station; done => Done; error => Failed; }
+        }
+        state Long {
+            invoke long -> () { resource station; done => Done; error => Failed; }
+        }
+        final Done;
+        final Failed (failure);
+    }
+}
+
+/// The service: every activity holds its slot for the job's service time.
+struct Station;
+
+async fn work(ms: u64) -> Result<(), ActivityError> {
+    sleep(Duration::from_millis(ms)).await;
+    Ok(())
+}
+
+impl TaskHandlers for Station {
+    async fn serve(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        work(*ms).await
+    }
+}
+
+impl SizedHandlers for Station {
+    fn is_long(&self, ms: &u64) -> bool {
+        *ms >= 100
+    }
+    async fn short(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        work(*ms).await
+    }
+    async fn long(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        work(*ms).await
+    }
+}
+
+impl UnsizedHandlers for Station {
+    fn is_long(&self, ms: &u64) -> bool {
+        *ms >= 100
+    }
+    async fn short(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        work(*ms).await
+    }
+    async fn long(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        work(*ms).await
+    }
+}
 
 /// splitmix64: a small seeded generator, so every run is the same.
 struct Rng(u64);
@@ -69,40 +172,49 @@ impl Rng {
     }
 }
 
-/// One arrival: the gap since the previous one, the job, its service time.
+/// One arrival: the gap since the previous one, and the job's service time
+/// in ms (the instance's context).
 struct Arrival {
     gap: Duration,
-    job: Job,
-    service: Duration,
+    service: u64,
 }
 
-/// Plays `workload` against a fresh one-resource scheduler under `policy`:
-/// one task per job, which acquires a slot, sleeps for its service time and
-/// drops the permit. The resource's metrics, and each job's time in system.
-async fn simulate(
+/// Plays `workload` against a fresh engine of workflow `W` whose scheduler
+/// has one resource, `station`, of `limit` slots under `policy`: one
+/// instance started per arrival, and a task per instance that waits for it
+/// to finish. The station's metrics (from [`Engine::metrics`]), and each
+/// instance's time from `start` to `wait` returning.
+async fn simulate<W>(
     limit: usize,
     policy: impl IntoPolicy,
     workload: &[Arrival],
-) -> Result<(ResourceMetrics, Vec<Duration>), Box<dyn Error>> {
+) -> Result<(ResourceMetrics, Vec<Duration>), Box<dyn Error>>
+where
+    W: Workflow<Station, Context = u64> + Send + 'static,
+    W::Event: Send + 'static,
+{
     let scheduler = Scheduler::builder().resource_with("station", limit, policy).build()?;
-    let resource = scheduler.resource("station")?;
-    let mut tasks = Vec::with_capacity(workload.len());
-    for arrival in workload {
+    let engine = Engine::<W, Station>::builder(Station).scheduler(scheduler)?.build();
+    let mut waiters = Vec::with_capacity(workload.len());
+    for (n, arrival) in workload.iter().enumerate() {
         sleep(arrival.gap).await;
-        let (resource, job, service) = (resource.clone(), arrival.job, arrival.service);
-        tasks.push(tokio::spawn(async move {
-            let arrived = Instant::now();
-            let permit = resource.acquire(job).await?;
-            sleep(service).await;
-            drop(permit);
-            Ok::<_, SchedulerError>(arrived.elapsed())
+        let id = format!("job-{n}");
+        let arrived = Instant::now();
+        engine.start(id.as_str(), arrival.service).await?;
+        let engine = engine.clone();
+        waiters.push(tokio::spawn(async move {
+            engine.wait(&id).await?;
+            Ok::<_, EngineError>(arrived.elapsed())
         }));
     }
-    let mut times = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        times.push(task.await??);
+    let mut times = Vec::with_capacity(waiters.len());
+    for waiter in waiters {
+        times.push(waiter.await??);
     }
-    Ok((resource.metrics(), times))
+    let metrics = engine.metrics();
+    engine.shutdown().await;
+    let station = metrics.resources.into_iter().find(|r| r.name == "station");
+    Ok((station.ok_or("no station in the engine's metrics")?, times))
 }
 
 /// Erlang C: W and L of the M/M/c queue.
@@ -139,7 +251,10 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() -> Result<(), Box<dyn Error>> {
     let real = std::time::Instant::now();
-    println!("Simulated time on tokio's paused clock: hours of traffic in a few seconds.\n");
+    println!(
+        "Workflow instances on an engine with a scheduler, in simulated time on tokio's paused clock: \
+         hours of traffic in a few seconds.\n"
+    );
 
     // 1. The single station: 2 servers, λ = 10/s, mean service 0.1 s.
     let (lambda, mu, c) = (10.0, 10.0, 2);
@@ -159,15 +274,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let workload: Vec<Arrival> = (0..STATION_JOBS)
             .map(|_| Arrival {
                 gap: rng.exponential(Duration::from_secs_f64(1.0 / lambda)),
-                job: Job::new("serve"),
                 service: if exponential {
-                    rng.exponential(Duration::from_secs_f64(service))
+                    rng.exponential(Duration::from_secs_f64(service)).as_millis() as u64
                 } else {
-                    Duration::from_secs_f64(service)
+                    (service * 1e3) as u64
                 },
             })
             .collect();
-        let (m, _) = simulate(c as usize, Fifo::new(), &workload).await?;
+        let (m, times) = simulate::<Task>(c as usize, Fifo::new(), &workload).await?;
         println!(
             "{:<38} {:>9.3} {:>10.2} {:>10.2} {:>8.3} {:>10.3} {:>8.3}",
             format!("{model}, measured"),
@@ -190,71 +304,70 @@ async fn main() -> Result<(), Box<dyn Error>> {
             lambda / (mu * f64::from(c))
         );
         println!(
-            "  {} jobs over {:.1} simulated hours; Little's law: |L - λ·W| / L = {:.1e}",
+            "  {} instances over {:.1} simulated hours; Little's law: |L - λ·W| / L = {:.1e}; \
+             start to wait, per instance: mean {:.2} ms",
             m.completed,
             m.window.as_secs_f64() / 3600.0,
-            (m.mean_in_system - m.little_product()).abs() / m.mean_in_system
+            (m.mean_in_system - m.little_product()).abs() / m.mean_in_system,
+            ms(mean(&times))
         );
     }
 
     // 2. Mixed sizes: FIFO against shortest-job-first.
     let rate = 28.0;
     println!(
-        "\n== Mixed sizes: 90% 10 ms, 10% 500 ms (mean 59 ms), 2 servers, λ = {rate}/s (ρ ≈ {:.2}), {MIXED_JOBS} jobs ==",
+        "\n== Mixed sizes: 90% 10 ms, 10% 500 ms (mean 59 ms), 2 servers, λ = {rate}/s (ρ ≈ {:.2}), {MIXED_JOBS} instances ==",
         rate * 0.059 / 2.0
     );
-    let workload = |declare: bool| -> Vec<Arrival> {
-        let mut rng = Rng(3);
-        (0..MIXED_JOBS)
-            .map(|_| {
-                let gap = rng.exponential(Duration::from_secs_f64(1.0 / rate));
-                let (activity, service) = if rng.uniform() < 0.1 {
-                    ("long", Duration::from_millis(500))
-                } else {
-                    ("short", Duration::from_millis(10))
-                };
-                let job = if declare {
-                    Job::new(activity).expected(service)
-                } else {
-                    Job::new(activity)
-                };
-                Arrival { gap, job, service }
-            })
-            .collect()
-    };
+    let mut rng = Rng(3);
+    let workload: Vec<Arrival> = (0..MIXED_JOBS)
+        .map(|_| Arrival {
+            gap: rng.exponential(Duration::from_secs_f64(1.0 / rate)),
+            service: if rng.uniform() < 0.1 { 500 } else { 10 },
+        })
+        .collect();
     println!(
         "{:<36} {:>10} {:>10} {:>14} {:>14}",
         "policy", "W (ms)", "p99 (ms)", "W short (ms)", "W long (ms)"
     );
-    let runs: [(&str, Box<dyn workflow::scheduler::SchedulingPolicy>, bool); 3] = [
-        ("FIFO", Box::new(Fifo::new()), true),
-        ("SJF, declared durations", Box::new(ShortestJobFirst::new()), true),
-        ("SJF, learned durations", Box::new(ShortestJobFirst::new()), false),
+    let runs: [(&str, Box<dyn SchedulingPolicy>, bool); 3] = [
+        ("FIFO", Fifo::new().into_policy(), true),
+        ("SJF, declared durations", ShortestJobFirst::new().into_policy(), true),
+        ("SJF, learned durations", ShortestJobFirst::new().into_policy(), false),
     ];
-    for (name, policy, declare) in runs {
-        let workload = workload(declare);
-        let (m, times) = simulate(2, policy, &workload).await?;
-        let of = |activity: &str| -> Vec<Duration> {
+    for (name, policy, declared) in runs {
+        let (m, times) = if declared {
+            simulate::<Sized>(2, policy, &workload).await?
+        } else {
+            simulate::<Unsized>(2, policy, &workload).await?
+        };
+        let of = |service: u64| -> Vec<Duration> {
             workload
                 .iter()
                 .zip(&times)
-                .filter(|(a, _)| a.job.activity == activity)
+                .filter(|(a, _)| a.service == service)
                 .map(|(_, t)| *t)
                 .collect()
         };
         println!(
             "{:<36} {:>10.1} {:>10.0} {:>14.1} {:>14.1}",
             name,
-            ms(m.mean_time_in_system),
+            ms(mean(&times)),
             ms(percentile(&times, 0.99)),
-            ms(mean(&of("short"))),
-            ms(mean(&of("long")))
+            ms(mean(&of(10))),
+            ms(mean(&of(500)))
         );
+        // The engine's own steps take no simulated time: its per-instance
+        // times agree with the station's W.
+        if (ms(m.mean_time_in_system) - ms(mean(&times))).abs() > 0.01 {
+            println!("  (the station's W is {:.2} ms)", ms(m.mean_time_in_system));
+        }
     }
     println!(
-        "\nSJF lets the short jobs pass the long ones: the mean falls, the long jobs wait a little longer \
-         (their wait is capped by max_wait, 10 s by default).\nThe service times are constant per activity, so the learned estimates are exact after each \
-         activity's first completion.\nReal time: {:.2?}.",
+        "\nW and p99 are per instance, from `start` to `wait` returning. SJF lets the short jobs pass the long ones: \
+         the mean falls, the long jobs wait a little longer (their wait is capped by max_wait, 10 s by default).\n\
+         The service times are constant per activity, so the learned estimates are exact after each activity's \
+         first completion.\nReal time: {:.2?}.",
         real.elapsed()
     );
     Ok(())
