@@ -153,6 +153,21 @@ async fn start_send_state_snapshot_and_wait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_history_keeps_the_newest_records() {
+    let config = Config { history: 3, ..exact() };
+    let engine = Engine::<Counter, Tracker>::with_config(Tracker::default(), config);
+    engine.start("c", Tally::default()).await.unwrap();
+    for n in 1..=5 {
+        engine.send("c", add(n)).await.unwrap();
+    }
+    let snapshot = engine.snapshot("c").await.unwrap();
+    // Started and the first two transitions went; the context has all five.
+    let add = || rec(ms(0), transition("Open", "Add", "Open"));
+    assert_eq!(snapshot.history, [add(), add(), add()]);
+    assert_eq!(snapshot.context.seen, [1, 2, 3, 4, 5]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_order_runs_through_its_activities_to_completion() {
     let engine = Engine::<Order, Services>::with_config(Services::default(), exact());
     engine.start("o-1", OrderCtx::default()).await.unwrap();

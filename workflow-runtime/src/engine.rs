@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -225,7 +225,8 @@ pub struct Snapshot<W: Machine> {
     pub status: Status<W::State>,
     /// Its context now.
     pub context: W::Context,
-    /// Everything that happened to it, oldest first.
+    /// What happened to it, oldest first: the newest
+    /// [`Config::history`] records.
     pub history: Vec<Record>,
 }
 
@@ -254,6 +255,10 @@ pub struct Config {
     pub activity_deadline: Option<Duration>,
     /// How compensations are retried.
     pub compensation: RetryPolicy,
+    /// How many history records an instance keeps in memory (the oldest go
+    /// first): a long-lived instance's memory stays bounded. A durable
+    /// engine's journal keeps every step.
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -268,6 +273,7 @@ impl Default for Config {
                 max_interval: Duration::from_secs(10),
                 timeout: None,
             },
+            history: 256,
         }
     }
 }
@@ -789,7 +795,7 @@ where
             last,
             id,
             engine: self.inner.shared.clone(),
-            history: Vec::with_capacity(1),
+            history: VecDeque::with_capacity(1),
             activities: HashMap::new(),
             timers: HashMap::new(),
             pending: Vec::new(),
@@ -1120,7 +1126,7 @@ where
                 .state_index(name)
                 .ok_or_else(|| changed(name, "no such state".into()))
         };
-        let indices = |names: &[String]| names.iter().map(|n| index(n)).collect::<Result<Vec<_>, _>>();
+        let indices = |names: &[Cow<str>]| names.iter().map(|n| index(n)).collect::<Result<Vec<_>, _>>();
         let saved = Saved {
             active: indices(&entry.active)?,
             history: entry
@@ -1159,7 +1165,7 @@ where
                     }
                     TimerKey::State(node)
                 }
-                (None, Some(send)) => TimerKey::Send(Cow::Owned(send)),
+                (None, Some(send)) => TimerKey::Send(Cow::Owned(send.into_owned())),
                 (None, None) => return Err(corrupt("a timer with no owner".into())),
             };
             let deadline = self.inner.shared.instant(durable, timer.deadline);
@@ -1216,7 +1222,7 @@ struct Instance<W: Machine, H> {
     id: String,
     engine: Arc<Shared<W, H>>,
     machine: Option<W>,
-    history: Vec<Record>,
+    history: VecDeque<Record>,
     /// Activities by state: running, or planned until the step commits.
     activities: HashMap<usize, Running>,
     timers: HashMap<TimerKey, Vec<Timer<W::Event>>>,
@@ -1289,7 +1295,7 @@ where
                     }
                     Some(Command::Snapshot(reply)) => {
                         if let Some(machine) = &self.machine {
-                            let _ = reply.send((machine.context().clone(), self.history.clone()));
+                            let _ = reply.send((machine.context().clone(), self.history.iter().cloned().collect()));
                         }
                     }
                     // A finished or failed instance keeps its outcome (and
@@ -1315,7 +1321,7 @@ where
         }
         self.stop_all();
         if let Some(machine) = &self.machine {
-            let left = (machine.context().clone(), std::mem::take(&mut self.history));
+            let left = (machine.context().clone(), std::mem::take(&mut self.history).into());
             *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(left);
         }
     }
@@ -1347,7 +1353,10 @@ where
 
     fn record(&mut self, kind: RecordKind) {
         let at = self.engine.epoch.elapsed();
-        self.history.push(Record { at, kind });
+        if self.history.len() >= self.engine.config.history.max(1) {
+            self.history.pop_front();
+        }
+        self.history.push_back(Record { at, kind });
     }
 
     /// Which watched states are active.
@@ -1577,7 +1586,8 @@ where
     ) -> Result<Vec<u8>, String> {
         let machine = self.machine.as_ref().ok_or("the instance has no machine")?;
         let states = W::graph().states;
-        let name = |node: &usize| states.get(*node).map_or_else(String::new, |s| s.name.to_string());
+        // Names borrowed from the graph: no allocation per name.
+        let name = |node: &usize| Cow::Borrowed(states.get(*node).map_or("", |s| s.name));
         let saved = machine.save();
         let timers = self.timers.iter().flat_map(|(key, list)| {
             list.iter().map(move |timer| TimerImage {
@@ -1587,7 +1597,7 @@ where
                 },
                 send: match key {
                     TimerKey::State(_) => None,
-                    TimerKey::Send(id) => Some(id.to_string()),
+                    TimerKey::Send(id) => Some(Cow::Borrowed(id.as_ref())),
                 },
                 generation: timer.generation,
                 event: &timer.event,
@@ -1596,7 +1606,7 @@ where
         });
         let entry = journal::Entry {
             v: journal::FORMAT,
-            fingerprint: durable.fingerprint.clone(),
+            fingerprint: Cow::Borrowed(&durable.fingerprint),
             step,
             status,
             active: saved.active.iter().map(name).collect(),

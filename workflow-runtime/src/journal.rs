@@ -28,20 +28,27 @@
 //! - `generation`: the instance's counter of activity and timer generations;
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
-//! The row's checksum is the CRC-32 of these bytes. Contexts, events and
+//! Empty lists (`history`, `activities`, `timers`, `succeeded`,
+//! `completed`) are left out. The row's checksum is the CRC-32 of these bytes. Contexts, events and
 //! activity outputs appear as their serde JSON forms.
+
+use std::borrow::Cow;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
+
+/// A state's or a timer's name, or the fingerprint: borrowed when written,
+/// owned when read.
+pub(crate) type Name<'a> = Cow<'a, str>;
 
 /// The format version this build writes and reads (the rows' `v`).
 pub const FORMAT: u32 = 1;
 
 /// Writes a row's document: `encode` for a workflow's context and event types.
-pub(crate) type Encode<C, E> = for<'a> fn(&Entry<&'a C, &'a E>) -> Result<Vec<u8>, String>;
+pub(crate) type Encode<C, E> = for<'a> fn(&Entry<'a, &'a C, &'a E>) -> Result<Vec<u8>, String>;
 
 /// Reads a row's document: `decode` for a workflow's context and event types.
-pub(crate) type Decode<C, E> = fn(&[u8]) -> Result<Entry<C, E>, String>;
+pub(crate) type Decode<C, E> = fn(&[u8]) -> Result<Entry<'static, C, E>, String>;
 
 /// One row's document; `C` and `E` are the context and event types, or
 /// references to them when writing.
@@ -50,19 +57,23 @@ pub(crate) type Decode<C, E> = fn(&[u8]) -> Result<Entry<C, E>, String>;
     serialize = "C: Serialize, E: Serialize",
     deserialize = "C: DeserializeOwned, E: DeserializeOwned"
 ))]
-pub(crate) struct Entry<C, E> {
+pub(crate) struct Entry<'a, C, E> {
     pub v: u32,
-    pub fingerprint: String,
+    pub fingerprint: Name<'a>,
     pub step: Step<E>,
     pub status: StatusImage,
-    pub active: Vec<String>,
+    pub active: Vec<Name<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<(String, Vec<String>)>,
+    pub history: Vec<(Name<'a>, Vec<Name<'a>>)>,
     pub context: C,
-    pub activities: Vec<ActivityImage>,
-    pub timers: Vec<TimerImage<E>>,
-    pub succeeded: Vec<String>,
-    pub completed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activities: Vec<ActivityImage<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timers: Vec<TimerImage<'a, E>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub succeeded: Vec<Name<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<Name<'a>>,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
@@ -110,37 +121,40 @@ pub(crate) enum StatusImage {
 
 /// An activity in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ActivityImage {
-    pub state: String,
+pub(crate) struct ActivityImage<'a> {
+    pub state: Name<'a>,
     pub generation: u64,
 }
 
 /// A pending timer: a state's `after` (`state` set) or a `send` (`send` set).
 #[derive(Serialize, Deserialize)]
 #[serde(bound(serialize = "E: Serialize", deserialize = "E: DeserializeOwned"))]
-pub(crate) struct TimerImage<E> {
+pub(crate) struct TimerImage<'a, E> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<Name<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send: Option<String>,
+    pub send: Option<Name<'a>>,
     pub generation: u64,
     pub event: E,
     pub deadline: u64,
 }
 
 /// A row's document, written.
-pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Entry<&C, &E>) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(entry).map_err(|e| e.to_string())
+pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Entry<'_, &C, &E>) -> Result<Vec<u8>, String> {
+    // Most rows fit: one allocation instead of a series of regrowths.
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, entry).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// A row's document, read with the types of the workflow as compiled now.
-pub(crate) fn decode<C: DeserializeOwned, E: DeserializeOwned>(data: &[u8]) -> Result<Entry<C, E>, String> {
+pub(crate) fn decode<C: DeserializeOwned, E: DeserializeOwned>(data: &[u8]) -> Result<Entry<'static, C, E>, String> {
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
 /// A row's document without its contexts and events: what recovery can
 /// still tell about a row the current types cannot read.
-pub(crate) fn peek(data: &[u8]) -> Result<Entry<IgnoredAny, IgnoredAny>, String> {
+pub(crate) fn peek(data: &[u8]) -> Result<Entry<'static, IgnoredAny, IgnoredAny>, String> {
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
@@ -162,7 +176,7 @@ mod tests {
         let context = 7_u32;
         let entry = Entry {
             v: FORMAT,
-            fingerprint: fingerprint("W"),
+            fingerprint: fingerprint("W").into(),
             step: Step::Transition {
                 from: "A".into(),
                 event: &event,
@@ -189,14 +203,14 @@ mod tests {
             priority: 0,
         };
         let bytes = encode(&entry).unwrap();
-        let back: Entry<u32, String> = decode(&bytes).unwrap();
+        let back: Entry<'static, u32, String> = decode(&bytes).unwrap();
         assert_eq!(back.context, 7);
         assert!(matches!(back.step, Step::Transition { ref event, .. } if event == "Go"));
         assert_eq!(back.timers[0].deadline, 1_000);
         assert_eq!(back.activities, entry.activities);
         // A different context type fails the typed decode but not the peek.
         assert!(decode::<String, String>(&bytes).is_err());
-        assert_eq!(peek(&bytes).unwrap().active, vec!["B".to_string()]);
+        assert_eq!(peek(&bytes).unwrap().active, vec![Name::from("B")]);
         assert!(peek(b"{not json").is_err());
     }
 
