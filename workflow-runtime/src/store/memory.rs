@@ -20,7 +20,9 @@ use super::{Row, Store, StoreError};
 /// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec() };
 /// store.append("Order", row.clone()).await?;
 /// assert_eq!(store.open_rows("Order").await?, vec![row.clone()]);
-/// assert!(store.append("Order", row).await.is_err()); // seq 1 is taken
+/// assert!(store.append("Order", row.clone()).await.is_err()); // seq 1 is taken
+/// let gap = Row { seq: 3, ..row };
+/// assert!(store.append("Order", gap).await.is_err()); // seq 2 comes first
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Default)]
@@ -48,14 +50,14 @@ impl Store for MemoryStore {
         let journal = journals
             .entry((workflow.to_string(), row.instance.clone()))
             .or_default();
-        if journal.iter().any(|r| r.seq == row.seq) {
+        let next = journal.last().map_or(1, |newest| newest.seq + 1);
+        if row.seq != next {
             return Err(StoreError::Conflict {
                 instance: row.instance,
                 seq: row.seq,
             });
         }
-        let at = journal.partition_point(|r| r.seq < row.seq);
-        journal.insert(at, row);
+        journal.push(row);
         Ok(())
     }
 

@@ -45,10 +45,11 @@ pub struct Row {
 /// A durable home for journals of any number of workflows.
 ///
 /// Implementations must make [`append`](Self::append) durable before it
-/// returns `Ok`, keep each instance's rows in `seq` order, and refuse a row
-/// whose `(workflow, instance, seq)` is already taken with
-/// [`StoreError::Conflict`] (two engines writing one instance, or a new
-/// instance reusing a stored id). They should batch concurrent appends into
+/// returns `Ok`, keep each instance's rows in `seq` order, and refuse with
+/// [`StoreError::Conflict`] a row whose `seq` is not the instance's next
+/// one (1 for a new instance, else one more than its newest row): a taken
+/// number means two engines write one instance, or a new instance reuses a
+/// stored id; a skipped one would leave a gap. They should batch concurrent appends into
 /// one commit (group commit), and must retry transient failures themselves:
 /// an error from `append` stops the instance.
 #[async_trait]
