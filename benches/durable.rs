@@ -12,7 +12,8 @@
 //!   instances, one task per instance awaiting `send` after `send`; one
 //!   criterion iteration is one event to each instance (N transitions,
 //!   pipelined: no barrier between rounds). Committed transitions per second
-//!   and rows per commit (`SqliteStore::commits`). Target >= 100,000/s.
+//!   and rows per commit (`SqliteStore::commits`), and the rate call by call
+//!   as the journals grow. Target >= 100,000/s.
 //! - `durable_order/16_tasks/N` (N = 2,000 and 10,000): `Order` (three
 //!   sequential trivial activities `charge_payment`, `reserve_stock`, `ship`;
 //!   4 journal rows each) submitted by 16 tasks, each starting its share then
@@ -31,7 +32,8 @@
 //! Peers' figures (`../shared/peers.md`, measured on this machine on the
 //! same order workflow) are printed beside ours; they are not re-measured.
 //!
-//! Run: `cargo bench --bench durable` (about 2 minutes), or filter as with
+//! Run: `cargo bench --bench durable` (about 50 s on a quiet machine; the
+//! figures move 10-20% with other load), or filter as with
 //! any criterion benchmark: `cargo bench --bench durable -- recovery`.
 //! Without `--bench` (`cargo test --benches`) each benchmark runs once on
 //! small sizes, as a smoke test.
