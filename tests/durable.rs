@@ -190,6 +190,7 @@ both_stores!(
     recovering_twice_resumes_nothing_new,
     a_statechart_resumes_its_regions_and_history,
     a_compatible_change_resumes,
+    a_batch_of_starts_is_committed_together,
 );
 
 async fn every_step_is_journaled_in_order(backend: impl Backend) {
@@ -533,6 +534,31 @@ async fn a_compatible_change_resumes(backend: impl Backend) {
     new.send("o-1", ShopEvent::Poke).await.unwrap();
     let cart = new.snapshot("o-1").await.unwrap().context;
     assert_eq!((cart.total, cart.pokes), (4, 1));
+}
+
+async fn a_batch_of_starts_is_committed_together(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("taken", Cart::default()).await.unwrap();
+    first.shutdown().await;
+    let engine = engine_over(&backend, &desk);
+    let batch = ["a", "taken", "b", "a"].map(|id| (id.to_string(), Cart::default()));
+    let results = engine.start_many(batch).await;
+    assert_eq!(
+        results,
+        vec![
+            Ok(()),
+            Err(EngineError::DuplicateId("taken".into())),
+            Ok(()),
+            Err(EngineError::DuplicateId("a".into()))
+        ]
+    );
+    let store = backend.open();
+    for id in ["a", "b"] {
+        assert_eq!(journal(&store, id).await, (vec![1], true), "{id}");
+    }
+    assert!(matches!(engine.state("taken"), Err(EngineError::UnknownInstance(_))));
+    engine.send("b", ShopEvent::Poke).await.unwrap();
 }
 
 async fn a_stored_id_is_a_duplicate(backend: impl Backend) {
