@@ -546,7 +546,7 @@ fn audit_journal(path: &Path, problems: &mut Vec<String>) {
         }
         for (row, expected) in rows.iter().zip(path_of_states) {
             let seq = row.seq;
-            if crc32(&row.data) != row.checksum {
+            if crc32fast::hash(&row.data) != row.checksum {
                 problems.push(format!("{id}: row {seq}: checksum mismatch"));
                 continue;
             }
@@ -630,16 +630,4 @@ fn audit_effects(path: &Path, problems: &mut Vec<String>) -> Effects {
         rerun_keys: rows.iter().filter(|r| r.4 > 1).count() as u64,
         calls: rows.iter().map(|r| r.3).sum(),
     }
-}
-
-/// The CRC-32 (IEEE) the engine checksums rows with.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
 }
