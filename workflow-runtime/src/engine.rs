@@ -1486,17 +1486,20 @@ where
             Ok(Ok(step)) => {
                 Counters::add(&self.engine.counters.transitions);
                 let (from, to) = (before_state.to_string(), step.to.to_string());
-                self.record(RecordKind::Transition {
-                    from: from.clone(),
-                    event: name,
-                    to: to.clone(),
-                });
+                // The journal's copy of the names, only when there is a journal:
+                // this is every transition's path.
+                let journaled = |name: &String| match self.engine.durable {
+                    Some(_) => name.clone(),
+                    None => String::new(),
+                };
+                let step_names = (journaled(&from), journaled(&to));
+                self.record(RecordKind::Transition { from, event: name, to });
                 // A flat self-transition exits and re-enters its state.
                 let reentered = flat && step.exited && step.from == step.to;
                 let step = journal::Step::Transition {
-                    from,
+                    from: step_names.0,
                     event: &event,
-                    to,
+                    to: step_names.1,
                 };
                 let prepared = self.prepare(before, reentered, step);
                 self.settle(prepared).await
