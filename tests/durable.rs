@@ -727,3 +727,41 @@ async fn a_statechart_resumes_its_regions_and_history(backend: impl Backend) {
     second.send("f-1", ForkEvent::StockOk).await.unwrap();
     assert!(second.wait("f-1").await.unwrap().is_in(ForkState::Joined));
 }
+
+/// A context JSON cannot hold: a map with non-string keys.
+mod unencodable {
+    use std::collections::HashMap;
+    use workflow::prelude::*;
+
+    #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Pairs(pub HashMap<(u8, u8), u8>);
+
+    workflow! {
+        pub workflow Grid {
+            context Pairs;
+            initial Open;
+            events { Close }
+            state Open { on Close => Closed; }
+            final Closed;
+        }
+    }
+    pub struct Nothing;
+    impl GridHandlers for Nothing {}
+}
+
+#[tokio::test]
+async fn a_context_that_cannot_be_encoded_is_refused_with_an_error() {
+    use unencodable::{Grid, Nothing, Pairs};
+
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::<Grid, Nothing>::builder(Nothing).store(store.clone()).build();
+    let pairs = Pairs([((1, 2), 3)].into_iter().collect());
+    let refused = engine.start("g-1", pairs).await;
+    assert!(
+        matches!(&refused, Err(EngineError::Store(StoreError::Backend(m))) if m.starts_with("instance `g-1` cannot be encoded")),
+        "{refused:?}"
+    );
+    assert!(store.journal("Grid", "g-1").await.unwrap().is_empty());
+    // An encodable context goes through.
+    engine.start("g-2", Pairs::default()).await.unwrap();
+}
