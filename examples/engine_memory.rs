@@ -10,13 +10,14 @@
 //! Run: `cargo run --release --example engine_memory [-- INSTANCES]`
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
-use workflow::{Engine, Status};
+use tokio::sync::oneshot;
+use workflow::Engine;
 
 // ---------------------------------------------------------------------------
 // A global allocator that counts the live heap by allocation size.
@@ -324,54 +325,29 @@ fn main() {
     };
     println!("pieces, each made 10,000 times alone (allocation sizes, count per piece):");
     let n = 10_000;
-    for (msg, s) in [
-        (16, bounded::<[u64; 2]>(n)),
-        (24, bounded::<[u64; 3]>(n)),
-        (32, bounded::<[u64; 4]>(n)),
-    ] {
-        label(&format!("mpsc::channel(64), {msg}-byte messages (mailbox)"), &s);
-    }
-    for (msg, s) in [
-        (64, unbounded::<[u64; 8]>(n)),
-        (80, unbounded::<[u64; 10]>(n)),
-        (88, unbounded::<[u64; 11]>(n)),
-        (96, unbounded::<[u64; 12]>(n)),
-        (104, unbounded::<[u64; 13]>(n)),
-        (112, unbounded::<[u64; 14]>(n)),
-    ] {
-        label(&format!("mpsc::unbounded_channel, {msg}-byte messages (internal)"), &s);
-    }
-    let (s, k) = sizes_of(n, |_| watch::channel(Status::Running(PingPongState::A)));
-    label("watch::channel(Status<PingPongState>) (status)", &s);
-    drop(k);
     let (s, k) = sizes_of(n, |_| oneshot::channel::<Result<(), workflow::EngineError>>());
     label("oneshot::channel (reply of `send`)", &s);
     drop(k);
     for digits in [4, 5, 6] {
-        let (s, k) = sizes_of(n, |_| "m123456"[..=digits].to_owned());
+        let (s, k) = sizes_of(n, |_| Arc::<str>::from(&"m123456"[..=digits]));
         label(
-            &format!("id String of {} bytes (map key, Instance::id)", digits + 1),
+            &format!("id Arc<str> of {} bytes (map key, Instance::id)", digits + 1),
             &s,
         );
         drop(k);
     }
     let (s, k) = sizes_of(n, |_| history_with_one_record());
-    label("Vec<Record> with one record (history)", &s);
-    drop(k);
-    let (s, k) = sizes_of(n, |_| {
-        std::sync::Arc::new(std::sync::Mutex::new(None::<((), Vec<workflow::Record>)>))
-    });
-    label("Arc<Mutex<Option<(Context, Vec<Record>)>>> (Entry::last)", &s);
+    label("VecDeque<Record> with room for one (history)", &s);
     drop(k);
     let (s, k) = sizes_of(n, |_| PingPongState::A.to_string());
     label("state.to_string() (in Record::Started)", &s);
     drop(k);
     rt.block_on(async {
-        for size in [512, 1024, 2048] {
+        for size in [256, 512, 1024] {
             let (s, k) = match size {
+                256 => sizes_of(n, |_| tokio::spawn(Parked([0u8; 256]))),
                 512 => sizes_of(n, |_| tokio::spawn(Parked([0u8; 512]))),
-                1024 => sizes_of(n, |_| tokio::spawn(Parked([0u8; 1024]))),
-                _ => sizes_of(n, |_| tokio::spawn(Parked([0u8; 2048]))),
+                _ => sizes_of(n, |_| tokio::spawn(Parked([0u8; 1024]))),
             };
             label(&format!("tokio::spawn, {size}-byte future (task cell)"), &s);
             k.iter().for_each(|t| t.abort());
@@ -424,7 +400,7 @@ fn main() {
         let count = d as f64 / instances as f64;
         let total = count * size as f64;
         let what = match labels.get(&size).map(Vec::as_slice) {
-            None | Some([]) => "?".to_string(),
+            None | Some([]) => "not made alone here (the engine's own: the instance's mailbox)".to_string(),
             Some([one]) => one.clone(),
             Some([first, more @ ..]) => format!("{first} (and {} more pieces of this size)", more.len()),
         };
@@ -455,21 +431,11 @@ fn main() {
 /// A history as an instance's first `record` leaves it: grown by `push`,
 /// so with the capacity `push` gives (not `vec!`'s exact one).
 #[allow(clippy::vec_init_then_push)]
-fn history_with_one_record() -> Vec<workflow::Record> {
-    let mut history = Vec::new();
-    history.push(workflow::Record {
+fn history_with_one_record() -> VecDeque<workflow::Record> {
+    let mut history = VecDeque::with_capacity(1);
+    history.push_back(workflow::Record {
         at: Default::default(),
         kind: workflow::RecordKind::Cancelled,
     });
     history
-}
-
-/// The allocations of a bounded channel (64) of `M` messages.
-fn bounded<M>(n: usize) -> Vec<(usize, f64)> {
-    sizes_of(n, |_| mpsc::channel::<M>(64)).0
-}
-
-/// The allocations of an unbounded channel of `M` messages.
-fn unbounded<M>(n: usize) -> Vec<(usize, f64)> {
-    sizes_of(n, |_| mpsc::unbounded_channel::<M>()).0
 }

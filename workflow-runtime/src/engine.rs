@@ -4,7 +4,7 @@
 //! Each instance is a tokio task that owns its machine and handles what
 //! reaches it strictly in order: events from a bounded mailbox (the
 //! backpressure of [`Engine::send`] and [`Engine::try_send`]), and the
-//! outcomes of its own activities and timers. Activities and timers are tasks
+//! outcomes of its own activities and timers, which go first. Activities and timers are tasks
 //! of their own, aborted when their state is left. A panic in a guard or an
 //! action fails that instance only; a panic in an activity is a failed
 //! attempt.
@@ -15,14 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -31,6 +31,7 @@ use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
 use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
+use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
 use crate::scheduler::{Job, Resource, Scheduler, SchedulerError};
 use crate::store::{Row, Store, StoreError};
@@ -316,7 +317,7 @@ impl<W: Machine, H> Clone for Engine<W, H> {
 
 struct Inner<W: Machine, H> {
     shared: Arc<Shared<W, H>>,
-    shards: Vec<Mutex<HashMap<String, Entry<W>>>>,
+    shards: Vec<Mutex<HashMap<Arc<str>, Entry<W>>>>,
     /// Instances recovery could not resume, with why.
     broken: Mutex<HashMap<String, StoreError>>,
     open: AtomicBool,
@@ -339,6 +340,50 @@ struct Shared<W: Machine, H> {
     /// The resource each state's activity queues on, by state index.
     resources: Vec<Option<Resource>>,
     counters: Counters,
+    live: Live,
+}
+
+/// The number of instance tasks alive, for `shutdown` to wait on without
+/// keeping a join handle (and with it the ended task's memory) per instance.
+#[derive(Default)]
+struct Live {
+    count: AtomicUsize,
+    none: Notify,
+}
+
+impl Live {
+    fn enter(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn leave(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.none.notify_waiters();
+        }
+    }
+
+    async fn until_none(&self) {
+        loop {
+            let none = self.none.notified();
+            tokio::pin!(none);
+            none.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            none.await;
+        }
+    }
+}
+
+impl<W: Machine, H> Drop for Inner<W, H> {
+    /// Dropping the last `Engine` ends its instances once they have handled
+    /// what their mailboxes hold.
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.values().for_each(|mailbox| mailbox.close());
+        }
+    }
 }
 
 /// What [`Engine::metrics`] counts, since the engine was built.
@@ -537,6 +582,7 @@ where
                     scheduler: self.scheduler,
                     resources,
                     counters: Counters::default(),
+                    live: Live::default(),
                 }),
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 broken: Mutex::new(HashMap::new()),
@@ -548,7 +594,7 @@ where
 
 /// A started instance whose durable start may still be committing.
 struct Launched {
-    id: String,
+    id: Arc<str>,
     answer: Option<oneshot::Receiver<Result<(), EngineError>>>,
 }
 
@@ -564,17 +610,43 @@ pub struct Recovery {
     pub errors: Vec<StoreError>,
 }
 
-/// What the engine keeps of an instance.
-struct Entry<W: Machine> {
-    mailbox: Option<mpsc::Sender<Command<W>>>,
-    status: watch::Receiver<Status<W::State>>,
-    task: Option<JoinHandle<()>>,
-    /// The context and history the task leaves when it ends (cancelled or
+/// What the engine keeps of an instance: its mailbox, which also holds
+/// what it publishes.
+type Entry<W> = Arc<Mailbox<Command<W>, Internal<<W as Machine>::Event>, Published<W>>>;
+
+/// What an instance publishes, kept with its mailbox.
+struct Published<W: Machine> {
+    status: Status<W::State>,
+    /// Made on the first `subscribe` or `wait`: most instances have no
+    /// watcher, and a watch channel costs several hundred bytes.
+    watch: Option<watch::Sender<Status<W::State>>>,
+    /// The task has ended: no status changes any more.
+    ended: bool,
+    /// The context and history the task left when it ended (cancelled or
     /// shut down), so snapshots keep working.
-    last: Last<W>,
+    last: Option<Box<(W::Context, Vec<Record>)>>,
 }
 
-type Last<W> = Arc<Mutex<Option<(<W as Machine>::Context, Vec<Record>)>>>;
+impl<W: Machine> Published<W> {
+    fn set(&mut self, status: Status<W::State>) {
+        if let Some(watch) = &self.watch {
+            watch.send_replace(status.clone());
+        }
+        self.status = status;
+    }
+
+    fn subscribe(&mut self) -> watch::Receiver<Status<W::State>> {
+        if self.ended {
+            // A receiver whose sender is gone: it reads the status, and
+            // waiting for a change ends at once.
+            return watch::channel(self.status.clone()).1;
+        }
+        let status = &self.status;
+        self.watch
+            .get_or_insert_with(|| watch::channel(status.clone()).0)
+            .subscribe()
+    }
+}
 
 /// A request to an instance's task.
 enum Command<W: Machine> {
@@ -604,9 +676,6 @@ enum Internal<E> {
         generation: u64,
     },
 }
-
-/// An instance's queue of its own activities' and timers' messages.
-type OwnQueue<E> = (mpsc::UnboundedSender<Internal<E>>, mpsc::UnboundedReceiver<Internal<E>>);
 
 /// A timer's owner: a state's `after` (cancelled when the state is left), or
 /// a `send` id (cancelled by `cancel` or the instance's end).
@@ -684,7 +753,7 @@ where
         }
     }
 
-    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry<W>>> {
+    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry<W>>> {
         let mut hasher = DefaultHasher::new();
         id.hash(&mut hasher);
         let shard = &self.inner.shards[(hasher.finish() as usize) % SHARDS];
@@ -777,12 +846,13 @@ where
     fn launch(&self, id: String, context: W::Context, priority: i32) -> Result<Launched, EngineError> {
         self.check_open()?;
         let machine = W::new(context);
-        let (entry, mailbox, mut instance) = self.entry(id.clone(), machine.state());
+        let id: Arc<str> = id.into();
+        let (entry, mut instance) = self.entry(id.clone(), machine.state());
         instance.priority = priority;
         {
             let mut shard = self.shard(&id);
             if shard.contains_key(&id) {
-                return Err(EngineError::DuplicateId(id));
+                return Err(EngineError::DuplicateId(id.to_string()));
             }
             shard.insert(id.clone(), entry);
         }
@@ -797,22 +867,8 @@ where
             None => (None, None),
         };
         let span = instance.span();
-        let task = tokio::spawn(
-            async move {
-                let begun = instance.begin(machine).await;
-                let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
-                if let Some(ready) = ready {
-                    let _ = ready.send(begun);
-                }
-                if !taken {
-                    instance.run(mailbox).await;
-                }
-            }
-            .instrument(span),
-        );
-        if let Some(entry) = self.shard(&id).get_mut(&id) {
-            entry.task = Some(task);
-        }
+        instance.machine = Some(machine);
+        tokio::spawn(async move { instance.run(Start::Fresh(ready)).await }.instrument(span));
         Ok(Launched { id, answer })
     }
 
@@ -823,10 +879,10 @@ where
             return Ok(());
         };
         match answer.await {
-            Err(_) => Err(EngineError::Stopped(id)),
+            Err(_) => Err(EngineError::Stopped(id.to_string())),
             Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => {
                 self.shard(&id).remove(&id);
-                Err(EngineError::DuplicateId(id))
+                Err(EngineError::DuplicateId(id.to_string()))
             }
             // A panic in an entry action fails the instance, which exists.
             Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => Ok(()),
@@ -835,41 +891,41 @@ where
     }
 
     /// The map entry of a new instance in `state`, and the task's side of it.
-    fn entry(&self, id: String, state: W::State) -> (Entry<W>, mpsc::Receiver<Command<W>>, Instance<W, H>) {
-        let (status, receiver) = watch::channel(Status::Running(state));
-        let (mailbox, mailbox_rx) = mpsc::channel(self.inner.shared.config.mailbox.max(1));
-        let last: Last<W> = Arc::new(Mutex::new(None));
-        let entry = Entry {
-            mailbox: Some(mailbox),
-            status: receiver,
-            task: None,
-            last: last.clone(),
+    fn entry(&self, id: Arc<str>, state: W::State) -> (Entry<W>, Instance<W, H>) {
+        let shared = &self.inner.shared;
+        let published = Published {
+            status: Status::Running(state),
+            watch: None,
+            ended: false,
+            last: None,
         };
+        let mailbox = Arc::new(Mailbox::new(shared.config.mailbox, published));
+        shared.live.enter();
         let instance = Instance {
-            last,
             id,
-            engine: self.inner.shared.clone(),
+            engine: shared.clone(),
+            mailbox: mailbox.clone(),
             history: VecDeque::with_capacity(1),
-            activities: HashMap::new(),
-            timers: HashMap::new(),
-            pending: Vec::new(),
-            succeeded: Vec::new(),
-            completed: Vec::new(),
+            effects: None,
             generation: 0,
             seq: 0,
             priority: 0,
-            internal: None,
-            status,
+            running: true,
             machine: None,
         };
-        (entry, mailbox_rx, instance)
+        (mailbox, instance)
     }
 
-    fn mailbox(&self, id: &str) -> Result<mpsc::Sender<Command<W>>, EngineError> {
-        self.check_open()?;
+    /// Instance `id`'s mailbox.
+    fn get(&self, id: &str) -> Result<Entry<W>, EngineError> {
         let shard = self.shard(id);
-        let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
-        entry.mailbox.clone().ok_or(EngineError::ShutDown)
+        shard.get(id).cloned().ok_or_else(|| self.missing(id))
+    }
+
+    /// Instance `id`'s mailbox, to send it something.
+    fn mailbox(&self, id: &str) -> Result<Entry<W>, EngineError> {
+        self.check_open()?;
+        self.get(id)
     }
 
     /// Delivers `event` to instance `id`: waits for room in its mailbox, then
@@ -894,16 +950,14 @@ where
         let mailbox = self.mailbox(id)?;
         mailbox
             .try_send(Command::Event { event, reply: None })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => EngineError::MailboxFull(id.to_string()),
-                mpsc::error::TrySendError::Closed(_) => EngineError::Stopped(id.to_string()),
+            .map_err(|refused| match refused {
+                Refused::Full(_) => EngineError::MailboxFull(id.to_string()),
+                Refused::Closed(_) => EngineError::Stopped(id.to_string()),
             })
     }
 
     fn status_receiver(&self, id: &str) -> Result<watch::Receiver<Status<W::State>>, EngineError> {
-        let shard = self.shard(id);
-        let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
-        Ok(entry.status.clone())
+        Ok(self.get(id)?.with(Published::subscribe))
     }
 
     /// The handlers the engine calls.
@@ -919,7 +973,7 @@ where
 
     /// Where instance `id` stands now.
     pub fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
-        Ok(self.status_receiver(id)?.borrow().clone())
+        Ok(self.get(id)?.with(|published| published.status.clone()))
     }
 
     /// Instance `id`'s current state.
@@ -930,24 +984,19 @@ where
     /// Instance `id`'s status, context and history, once every event queued
     /// before this call has been handled.
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
-        let (status, mailbox, last) = {
-            let shard = self.shard(id);
-            let entry = shard.get(id).ok_or_else(|| self.missing(id))?;
-            (entry.status.clone(), entry.mailbox.clone(), entry.last.clone())
-        };
+        let mailbox = self.get(id)?;
         let mut asked = None;
-        if let Some(mailbox) = mailbox {
-            let (reply, answer) = oneshot::channel();
-            if mailbox.send(Command::Snapshot(reply)).await.is_ok() {
-                asked = answer.await.ok();
-            }
+        let (reply, answer) = oneshot::channel();
+        // A closed mailbox (shut down) refuses at once.
+        if mailbox.send(Command::Snapshot(reply)).await.is_ok() {
+            asked = answer.await.ok();
         }
         // A task that has ended left its context and history behind.
-        let left = || last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let left = || mailbox.with(|published| published.last.as_deref().cloned());
         let (context, history) = asked
             .or_else(left)
             .ok_or_else(|| EngineError::Stopped(id.to_string()))?;
-        let status = status.borrow().clone();
+        let status = mailbox.with(|published| published.status.clone());
         Ok(Snapshot {
             status,
             context,
@@ -996,7 +1045,7 @@ where
             all.extend(
                 shard
                     .iter()
-                    .map(|(id, entry)| (id.clone(), entry.status.borrow().clone())),
+                    .map(|(id, mailbox)| (id.to_string(), mailbox.with(|published| published.status.clone()))),
             );
         }
         all
@@ -1019,17 +1068,11 @@ where
     pub async fn shutdown(&self) {
         self.inner.open.store(false, Ordering::Release);
         self.inner.shared.closing.send_replace(true);
-        let mut tasks = Vec::new();
         for shard in &self.inner.shards {
-            let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for entry in shard.values_mut() {
-                entry.mailbox = None;
-                tasks.extend(entry.task.take());
-            }
+            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.values().for_each(|mailbox| mailbox.close());
         }
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.inner.shared.live.until_none().await;
     }
 
     /// The engine's counts since it was built, its instances by state, and
@@ -1113,7 +1156,7 @@ where
         let rows = durable.store.open_rows(W::graph().name).await?;
         let mut report = Recovery::default();
         for row in rows {
-            if self.shard(&row.instance).contains_key(&row.instance) {
+            if self.shard(&row.instance).contains_key(row.instance.as_str()) {
                 continue;
             }
             let id = row.instance.clone();
@@ -1191,20 +1234,21 @@ where
         };
         let machine = W::restore(&saved, entry.context)
             .ok_or_else(|| changed(&here, "its active states are no longer a valid configuration".into()))?;
-        let (map_entry, mailbox, mut instance) = self.entry(id.clone(), machine.state());
+        let key: Arc<str> = id.as_str().into();
+        let (map_entry, mut instance) = self.entry(key.clone(), machine.state());
         for activity in &entry.activities {
             let node = index(&activity.state)?;
             if graph.states[node].invoke.is_none() {
                 return Err(changed(&activity.state, "it no longer invokes an activity".into()));
             }
-            instance.activities.insert(
+            instance.fx().activities.push((
                 node,
                 Running {
                     generation: activity.generation,
                     task: None,
                 },
-            );
-            instance.pending.push(Pending::Activity(node));
+            ));
+            instance.fx().pending.push(Pending::Activity(node));
         }
         for timer in entry.timers {
             let key = match (&timer.state, timer.send) {
@@ -1223,18 +1267,24 @@ where
                 (None, None) => return Err(corrupt("a timer with no owner".into())),
             };
             let deadline = self.inner.shared.instant(durable, timer.deadline);
-            instance.pending.push(Pending::Timer(key.clone(), timer.generation));
-            instance.timers.entry(key).or_default().push(Timer {
-                generation: timer.generation,
-                deadline,
-                event: timer.event,
-                task: None,
-            });
+            instance
+                .fx()
+                .pending
+                .push(Pending::Timer(key.clone(), timer.generation));
+            instance.fx().timers.push((
+                key,
+                Timer {
+                    generation: timer.generation,
+                    deadline,
+                    event: timer.event,
+                    task: None,
+                },
+            ));
         }
-        instance.succeeded = indices(&entry.succeeded)?;
-        instance.completed = indices(&entry.completed)?;
+        instance.fx().succeeded = indices(&entry.succeeded)?;
+        instance.fx().completed = indices(&entry.completed)?;
         if let Some(&node) = instance
-            .completed
+            .completed()
             .iter()
             .find(|&&n| graph.states[n].compensate.is_none())
         {
@@ -1249,52 +1299,83 @@ where
         instance.machine = Some(machine);
         instance.record(RecordKind::Recovered { seq });
         {
-            let mut shard = self.shard(&id);
-            if shard.contains_key(&id) {
+            let mut shard = self.shard(&key);
+            if shard.contains_key(&key) {
                 return Ok(()); // started here meanwhile
             }
-            shard.insert(id.clone(), map_entry);
+            shard.insert(key, map_entry);
         }
         let span = instance.span();
-        let task = tokio::spawn(
-            async move {
-                instance.launch();
-                instance.run(mailbox).await;
-            }
-            .instrument(span),
-        );
-        if let Some(entry) = self.shard(&id).get_mut(&id) {
-            entry.task = Some(task);
-        }
+        tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
         Ok(())
     }
 }
 
-/// One instance's task.
+/// How an instance's task begins.
+enum Start {
+    /// A new instance: its initial step runs first, and the sender, if any,
+    /// hears whether it was committed.
+    Fresh(Option<oneshot::Sender<Result<(), EngineError>>>),
+    /// Rebuilt from its journal: what was in flight starts again.
+    Resumed,
+}
+
+/// One instance's task. Every idle instance holds one of these in its task,
+/// so it is kept small: few, small fields, and vectors (a state has few
+/// activities and timers) rather than hash maps.
 struct Instance<W: Machine, H> {
-    last: Last<W>,
-    id: String,
+    id: Arc<str>,
     engine: Arc<Shared<W, H>>,
+    mailbox: Entry<W>,
     machine: Option<W>,
     history: VecDeque<Record>,
+    /// Made when first needed: many instances never have any.
+    effects: Option<Box<Effects<W::Event>>>,
+    generation: u64,
+    /// The number of the newest committed row of the instance's journal.
+    seq: u64,
+    /// The priority of its activity calls.
+    priority: i32,
+    /// Whether its published status is `Running`.
+    running: bool,
+}
+
+impl<W: Machine, H> Drop for Instance<W, H> {
+    /// However the task ends (or is dropped with its runtime), its mailbox
+    /// takes nothing more and watchers learn it stopped.
+    fn drop(&mut self) {
+        self.mailbox.end(|published| {
+            published.ended = true;
+            published.watch = None;
+        });
+        self.engine.live.leave();
+    }
+}
+
+/// What an instance has going on besides its machine.
+struct Effects<E> {
     /// Activities by state: running, or planned until the step commits.
-    activities: HashMap<usize, Running>,
-    timers: HashMap<TimerKey, Vec<Timer<W::Event>>>,
+    activities: Vec<(usize, Running)>,
+    /// Pending timers by owner, in the order they were set.
+    timers: Vec<(TimerKey, Timer<E>)>,
     /// Activities and timers a step planned, started once it is committed.
     pending: Vec<Pending>,
     /// States whose activity completed while they were active.
     succeeded: Vec<usize>,
     /// Compensable states whose step completed, in order.
     completed: Vec<usize>,
-    generation: u64,
-    /// The number of the newest committed row of the instance's journal.
-    seq: u64,
-    /// The priority of its activity calls.
-    priority: i32,
-    /// The queue of the instance's own activities and timers, made on first
-    /// use: an idle instance without either needs none.
-    internal: Option<OwnQueue<W::Event>>,
-    status: watch::Sender<Status<W::State>>,
+}
+
+impl<E> Default for Effects<E> {
+    fn default() -> Self {
+        Effects {
+            activities: Vec::new(),
+            timers: Vec::new(),
+            pending: Vec::new(),
+            succeeded: Vec::new(),
+            completed: Vec::new(),
+        }
+    }
 }
 
 /// An activity of an active state: its generation, and its task once started.
@@ -1328,68 +1409,107 @@ where
     W::Event: Send + 'static,
     H: Send + Sync + 'static,
 {
-    async fn run(mut self, mut mailbox: mpsc::Receiver<Command<W>>) {
-        loop {
-            self.compensate_if_due().await;
-            let own = async {
-                match &mut self.internal {
-                    Some((_, receiver)) => receiver.recv().await,
-                    None => std::future::pending().await,
+    /// The task: begins, then handles what reaches the mailbox until it is
+    /// closed or the instance is cancelled. Every longer step is boxed: the
+    /// future of this loop is what each idle instance holds. (It borrows
+    /// the instance rather than taking it: an `async fn` keeps a by-value
+    /// argument twice.)
+    async fn run(&mut self, start: Start) {
+        match start {
+            Start::Fresh(ready) => {
+                let begun = Box::pin(self.begin()).await;
+                let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
+                if let Some(ready) = ready {
+                    let _ = ready.send(begun);
                 }
-            };
-            tokio::select! {
-                biased;
-                Some(message) = own => self.internal(message).await,
-                command = mailbox.recv() => match command {
-                    Some(Command::Event { event, reply }) => {
-                        let result = self.deliver(event, false).await;
-                        if let Some(reply) = reply {
-                            let _ = reply.send(result);
-                        }
-                    }
-                    Some(Command::Snapshot(reply)) => {
-                        if let Some(machine) = &self.machine {
-                            let _ = reply.send((machine.context().clone(), self.history.iter().cloned().collect()));
-                        }
-                    }
-                    // A finished or failed instance keeps its outcome (and
-                    // its task, for snapshots): dropping the reply makes
-                    // `cancel` report `Stopped`, as `send` does.
-                    Some(Command::Cancel(reply)) if !self.status.borrow().is_running() => drop(reply),
-                    Some(Command::Cancel(reply)) => {
-                        self.record(RecordKind::Cancelled);
-                        Counters::add(&self.engine.counters.cancellations);
-                        self.stop_all();
-                        // Cancelled in any case; a store error is in the history.
-                        let row = self.row(journal::Step::Cancelled, StatusImage::Cancelled, false);
-                        let _ = self.commit(row).await;
-                        let state = *self.status.borrow().state();
-                        self.status.send_replace(Status::Cancelled(state));
-                        let _ = reply.send(());
-                        break;
-                    }
-                    // Shut down: the mailbox was closed and is drained.
-                    None => break,
-                },
+                if taken {
+                    return;
+                }
+            }
+            Start::Resumed => self.launch(),
+        }
+        loop {
+            if self.compensation_due() {
+                Box::pin(self.compensate_if_due()).await;
+            }
+            let next = self.mailbox.next().await;
+            if !Box::pin(self.take(next)).await {
+                break;
             }
         }
         self.stop_all();
         if let Some(machine) = &self.machine {
-            let left = (machine.context().clone(), std::mem::take(&mut self.history).into());
-            *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(left);
+            let left = Box::new((machine.context().clone(), std::mem::take(&mut self.history).into()));
+            self.mailbox.with(|published| published.last = Some(left));
         }
+    }
+
+    /// Handles what the mailbox gave; `false` when the task is to end.
+    async fn take(&mut self, next: Next<Command<W>, Internal<W::Event>>) -> bool {
+        match next {
+            Next::Own(message) => self.internal(message).await,
+            Next::Request(Command::Event { event, reply }) => {
+                let result = self.deliver(event, false).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Next::Request(Command::Snapshot(reply)) => {
+                if let Some(machine) = &self.machine {
+                    let _ = reply.send((machine.context().clone(), self.history.iter().cloned().collect()));
+                }
+            }
+            // A finished or failed instance keeps its outcome (and its task,
+            // for snapshots): dropping the reply makes `cancel` report
+            // `Stopped`, as `send` does.
+            Next::Request(Command::Cancel(reply)) if !self.running => drop(reply),
+            Next::Request(Command::Cancel(reply)) => {
+                self.cancel().await;
+                let _ = reply.send(());
+                return false;
+            }
+            // Shut down: the mailbox was closed and is drained.
+            Next::Closed => return false,
+        }
+        true
+    }
+
+    /// Cancelled: stops everything, journals it and publishes it.
+    async fn cancel(&mut self) {
+        self.record(RecordKind::Cancelled);
+        Counters::add(&self.engine.counters.cancellations);
+        self.stop_all();
+        // Cancelled in any case; a store error is in the history.
+        let row = self.row(journal::Step::Cancelled, StatusImage::Cancelled, false);
+        let _ = self.commit(row).await;
+        let state = self.published_state();
+        self.publish(Status::Cancelled(state));
+    }
+
+    /// The state of the published status.
+    fn published_state(&self) -> W::State {
+        self.mailbox.with(|published| *published.status.state())
+    }
+
+    /// Publishes the instance's status.
+    fn publish(&mut self, status: Status<W::State>) {
+        self.running = status.is_running();
+        self.mailbox.with(|published| published.set(status));
     }
 
     /// Runs the initial entry actions, commits the start, then starts the
     /// initial activities and timers.
-    async fn begin(&mut self, mut machine: W) -> Result<(), EngineError> {
+    async fn begin(&mut self) -> Result<(), EngineError> {
         // Nothing is active before an instance starts. `W::new` already holds
         // the initial configuration, so comparing with it would make the
         // initial states look "already entered" and `settle` would never
         // start their activities and `after` timers.
         let before = vec![false; self.engine.watched.nodes.len()];
-        let started = catch_unwind(AssertUnwindSafe(|| machine.start(&*self.engine.handlers)));
-        self.machine = Some(machine);
+        let Some(machine) = self.machine.as_mut() else {
+            return Err(EngineError::Stopped(self.id.to_string()));
+        };
+        let handlers = &*self.engine.handlers;
+        let started = catch_unwind(AssertUnwindSafe(|| machine.start(handlers)));
         match started {
             Ok(()) => {
                 let prepared = self.prepare(before, false, journal::Step::Started);
@@ -1426,17 +1546,17 @@ where
     /// Handles one event and what follows from it. `timer` says the event
     /// is a timer's: its rejection is journaled too, as the timer is spent.
     async fn deliver(&mut self, event: W::Event, timer: bool) -> Result<(), EngineError> {
-        if !self.status.borrow().is_running() {
+        if !self.running {
             // Nothing accepted is dropped silently: the history says so.
-            let state = self.status.borrow().state().to_string();
+            let state = self.published_state().to_string();
             self.record(RecordKind::Rejected {
                 state,
                 event: event_name::<W>(&event),
             });
-            return Err(EngineError::Stopped(self.id.clone()));
+            return Err(EngineError::Stopped(self.id.to_string()));
         }
         let Some(machine) = self.machine.as_ref() else {
-            return Err(EngineError::Stopped(self.id.clone()));
+            return Err(EngineError::Stopped(self.id.to_string()));
         };
         let name = event_name::<W>(&event);
         let handlers = self.engine.handlers.clone();
@@ -1444,7 +1564,7 @@ where
         let flat = !W::graph().is_hierarchical();
         let before = self.active(machine);
         let Some(machine) = self.machine.as_mut() else {
-            return Err(EngineError::Stopped(self.id.clone()));
+            return Err(EngineError::Stopped(self.id.to_string()));
         };
         let span = tracing::info_span!(
             "transition",
@@ -1478,7 +1598,7 @@ where
                     self.commit(row).await?;
                 }
                 Err(EngineError::Rejected {
-                    id: self.id.clone(),
+                    id: self.id.to_string(),
                     state,
                     event: rejected.event,
                 })
@@ -1516,7 +1636,7 @@ where
         // A failure final with compensations to run stays open until they ran.
         let open = match reached {
             None => true,
-            Some(failure) => failure && !self.completed.is_empty(),
+            Some(failure) => failure && !self.completed().is_empty(),
         };
         let status = if open {
             StatusImage::Running
@@ -1536,7 +1656,7 @@ where
         let Some(machine) = &self.machine else { return Ok(()) };
         let state = machine.state();
         match reached {
-            Some(failure) if !failure || self.completed.is_empty() => {
+            Some(failure) if !failure || self.completed().is_empty() => {
                 self.stop_all();
                 let counters = &self.engine.counters;
                 Counters::add(if failure {
@@ -1544,17 +1664,15 @@ where
                 } else {
                     &counters.completions
                 });
-                self.status.send_replace(Status::Finished(state));
+                self.publish(Status::Finished(state));
             }
             _ => {
-                // Publish only a change: most steps of a busy instance keep
-                // nobody waiting, and an unchanged status needs no wake-up.
-                self.status.send_if_modified(|status| {
-                    let changed = *status != Status::Running(state);
-                    if changed {
-                        *status = Status::Running(state);
+                // Publish only a change: an unchanged status needs no
+                // watcher woken.
+                self.mailbox.with(|published| {
+                    if published.status != Status::Running(state) {
+                        published.set(Status::Running(state));
                     }
-                    changed
                 });
             }
         }
@@ -1609,8 +1727,8 @@ where
         self.record(RecordKind::StoreFailed(error.to_string()));
         Counters::add(&self.engine.counters.failures);
         self.stop_all();
-        let state = *self.status.borrow().state();
-        self.status.send_replace(Status::Failed {
+        let state = self.published_state();
+        self.publish(Status::Failed {
             state,
             reason: error.to_string(),
         });
@@ -1626,7 +1744,7 @@ where
             .image(durable, step, status)
             .map_err(|reason| StoreError::Backend(format!("instance `{}` cannot be encoded: {reason}", self.id)))?;
         Ok(Some(Row {
-            instance: self.id.clone(),
+            instance: self.id.to_string(),
             seq: self.seq + 1,
             open,
             checksum: crc32fast::hash(&data),
@@ -1646,20 +1764,19 @@ where
         // Names borrowed from the graph: no allocation per name.
         let name = |node: &usize| Cow::Borrowed(states.get(*node).map_or("", |s| s.name));
         let saved = machine.save();
-        let timers = self.timers.iter().flat_map(|(key, list)| {
-            list.iter().map(move |timer| TimerImage {
-                state: match key {
-                    TimerKey::State(node) => Some(name(node)),
-                    TimerKey::Send(_) => None,
-                },
-                send: match key {
-                    TimerKey::State(_) => None,
-                    TimerKey::Send(id) => Some(Cow::Borrowed(id.as_ref())),
-                },
-                generation: timer.generation,
-                event: &timer.event,
-                deadline: self.engine.wall(durable, timer.deadline),
-            })
+        let effects = self.effects.as_deref();
+        let timers = effects.iter().flat_map(|e| &e.timers).map(|(key, timer)| TimerImage {
+            state: match key {
+                TimerKey::State(node) => Some(name(node)),
+                TimerKey::Send(_) => None,
+            },
+            send: match key {
+                TimerKey::State(_) => None,
+                TimerKey::Send(id) => Some(Cow::Borrowed(id.as_ref())),
+            },
+            generation: timer.generation,
+            event: &timer.event,
+            deadline: self.engine.wall(durable, timer.deadline),
         });
         let entry = journal::Entry {
             v: journal::FORMAT,
@@ -1673,25 +1790,51 @@ where
                 .map(|(h, recorded)| (name(h), recorded.iter().map(name).collect()))
                 .collect(),
             context: machine.context(),
-            activities: self
-                .activities
+            activities: effects
                 .iter()
+                .flat_map(|e| &e.activities)
                 .map(|(node, running)| ActivityImage {
                     state: name(node),
                     generation: running.generation,
                 })
                 .collect(),
             timers: timers.collect(),
-            succeeded: self.succeeded.iter().map(name).collect(),
-            completed: self.completed.iter().map(name).collect(),
+            succeeded: effects.iter().flat_map(|e| &e.succeeded).map(name).collect(),
+            completed: self.completed().iter().map(name).collect(),
             generation: self.generation,
             priority: self.priority,
         };
         (durable.encode)(&entry)
     }
 
+    /// The instance's effects, made on first use.
+    fn fx(&mut self) -> &mut Effects<W::Event> {
+        self.effects.get_or_insert_with(Box::default)
+    }
+
+    /// The compensable states whose step completed, in order.
+    fn completed(&self) -> &[usize] {
+        self.effects.as_deref().map_or(&[], |e| &e.completed)
+    }
+
+    /// `node`'s activity, if it has one running or planned.
+    fn activity(&self, node: usize) -> Option<&Running> {
+        let effects = self.effects.as_deref()?;
+        effects
+            .activities
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, running)| running)
+    }
+
+    fn take_activity(&mut self, node: usize) -> Option<Running> {
+        let activities = &mut self.effects.as_deref_mut()?.activities;
+        let at = activities.iter().position(|(n, _)| *n == node)?;
+        Some(activities.remove(at).1)
+    }
+
     fn left(&mut self, node: usize) {
-        if let Some(running) = self.activities.remove(&node) {
+        if let Some(running) = self.take_activity(node) {
             if let Some(task) = running.task {
                 task.abort();
             }
@@ -1700,11 +1843,17 @@ where
         }
         self.cancel_timers(&TimerKey::State(node));
         let info = &W::graph().states[node];
-        let done = info.invoke.is_none() || self.succeeded.contains(&node);
+        let Some(effects) = self.effects.as_deref_mut() else {
+            if info.compensate.is_some() && info.invoke.is_none() {
+                self.fx().completed.push(node);
+            }
+            return;
+        };
+        let done = info.invoke.is_none() || effects.succeeded.contains(&node);
         if info.compensate.is_some() && done {
-            self.completed.push(node);
+            effects.completed.push(node);
         }
-        self.succeeded.retain(|&s| s != node);
+        effects.succeeded.retain(|&s| s != node);
     }
 
     fn entered(&mut self, node: usize) {
@@ -1723,14 +1872,13 @@ where
         }
         if W::graph().states[node].invoke.is_some() {
             let generation = self.next_generation();
-            self.activities.insert(node, Running { generation, task: None });
-            self.pending.push(Pending::Activity(node));
+            if let Some(stale) = self.take_activity(node).and_then(|running| running.task) {
+                stale.abort();
+            }
+            let effects = self.fx();
+            effects.activities.push((node, Running { generation, task: None }));
+            effects.pending.push(Pending::Activity(node));
         }
-    }
-
-    /// A sender to the instance's own queue, made on first use.
-    fn sender(&mut self) -> mpsc::UnboundedSender<Internal<W::Event>> {
-        self.internal.get_or_insert_with(mpsc::unbounded_channel).0.clone()
     }
 
     fn next_generation(&mut self) -> u64 {
@@ -1740,7 +1888,10 @@ where
 
     /// Starts what the committed step planned (and is still wanted).
     fn launch(&mut self) {
-        for pending in std::mem::take(&mut self.pending) {
+        let Some(effects) = self.effects.as_deref_mut() else {
+            return;
+        };
+        for pending in std::mem::take(&mut effects.pending) {
             match pending {
                 Pending::Activity(node) => self.start_activity(node),
                 Pending::Timer(key, generation) => self.start_timer(key, generation),
@@ -1749,12 +1900,7 @@ where
     }
 
     fn start_activity(&mut self, node: usize) {
-        let Some(generation) = self
-            .activities
-            .get(&node)
-            .filter(|r| r.task.is_none())
-            .map(|r| r.generation)
-        else {
+        let Some(generation) = self.activity(node).filter(|r| r.task.is_none()).map(|r| r.generation) else {
             return;
         };
         let info = &W::graph().states[node];
@@ -1763,7 +1909,7 @@ where
         };
         let context = machine.context().clone();
         let handlers = self.engine.handlers.clone();
-        let internal = self.sender();
+        let internal = self.mailbox.clone();
         let schedule = Schedule {
             jitter: self.engine.config.jitter,
             deadline: self.engine.config.activity_deadline,
@@ -1821,14 +1967,14 @@ where
                             error: error.map(ToString::to_string),
                         },
                     };
-                    let _ = report.send(Internal::Attempt {
+                    report.push_own(Internal::Attempt {
                         node,
                         generation,
                         record: Box::new(record),
                     });
                 };
                 let result = activity::run_observed(activity, &policy, &schedule, key, admit, attempt, observe).await;
-                let _ = internal.send(Internal::Outcome {
+                internal.push_own(Internal::Outcome {
                     node,
                     generation,
                     result,
@@ -1837,7 +1983,7 @@ where
             // Its attempts' spans belong to the instance's.
             .instrument(tracing::Span::current()),
         );
-        if let Some(running) = self.activities.get_mut(&node) {
+        if let Some((_, running)) = self.fx().activities.iter_mut().find(|(n, _)| *n == node) {
             running.task = Some(task.abort_handle());
         }
     }
@@ -1846,39 +1992,49 @@ where
     fn set_timer(&mut self, key: TimerKey, event: W::Event, delay: Duration) {
         let generation = self.next_generation();
         let name = event_name::<W>(&event);
-        self.timers.entry(key.clone()).or_default().push(Timer {
+        let timer = Timer {
             generation,
             deadline: Instant::now() + delay,
             event,
             task: None,
-        });
-        self.pending.push(Pending::Timer(key, generation));
+        };
+        let effects = self.fx();
+        effects.timers.push((key.clone(), timer));
+        effects.pending.push(Pending::Timer(key, generation));
         self.record(RecordKind::TimerSet { event: name, delay });
     }
 
     fn start_timer(&mut self, key: TimerKey, generation: u64) {
-        let internal = self.sender();
-        let Some(timer) = self
+        let internal = self.mailbox.clone();
+        let Some((_, timer)) = self
+            .fx()
             .timers
-            .get_mut(&key)
-            .and_then(|list| list.iter_mut().find(|t| t.generation == generation && t.task.is_none()))
+            .iter_mut()
+            .find(|(k, t)| *k == key && t.generation == generation && t.task.is_none())
         else {
             return;
         };
         let deadline = timer.deadline;
         let task = tokio::spawn(async move {
             tokio::time::sleep_until(deadline).await;
-            let _ = internal.send(Internal::Timer { key, generation });
+            internal.push_own(Internal::Timer { key, generation });
         });
         timer.task = Some(task.abort_handle());
     }
 
     fn cancel_timers(&mut self, key: &TimerKey) {
-        for timer in self.timers.remove(key).unwrap_or_default() {
-            if let Some(task) = timer.task {
+        let Some(effects) = self.effects.as_deref_mut() else {
+            return;
+        };
+        effects.timers.retain(|(k, timer)| {
+            if k != key {
+                return true;
+            }
+            if let Some(task) = &timer.task {
                 task.abort();
             }
-        }
+            false
+        });
     }
 
     async fn internal(&mut self, message: Internal<W::Event>) {
@@ -1888,7 +2044,7 @@ where
                 generation,
                 record,
             } => {
-                if self.activities.get(&node).is_some_and(|a| a.generation == generation) {
+                if self.activity(node).is_some_and(|a| a.generation == generation) {
                     self.record(*record);
                 }
             }
@@ -1897,13 +2053,13 @@ where
                 generation,
                 result,
             } => {
-                if self.activities.get(&node).is_none_or(|a| a.generation != generation) {
+                if self.activity(node).is_none_or(|a| a.generation != generation) {
                     return; // its state was left meanwhile
                 }
-                self.activities.remove(&node);
+                self.take_activity(node);
                 let event = match result {
                     Ok(done) => {
-                        self.succeeded.push(node);
+                        self.fx().succeeded.push(node);
                         Some(done)
                     }
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
@@ -1913,14 +2069,15 @@ where
                 }
             }
             Internal::Timer { key, generation } => {
-                let Some(list) = self.timers.get_mut(&key) else { return };
-                let Some(position) = list.iter().position(|t| t.generation == generation) else {
+                let Some(position) = self
+                    .fx()
+                    .timers
+                    .iter()
+                    .position(|(k, t)| *k == key && t.generation == generation)
+                else {
                     return;
                 };
-                let timer = list.remove(position);
-                if list.is_empty() {
-                    self.timers.remove(&key);
-                }
+                let (_, timer) = self.fx().timers.remove(position);
                 let name = event_name::<W>(&timer.event);
                 self.record(RecordKind::TimerFired(name));
                 let _ = self.deliver(timer.event, true).await;
@@ -1941,12 +2098,18 @@ where
             .map(|(_, failure)| failure)
     }
 
+    /// Whether the instance is at a failure final with completed steps to
+    /// undo.
+    fn compensation_due(&self) -> bool {
+        !self.completed().is_empty() && self.running && self.reached_final() == Some(true)
+    }
+
     /// At a failure final with completed steps to undo: stops everything,
     /// runs their compensations in reverse order, and publishes the
     /// outcome. Abandoned if the engine shuts down meanwhile: the journal
     /// still holds what is left to compensate, for recovery.
     async fn compensate_if_due(&mut self) {
-        if self.completed.is_empty() || !self.status.borrow().is_running() || self.reached_final() != Some(true) {
+        if !self.compensation_due() {
             return;
         }
         self.stop_all();
@@ -1963,14 +2126,15 @@ where
         }
         if let Some(machine) = &self.machine {
             Counters::add(&self.engine.counters.failures);
-            self.status.send_replace(Status::Finished(machine.state()));
+            let state = machine.state();
+            self.publish(Status::Finished(state));
         }
     }
 
     /// Runs the compensations of the completed steps, newest first,
     /// committing each, then the instance's end.
     async fn compensate(&mut self) -> Result<(), EngineError> {
-        while let Some(node) = self.completed.pop() {
+        while let Some(node) = self.fx().completed.pop() {
             let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
                 continue;
             };
@@ -2032,7 +2196,7 @@ where
                 compensation: name.to_string(),
                 error,
             };
-            let open = !self.completed.is_empty();
+            let open = !self.completed().is_empty();
             let status = if open {
                 StatusImage::Running
             } else {
@@ -2045,15 +2209,20 @@ where
     }
 
     fn stop_all(&mut self) {
-        for (_, running) in self.activities.drain() {
+        let Some(effects) = self.effects.as_deref_mut() else {
+            return;
+        };
+        for (_, running) in effects.activities.drain(..) {
             if let Some(task) = running.task {
                 task.abort();
             }
         }
-        for (_, list) in self.timers.drain() {
-            list.into_iter().filter_map(|t| t.task).for_each(|task| task.abort());
+        for (_, timer) in effects.timers.drain(..) {
+            if let Some(task) = timer.task {
+                task.abort();
+            }
         }
-        self.pending.clear();
+        effects.pending.clear();
     }
 
     /// A guard or an action panicked: the instance stops, failed.
@@ -2067,13 +2236,13 @@ where
         if let Err(error) = self.commit(row).await {
             return error;
         }
-        let state = *self.status.borrow().state();
-        self.status.send_replace(Status::Failed {
+        let state = self.published_state();
+        self.publish(Status::Failed {
             state,
             reason: reason.clone(),
         });
         EngineError::InstanceFailed {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             reason,
         }
     }

@@ -42,6 +42,7 @@ pub mod engine;
 pub mod graph;
 pub mod journal;
 mod machine;
+mod mailbox;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;
