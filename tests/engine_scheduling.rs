@@ -114,6 +114,35 @@ async fn a_retry_queues_again_behind_waiting_calls() {
     assert_eq!(metrics.instances, vec![("Done".to_string(), 2)]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_call_still_queued_when_its_instance_is_cancelled_never_runs() {
+    let scheduler = Scheduler::builder().resource("service", 1).build().unwrap();
+    let service = Arc::new(Service::default());
+    let engine = engine(scheduler.clone(), &service);
+    for (id, ms) in [("a", 100), ("b", 101), ("c", 102)] {
+        engine.start(id, ms).await.unwrap();
+    }
+    let resource = scheduler.resource("service").unwrap();
+    for _ in 0..1000 {
+        if resource.queue_len() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await; // the instances' first steps
+    }
+    assert_eq!((resource.in_service(), resource.queue_len()), (1, 2));
+    engine.cancel("b").await.unwrap();
+    assert_eq!(resource.queue_len(), 1);
+    let began = Instant::now();
+    assert_eq!(engine.wait("c").await.unwrap(), CallState::Done);
+    // `c` took the slot `a` freed at 100 ms: `b`'s call left the queue.
+    assert_eq!(began.elapsed(), Duration::from_millis(202));
+    let calls: Vec<u64> = service.started.lock().unwrap().iter().map(|s| s.0).collect();
+    assert_eq!(calls, [100, 102]);
+    assert!(matches!(engine.wait("b").await, Err(EngineError::Cancelled(_))));
+    let station = scheduler.metrics().get("service").cloned().unwrap();
+    assert_eq!((station.arrivals, station.completed, station.cancelled), (2, 2, 1));
+}
+
 #[tokio::test]
 async fn an_engine_refuses_a_scheduler_without_its_resources() {
     let scheduler = Scheduler::builder().resource("other", 2).build().unwrap();

@@ -465,6 +465,74 @@ async fn a_job_cancelled_while_waiting_leaves_the_queue() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn submitted_jobs_are_called_in_policy_order_when_granted() {
+    let scheduler = Scheduler::builder()
+        .resource_with("r", 1, Priority::new())
+        .build()
+        .unwrap();
+    let resource = scheduler.resource("r").unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let permits = Arc::new(Mutex::new(Vec::new()));
+    let submit = |name: &'static str, priority: i32| {
+        let (order, permits) = (order.clone(), permits.clone());
+        resource.submit(Job::new(name).priority(priority), move |permit| {
+            order.lock().unwrap().push(name);
+            permits.lock().unwrap().push(permit);
+        })
+    };
+    // A free slot: called at once, no ticket.
+    assert!(submit("first", 0).is_none());
+    let tickets: Vec<_> = [("low", 1), ("high", 9), ("mid", 5)]
+        .into_iter()
+        .map(|(name, priority)| submit(name, priority))
+        .collect();
+    assert!(tickets.iter().all(|t| t.as_ref().is_some_and(|t| t.is_waiting())));
+    assert_eq!((resource.queue_len(), resource.in_service()), (3, 1));
+    sleep(ms(40)).await;
+    for _ in 0..3 {
+        // Each freed slot calls the next job, with its wait on the permit.
+        let held = permits.lock().unwrap().remove(0);
+        drop(held);
+    }
+    assert_eq!(*order.lock().unwrap(), ["first", "high", "mid", "low"]);
+    assert!(tickets.iter().all(|t| t.as_ref().is_some_and(|t| !t.is_waiting())));
+    let last = permits.lock().unwrap().remove(0);
+    assert_eq!((last.activity(), last.queued()), ("low", ms(40)));
+    drop(tickets); // granted: dropping the tickets changes nothing
+    assert_eq!(resource.in_service(), 1);
+    drop(last);
+    let m = resource.metrics();
+    assert_eq!((m.arrivals, m.completed, m.cancelled), (4, 4, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_submitted_job_cancelled_while_waiting_is_never_called() {
+    let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
+    let resource = scheduler.resource("r").unwrap();
+    let held = scheduler.acquire("r", Job::new("held")).await.unwrap();
+    let called = Arc::new(Mutex::new(Vec::new()));
+    let submit = |name: &'static str| {
+        let called = called.clone();
+        resource.submit(Job::new(name), move |permit| {
+            called.lock().unwrap().push((name, permit))
+        })
+    };
+    let cancelled = submit("cancelled");
+    let next = submit("next");
+    assert_eq!(resource.queue_len(), 2);
+    drop(cancelled);
+    assert_eq!(resource.queue_len(), 1);
+    drop(held);
+    // The slot goes to the job behind the cancelled one.
+    let names: Vec<&str> = called.lock().unwrap().iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["next"]);
+    assert!(next.is_some_and(|t| !t.is_waiting()));
+    called.lock().unwrap().clear();
+    let m = resource.metrics();
+    assert_eq!((m.arrivals, m.completed, m.cancelled, m.in_service), (2, 2, 1, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_slot_granted_to_a_dropped_future_passes_on() {
     let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
     let resource = scheduler.resource("r").unwrap();

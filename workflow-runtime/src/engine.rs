@@ -33,7 +33,7 @@ use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
-use crate::scheduler::{Job, Resource, Scheduler, SchedulerError};
+use crate::scheduler::{Job, Permit, Resource, Scheduler, SchedulerError, Submitted};
 use crate::store::{Row, Store, StoreError};
 
 /// What can go wrong talking to an engine.
@@ -1381,7 +1381,47 @@ impl<E> Default for Effects<E> {
 /// An activity of an active state: its generation, and its task once started.
 struct Running {
     generation: u64,
-    task: Option<AbortHandle>,
+    task: Option<ActivityTask>,
+}
+
+/// An activity's task, or its place in its resource's queue: a call that
+/// must wait for a slot gets its task only once granted, so that no parked
+/// task sits in the queue.
+enum ActivityTask {
+    Spawned(AbortHandle),
+    Queued(Arc<Launch>, Option<Submitted>),
+}
+
+impl ActivityTask {
+    fn abort(self) {
+        match self {
+            ActivityTask::Spawned(task) => task.abort(),
+            ActivityTask::Queued(launch, ticket) => {
+                drop(ticket); // leaves the queue if it still waits
+                let mut state = launch.lock();
+                if let LaunchState::Running(task) = &*state {
+                    task.abort();
+                }
+                *state = LaunchState::Cancelled;
+            }
+        }
+    }
+}
+
+/// What an instance and its resource's grant share about a queued call.
+struct Launch(Mutex<LaunchState>);
+
+enum LaunchState {
+    Waiting,
+    Running(AbortHandle),
+    /// Its state was left: a grant passes the slot on.
+    Cancelled,
+}
+
+impl Launch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaunchState> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// A pending timer: what it delivers and when, and its task once started.
@@ -1924,13 +1964,30 @@ where
             job = job.expected(expected);
         }
         let engine = self.engine.clone();
-        let task = tokio::spawn(
+        let queue = resource.clone();
+        // Its attempts' spans belong to the instance's, wherever it is spawned.
+        let span = tracing::Span::current();
+        // The task, given the permit of its first attempt if it queued for it.
+        let task = move |mut first: Option<Permit>| {
+            let mut schedule = schedule;
+            if let Some(permit) = &first {
+                // The overall deadline counts the first wait too.
+                schedule.deadline = schedule.deadline.map(|d| d.saturating_sub(permit.queued()));
+            }
             async move {
                 let report = internal.clone();
                 // Each attempt, retries included, queues for a slot anew.
                 let admit = || {
-                    let acquire = resource.as_ref().map(|r| r.acquire(job));
+                    let first = first.take();
+                    let acquire = match first {
+                        Some(_) => None,
+                        None => resource.as_ref().map(|r| r.acquire(job)),
+                    };
                     async move {
+                        if let Some(permit) = first {
+                            let queued = permit.queued();
+                            return Ok((Some(permit), queued));
+                        }
                         let Some(acquire) = acquire else {
                             return Ok((None, Duration::ZERO));
                         };
@@ -1980,11 +2037,25 @@ where
                     result,
                 });
             }
-            // Its attempts' spans belong to the instance's.
-            .instrument(tracing::Span::current()),
-        );
+            .instrument(span)
+        };
+        let handle = match queue {
+            None => ActivityTask::Spawned(tokio::spawn(task(None)).abort_handle()),
+            Some(queue) => {
+                let launch = Arc::new(Launch(Mutex::new(LaunchState::Waiting)));
+                let granted = launch.clone();
+                let runtime = tokio::runtime::Handle::current();
+                let ticket = queue.submit(job, move |permit| {
+                    let mut state = granted.lock();
+                    if matches!(*state, LaunchState::Waiting) {
+                        *state = LaunchState::Running(runtime.spawn(task(Some(permit))).abort_handle());
+                    }
+                });
+                ActivityTask::Queued(launch, ticket)
+            }
+        };
         if let Some((_, running)) = self.fx().activities.iter_mut().find(|(n, _)| *n == node) {
-            running.task = Some(task.abort_handle());
+            running.task = Some(handle);
         }
     }
 

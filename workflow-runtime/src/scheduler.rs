@@ -940,6 +940,73 @@ impl Resource {
         Acquire::new(self.pool.clone(), job)
     }
 
+    /// Queues `job` without a task waiting for it: `granted` is called with
+    /// the permit when the policy picks the job, on the thread that freed
+    /// the slot (on this one, before `submit` returns, if a slot is free
+    /// and nobody waits; then there is no ticket). Dropping the returned
+    /// [`Submitted`] while the job waits cancels it.
+    ///
+    /// For a caller that would otherwise spawn a task just to await
+    /// [`acquire`](Self::acquire): the task is spawned by `granted`, and no
+    /// task sits parked in the queue. `granted` should be quick (spawn, send):
+    /// it runs where a permit was dropped.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use workflow::{Job, Scheduler};
+    ///
+    /// let scheduler = Scheduler::builder().resource("payments", 1).build()?;
+    /// let payments = scheduler.resource("payments")?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let first = payments.submit(Job::new("charge"), { let tx = tx.clone(); move |permit| tx.send(permit).unwrap() });
+    /// assert!(first.is_none()); // a free slot: granted at once
+    /// let second = payments.submit(Job::new("charge"), move |permit| tx.send(permit).unwrap());
+    /// assert!(second.is_some()); // waits for the slot
+    /// let held = rx.recv()?;
+    /// assert!(rx.try_recv().is_err());
+    /// drop(held); // frees the slot: the second job is called with it
+    /// assert_eq!(rx.recv()?.activity(), "charge");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit(&self, job: Job, granted: impl FnOnce(Permit) + Send + 'static) -> Option<Submitted> {
+        let pool = &self.pool;
+        let mut state = pool.lock();
+        let now = Instant::now();
+        if state.stats.waiting == 0 && state.stats.busy < pool.limit {
+            state.stats.arrive_started(now);
+            drop(state);
+            granted(Permit {
+                pool: pool.clone(),
+                activity: job.activity,
+                arrived: now,
+                started: now,
+            });
+            return None;
+        }
+        state.stats.arrive_waiting(now);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let call = Box::new(Call {
+            activity: job.activity,
+            arrived: now,
+            granted: Box::new(granted),
+        });
+        let slot = state.insert(Entry::Submitted { seq, call });
+        let id = WaitId { seq, slot };
+        state.policy.push(Waiting { id, job, arrived: now });
+        // A slot may be free with jobs waiting, if the policy once declined
+        // to pick: give it out now.
+        let mut wakes = Wakes::default();
+        state.dispatch(pool, now, &mut wakes);
+        drop(state);
+        wakes.wake();
+        Some(Submitted {
+            pool: pool.clone(),
+            id,
+            arrived: now,
+        })
+    }
+
     /// The resource's name.
     pub fn name(&self) -> &str {
         &self.pool.name
@@ -1013,9 +1080,29 @@ struct PoolState {
 }
 
 enum Entry {
-    Free { next: Option<usize> },
-    Waiting { seq: u64, waker: Waker },
-    Granted { seq: u64, at: Instant },
+    Free {
+        next: Option<usize>,
+    },
+    Waiting {
+        seq: u64,
+        waker: Waker,
+    },
+    Granted {
+        seq: u64,
+        at: Instant,
+    },
+    /// A job submitted with [`Resource::submit`]: called when granted.
+    Submitted {
+        seq: u64,
+        call: Box<Call>,
+    },
+}
+
+/// What a submitted job runs when granted, and what its permit needs.
+struct Call {
+    activity: &'static str,
+    arrived: Instant,
+    granted: Box<dyn FnOnce(Permit) + Send>,
 }
 
 impl PoolState {
@@ -1051,15 +1138,20 @@ impl PoolState {
     /// The state of waiter `id`'s entry.
     fn entry(&self, id: WaitId) -> Option<&Entry> {
         match self.entries.get(id.slot)? {
-            entry @ (Entry::Waiting { seq, .. } | Entry::Granted { seq, .. }) if *seq == id.seq => Some(entry),
+            entry @ (Entry::Waiting { seq, .. } | Entry::Granted { seq, .. } | Entry::Submitted { seq, .. })
+                if *seq == id.seq =>
+            {
+                Some(entry)
+            }
             _ => None,
         }
     }
 
     /// Hands free slots to the jobs the policy picks, collecting their
-    /// wakers to wake once the lock is released.
-    fn dispatch(&mut self, limit: usize, now: Instant, wakes: &mut Wakes) {
-        while self.stats.busy < limit && self.stats.waiting > 0 {
+    /// wakers to wake (and submitted jobs' calls to make) once the lock is
+    /// released.
+    fn dispatch(&mut self, pool: &Arc<Pool>, now: Instant, wakes: &mut Wakes) {
+        while self.stats.busy < pool.limit && self.stats.waiting > 0 {
             let Some(next) = self.policy.pop(now) else {
                 break;
             };
@@ -1067,43 +1159,66 @@ impl PoolState {
                 continue;
             };
             // A policy could hand back a job it was told to forget: skip it.
-            if !matches!(entry, Entry::Waiting { seq, .. } if *seq == next.id.seq) {
-                continue;
-            }
-            if let Entry::Waiting { waker, .. } = std::mem::replace(
-                entry,
-                Entry::Granted {
-                    seq: next.id.seq,
-                    at: now,
-                },
-            ) {
-                wakes.push(waker);
+            match entry {
+                Entry::Waiting { seq, .. } if *seq == next.id.seq => {
+                    let granted = Entry::Granted {
+                        seq: next.id.seq,
+                        at: now,
+                    };
+                    if let Entry::Waiting { waker, .. } = std::mem::replace(entry, granted) {
+                        wakes.push(Wake::Task(waker));
+                    }
+                }
+                Entry::Submitted { seq, .. } if *seq == next.id.seq => {
+                    let free = Entry::Free { next: self.free };
+                    if let Entry::Submitted { call, .. } = std::mem::replace(entry, free) {
+                        self.free = Some(next.id.slot);
+                        let permit = Permit {
+                            pool: pool.clone(),
+                            activity: call.activity,
+                            arrived: call.arrived,
+                            started: now,
+                        };
+                        wakes.push(Wake::Call(call.granted, permit));
+                    }
+                }
+                _ => continue,
             }
             self.stats.start(now);
         }
     }
 }
 
-/// Wakers to wake after the lock is released; no allocation for one.
+/// A job granted a slot: a waiting task to wake, or a submitted job's call.
+enum Wake {
+    Task(Waker),
+    Call(Box<dyn FnOnce(Permit) + Send>, Permit),
+}
+
+/// What to do once the lock is released; no allocation for one.
 #[derive(Default)]
 struct Wakes {
-    first: Option<Waker>,
-    rest: Vec<Waker>,
+    first: Option<Wake>,
+    rest: Vec<Wake>,
 }
 
 impl Wakes {
-    fn push(&mut self, waker: Waker) {
+    fn push(&mut self, wake: Wake) {
         match self.first {
-            None => self.first = Some(waker),
-            Some(_) => self.rest.push(waker),
+            None => self.first = Some(wake),
+            Some(_) => self.rest.push(wake),
         }
     }
 
     fn wake(self) {
-        if let Some(waker) = self.first {
-            waker.wake();
+        let run = |wake| match wake {
+            Wake::Task(waker) => Waker::wake(waker),
+            Wake::Call(granted, permit) => granted(permit),
+        };
+        if let Some(wake) = self.first {
+            run(wake);
         }
-        self.rest.into_iter().for_each(Waker::wake);
+        self.rest.into_iter().for_each(run);
     }
 }
 
@@ -1188,7 +1303,7 @@ impl Future for Acquire {
                 // A slot may be free with jobs waiting, if the policy once
                 // declined to pick: give it out now.
                 let mut wakes = Wakes::default();
-                state.dispatch(pool.limit, now, &mut wakes);
+                state.dispatch(&pool, now, &mut wakes);
                 let granted = match state.entry(id) {
                     Some(Entry::Granted { at, .. }) => Some(*at),
                     _ => None,
@@ -1289,12 +1404,58 @@ impl Drop for Acquire {
                 // Granted but never collected: the slot goes on at once.
                 state.release_entry(id.slot);
                 state.stats.abandon_granted(now, *arrived);
-                state.dispatch(pool.limit, now, &mut wakes);
+                state.dispatch(pool, now, &mut wakes);
             }
             _ => {}
         }
         drop(state);
         wakes.wake();
+    }
+}
+
+/// A job queued with [`Resource::submit`]. Dropping it while the job waits
+/// cancels the job; once granted, dropping it does nothing.
+#[must_use = "dropping it cancels the job if it still waits"]
+pub struct Submitted {
+    pool: Arc<Pool>,
+    id: WaitId,
+    arrived: Instant,
+}
+
+impl fmt::Debug for Submitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submitted")
+            .field("resource", &self.pool.name)
+            .field("waiting", &self.is_waiting())
+            .finish()
+    }
+}
+
+impl Submitted {
+    /// Whether the job still waits for a slot.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.pool.lock().entry(self.id), Some(Entry::Submitted { .. }))
+    }
+}
+
+impl Drop for Submitted {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        if !matches!(state.entry(self.id), Some(Entry::Submitted { .. })) {
+            return; // granted: its call has the permit
+        }
+        let now = Instant::now();
+        state.policy.remove(self.id);
+        state.stats.abandon_waiting(now, self.arrived);
+        let free = Entry::Free { next: state.free };
+        let Some(slot) = state.entries.get_mut(self.id.slot) else {
+            return;
+        };
+        let entry = std::mem::replace(slot, free);
+        state.free = Some(self.id.slot);
+        drop(state);
+        // Dropped outside the lock: the call may own anything.
+        drop(entry);
     }
 }
 
@@ -1352,7 +1513,7 @@ impl Drop for Permit {
             return; // nobody to hand the slot to; the common uncontended case
         }
         let mut wakes = Wakes::default();
-        state.dispatch(self.pool.limit, now, &mut wakes);
+        state.dispatch(&self.pool, now, &mut wakes);
         drop(state);
         wakes.wake();
     }
