@@ -14,8 +14,14 @@
 //!
 //! Speed comes from [`Tables`], derived once per workflow: for each event
 //! and atomic state the candidate transitions in priority order, and for
-//! each transition without history its exit and entry masks, so that a
-//! typical microstep is a few bit operations and the calls of its actions.
+//! each transition without history its exit and entry masks and the
+//! completion events its entry may raise, so that a typical microstep is a
+//! few bit operations and the calls of its actions. When an event has one
+//! candidate whose microstep needs none of the general machinery (no guard,
+//! history or exit action, at most one completion, nothing raised), the
+//! macrostep takes a short path: that transition, then the `on done`
+//! transition of the state it completed (a join) if that one is as simple,
+//! the same result as the general algorithm with a fraction of its work.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -145,54 +151,117 @@ enum Internal<E> {
     Done(usize),
 }
 
-/// How many internal events [`Queue`] holds without allocating.
-const INLINE_EVENTS: usize = 4;
+/// How many entries the internal queue holds inline, and how many raised
+/// events.
+const INLINE_ORDER: usize = 4;
+const INLINE_RAISED: usize = 2;
+
+/// In the queue's order, a raised event (the next of the raised events).
+const RAISED: u32 = u32::MAX;
 
 /// The internal event queue of one macrostep, first in, first out. Most
-/// macrosteps raise none or one or two (a completion, a `raise`), so the
-/// first few live inline and the queue allocates only beyond them.
+/// macrosteps queue none or one or two internal events (a completion, a
+/// `raise`): the order lives inline as plain integers (a completed state's
+/// index, or [`RAISED`]) beside the first raised events, so that a new
+/// queue is a few stores, a completion goes through it as one `u32` (not as
+/// an enum copied in pieces, whose partial stores and wider loads stall
+/// store forwarding), and the queue allocates only beyond them.
 struct Queue<E> {
-    inline: [Option<Internal<E>>; INLINE_EVENTS],
-    /// The oldest inline event.
-    head: usize,
-    /// How many inline events are queued.
-    len: usize,
-    /// Events queued while the inline ring was full, and every later one
-    /// until the ring has drained (so that order is kept).
-    spill: VecDeque<Internal<E>>,
+    order: [u32; INLINE_ORDER],
+    /// The oldest inline entry of `order`, and how many are queued.
+    head: u32,
+    len: u32,
+    raised: [Option<E>; INLINE_RAISED],
+    /// The oldest inline raised event, and how many are queued.
+    raised_head: u32,
+    raised_len: u32,
+    /// Entries (and raised events) queued while the inline ones were full,
+    /// and every later one until those have drained (so that order is kept).
+    spill: Option<Box<Spill<E>>>,
+}
+
+/// The part of a [`Queue`] beyond its inline entries.
+struct Spill<E> {
+    order: VecDeque<u32>,
+    raised: VecDeque<E>,
 }
 
 impl<E> Queue<E> {
+    #[inline(always)]
     fn new() -> Self {
         Queue {
-            inline: Default::default(),
+            order: [0; INLINE_ORDER],
             head: 0,
             len: 0,
-            spill: VecDeque::new(),
+            raised: [const { None }; INLINE_RAISED],
+            raised_head: 0,
+            raised_len: 0,
+            spill: None,
         }
     }
 
-    fn push(&mut self, internal: Internal<E>) {
-        if self.len < INLINE_EVENTS && self.spill.is_empty() {
-            self.inline[(self.head + self.len) % INLINE_EVENTS] = Some(internal);
+    fn spill(&mut self) -> &mut Spill<E> {
+        self.spill.get_or_insert_with(|| {
+            Box::new(Spill {
+                order: VecDeque::new(),
+                raised: VecDeque::new(),
+            })
+        })
+    }
+
+    #[inline(always)]
+    fn push(&mut self, entry: u32) {
+        if (self.len as usize) < INLINE_ORDER && self.spill.as_ref().is_none_or(|s| s.order.is_empty()) {
+            self.order[(self.head + self.len) as usize % INLINE_ORDER] = entry;
             self.len += 1;
         } else {
-            self.spill.push_back(internal);
+            self.spill().order.push_back(entry);
         }
     }
 
+    #[inline(always)]
+    fn push_done(&mut self, state: usize) {
+        // State indices fit in a `u32` (the tables are built so).
+        self.push(state as u32);
+    }
+
+    fn push_event(&mut self, event: E) {
+        if (self.raised_len as usize) < INLINE_RAISED && self.spill.as_ref().is_none_or(|s| s.raised.is_empty()) {
+            self.raised[(self.raised_head + self.raised_len) as usize % INLINE_RAISED] = Some(event);
+            self.raised_len += 1;
+        } else {
+            self.spill().raised.push_back(event);
+        }
+        self.push(RAISED);
+    }
+
+    #[inline(always)]
     fn is_empty(&self) -> bool {
-        self.len == 0 && self.spill.is_empty()
+        self.len == 0 && self.spill.as_ref().is_none_or(|s| s.order.is_empty())
     }
 
+    #[inline(always)]
     fn pop(&mut self) -> Option<Internal<E>> {
-        if self.len == 0 {
-            return self.spill.pop_front();
+        let entry = if self.len > 0 {
+            let entry = self.order[self.head as usize];
+            self.head = (self.head + 1) % INLINE_ORDER as u32;
+            self.len -= 1;
+            entry
+        } else {
+            self.spill.as_mut()?.order.pop_front()?
+        };
+        if entry != RAISED {
+            return Some(Internal::Done(entry as usize));
         }
-        let internal = self.inline[self.head].take();
-        self.head = (self.head + 1) % INLINE_EVENTS;
-        self.len -= 1;
-        internal
+        let event = if self.raised_len > 0 {
+            let event = self.raised[self.raised_head as usize].take();
+            self.raised_head = (self.raised_head + 1) % INLINE_RAISED as u32;
+            self.raised_len -= 1;
+            event
+        } else {
+            self.spill.as_mut()?.raised.pop_front()
+        };
+        event.map(Internal::Event)
     }
 }
 
@@ -206,7 +275,7 @@ pub struct Effects<'a, E> {
 impl<E> Effects<'_, E> {
     /// `raise EVENT`: queue an internal event, handled before any external one.
     pub fn raise(&mut self, event: E) {
-        self.internal.push(Internal::Event(event));
+        self.internal.push_event(event);
     }
 
     /// `send EVENT after DELAY as ID`: ask the driver for a timer.
@@ -247,6 +316,8 @@ pub trait Chart<H: ?Sized, const W: usize> {
     const GUARDS: bool = true;
     /// Whether some transition is `on _`.
     const WILDCARD: bool = true;
+    /// Whether some action raises an internal event (`raise`).
+    const RAISES: bool = true;
 
     /// The variant index of `event` in the graph's `events`.
     fn event_index(event: &Self::Event) -> usize;
@@ -291,7 +362,7 @@ pub struct Tables<const W: usize> {
     /// Each state's proper descendants.
     subtree: Vec<StateSet<W>>,
     /// For each final state, the completion events its entry may raise.
-    completions: Vec<Completion>,
+    completions: Vec<Completion<W>>,
     /// `region_finals[start..end]` of a parallel state's [`Completion`]:
     /// the parallel state has completed when the configuration meets every
     /// mask (the final children of each compound region, nested parallel
@@ -303,37 +374,140 @@ pub struct Tables<const W: usize> {
     reach: Vec<StateSet<W>>,
     /// The same for eventless transitions.
     eventless: StateSet<W>,
+    /// For each event, then eventless transitions: where selection starts.
+    lookups: Vec<Lookup<W>>,
     /// `candidates[offsets[e * states + a]..offsets[e * states + a + 1]]`:
     /// the transitions event `e` (`events` for eventless ones) may fire from
     /// atomic state `a`, in priority order: `a`'s own, then each ancestor's,
-    /// each state's in document order.
+    /// each state's in document order. Each is a copy of its [`Plan`], so
+    /// that selecting and taking a transition reads one record.
     offsets: Vec<u32>,
-    candidates: Vec<u32>,
+    candidates: Vec<Plan<W>>,
+    /// `done_plans[done_offsets[s]..done_offsets[s + 1]]`: the `on done`
+    /// transitions of state `s`, in document order.
+    done_offsets: Vec<u32>,
+    done_plans: Vec<Plan<W>>,
+    /// Each transition's plan, by index.
     plans: Vec<Plan<W>>,
 }
 
+/// Where selection for one event starts.
+#[derive(Clone, Copy)]
+struct Lookup<const W: usize> {
+    /// The atomic states from which the event has a candidate transition
+    /// (a copy of `Tables::reach`).
+    reach: StateSet<W>,
+    /// Whether one atomic state alone has candidates for the event (the
+    /// usual case): if it is active, its candidates are
+    /// `candidates[start..end]`, of which `first` is a copy of the first, so
+    /// that delivering the event reads one record.
+    single: bool,
+    /// Whether `single` and `first` is [`EXPRESS`] (and the only candidate
+    /// or unguarded, which `EXPRESS` implies).
+    express: bool,
+    first: Plan<W>,
+    start: u32,
+    end: u32,
+}
+
+/// `Completion` and `Plan` fields that hold no state or transition.
+const NONE: u32 = u32::MAX;
+
 /// The `done.state` events entering one final state may raise, each only
 /// if some transition listens to it (`on done` on that state, or `on _`).
-#[derive(Clone, Copy, Default)]
-struct Completion {
-    /// The parent, which entering the final state completes.
-    parent: Option<usize>,
-    /// A parallel grandparent, completed if all its regions are, and its
-    /// masks in `region_finals`.
-    parallel: Option<(usize, usize, usize)>,
+#[derive(Clone, Copy)]
+struct Completion<const W: usize> {
+    /// The parent, which entering the final state completes, or [`NONE`].
+    parent: u32,
+    /// A parallel grandparent, completed if all its regions are, or
+    /// [`NONE`]; its masks are `region_finals[start..end]`.
+    parallel: u32,
+    start: u32,
+    end: u32,
+    /// When each of those masks is a single state (each region has one
+    /// final state, the usual case): their union, which the configuration
+    /// then contains exactly when the parallel state has completed.
+    all_of: StateSet<W>,
+    /// When only one of `parent` and `parallel` is set, no `on _`
+    /// transition exists, and that state has a single `on done`
+    /// transition, which is [`EXPRESS`] and enters no state with entry
+    /// work: its index, for [`Run::express`] to take at once; or [`NONE`].
+    join: u32,
+}
+
+impl<const W: usize> Completion<W> {
+    const NOTHING: Self = Completion {
+        parent: NONE,
+        parallel: NONE,
+        start: 0,
+        end: 0,
+        all_of: StateSet::EMPTY,
+        join: NONE,
+    };
 }
 
 /// One transition's precomputed effect.
+#[derive(Clone, Copy)]
 struct Plan<const W: usize> {
     /// The states it exits when active (the descendants of its domain);
-    /// `None` when its targets go through history, so the domain depends on
-    /// what was recorded.
-    exit: Option<StateSet<W>>,
-    /// The states it enters; `None` when history is involved.
-    entry: Option<StateSet<W>>,
-    source: usize,
-    has_actions: bool,
-    guarded: bool,
+    /// meaningless without [`STATIC_EXIT`] (its targets go through history,
+    /// so the domain depends on what was recorded).
+    exit: StateSet<W>,
+    /// The states it enters; meaningless without [`STATIC_ENTRY`] (history
+    /// is involved).
+    entry: StateSet<W>,
+    transition: u32,
+    source: u32,
+    /// [`STATIC_EXIT`], [`STATIC_ENTRY`], [`ACTIONS`], [`GUARDED`],
+    /// [`ENTRY_WORK`], [`ONE_FINAL`], [`EXPRESS`].
+    flags: u32,
+    /// With [`ONE_FINAL`], what entering that final state raises.
+    completion: Completion<W>,
+}
+
+/// [`Plan::exit`] holds the exit mask.
+const STATIC_EXIT: u32 = 1;
+/// [`Plan::entry`] holds the entry set.
+const STATIC_ENTRY: u32 = 2;
+/// Both: the transition's microstep needs no graph walk.
+const STATIC: u32 = STATIC_EXIT | STATIC_ENTRY;
+/// The transition has actions.
+const ACTIONS: u32 = 4;
+/// The transition has a guard.
+const GUARDED: u32 = 8;
+/// The entry set holds states whose entry does more than join the
+/// configuration (entry actions, completions).
+const ENTRY_WORK: u32 = 16;
+/// That work is one final state's completion, no entry action: it is
+/// [`Plan::completion`].
+const ONE_FINAL: u32 = 32;
+/// The transition is unguarded, [`STATIC`], exits no state with exit
+/// actions or history, and its entry raises at most one completion: a
+/// microstep [`Run::express`] can take.
+const EXPRESS: u32 = 64;
+
+impl<const W: usize> Plan<W> {
+    /// No transition (a placeholder).
+    const NOTHING: Self = Plan {
+        exit: StateSet::EMPTY,
+        entry: StateSet::EMPTY,
+        transition: NONE,
+        source: NONE,
+        flags: 0,
+        completion: Completion::NOTHING,
+    };
+
+    fn exit(&self) -> Option<StateSet<W>> {
+        (self.flags & STATIC_EXIT != 0).then_some(self.exit)
+    }
+
+    fn entry(&self) -> Option<StateSet<W>> {
+        (self.flags & STATIC_ENTRY != 0).then_some(self.entry)
+    }
+
+    fn index(&self) -> usize {
+        self.transition as usize
+    }
 }
 
 impl<const W: usize> Tables<W> {
@@ -354,12 +528,15 @@ impl<const W: usize> Tables<W> {
             entry_work: StateSet::EMPTY,
             wildcard: false,
             subtree: Vec::with_capacity(n),
-            completions: vec![Completion::default(); n],
+            completions: vec![Completion::NOTHING; n],
             region_finals: Vec::new(),
             reach: vec![StateSet::EMPTY; graph.events.len()],
             eventless: StateSet::EMPTY,
+            lookups: Vec::with_capacity(graph.events.len() + 1),
             offsets: Vec::with_capacity((graph.events.len() + 1) * n + 1),
             candidates: Vec::new(),
+            done_offsets: Vec::with_capacity(n + 1),
+            done_plans: Vec::new(),
             plans: Vec::with_capacity(graph.transitions.len()),
         };
         for (s, info) in graph.states.iter().enumerate() {
@@ -389,8 +566,6 @@ impl<const W: usize> Tables<W> {
                 tables.has_exit.insert(s);
             }
         }
-        tables.candidates_by_event();
-        tables.completions_of_finals();
         let history = [];
         for (t, transition) in graph.transitions.iter().enumerate() {
             let through_history = transition
@@ -398,31 +573,107 @@ impl<const W: usize> Tables<W> {
                 .iter()
                 .any(|&s| matches!(graph.states[s].kind, StateKind::History { .. }));
             let mut plan = Plan {
-                exit: None,
-                entry: None,
-                source: transition.source,
-                has_actions: !transition.actions.is_empty(),
-                guarded: transition.guard.is_some(),
+                exit: StateSet::EMPTY,
+                entry: StateSet::EMPTY,
+                transition: to_u32(t),
+                source: to_u32(transition.source),
+                flags: 0,
+                completion: Completion::NOTHING,
             };
+            if !transition.actions.is_empty() {
+                plan.flags |= ACTIONS;
+            }
+            if transition.guard.is_some() {
+                plan.flags |= GUARDED;
+            }
             if transition.targets.is_empty() {
-                plan.exit = Some(StateSet::EMPTY);
-                plan.entry = Some(StateSet::EMPTY);
+                plan.flags |= STATIC;
             } else if !through_history {
                 let mut walker = Walker::<W, 0> {
                     graph,
                     history: &history,
                 };
-                plan.exit = Some(match walker.domain(t) {
-                    None => StateSet::EMPTY.or(&tables.all()),
+                plan.exit = match walker.domain(t) {
+                    None => tables.all(),
                     Some(d) => tables.subtree[d],
-                });
+                };
+                plan.flags |= STATIC_EXIT;
                 let mut entry = Entry::<W>::default();
                 walker.entry_set(t, &mut entry);
                 if !entry.used_history {
-                    plan.entry = Some(entry.states);
+                    plan.entry = entry.states;
+                    plan.flags |= STATIC_ENTRY;
                 }
             }
             tables.plans.push(plan);
+        }
+        tables.completions_of_finals();
+        // A final state whose completion nothing hears needs no visit.
+        for s in tables.finals.iter() {
+            let c = &tables.completions[s];
+            if c.parent == NONE && c.parallel == NONE && !tables.has_entry.contains(s) {
+                tables.entry_work.remove(s);
+            }
+        }
+        let exit_work = tables.has_exit.or(&tables.history_parents);
+        for plan in &mut tables.plans {
+            let work = plan.entry.and(&tables.entry_work);
+            if plan.flags & STATIC_ENTRY != 0 && !work.is_empty() {
+                plan.flags |= ENTRY_WORK;
+                if work.is_single() && !work.intersects(&tables.has_entry) {
+                    plan.flags |= ONE_FINAL;
+                    plan.completion = tables.completions[work.iter().next().unwrap_or_default()];
+                }
+            }
+            let one_completion = plan.flags & ENTRY_WORK == 0
+                || (plan.flags & ONE_FINAL != 0
+                    && (plan.completion.parent == NONE || plan.completion.parallel == NONE));
+            if plan.flags & (STATIC | GUARDED) == STATIC && !plan.exit.intersects(&exit_work) && one_completion {
+                plan.flags |= EXPRESS;
+            }
+        }
+        // The joins `express` takes at once.
+        if !tables.wildcard {
+            for t in 0..tables.plans.len() {
+                let completion = tables.plans[t].completion;
+                let done = match (completion.parent, completion.parallel) {
+                    (NONE, NONE) => continue,
+                    (NONE, parallel) => parallel,
+                    (parent, NONE) => parent,
+                    _ => continue,
+                };
+                if let &[join] = tables.done_plans(done as usize) {
+                    if tables.plans[join.index()].flags & (EXPRESS | ENTRY_WORK) == EXPRESS {
+                        tables.plans[t].completion.join = join.transition;
+                    }
+                }
+            }
+        }
+        // The copies, now that the plans are complete.
+        for i in 0..tables.done_plans.len() {
+            tables.done_plans[i] = tables.plans[tables.done_plans[i].index()];
+        }
+        tables.candidates_by_event();
+        for e in 0..=tables.events {
+            let reach = *tables.reach.get(e).unwrap_or(&tables.eventless);
+            let mut lookup = Lookup {
+                reach,
+                single: false,
+                express: false,
+                first: Plan::NOTHING,
+                start: 0,
+                end: 0,
+            };
+            if reach.is_single() {
+                let a = reach.iter().next().unwrap_or_default();
+                let i = e * n + a;
+                lookup.single = true;
+                lookup.start = tables.offsets[i];
+                lookup.end = tables.offsets[i + 1];
+                lookup.first = tables.candidates[lookup.start as usize];
+                lookup.express = lookup.first.flags & EXPRESS != 0;
+            }
+            tables.lookups.push(lookup);
         }
         tables
     }
@@ -432,7 +683,6 @@ impl<const W: usize> Tables<W> {
     /// met walking from the state up to the root that the event triggers.
     fn candidates_by_event(&mut self) {
         let g = self.graph;
-        let to_u32 = |i: usize| u32::try_from(i).expect("a statechart has fewer than 2^32 transitions");
         self.offsets.push(0);
         for e in 0..=self.events {
             for a in 0..self.states {
@@ -448,7 +698,7 @@ impl<const W: usize> Tables<W> {
                                 Trigger::StateDone => false,
                             };
                             if fires {
-                                self.candidates.push(to_u32(t));
+                                self.candidates.push(self.plans[t]);
                             }
                         }
                         state = g.states[s].parent;
@@ -465,29 +715,43 @@ impl<const W: usize> Tables<W> {
         }
     }
 
-    /// Fills `wildcard`, `completions` and `region_finals`.
+    /// Fills `wildcard`, `done_offsets`, `done_plans`, `completions` and
+    /// `region_finals`.
     fn completions_of_finals(&mut self) {
         let g = self.graph;
         let mut done_listeners = StateSet::<W>::EMPTY;
-        for transition in g.transitions {
-            match transition.trigger {
-                Trigger::StateDone => done_listeners.insert(transition.source),
-                Trigger::Any => self.wildcard = true,
-                Trigger::Always | Trigger::Events(_) => {}
+        self.done_offsets.push(0);
+        for (s, info) in g.states.iter().enumerate() {
+            for t in info.transitions.start..info.transitions.end {
+                match g.transitions[t].trigger {
+                    Trigger::StateDone => {
+                        done_listeners.insert(s);
+                        self.done_plans.push(self.plans[t]);
+                    }
+                    Trigger::Any => self.wildcard = true,
+                    Trigger::Always | Trigger::Events(_) => {}
+                }
             }
+            self.done_offsets.push(to_u32(self.done_plans.len()));
         }
         let heard = |s: usize| self.wildcard || done_listeners.contains(s);
         for s in self.finals.iter() {
             let Some(parent) = g.states[s].parent else { continue };
-            let mut completion = Completion {
-                parent: heard(parent).then_some(parent),
-                parallel: None,
-            };
+            let mut completion = Completion::NOTHING;
+            if heard(parent) {
+                completion.parent = to_u32(parent);
+            }
             if let Some(grandparent) = g.states[parent].parent {
                 if heard(grandparent) && g.states[grandparent].kind == StateKind::Parallel {
+                    completion.parallel = to_u32(grandparent);
                     let start = self.region_finals.len();
                     add_region_finals(g, grandparent, &mut self.region_finals);
-                    completion.parallel = Some((grandparent, start, self.region_finals.len()));
+                    completion.start = to_u32(start);
+                    completion.end = to_u32(self.region_finals.len());
+                    let masks = &self.region_finals[start..];
+                    if masks.iter().all(StateSet::is_single) {
+                        completion.all_of = masks.iter().fold(StateSet::EMPTY, |all, m| all.or(m));
+                    }
                 }
             }
             self.completions[s] = completion;
@@ -495,9 +759,27 @@ impl<const W: usize> Tables<W> {
     }
 
     /// The candidate transitions of event `event` from atomic state `atomic`.
-    fn candidates(&self, event: usize, atomic: usize) -> &[u32] {
+    #[inline(always)]
+    fn candidates(&self, event: usize, atomic: usize) -> &[Plan<W>] {
         let i = event * self.states + atomic;
         &self.candidates[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// Whether the parallel state of `completion` has completed in `active`.
+    #[inline(always)]
+    fn completed(&self, completion: &Completion<W>, active: &StateSet<W>) -> bool {
+        if completion.all_of.is_empty() {
+            let masks = &self.region_finals[completion.start as usize..completion.end as usize];
+            masks.iter().all(|m| active.intersects(m))
+        } else {
+            active.and(&completion.all_of) == completion.all_of
+        }
+    }
+
+    /// The `on done` transitions of state `s`.
+    #[inline(always)]
+    fn done_plans(&self, s: usize) -> &[Plan<W>] {
+        &self.done_plans[self.done_offsets[s] as usize..self.done_offsets[s + 1] as usize]
     }
 
     fn all(&self) -> StateSet<W> {
@@ -511,6 +793,11 @@ impl<const W: usize> Tables<W> {
     pub const fn initial(&self) -> StateSet<W> {
         self.initial
     }
+}
+
+/// `i` as a `u32`: the tables index states and transitions with them.
+fn to_u32(i: usize) -> u32 {
+    u32::try_from(i).expect("a statechart has fewer than 2^32 states and transitions")
 }
 
 /// How many microsteps one macrostep may take before it is cut short: a
@@ -626,10 +913,79 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     pub fn handle(&mut self, event: &C::Event) -> Option<Macrostep> {
         let tables = C::tables();
         let index = C::event_index(event);
-        if !tables.reach.get(index)?.intersects(&self.core.active) {
+        let lookup = tables.lookups.get(index)?;
+        if !lookup.reach.intersects(&self.core.active) {
             return None;
         }
+        if !C::RAISES && lookup.express {
+            return Some(self.express(tables, &lookup.first, event));
+        }
         self.macrostep(tables, index, event)
+    }
+
+    /// The macrostep of an event whose one candidate is an [`EXPRESS`]
+    /// transition, in a workflow whose actions raise nothing: the
+    /// transition, then, if it completed a state whose `on done` transition
+    /// is known ([`Completion::join`]) and no eventless transition is
+    /// enabled, that one; anything else goes through the queue as usual.
+    /// The same semantics as [`macrostep`](Self::macrostep), without its
+    /// generality. Actions cannot observe the configuration, so it is
+    /// computed first and the actions run after, in their order.
+    #[inline(never)]
+    fn express(&mut self, tables: &Tables<W>, plan: &Plan<W>, event: &C::Event) -> Macrostep {
+        let eventless = |active: &StateSet<W>| C::EVENTLESS && active.intersects(&tables.eventless);
+        let exit = self.core.active.and(&plan.exit);
+        let mut active = self.core.active.without(&exit).or(&plan.entry);
+        let (mut exited, mut entered) = (exit, plan.entry);
+        // Without `ONE_FINAL`, `completion` is `Completion::NOTHING`; with
+        // it, `EXPRESS` leaves at most one of `parent` and `parallel`.
+        let completion = &plan.completion;
+        let mut done = completion.parent;
+        if completion.parallel != NONE && tables.completed(completion, &active) {
+            done = completion.parallel;
+        }
+        let mut join = None;
+        if done != NONE && completion.join != NONE && !eventless(&active) {
+            let next = &tables.plans[completion.join as usize];
+            let exit = active.and(&next.exit);
+            active = active.without(&exit).or(&next.entry);
+            exited = exited.or(&exit);
+            entered = entered.or(&next.entry);
+            join = Some(next);
+            done = NONE;
+        }
+        self.core.active = active;
+        self.core.exited = exited;
+        self.core.entered = entered;
+        let step = Macrostep {
+            transition: u16::try_from(plan.transition).unwrap_or(u16::MAX),
+            exited: !exit.is_empty(),
+        };
+        let settle = done != NONE || eventless(&active);
+        // Nothing raises: the queue the actions get stays empty.
+        if plan.flags & ACTIONS != 0 {
+            self.act(Site::Transition(plan.index()), Some(event), &mut Queue::new());
+        }
+        if let Some(next) = join.filter(|next| next.flags & ACTIONS != 0) {
+            self.act(Site::Transition(next.index()), None, &mut Queue::new());
+        }
+        if settle {
+            self.settle_after(tables, done);
+        }
+        step
+    }
+
+    /// The rest of an [`express`](Self::express) macrostep that did not end
+    /// with its transitions: `done`, a completion (or [`NONE`]), and what
+    /// follows it. Out of line, so that `express` needs no queue.
+    #[cold]
+    #[inline(never)]
+    fn settle_after(&mut self, tables: &Tables<W>, done: u32) {
+        let mut queue = Queue::new();
+        if done != NONE {
+            queue.push_done(done as usize);
+        }
+        self.settle_loop(tables, &mut queue);
     }
 
     /// The macrostep of an event some active state listens to. Kept out of
@@ -650,7 +1006,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     /// Eventless transitions, then queued internal events, until neither
     /// enables anything.
-    #[inline]
+    #[inline(always)]
     fn settle(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
         // Most macrosteps end here: nothing raised, no eventless transition.
         if !queue.is_empty() || (C::EVENTLESS && self.core.active.intersects(&tables.eventless)) {
@@ -658,6 +1014,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         }
     }
 
+    #[inline(never)]
     fn settle_loop(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
         for _ in 0..MAX_MICROSTEPS {
             if C::EVENTLESS
@@ -676,8 +1033,8 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                     }
                 }
                 Internal::Done(s) if !(C::WILDCARD && tables.wildcard) => {
-                    if let Some(t) = self.done_transition(tables, *s) {
-                        self.take(tables, t, None, queue);
+                    if let Some(plan) = self.done_transition(tables, *s) {
+                        self.take(tables, plan, None, queue);
                     }
                 }
                 Internal::Done(s) => {
@@ -702,24 +1059,32 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         event: Option<&C::Event>,
         queue: &mut Queue<C::Event>,
     ) -> Option<(usize, bool)> {
-        let from = tables
-            .reach
-            .get(index)
-            .unwrap_or(&tables.eventless)
-            .and(&self.core.active);
+        let lookup = &tables.lookups[index];
+        let from = lookup.reach.and(&self.core.active);
         if from.is_empty() {
             return None;
+        }
+        if lookup.single {
+            // The usual case: one atomic state has candidates, and it is
+            // active. Its first candidate is at hand.
+            let plan = if self.guard(&lookup.first, event) {
+                &lookup.first
+            } else {
+                tables.candidates[lookup.start as usize + 1..lookup.end as usize]
+                    .iter()
+                    .find(|plan| self.guard(plan, event))?
+            };
+            return Some((plan.index(), self.take(tables, plan, event, queue)));
         }
         if from.is_single() {
             // The usual case: one active atomic state can take the event, so
             // there are neither duplicates nor conflicts to weigh.
             let atomic = from.iter().next()?;
-            let t = tables
+            let plan = tables
                 .candidates(index, atomic)
                 .iter()
-                .map(|&t| t as usize)
-                .find(|&t| self.guard(tables, t, event))?;
-            return Some((t, self.take(tables, t, event, queue)));
+                .find(|plan| self.guard(plan, event))?;
+            return Some((plan.index(), self.take(tables, plan, event, queue)));
         }
         let mut enabled = Selected::default();
         self.select(tables, index, event, &mut enabled);
@@ -735,8 +1100,9 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         C::act(self.handlers, self.context, site, event, &mut effects);
     }
 
-    fn guard(&self, tables: &Tables<W>, t: usize, event: Option<&C::Event>) -> bool {
-        !(C::GUARDS && tables.plans[t].guarded) || C::guard(self.handlers, self.context, t, event)
+    #[inline(always)]
+    fn guard(&self, plan: &Plan<W>, event: Option<&C::Event>) -> bool {
+        !(C::GUARDS && plan.flags & GUARDED != 0) || C::guard(self.handlers, self.context, plan.index(), event)
     }
 
     /// Adds to `enabled` the transitions event `index` (`tables.events`:
@@ -745,14 +1111,14 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     fn select(&self, tables: &Tables<W>, index: usize, event: Option<&C::Event>, enabled: &mut Selected) {
         let from = tables.reach.get(index).unwrap_or(&tables.eventless);
         for atomic in self.core.active.and(from).iter() {
-            for &t in tables.candidates(index, atomic) {
-                let t = t as usize;
+            for plan in tables.candidates(index, atomic) {
+                let t = plan.index();
                 // Selected already from another atomic state (an ancestor's
                 // transition): its guard held, and it is selected once.
                 if enabled.contains(t) {
                     break;
                 }
-                if self.guard(tables, t, event) {
+                if self.guard(plan, event) {
                     enabled.push(t);
                     break;
                 }
@@ -774,22 +1140,20 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             };
             return self.select_by(tables, fires, enabled);
         }
-        if let Some(t) = self.done_transition(tables, done) {
-            enabled.push(t);
+        if let Some(plan) = self.done_transition(tables, done) {
+            enabled.push(plan.index());
         }
     }
 
     /// The transition the completion of `done` enables when no `on _`
     /// transition exists: only `done`'s own `on done` transitions match, and
     /// every active atomic state below `done` reaches the same first enabled one.
-    fn done_transition(&self, tables: &Tables<W>, done: usize) -> Option<usize> {
-        let g = tables.graph;
+    #[inline(always)]
+    fn done_transition<'t>(&self, tables: &'t Tables<W>, done: usize) -> Option<&'t Plan<W>> {
         if !self.core.active.contains(done) {
             return None;
         }
-        let range = g.states[done].transitions;
-        (range.start..range.end)
-            .find(|&t| g.transitions[t].trigger == Trigger::StateDone && self.guard(tables, t, None))
+        tables.done_plans(done).iter().find(|plan| self.guard(plan, None))
     }
 
     /// Selection by walking from each active atomic state to the root.
@@ -800,7 +1164,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             'search: while let Some(s) = state {
                 let info = &g.states[s];
                 for t in info.transitions.start..info.transitions.end {
-                    if matches(g.transitions[t].trigger, s) && self.guard(tables, t, None) {
+                    if matches(g.transitions[t].trigger, s) && self.guard(&tables.plans[t], None) {
                         if !enabled.contains(t) {
                             enabled.push(t);
                         }
@@ -826,7 +1190,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             let mut replaced = Selected::default();
             for t2 in kept.iter() {
                 if exit1.intersects(&self.exit_set(tables, t2)) {
-                    if is_descendant(g, tables.plans[t1].source, tables.plans[t2].source) {
+                    if is_descendant(g, tables.plans[t1].source as usize, tables.plans[t2].source as usize) {
                         replaced.push(t2);
                     } else {
                         preempted = true;
@@ -851,7 +1215,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// The active states transition `t` exits.
     #[inline]
     fn exit_set(&self, tables: &Tables<W>, t: usize) -> StateSet<W> {
-        match &tables.plans[t].exit {
+        match &tables.plans[t].exit() {
             Some(mask) => self.core.active.and(mask),
             None => Walker {
                 graph: tables.graph,
@@ -870,32 +1234,45 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         queue: &mut Queue<C::Event>,
     ) -> bool {
         match enabled.as_slice() {
-            &[t] => self.take(tables, t, event, queue),
+            &[t] => self.take(tables, &tables.plans[t], event, queue),
             _ => self.microstep_general(tables, enabled, event, queue),
         }
     }
 
-    /// A microstep of transition `t` alone. Returns whether any state was exited.
+    /// A microstep of the transition of `plan` alone. Returns whether any
+    /// state was exited.
     #[inline(always)]
-    fn take(&mut self, tables: &Tables<W>, t: usize, event: Option<&C::Event>, queue: &mut Queue<C::Event>) -> bool {
+    fn take(
+        &mut self,
+        tables: &Tables<W>,
+        plan: &Plan<W>,
+        event: Option<&C::Event>,
+        queue: &mut Queue<C::Event>,
+    ) -> bool {
         // The common case: exit and entry sets that do not depend on history.
-        let Plan {
-            exit: Some(exit),
-            entry: Some(entry),
-            has_actions,
-            ..
-        } = tables.plans[t]
-        else {
+        if plan.flags & STATIC != STATIC {
             let mut enabled = Selected::default();
-            enabled.push(t);
+            enabled.push(plan.index());
             return self.microstep_general(tables, &enabled, event, queue);
-        };
-        let exit = self.core.active.and(&exit);
-        self.exit_states(tables, exit, event, queue);
-        if has_actions {
-            self.act(Site::Transition(t), event, queue);
         }
-        self.enter_states(tables, entry, &[], event, queue);
+        let exit = self.core.active.and(&plan.exit);
+        self.exit_states(tables, exit, event, queue);
+        if plan.flags & ACTIONS != 0 {
+            self.act(Site::Transition(plan.index()), event, queue);
+        }
+        if plan.flags & ENTRY_WORK == 0 {
+            self.core.active = self.core.active.or(&plan.entry);
+            self.core.entered = self.core.entered.or(&plan.entry);
+        } else if plan.flags & ONE_FINAL != 0 {
+            // One final state is entered, without entry actions: its
+            // completion sees the whole entry set (the others are not
+            // final, so they cannot complete a region).
+            self.core.active = self.core.active.or(&plan.entry);
+            self.core.entered = self.core.entered.or(&plan.entry);
+            Self::complete(tables, &plan.completion, &self.core.active, queue);
+        } else {
+            self.enter_states(tables, plan.entry, &[], event, queue);
+        }
         !exit.is_empty()
     }
 
@@ -915,7 +1292,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         self.exit_states(tables, exit, event, queue);
         // Transition actions, in selection order.
         for t in enabled.iter() {
-            if tables.plans[t].has_actions {
+            if tables.plans[t].flags & ACTIONS != 0 {
                 self.act(Site::Transition(t), event, queue);
             }
         }
@@ -923,7 +1300,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         let mut entry = Entry::<W>::default();
         let mut dynamic = false;
         for t in enabled.iter() {
-            match &tables.plans[t].entry {
+            match &tables.plans[t].entry() {
                 Some(states) => entry.states = entry.states.or(states),
                 None => dynamic = true,
             }
@@ -933,7 +1310,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                 graph: tables.graph,
                 history: &self.core.history,
             };
-            for t in enabled.iter().filter(|&t| tables.plans[t].entry.is_none()) {
+            for t in enabled.iter().filter(|&t| tables.plans[t].entry().is_none()) {
                 walker.entry_set(t, &mut entry);
             }
         }
@@ -1035,14 +1412,17 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// would be discarded, so the tables leave it out.
     #[inline(always)]
     fn completion(&self, tables: &Tables<W>, s: usize, active: &StateSet<W>, queue: &mut Queue<C::Event>) {
-        let completion = tables.completions[s];
-        if let Some(parent) = completion.parent {
-            queue.push(Internal::Done(parent));
+        Self::complete(tables, &tables.completions[s], active, queue);
+    }
+
+    /// The completions of `completion`, with `active` the configuration so far.
+    #[inline(always)]
+    fn complete(tables: &Tables<W>, completion: &Completion<W>, active: &StateSet<W>, queue: &mut Queue<C::Event>) {
+        if completion.parent != NONE {
+            queue.push_done(completion.parent as usize);
         }
-        if let Some((grandparent, start, end)) = completion.parallel {
-            if tables.region_finals[start..end].iter().all(|m| active.intersects(m)) {
-                queue.push(Internal::Done(grandparent));
-            }
+        if completion.parallel != NONE && tables.completed(completion, active) {
+            queue.push_done(completion.parallel as usize);
         }
     }
 }

@@ -237,6 +237,12 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
     let eventless = m.transitions.iter().any(|t| t.trigger == Trigger::Always);
     let guards = m.transitions.iter().any(|t| t.guard.is_some());
     let wildcard = m.transitions.iter().any(|t| t.trigger == Trigger::Any);
+    let raises = m
+        .states
+        .iter()
+        .flat_map(|s| s.entry.iter().chain(&s.exit))
+        .chain(m.transitions.iter().flat_map(|t| &t.actions))
+        .any(|a| matches!(a, Action::Raise { .. }));
     quote! {
         impl<H: #handlers + ?::core::marker::Sized> ::workflow::chart::Chart<H, #words> for #machine {
             type Event = #event;
@@ -247,6 +253,7 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
             const EVENTLESS: bool = #eventless;
             const GUARDS: bool = #guards;
             const WILDCARD: bool = #wildcard;
+            const RAISES: bool = #raises;
 
             fn tables() -> &'static ::workflow::chart::Tables<#words> {
                 #machine::chart_tables()
