@@ -143,6 +143,22 @@ async fn a_call_still_queued_when_its_instance_is_cancelled_never_runs() {
     assert_eq!((station.arrivals, station.completed, station.cancelled), (2, 2, 1));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_call_granted_its_slot_stops_when_its_instance_is_cancelled_and_frees_the_slot() {
+    let scheduler = Scheduler::builder().resource("service", 1).build().unwrap();
+    let service = Arc::new(Service::default());
+    let engine = engine(scheduler.clone(), &service);
+    engine.start("a", 100).await.unwrap();
+    engine.start("b", 100).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // `a` holds the slot, `b` waits: cancelling `a` aborts its running call.
+    engine.cancel("a").await.unwrap();
+    assert_eq!(engine.wait("b").await.unwrap(), CallState::Done);
+    let starts: Vec<(u64, Duration)> = service.started.lock().unwrap().iter().map(|s| (s.0, s.2)).collect();
+    assert_eq!(starts, [(100, Duration::ZERO), (100, Duration::from_millis(50))]);
+    assert_eq!(scheduler.resource("service").unwrap().in_service(), 0);
+}
+
 #[tokio::test]
 async fn an_engine_refuses_a_scheduler_without_its_resources() {
     let scheduler = Scheduler::builder().resource("other", 2).build().unwrap();

@@ -375,14 +375,21 @@ impl Live {
     }
 }
 
-impl<W: Machine, H> Drop for Inner<W, H> {
-    /// Dropping the last `Engine` ends its instances once they have handled
-    /// what their mailboxes hold.
-    fn drop(&mut self) {
+impl<W: Machine, H> Inner<W, H> {
+    /// Closes every mailbox: each instance ends once it has handled what
+    /// its mailbox holds.
+    fn close_all(&self) {
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             shard.values().for_each(|mailbox| mailbox.close());
         }
+    }
+}
+
+impl<W: Machine, H> Drop for Inner<W, H> {
+    /// Dropping the last `Engine` ends its instances.
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
@@ -1068,10 +1075,7 @@ where
     pub async fn shutdown(&self) {
         self.inner.open.store(false, Ordering::Release);
         self.inner.shared.closing.send_replace(true);
-        for shard in &self.inner.shards {
-            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            shard.values().for_each(|mailbox| mailbox.close());
-        }
+        self.inner.close_all();
         self.inner.shared.live.until_none().await;
     }
 
@@ -2186,9 +2190,7 @@ where
         self.stop_all();
         let mut closing = self.engine.closing.subscribe();
         tokio::select! {
-            // Boxed: this rare path would otherwise size every idle
-            // instance's task future.
-            done = Box::pin(self.compensate()) => {
+            done = self.compensate() => {
                 if done.is_err() {
                     return; // the store failed: the instance stopped
                 }

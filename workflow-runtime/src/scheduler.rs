@@ -1170,9 +1170,9 @@ impl PoolState {
                     }
                 }
                 Entry::Submitted { seq, .. } if *seq == next.id.seq => {
-                    let free = Entry::Free { next: self.free };
-                    if let Entry::Submitted { call, .. } = std::mem::replace(entry, free) {
-                        self.free = Some(next.id.slot);
+                    let taken = std::mem::replace(entry, Entry::Free { next: None });
+                    self.release_entry(next.id.slot);
+                    if let Entry::Submitted { call, .. } = taken {
                         let permit = Permit {
                             pool: pool.clone(),
                             activity: call.activity,
@@ -1447,12 +1447,11 @@ impl Drop for Submitted {
         let now = Instant::now();
         state.policy.remove(self.id);
         state.stats.abandon_waiting(now, self.arrived);
-        let free = Entry::Free { next: state.free };
         let Some(slot) = state.entries.get_mut(self.id.slot) else {
             return;
         };
-        let entry = std::mem::replace(slot, free);
-        state.free = Some(self.id.slot);
+        let entry = std::mem::replace(slot, Entry::Free { next: None });
+        state.release_entry(self.id.slot);
         drop(state);
         // Dropped outside the lock: the call may own anything.
         drop(entry);
