@@ -159,6 +159,21 @@ pub struct WaitId {
     seq: u64,
     /// Where the waiter's waker lives in the resource's table.
     slot: usize,
+    /// The job's flow and priority, so that a policy finds where it keeps
+    /// the job without a map of its own.
+    flow: u64,
+    priority: i32,
+}
+
+impl WaitId {
+    fn new(seq: u64, slot: usize, job: &Job) -> Self {
+        WaitId {
+            seq,
+            slot,
+            flow: job.flow,
+            priority: job.priority,
+        }
+    }
 }
 
 /// A job waiting for a slot, as a [`SchedulingPolicy`] holds it. Not
@@ -594,7 +609,11 @@ impl SchedulingPolicy for ShortestJobFirst {
 /// for a slot to free, however many higher-priority jobs keep coming.
 #[derive(Debug)]
 pub struct Priority {
-    queue: Ranked<Reverse<i32>>,
+    /// A first-in, first-out queue per priority, highest first: priorities
+    /// are few, so finding one is a short scan.
+    levels: Vec<(i32, Queue<Waiting>)>,
+    len: usize,
+    max_wait: Duration,
 }
 
 impl Default for Priority {
@@ -607,14 +626,23 @@ impl Priority {
     /// Highest first, with the default maximum wait.
     pub fn new() -> Self {
         Self {
-            queue: Ranked::new(DEFAULT_MAX_WAIT),
+            levels: Vec::new(),
+            len: 0,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 
     /// A job that has waited this long goes before higher-priority ones.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.queue.max_wait = max_wait;
+        self.max_wait = max_wait;
         self
+    }
+
+    fn level(&mut self, priority: i32) -> Option<&mut Queue<Waiting>> {
+        self.levels
+            .iter_mut()
+            .find(|(p, _)| *p == priority)
+            .map(|(_, queue)| queue)
     }
 }
 
@@ -624,19 +652,48 @@ impl SchedulingPolicy for Priority {
     }
 
     fn push(&mut self, waiting: Waiting) {
-        self.queue.push(Reverse(waiting.job.priority), waiting);
+        let priority = waiting.job.priority;
+        let seq = waiting.id.seq;
+        self.len += 1;
+        if let Some(queue) = self.level(priority) {
+            return queue.push(seq, waiting);
+        }
+        // Empty levels are kept for reuse, unless they pile up.
+        if self.levels.len() >= 16 {
+            self.levels.retain(|(_, queue)| queue.len > 0);
+        }
+        let at = self.levels.partition_point(|(p, _)| *p > priority);
+        let mut queue = Queue::default();
+        queue.push(seq, waiting);
+        self.levels.insert(at, (priority, queue));
     }
 
     fn pop(&mut self, now: Instant) -> Option<Waiting> {
-        self.queue.pop(now)
+        // The oldest job is at the front of one of the levels.
+        let oldest = self
+            .levels
+            .iter_mut()
+            .filter_map(|(_, queue)| {
+                let front = queue.front()?;
+                Some(((front.arrived, front.id.seq), queue))
+            })
+            .min_by_key(|(arrival, _)| *arrival);
+        let picked = match oldest {
+            Some(((arrived, _), queue)) if now.saturating_duration_since(arrived) >= self.max_wait => queue.pop(),
+            _ => self.levels.iter_mut().find_map(|(_, queue)| queue.pop()),
+        };
+        self.len -= usize::from(picked.is_some());
+        picked
     }
 
     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
-        self.queue.remove(id)
+        let removed = self.level(id.priority)?.remove(id.seq)?;
+        self.len -= 1;
+        Some(removed)
     }
 
     fn len(&self) -> usize {
-        self.queue.len()
+        self.len
     }
 }
 
@@ -649,8 +706,10 @@ pub struct RoundRobin {
     flows: HashMap<u64, Flow, BuildHasherDefault<Fnv>>,
     /// Flows whose turn comes, in order; a flow appears at most once.
     ring: VecDeque<u64>,
-    /// Arrival number to flow, for removals.
-    flow_of: HashMap<u64, u64, BuildHasherDefault<Fnv>>,
+    len: usize,
+    /// Queues of flows that emptied, reused by new ones: with every
+    /// instance its own flow, most flows hold one job for a moment.
+    spare: Vec<Queue<Waiting>>,
 }
 
 #[derive(Debug, Default)]
@@ -673,13 +732,17 @@ impl SchedulingPolicy for RoundRobin {
 
     fn push(&mut self, waiting: Waiting) {
         let key = waiting.job.flow;
-        self.flow_of.insert(waiting.id.seq, key);
-        let flow = self.flows.entry(key).or_default();
+        let spare = &mut self.spare;
+        let flow = self.flows.entry(key).or_insert_with(|| Flow {
+            queue: spare.pop().unwrap_or_default(),
+            in_ring: false,
+        });
         flow.queue.push(waiting.id.seq, waiting);
         if !flow.in_ring {
             flow.in_ring = true;
             self.ring.push_back(key);
         }
+        self.len += 1;
     }
 
     fn pop(&mut self, _now: Instant) -> Option<Waiting> {
@@ -687,34 +750,33 @@ impl SchedulingPolicy for RoundRobin {
             let Some(flow) = self.flows.get_mut(&key) else {
                 continue;
             };
-            match flow.queue.pop() {
-                Some(waiting) => {
-                    if flow.queue.len == 0 {
-                        self.flows.remove(&key);
-                    } else {
-                        self.ring.push_back(key);
-                    }
-                    self.flow_of.remove(&waiting.id.seq);
-                    return Some(waiting);
+            let picked = flow.queue.pop();
+            if flow.queue.len > 0 {
+                self.ring.push_back(key);
+            } else if let Some(emptied) = self.flows.remove(&key) {
+                // Emptied, or its jobs were all cancelled: it leaves the ring.
+                if self.spare.len() < 64 {
+                    self.spare.push(emptied.queue);
                 }
-                // Its jobs were all cancelled: it leaves the ring.
-                None => {
-                    self.flows.remove(&key);
-                }
+            }
+            if picked.is_some() {
+                self.len -= 1;
+                return picked;
             }
         }
         None
     }
 
     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
-        let key = self.flow_of.remove(&id.seq)?;
         // An emptied flow stays in the ring until its turn, so that it is
         // never in it twice.
-        self.flows.get_mut(&key)?.queue.remove(id.seq)
+        let removed = self.flows.get_mut(&id.flow)?.queue.remove(id.seq)?;
+        self.len -= 1;
+        Some(removed)
     }
 
     fn len(&self) -> usize {
-        self.flow_of.len()
+        self.len
     }
 }
 
@@ -992,7 +1054,7 @@ impl Resource {
             granted: Box::new(granted),
         });
         let slot = state.insert(Entry::Submitted { seq, call });
-        let id = WaitId { seq, slot };
+        let id = WaitId::new(seq, slot, &job);
         state.policy.push(Waiting { id, job, arrived: now });
         // A slot may be free with jobs waiting, if the policy once declined
         // to pick: give it out now.
@@ -1298,7 +1360,7 @@ impl Future for Acquire {
                     seq,
                     waker: cx.waker().clone(),
                 });
-                let id = WaitId { seq, slot };
+                let id = WaitId::new(seq, slot, &job);
                 state.policy.push(Waiting { id, job, arrived: now });
                 // A slot may be free with jobs waiting, if the policy once
                 // declined to pick: give it out now.
@@ -1524,10 +1586,7 @@ mod tests {
 
     fn waiting(seq: u64, job: Job, arrived: Instant) -> Waiting {
         Waiting {
-            id: WaitId {
-                seq,
-                slot: seq as usize,
-            },
+            id: WaitId::new(seq, seq as usize, &job),
             job,
             arrived,
         }
@@ -1542,9 +1601,15 @@ mod tests {
         let now = Instant::now();
         let mut fifo = Fifo::new();
         (0..5).for_each(|seq| fifo.push(waiting(seq, Job::new("a"), now)));
-        assert_eq!(fifo.remove(WaitId { seq: 2, slot: 2 }).map(|w| w.id.seq), Some(2));
-        assert!(fifo.remove(WaitId { seq: 2, slot: 2 }).is_none());
-        assert_eq!(fifo.remove(WaitId { seq: 4, slot: 4 }).map(|w| w.id.seq), Some(4));
+        assert_eq!(
+            fifo.remove(WaitId::new(2, 2, &Job::new("a"))).map(|w| w.id.seq),
+            Some(2)
+        );
+        assert!(fifo.remove(WaitId::new(2, 2, &Job::new("a"))).is_none());
+        assert_eq!(
+            fifo.remove(WaitId::new(4, 4, &Job::new("a"))).map(|w| w.id.seq),
+            Some(4)
+        );
         assert_eq!(fifo.len(), 3);
         assert_eq!(drain(&mut fifo, now), [0, 1, 3]);
         assert!(fifo.is_empty() && fifo.queue.items.is_empty());
@@ -1567,6 +1632,23 @@ mod tests {
     }
 
     #[test]
+    fn priority_levels_are_reused_and_do_not_pile_up() {
+        let t0 = Instant::now();
+        let mut policy = Priority::new();
+        for round in 0..10u64 {
+            for priority in 0..40 {
+                let seq = round * 100 + priority as u64;
+                policy.push(waiting(seq, Job::new("a").priority(priority), t0));
+            }
+            let served = drain(&mut policy, t0);
+            assert_eq!(served.len(), 40);
+            assert_eq!(served[0], round * 100 + 39, "highest first");
+            assert!(policy.levels.len() <= 16 + 40, "{}", policy.levels.len());
+        }
+        assert!(policy.is_empty());
+    }
+
+    #[test]
     fn ranked_queues_stay_compact_while_a_job_stays_put() {
         let t0 = Instant::now();
         let mut sjf = ShortestJobFirst::new().max_wait(Duration::MAX);
@@ -1574,7 +1656,8 @@ mod tests {
         for seq in 1..10_000 {
             sjf.push(waiting(seq, Job::new("short").expected(Duration::from_millis(1)), t0));
             if seq % 3 == 0 {
-                assert!(sjf.remove(WaitId { seq, slot: 0 }).is_some()); // cancelled
+                assert!(sjf.remove(WaitId::new(seq, 0, &Job::new("a"))).is_some());
+            // cancelled
             } else {
                 assert_eq!(sjf.pop(t0).map(|w| w.id.seq), Some(seq));
             }
@@ -1631,11 +1714,11 @@ mod tests {
         }
         fair.push(waiting(4, Job::new("a").flow(2), now));
         fair.push(waiting(5, Job::new("a").flow(3), now));
-        assert!(fair.remove(WaitId { seq: 5, slot: 5 }).is_some());
+        assert!(fair.remove(WaitId::new(5, 5, &Job::new("a").flow(3))).is_some());
         fair.push(waiting(6, Job::new("a").flow(3), now));
         assert_eq!(fair.len(), 6);
         assert_eq!(drain(&mut fair, now), [0, 4, 6, 1, 2, 3]);
-        assert!(fair.flows.is_empty() && fair.ring.is_empty() && fair.flow_of.is_empty());
+        assert!(fair.flows.is_empty() && fair.ring.is_empty() && fair.len == 0);
     }
 
     #[test]
