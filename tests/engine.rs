@@ -746,12 +746,18 @@ async fn snapshots_outlive_cancel_and_shutdown() {
     assert_eq!(cancelled.status, Status::Cancelled(CounterState::Open));
     assert_eq!(cancelled.context.seen, [1]);
     assert_eq!(cancelled.history.last().map(|r| &r.kind), Some(&RecordKind::Cancelled));
+    let mut watching = engine.subscribe("s").unwrap();
     engine.shutdown().await;
     let after = engine.snapshot("s").await.unwrap();
     assert_eq!(
         (after.status, after.context.seen),
         (Status::Running(CounterState::Open), vec![2])
     );
+    // Its task has ended: watchers learn it, before and after, and `wait`
+    // does not hang on a status that can no longer change.
+    assert!(watching.changed().await.is_err());
+    assert!(engine.subscribe("s").unwrap().changed().await.is_err());
+    assert_eq!(engine.wait("s").await, Err(EngineError::Stopped("s".into())));
 }
 
 #[tokio::test(start_paused = true)]

@@ -973,7 +973,9 @@ where
     }
 
     /// A receiver of instance `id`'s status, updated after every step: await
-    /// `changed()` on it to follow the instance.
+    /// `changed()` on it to follow the instance. Once the instance's task has
+    /// ended (cancelled, or the engine shut down or dropped), the receiver
+    /// holds its last status and `changed()` returns an error at once.
     pub fn subscribe(&self, id: &str) -> Result<watch::Receiver<Status<W::State>>, EngineError> {
         self.status_receiver(id)
     }
