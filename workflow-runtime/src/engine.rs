@@ -642,6 +642,10 @@ impl<W: Machine> Published<W> {
         self.status = status;
     }
 
+    fn current(&mut self) -> Status<W::State> {
+        self.status.clone()
+    }
+
     fn subscribe(&mut self) -> watch::Receiver<Status<W::State>> {
         if self.ended {
             // A receiver whose sender is gone: it reads the status, and
@@ -982,7 +986,7 @@ where
 
     /// Where instance `id` stands now.
     pub fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
-        Ok(self.get(id)?.with(|published| published.status.clone()))
+        Ok(self.get(id)?.with(Published::current))
     }
 
     /// Instance `id`'s current state.
@@ -1005,7 +1009,7 @@ where
         let (context, history) = asked
             .or_else(left)
             .ok_or_else(|| EngineError::Stopped(id.to_string()))?;
-        let status = mailbox.with(|published| published.status.clone());
+        let status = mailbox.with(Published::current);
         Ok(Snapshot {
             status,
             context,
@@ -1054,7 +1058,7 @@ where
             all.extend(
                 shard
                     .iter()
-                    .map(|(id, mailbox)| (id.to_string(), mailbox.with(|published| published.status.clone()))),
+                    .map(|(id, mailbox)| (id.to_string(), mailbox.with(Published::current))),
             );
         }
         all

@@ -1034,28 +1034,25 @@ impl Resource {
         let pool = &self.pool;
         let mut state = pool.lock();
         let now = Instant::now();
-        if state.stats.waiting == 0 && state.stats.busy < pool.limit {
-            state.stats.arrive_started(now);
+        let activity = job.activity;
+        if state.start_at_once(pool.limit, now) {
             drop(state);
             granted(Permit {
                 pool: pool.clone(),
-                activity: job.activity,
+                activity,
                 arrived: now,
                 started: now,
             });
             return None;
         }
-        state.stats.arrive_waiting(now);
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let call = Box::new(Call {
-            activity: job.activity,
-            arrived: now,
-            granted: Box::new(granted),
+        let id = state.queue(job, now, |seq| Entry::Submitted {
+            seq,
+            call: Box::new(Call {
+                activity,
+                arrived: now,
+                granted: Box::new(granted),
+            }),
         });
-        let slot = state.insert(Entry::Submitted { seq, call });
-        let id = WaitId::new(seq, slot, &job);
-        state.policy.push(Waiting { id, job, arrived: now });
         // A slot may be free with jobs waiting, if the policy once declined
         // to pick: give it out now.
         let mut wakes = Wakes::default();
@@ -1209,6 +1206,38 @@ impl PoolState {
         }
     }
 
+    /// Whether a job arriving now takes a free slot at once (nobody is
+    /// ahead of it); if so, it is counted as started.
+    fn start_at_once(&mut self, limit: usize, now: Instant) -> bool {
+        let free = self.stats.waiting == 0 && self.stats.busy < limit;
+        if free {
+            self.stats.arrive_started(now);
+        }
+        free
+    }
+
+    /// Queues a job arriving now, with the entry `waiting` makes from its
+    /// arrival number; gives its id.
+    fn queue(&mut self, job: Job, now: Instant, waiting: impl FnOnce(u64) -> Entry) -> WaitId {
+        self.stats.arrive_waiting(now);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let slot = self.insert(waiting(seq));
+        let id = WaitId::new(seq, slot, &job);
+        self.policy.push(Waiting { id, job, arrived: now });
+        id
+    }
+
+    /// Takes waiting job `id` out of the queue and the statistics; gives
+    /// back its entry, to drop once the lock is released.
+    fn withdraw(&mut self, id: WaitId, arrived: Instant, now: Instant) -> Option<Entry> {
+        self.policy.remove(id);
+        self.stats.abandon_waiting(now, arrived);
+        let entry = std::mem::replace(self.entries.get_mut(id.slot)?, Entry::Free { next: None });
+        self.release_entry(id.slot);
+        Some(entry)
+    }
+
     /// Hands free slots to the jobs the policy picks, collecting their
     /// wakers to wake (and submitted jobs' calls to make) once the lock is
     /// released.
@@ -1342,26 +1371,19 @@ impl Future for Acquire {
             AcquireState::New { pool, job } => {
                 let mut state = pool.lock();
                 let now = Instant::now();
-                if state.stats.waiting == 0 && state.stats.busy < pool.limit {
+                let activity = job.activity;
+                if state.start_at_once(pool.limit, now) {
                     // The fast path: a free slot and nobody ahead.
-                    state.stats.arrive_started(now);
                     drop(state);
                     return Poll::Ready(Ok(Permit {
                         pool,
-                        activity: job.activity,
+                        activity,
                         arrived: now,
                         started: now,
                     }));
                 }
-                state.stats.arrive_waiting(now);
-                let seq = state.next_seq;
-                state.next_seq += 1;
-                let slot = state.insert(Entry::Waiting {
-                    seq,
-                    waker: cx.waker().clone(),
-                });
-                let id = WaitId::new(seq, slot, &job);
-                state.policy.push(Waiting { id, job, arrived: now });
+                let waker = cx.waker().clone();
+                let id = state.queue(job, now, |seq| Entry::Waiting { seq, waker });
                 // A slot may be free with jobs waiting, if the policy once
                 // declined to pick: give it out now.
                 let mut wakes = Wakes::default();
@@ -1371,14 +1393,14 @@ impl Future for Acquire {
                     _ => None,
                 };
                 if granted.is_some() {
-                    state.release_entry(slot);
+                    state.release_entry(id.slot);
                 }
                 drop(state);
                 wakes.wake();
                 match granted {
                     Some(started) => Poll::Ready(Ok(Permit {
                         pool,
-                        activity: job.activity,
+                        activity,
                         arrived: now,
                         started,
                     })),
@@ -1386,7 +1408,7 @@ impl Future for Acquire {
                         self.state = AcquireState::Queued {
                             pool,
                             id,
-                            activity: job.activity,
+                            activity,
                             arrived: now,
                         };
                         Poll::Pending
@@ -1458,9 +1480,7 @@ impl Drop for Acquire {
         let mut wakes = Wakes::default();
         match state.entry(*id) {
             Some(Entry::Waiting { .. }) => {
-                state.policy.remove(*id);
-                state.stats.abandon_waiting(now, *arrived);
-                state.release_entry(id.slot);
+                state.withdraw(*id, *arrived, now);
             }
             Some(Entry::Granted { .. }) => {
                 // Granted but never collected: the slot goes on at once.
@@ -1506,14 +1526,7 @@ impl Drop for Submitted {
         if !matches!(state.entry(self.id), Some(Entry::Submitted { .. })) {
             return; // granted: its call has the permit
         }
-        let now = Instant::now();
-        state.policy.remove(self.id);
-        state.stats.abandon_waiting(now, self.arrived);
-        let Some(slot) = state.entries.get_mut(self.id.slot) else {
-            return;
-        };
-        let entry = std::mem::replace(slot, Entry::Free { next: None });
-        state.release_entry(self.id.slot);
+        let entry = state.withdraw(self.id, self.arrived, Instant::now());
         drop(state);
         // Dropped outside the lock: the call may own anything.
         drop(entry);
