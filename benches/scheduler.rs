@@ -19,48 +19,51 @@
 //!   wake-ups cross threads. Noisier; compare with `no_pool` of the same
 //!   run.
 //! - `engine/<config>`: the whole engine, on a 2-worker runtime as in
-//!   `benches/engine.rs`. One iteration starts 10,000 (`WORKFLOWS`)
-//!   instances of `Pooled`, a one-state workflow whose activity names
+//!   `benches/engine.rs`. One batch starts 10,000 (`WORKFLOWS`) instances
+//!   of `Pooled`, a one-state workflow whose activity names
 //!   `resource pool;` and yields once (standing for its await, as above),
-//!   from 100 tasks that each start their share, then wait for each; it
-//!   ends when every `wait` has returned. A fresh engine per iteration,
-//!   built and shut down outside the timing. `no_pool` is an engine without
-//!   a scheduler (the `resource` clause is then ignored); `semaphore` is the
-//!   same engine with the activity holding a permit of a
-//!   `tokio::sync::Semaphore` of 64 (`ENGINE_SLOTS`) across its yield, what
-//!   a hand-made limit costs; `fifo_unlimited` has a pool of a million
-//!   slots, so every call takes the fast path; `fifo`, `sjf`, `priority` and
-//!   `fair` a pool of 64, so nearly 2,000 calls wait at a time. Instances
-//!   start with priorities 0, 1, 2 in turn, each instance is its own flow,
-//!   and the activity declares no expected duration (SJF learns it).
-//!   Criterion's figures here are per batch of 10,000 workflows, its
-//!   throughput in workflows per second. Afterwards a table gives each
-//!   configuration's workflows per second (median over the batches,
-//!   warm-up included) and what its limit costs per activity over `no_pool`
-//!   and over `semaphore`: (median batch time of the configuration − that
-//!   of the other) / 10,000, and the same from the fastest batches. Two
-//!   verdicts against the target (the scheduler costs under 1 µs per
-//!   activity) follow, from the fastest batches: the fast path
-//!   (`fifo_unlimited` over `no_pool`) and the worst pool where calls wait.
-//!   Waiting has a cost of its own, whatever limits the calls (the task
-//!   parks, is woken later with its memory cold and is polled again): the
-//!   `semaphore` row shows it, and the second verdict how much the
-//!   scheduler adds to it. These are differences of two noisy totals (each
-//!   ~3 µs per workflow): good to a few hundred ns at best, and only on an
-//!   otherwise idle machine; the medians move by µs between runs on a
-//!   shared one.
+//!   from 100 tasks that each start their share; it ends when the last
+//!   instance reaches its final state (an entry action counts them down,
+//!   so the end does not depend on the order the policy serves in). A
+//!   fresh engine per batch, built and shut down outside the timing.
+//!   `no_pool` is an engine without a scheduler (the `resource` clause is
+//!   then ignored); `semaphore` is the same engine with the activity
+//!   holding a permit of a `tokio::sync::Semaphore` of 64 (`ENGINE_SLOTS`)
+//!   across its yield, what a hand-made limit costs; `fifo_unlimited` has a
+//!   pool of a million slots, so every call takes the fast path; `fifo`,
+//!   `sjf`, `priority` and `fair` a pool of 64, so nearly 2,000 calls wait
+//!   at a time. Instances start with priorities 0, 1, 2 in turn, each
+//!   instance is its own flow, and the activity declares no expected
+//!   duration (SJF learns it). Criterion's figures here are per batch of
+//!   10,000 workflows, its throughput in workflows per second.
+//!
+//!   Afterwards, 31 rounds each run one batch of every configuration in
+//!   turn (starting from a different one each round), timing each batch
+//!   in wall time and in the process's CPU time (all threads), and a table
+//!   gives what each limit costs per activity over `no_pool` and over
+//!   `semaphore`: the median over the rounds of the difference within a
+//!   round, with the quartiles of those differences. Pairing the batches
+//!   of one round cancels the machine's load drifting between
+//!   configurations and the order they run in, which moved single medians
+//!   by µs. The verdicts against the target (the scheduler costs under
+//!   1 µs per activity) take the CPU time, what the scheduling costs
+//!   whatever else the machine does: the fast path (`fifo_unlimited`) and
+//!   the worst pool where calls wait. Waiting has a cost of its own,
+//!   whatever limits the calls (the instance is resumed later with its
+//!   memory cold): the `semaphore` row shows it.
 //!
 //! Run: `cargo bench --bench scheduler -- --warm-up-time 1 --measurement-time 2`
 //! (`cargo bench --bench scheduler -- engine` for the engine group alone).
 
 use std::cell::RefCell;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use tokio::runtime::Runtime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use workflow::prelude::*;
 use workflow::scheduler::{Fifo, IntoPolicy, Job, Priority, Resource, RoundRobin, Scheduler, ShortestJobFirst};
 use workflow::Engine;
@@ -83,8 +86,34 @@ workflow! {
         state Calling {
             invoke call -> () { resource pool; done => Done; error => Failed; }
         }
-        final Done;
-        final Failed (failure);
+        final Done { entry finished; }
+        final Failed (failure) { entry failed; }
+    }
+}
+
+/// Counts a batch's instances down to its end: a batch ends when the last
+/// instance reaches a final state, whatever order they finish in (waiting
+/// for each in turn would cost more the further the policy's order is from
+/// the order they started in).
+struct Finished {
+    left: AtomicUsize,
+    failed: AtomicUsize,
+    all: Notify,
+}
+
+impl Finished {
+    fn new(instances: usize) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(instances),
+            failed: AtomicUsize::new(0),
+            all: Notify::new(),
+        })
+    }
+
+    fn count(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all.notify_one();
+        }
     }
 }
 
@@ -93,9 +122,19 @@ workflow! {
 /// `semaphore` meanwhile, if it has one.
 struct Nop {
     semaphore: Option<Arc<Semaphore>>,
+    finished: Arc<Finished>,
 }
 
 impl PooledHandlers for Nop {
+    fn finished(&self, _ctx: &mut ()) {
+        self.finished.count();
+    }
+
+    fn failed(&self, _ctx: &mut ()) {
+        self.finished.failed.fetch_add(1, Ordering::Relaxed);
+        self.finished.count();
+    }
+
     async fn call(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
         let permit = match &self.semaphore {
             Some(semaphore) => Some(
@@ -230,33 +269,31 @@ fn contended(c: &mut Criterion, group: &str, rt: &Runtime) {
 // The engine
 // ---------------------------------------------------------------------------
 
-/// Starts one instance per id on `engine` from [`STARTERS`] tasks, each
-/// starting its share then waiting for each; the time until every `wait`
-/// returned.
-async fn run_engine(engine: &Engine<Pooled, Nop>, ids: &Arc<Vec<String>>) -> Duration {
+/// Starts one instance per id on `engine` from [`STARTERS`] tasks; the
+/// time until every instance has finished (`finished` counted it).
+async fn run_engine(engine: &Engine<Pooled, Nop>, ids: &Arc<Vec<String>>, finished: &Finished) -> Duration {
     let chunk = ids.len().div_ceil(STARTERS);
     let began = Instant::now();
     let mut starters = Vec::with_capacity(STARTERS);
     for t in 0..STARTERS {
         let (engine, ids) = (engine.clone(), ids.clone());
         starters.push(tokio::spawn(async move {
-            let mine = (t * chunk).min(ids.len())..((t + 1) * chunk).min(ids.len());
-            for i in mine.clone() {
+            for i in (t * chunk).min(ids.len())..((t + 1) * chunk).min(ids.len()) {
                 let priority = (i % 3) as i32;
                 engine
                     .start_with_priority(ids[i].as_str(), (), priority)
                     .await
                     .expect("a fresh id");
             }
-            for i in mine {
-                assert_eq!(engine.wait(&ids[i]).await.expect("finished"), PooledState::Done);
-            }
         }));
     }
     for starter in starters {
         starter.await.expect("a starter");
     }
-    began.elapsed()
+    finished.all.notified().await;
+    let elapsed = began.elapsed();
+    assert_eq!(finished.failed.load(Ordering::Relaxed), 0, "every instance completes");
+    elapsed
 }
 
 /// How an engine-group configuration limits the activities.
@@ -272,25 +309,15 @@ enum Limit {
     Pool(usize, Box<dyn workflow::scheduler::SchedulingPolicy>),
 }
 
-fn engine(c: &mut Criterion, rt: &Runtime) {
-    let ids: Arc<Vec<String>> = Arc::new((0..WORKFLOWS).map(|i| format!("w{i}")).collect());
-    let mut configs = vec![
-        ("no_pool", Limit::None),
-        ("semaphore", Limit::Semaphore),
-        ("fifo_unlimited", Limit::Pool(1_000_000, Fifo::new().into_policy())),
-    ];
-    configs.extend(
-        policies()
-            .into_iter()
-            .map(|(name, policy)| (name, Limit::Pool(ENGINE_SLOTS, policy))),
-    );
+/// One configuration of the engine group, ready to run batches.
+struct Config {
+    name: &'static str,
+    scheduler: Option<Scheduler>,
+    semaphore: Option<Arc<Semaphore>>,
+}
 
-    let mut g = c.benchmark_group("engine");
-    g.throughput(Throughput::Elements(WORKFLOWS as u64));
-    g.sample_size(10);
-    g.sampling_mode(SamplingMode::Flat);
-    let mut results: Vec<(&str, Vec<Duration>)> = Vec::new();
-    for (name, limit) in configs {
+impl Config {
+    fn new(name: &'static str, limit: Limit) -> Self {
         let (scheduler, semaphore) = match limit {
             Limit::None => (None, None),
             Limit::Semaphore => (None, Some(Arc::new(Semaphore::new(ENGINE_SLOTS)))),
@@ -302,130 +329,230 @@ fn engine(c: &mut Criterion, rt: &Runtime) {
                 (Some(scheduler), None)
             }
         };
-        let batches = RefCell::new(Vec::new());
-        g.bench_function(name, |b| {
+        Self {
+            name,
+            scheduler,
+            semaphore,
+        }
+    }
+
+    /// One batch on a fresh engine: the time from the first start until
+    /// every instance finished, and the CPU time the process spent
+    /// meanwhile (building and shutting the engine down are not timed).
+    fn batch(&self, rt: &Runtime, ids: &Arc<Vec<String>>) -> Batch {
+        rt.block_on(async {
+            let finished = Finished::new(ids.len());
+            let builder = Engine::<Pooled, Nop>::builder(Nop {
+                semaphore: self.semaphore.clone(),
+                finished: finished.clone(),
+            });
+            let engine = match &self.scheduler {
+                Some(scheduler) => builder.scheduler(scheduler.clone()).expect("the pool").build(),
+                None => builder.build(),
+            };
+            let cpu = cpu_time();
+            let wall = run_engine(&engine, ids, &finished).await;
+            let cpu = cpu_time().saturating_sub(cpu);
+            engine.shutdown().await;
+            Batch { wall, cpu }
+        })
+    }
+}
+
+/// What one batch took.
+#[derive(Clone, Copy)]
+struct Batch {
+    wall: Duration,
+    /// CPU time of every thread of the process: what the batch cost,
+    /// whatever else the machine was doing.
+    cpu: Duration,
+}
+
+/// The CPU time the process has used so far (all threads).
+fn cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec.try_into().unwrap_or(0), now.tv_nsec.try_into().unwrap_or(0))
+}
+
+/// Rounds of the interleaved comparison behind the summary table.
+const ROUNDS: usize = 31;
+
+fn engine(c: &mut Criterion, rt: &Runtime) {
+    let ids: Arc<Vec<String>> = Arc::new((0..WORKFLOWS).map(|i| format!("w{i}")).collect());
+    let mut limits = vec![
+        ("no_pool", Limit::None),
+        ("semaphore", Limit::Semaphore),
+        ("fifo_unlimited", Limit::Pool(1_000_000, Fifo::new().into_policy())),
+    ];
+    limits.extend(
+        policies()
+            .into_iter()
+            .map(|(name, policy)| (name, Limit::Pool(ENGINE_SLOTS, policy))),
+    );
+    let configs: Vec<Config> = limits
+        .into_iter()
+        .map(|(name, limit)| Config::new(name, limit))
+        .collect();
+
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(WORKFLOWS as u64));
+    g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
+    // The configurations criterion ran (a filter may skip some), and
+    // whether it only smoke-tested them (`--test`: one batch each).
+    let mut ran = Vec::new();
+    let mut smoke = false;
+    for config in &configs {
+        let batches = RefCell::new(0u64);
+        g.bench_function(config.name, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let elapsed = rt.block_on(async {
-                        let builder = Engine::<Pooled, Nop>::builder(Nop {
-                            semaphore: semaphore.clone(),
-                        });
-                        let engine = match &scheduler {
-                            Some(scheduler) => builder.scheduler(scheduler.clone()).expect("the pool").build(),
-                            None => builder.build(),
-                        };
-                        let elapsed = run_engine(&engine, &ids).await;
-                        engine.shutdown().await;
-                        elapsed
-                    });
-                    batches.borrow_mut().push(elapsed);
-                    total += elapsed;
-                }
-                total
+                *batches.borrow_mut() += iters;
+                (0..iters).map(|_| config.batch(rt, &ids).wall).sum()
             })
         });
-        if let Some(m) = scheduler.as_ref().and_then(|s| s.metrics().get("pool").cloned()) {
+        let batches = batches.into_inner();
+        if batches > 0 {
+            ran.push(config);
+            smoke |= batches == 1;
+        }
+        if let Some(m) = config.scheduler.as_ref().and_then(|s| s.metrics().get("pool").cloned()) {
             eprintln!(
-                "  engine/{name}: {} activities, mean wait {:.1} µs, mean queue {:.0} jobs",
+                "  engine/{}: {} activities, mean wait {:.1} µs, mean queue {:.0} jobs",
+                config.name,
                 m.completed,
                 m.mean_queue_time.as_secs_f64() * 1e6,
                 m.mean_queue_len
             );
         }
-        results.push((name, batches.into_inner()));
     }
     g.finish();
+    if smoke {
+        println!("(engine summary skipped: a smoke test, as `--test` runs)");
+        return;
+    }
+    // Each round runs one batch of every configuration, starting from a
+    // different one each time: a configuration's cost is then compared
+    // with `no_pool` of the same round, so that the machine's load drifting
+    // between configurations (and their order) cancels out.
+    let mut rounds: Vec<Vec<Batch>> = vec![Vec::new(); ran.len()];
+    for round in 0..ROUNDS {
+        for k in 0..ran.len() {
+            let at = (round + k) % ran.len();
+            rounds[at].push(ran[at].batch(rt, &ids));
+        }
+    }
+    let results: Vec<(&str, Vec<Batch>)> = ran.iter().map(|c| c.name).zip(rounds).collect();
     engine_summary(&results);
 }
 
-fn median(mut xs: Vec<Duration>) -> Option<Duration> {
-    xs.sort();
+/// A median with its first and third quartiles.
+type Spread = (f64, f64, f64);
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied()
 }
 
-/// Workflows per second of each configuration, and what its limit costs
-/// per activity over `no_pool` and over `semaphore`: from the medians, and
-/// (in brackets) from the fastest batches, less sensitive to other load on
-/// the machine.
-fn engine_summary(results: &[(&str, Vec<Duration>)]) {
-    let per_activity = |d: Duration| d.as_secs_f64() * 1e9 / WORKFLOWS as f64;
-    let stats = |batches: &Vec<Duration>| Some((median(batches.clone())?, batches.iter().min().copied()?));
-    let of = |name: &str| results.iter().find(|(n, _)| *n == name).and_then(|(_, b)| stats(b));
-    let (Some((base, base_min)), semaphore) = (of("no_pool"), of("semaphore")) else {
+/// Workflows per second of each configuration (median round), its CPU
+/// time per workflow, and what its limit costs per activity over `no_pool`
+/// and over `semaphore`: the median over the rounds of the difference
+/// within each round, with the middle half of those differences
+/// (quartiles) in brackets; in CPU time (the verdicts), and in wall time.
+fn engine_summary(results: &[(&str, Vec<Batch>)]) {
+    let ns = |d: Duration| d.as_secs_f64() * 1e9 / WORKFLOWS as f64;
+    let of = |name: &str| results.iter().find(|(n, _)| *n == name).map(|(_, b)| b);
+    let Some(base) = of("no_pool") else {
         return;
     };
+    let semaphore = of("semaphore");
+    // Per-round differences (ns per activity) of `batches` over `other`, by
+    // `measure`: median, first and third quartile.
+    let over = |batches: &Vec<Batch>, other: &Vec<Batch>, measure: fn(&Batch) -> Duration| {
+        let mut diffs: Vec<f64> = batches
+            .iter()
+            .zip(other)
+            .map(|(b, o)| ns(measure(b)) - ns(measure(o)))
+            .collect();
+        diffs.sort_by(f64::total_cmp);
+        let q = |f: f64| {
+            diffs
+                .get(((diffs.len().max(1) - 1) as f64 * f).round() as usize)
+                .copied()
+        };
+        Some((q(0.5)?, q(0.25)?, q(0.75)?))
+    };
+    let cpu: fn(&Batch) -> Duration = |b| b.cpu;
+    let wall: fn(&Batch) -> Duration = |b| b.wall;
+    let show = |d: Option<Spread>| d.map_or("-".to_string(), |(m, lo, hi)| format!("{m:+.0} [{lo:+.0}, {hi:+.0}]"));
     println!(
         "\n== engine: {WORKFLOWS} one-activity workflows per batch, 2 workers, {STARTERS} starting tasks, \
-         pool of {ENGINE_SLOTS}; ns per activity, median [fastest batch] =="
+         pool of {ENGINE_SLOTS}; {} interleaved rounds; ns per activity: median of the per-round \
+         differences [quartiles] ==",
+        base.len()
     );
     println!(
-        "{:<16} {:>7} {:>12} {:>16} {:>18} {:>18}",
-        "config", "batches", "workflows/s", "ns/workflow", "over no_pool", "over semaphore"
+        "{:<15} {:>11} {:>10} {:>23} {:>23} {:>23}",
+        "config", "workflows/s", "CPU ns/wf", "CPU over no_pool", "CPU over semaphore", "wall over no_pool"
     );
-    // The scheduler's cost over `no_pool` (median, fastest batch): on the
-    // fast path, and the worst of the pools where calls wait.
-    let mut fast: Option<(f64, f64)> = None;
-    let mut worst: Option<(f64, f64, Option<f64>, &str)> = None;
+    let mut fast = None;
+    let mut worst: Option<(&str, Spread, Option<Spread>)> = None;
     for (name, batches) in results {
-        let Some((mid, min)) = stats(batches) else {
+        let (Some(wall_mid), Some(cpu_mid)) = (
+            median(batches.iter().map(|b| ns(b.wall)).collect()),
+            median(batches.iter().map(|b| ns(b.cpu)).collect()),
+        ) else {
             continue;
         };
-        let over = |(b, b_min): (Duration, Duration)| {
-            format!(
-                "{:+.0} [{:+.0}]",
-                per_activity(mid) - per_activity(b),
-                per_activity(min) - per_activity(b_min)
-            )
+        let (cpu_over, cpu_over_semaphore, wall_over) = match *name {
+            "no_pool" => (None, None, None),
+            "semaphore" => (over(batches, base, cpu), None, over(batches, base, wall)),
+            _ => (
+                over(batches, base, cpu),
+                semaphore.and_then(|s| over(batches, s, cpu)),
+                over(batches, base, wall),
+            ),
         };
-        let (over_none, over_semaphore) = match *name {
-            "no_pool" => ("-".to_string(), "-".to_string()),
-            "semaphore" => (over((base, base_min)), "-".to_string()),
-            _ => {
-                let cost = (
-                    per_activity(mid) - per_activity(base),
-                    per_activity(min) - per_activity(base_min),
-                );
-                if *name == "fifo_unlimited" {
-                    fast = Some(cost);
-                } else if worst.is_none_or(|(_, w, _, _)| cost.1 > w) {
-                    let over_semaphore = semaphore.map(|(_, s_min)| per_activity(min) - per_activity(s_min));
-                    worst = Some((cost.0, cost.1, over_semaphore, name));
-                }
-                (over((base, base_min)), semaphore.map_or("?".to_string(), over))
+        match (*name, cpu_over) {
+            ("fifo_unlimited", cost) => fast = cost,
+            ("no_pool" | "semaphore", _) => {}
+            (_, Some(cost)) if worst.is_none_or(|(_, w, _)| cost.0 > w.0) => {
+                worst = Some((name, cost, cpu_over_semaphore))
             }
-        };
+            _ => {}
+        }
         println!(
-            "{:<16} {:>7} {:>12.0} {:>16} {:>18} {:>18}",
+            "{:<15} {:>11.0} {:>10.0} {:>23} {:>23} {:>23}",
             name,
-            batches.len(),
-            WORKFLOWS as f64 / mid.as_secs_f64(),
-            format!("{:.0} [{:.0}]", per_activity(mid), per_activity(min)),
-            over_none,
-            over_semaphore
+            1e9 / wall_mid,
+            cpu_mid,
+            show(cpu_over),
+            show(cpu_over_semaphore),
+            show(wall_over)
         );
-    }
-    if results.iter().any(|(_, batches)| batches.len() < 5) {
-        println!("(too few batches for a verdict: a smoke test, as `--test` runs)");
-        return;
     }
     let verdict = |ns: f64| if ns < 1000.0 { "met" } else { "MISSED" };
-    if let Some((mid, min)) = fast {
+    if let Some((mid, lo, hi)) = fast {
         println!(
-            "scheduler cost per activity, fast path (fifo_unlimited): {min:.0} ns [median {mid:.0} ns]; \
+            "scheduler CPU cost per activity, fast path (fifo_unlimited): {mid:.0} ns [{lo:.0}, {hi:.0}]; \
              target < 1000 ns: {}",
-            verdict(min)
+            verdict(mid)
         );
     }
-    if let Some((mid, min, over_semaphore, name)) = worst {
-        let semaphore = over_semaphore.map_or(String::new(), |ns| format!(", {ns:+.0} ns over a tokio semaphore"));
+    if let Some((name, (mid, lo, hi), over_semaphore)) = worst {
+        let semaphore = over_semaphore.map_or(String::new(), |(s, _, _)| {
+            format!(", {s:+.0} ns over a tokio semaphore")
+        });
         println!(
-            "scheduler cost per activity, calls waiting (worst policy, {name}): {min:.0} ns [median {mid:.0} ns]{semaphore}; \
+            "scheduler CPU cost per activity, calls waiting (worst policy, {name}): {mid:.0} ns [{lo:.0}, {hi:.0}]{semaphore}; \
              target < 1000 ns: {}",
-            verdict(min)
+            verdict(mid)
         );
     }
-    println!("(verdicts from the fastest batches; the medians move by µs from run to run on a shared machine)");
 }
 
 fn main() {

@@ -1407,12 +1407,19 @@ impl ActivityTask {
         match self {
             ActivityTask::Spawned(task) => task.abort(),
             ActivityTask::Queued(launch, ticket) => {
-                drop(ticket); // leaves the queue if it still waits
-                let mut state = launch.lock();
-                if let LaunchState::Running(task) = &*state {
-                    task.abort();
+                let was = std::mem::replace(&mut *launch.lock(), LaunchState::Cancelled);
+                match was {
+                    // Granted: the queue has nothing of it left to withdraw.
+                    LaunchState::Running(task) => {
+                        if let Some(ticket) = ticket {
+                            ticket.detach();
+                        }
+                        task.abort();
+                    }
+                    // Leaves the queue if it still waits; a grant on its
+                    // way finds it cancelled and passes the slot on.
+                    LaunchState::Waiting | LaunchState::Cancelled => drop(ticket),
                 }
-                *state = LaunchState::Cancelled;
             }
         }
     }
@@ -1974,7 +1981,6 @@ where
             job = job.expected(expected);
         }
         let engine = self.engine.clone();
-        let queue = resource.clone();
         // Its attempts' spans belong to the instance's, wherever it is spawned.
         let span = tracing::Span::current();
         // The task, given the permit of its first attempt if it queued for it.
@@ -2049,7 +2055,7 @@ where
             }
             .instrument(span)
         };
-        let handle = match queue {
+        let handle = match self.engine.resources.get(node).and_then(Option::as_ref) {
             None => ActivityTask::Spawned(tokio::spawn(task(None)).abort_handle()),
             Some(queue) => {
                 let launch = Arc::new(Launch(Mutex::new(LaunchState::Waiting)));

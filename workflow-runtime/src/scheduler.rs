@@ -392,76 +392,127 @@ impl SchedulingPolicy for Fifo {
 /// The default [`ShortestJobFirst::max_wait`] and [`Priority::max_wait`].
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
 
-/// Jobs ordered by a rank (smallest first, then by arrival), with the
-/// starvation cap: a job that has waited `max_wait` or more goes first,
-/// oldest first.
+/// Jobs ordered by a rank (smallest first, then by arrival) that also
+/// finds the oldest, for the starvation cap.
 ///
-/// The jobs live in arrival order (which finds the oldest, and removes in
-/// O(log n)); a heap of ranks picks the smallest. A heap entry whose job is
-/// gone (cancelled, or served as overdue) is skipped when it comes up, and
-/// the heap is rebuilt if such entries pile up.
+/// The jobs live in a table indexed by their scheduler slot (unique among
+/// waiting jobs), so taking the job the heap of ranks picks touches only
+/// that job; a list in arrival order finds the oldest. Heap and list
+/// entries of jobs already gone (served, or cancelled) are skipped when
+/// they come up, and dropped in bulk once they outnumber the live ones.
 #[derive(Debug)]
 struct Ranked<K> {
-    jobs: Queue<(K, Waiting)>,
-    heap: BinaryHeap<Reverse<(K, u64)>>,
-    max_wait: Duration,
+    jobs: Vec<Option<Waiting>>,
+    heap: BinaryHeap<Reverse<(K, u64, usize)>>,
+    /// `(seq, slot, arrived)`, oldest first.
+    arrivals: VecDeque<(u64, usize, Instant)>,
+    len: usize,
+}
+
+impl<K: Ord + Copy> Default for Ranked<K> {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            heap: BinaryHeap::new(),
+            arrivals: VecDeque::new(),
+            len: 0,
+        }
+    }
 }
 
 impl<K: Ord + Copy> Ranked<K> {
-    fn new(max_wait: Duration) -> Self {
-        Self {
-            jobs: Queue::default(),
-            heap: BinaryHeap::new(),
-            max_wait,
-        }
-    }
-
     fn push(&mut self, rank: K, waiting: Waiting) {
-        let seq = waiting.id.seq;
-        self.heap.push(Reverse((rank, seq)));
-        self.jobs.push(seq, (rank, waiting));
+        let (seq, slot, arrived) = (waiting.id.seq, waiting.id.slot, waiting.arrived);
+        if self.jobs.len() <= slot {
+            self.jobs.resize_with(slot + 1, || None);
+        }
+        // A slot is only reused once its job left the queue; if the
+        // scheduler ever said otherwise, the old job is replaced, not counted twice.
+        if self.jobs[slot].replace(waiting).is_none() {
+            self.len += 1;
+        }
+        self.heap.push(Reverse((rank, seq, slot)));
+        self.arrivals.push_back((seq, slot, arrived));
     }
 
-    fn pop(&mut self, now: Instant) -> Option<Waiting> {
-        let overdue = self
-            .jobs
-            .front()
-            .is_some_and(|(_, oldest)| now.saturating_duration_since(oldest.arrived) >= self.max_wait);
-        let picked = if overdue {
-            self.jobs.pop()
-        } else {
-            loop {
-                let Reverse((_, seq)) = self.heap.pop()?;
-                if let Some(job) = self.jobs.remove(seq) {
-                    break Some(job);
-                }
+    /// Takes job `seq` from `slot`, if it is still there.
+    fn take(&mut self, seq: u64, slot: usize) -> Option<Waiting> {
+        let entry = self.jobs.get_mut(slot)?;
+        if entry.as_ref()?.id.seq != seq {
+            return None;
+        }
+        self.len -= 1;
+        entry.take()
+    }
+
+    fn live(&self, seq: u64, slot: usize) -> bool {
+        matches!(self.jobs.get(slot), Some(Some(w)) if w.id.seq == seq)
+    }
+
+    /// When the oldest job arrived, and its arrival number.
+    fn oldest(&mut self) -> Option<(Instant, u64)> {
+        while let Some(&(seq, slot, arrived)) = self.arrivals.front() {
+            if self.live(seq, slot) {
+                return Some((arrived, seq));
             }
-        };
+            self.arrivals.pop_front();
+        }
+        None
+    }
+
+    /// The smallest rank, and the arrival number of its job.
+    fn first(&mut self) -> Option<(K, u64)> {
+        while let Some(&Reverse((rank, seq, slot))) = self.heap.peek() {
+            if self.live(seq, slot) {
+                return Some((rank, seq));
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    fn pop_oldest(&mut self) -> Option<Waiting> {
+        self.oldest()?;
+        let (seq, slot, _) = self.arrivals.pop_front()?;
+        let picked = self.take(seq, slot);
         self.prune();
-        picked.map(|(_, waiting)| waiting)
+        picked
+    }
+
+    fn pop_first(&mut self) -> Option<Waiting> {
+        self.first()?;
+        let Reverse((_, seq, slot)) = self.heap.pop()?;
+        let picked = self.take(seq, slot);
+        self.prune();
+        picked
     }
 
     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
-        let (_, waiting) = self.jobs.remove(id.seq)?;
+        let removed = self.take(id.seq, id.slot)?;
         self.prune();
-        Some(waiting)
+        Some(removed)
     }
 
-    /// Drops the heap's stale entries once they outnumber the live ones:
-    /// amortised O(1) per job.
+    /// Drops stale heap and list entries once they outnumber the live ones
+    /// (amortised O(1) per job), and everything once the queue is empty.
     fn prune(&mut self) {
-        if self.heap.len() > 2 * self.jobs.len + 64 {
-            let live = self
-                .jobs
-                .items
-                .iter()
-                .filter_map(|(seq, job)| Some(Reverse((job.as_ref()?.0, *seq))));
-            self.heap = live.collect();
+        if self.len == 0 {
+            self.heap.clear();
+            self.arrivals.clear();
+            return;
+        }
+        let jobs = &self.jobs;
+        let live = |seq: u64, slot: usize| matches!(jobs.get(slot), Some(Some(w)) if w.id.seq == seq);
+        if self.heap.len() > 2 * self.len + 64 {
+            self.heap.retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+        }
+        if self.arrivals.len() > 2 * self.len + 64 {
+            self.arrivals.retain(|&(seq, slot, _)| live(seq, slot));
         }
     }
 
     fn len(&self) -> usize {
-        self.jobs.len
+        self.len
     }
 }
 
@@ -476,8 +527,10 @@ impl<K: Ord + Copy> Ranked<K> {
 /// default); else, for an activity not seen yet, the
 /// [`unknown`](Self::unknown) estimate if one was set, or the moving average
 /// over all activities of the resource (zero before the first completion, so
-/// that a new activity runs soon and gets measured). The estimate is taken
-/// when the job arrives.
+/// that a new activity runs soon and gets measured). A declared duration
+/// ranks its job once, when it arrives; jobs without one wait in a queue per
+/// activity, ranked by what is known of the activity when a slot frees, so
+/// calls of one activity keep their arrival order.
 ///
 /// # Starvation
 ///
@@ -491,7 +544,12 @@ impl<K: Ord + Copy> Ranked<K> {
 /// `max_wait(Duration::MAX)` lifts the cap, and the bound with it.
 #[derive(Debug)]
 pub struct ShortestJobFirst {
-    queue: Ranked<Duration>,
+    /// Jobs with a declared duration.
+    declared: Ranked<Duration>,
+    /// Jobs without, a queue per activity (few: one per activity that runs
+    /// on the resource).
+    by_activity: Vec<Lane<&'static str>>,
+    max_wait: Duration,
     smoothing: f64,
     unknown: Option<Duration>,
     learned: HashMap<&'static str, f64, BuildHasherDefault<Fnv>>,
@@ -509,7 +567,9 @@ impl ShortestJobFirst {
     /// Shortest first, with the default maximum wait and learning weight.
     pub fn new() -> Self {
         Self {
-            queue: Ranked::new(DEFAULT_MAX_WAIT),
+            declared: Ranked::default(),
+            by_activity: Vec::new(),
+            max_wait: DEFAULT_MAX_WAIT,
             smoothing: 0.25,
             unknown: None,
             learned: HashMap::default(),
@@ -519,7 +579,7 @@ impl ShortestJobFirst {
 
     /// A job that has waited this long goes before shorter ones.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.queue.max_wait = max_wait;
+        self.max_wait = max_wait;
         self
     }
 
@@ -543,10 +603,12 @@ impl ShortestJobFirst {
 
     /// The expected duration this policy would give `job` now.
     pub fn estimate(&self, job: &Job) -> Duration {
-        if let Some(expected) = job.expected {
-            return expected;
-        }
-        let learned = self.learned.get(job.activity).copied();
+        job.expected.unwrap_or_else(|| self.estimate_of(job.activity))
+    }
+
+    /// What is known now of `activity`'s duration.
+    fn estimate_of(&self, activity: &str) -> Duration {
+        let learned = self.learned.get(activity).copied();
         match (learned, self.unknown) {
             (Some(seconds), _) => seconds_to_duration(seconds),
             (None, Some(unknown)) => unknown,
@@ -571,20 +633,57 @@ impl SchedulingPolicy for ShortestJobFirst {
     }
 
     fn push(&mut self, waiting: Waiting) {
-        let rank = self.estimate(&waiting.job);
-        self.queue.push(rank, waiting);
+        match waiting.job.expected {
+            Some(expected) => self.declared.push(expected, waiting),
+            None => {
+                Lane::push_into(&mut self.by_activity, waiting.job.activity, waiting);
+            }
+        }
     }
 
     fn pop(&mut self, now: Instant) -> Option<Waiting> {
-        self.queue.pop(now)
+        // Overdue: the oldest job, wherever it waits.
+        let oldest_lane = self
+            .by_activity
+            .iter()
+            .enumerate()
+            .filter_map(|(i, lane)| Some((lane.oldest?, i)))
+            .min();
+        let oldest = match (self.declared.oldest(), oldest_lane) {
+            (Some(declared), Some((lane, i))) if lane < declared => Some((lane, Some(i))),
+            (Some(declared), _) => Some((declared, None)),
+            (None, Some((lane, i))) => Some((lane, Some(i))),
+            (None, None) => return None,
+        };
+        if let Some(((arrived, _), at)) = oldest {
+            if now.saturating_duration_since(arrived) >= self.max_wait {
+                return match at {
+                    Some(i) => self.by_activity[i].pop(),
+                    None => self.declared.pop_oldest(),
+                };
+            }
+        }
+        // Else the smallest rank, ties by arrival.
+        let declared = self.declared.first().map(|rank| (rank, None));
+        let lanes = self.by_activity.iter().enumerate().filter_map(|(i, lane)| {
+            let (_, seq) = lane.oldest?;
+            Some(((self.estimate_of(lane.key), seq), Some(i)))
+        });
+        let first = declared.into_iter().chain(lanes).min()?;
+        match first.1 {
+            Some(i) => self.by_activity[i].pop(),
+            None => self.declared.pop_first(),
+        }
     }
 
     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
-        self.queue.remove(id)
+        self.declared
+            .remove(id)
+            .or_else(|| self.by_activity.iter_mut().find_map(|lane| lane.remove(id.seq)))
     }
 
     fn len(&self) -> usize {
-        self.queue.len()
+        self.declared.len() + self.by_activity.iter().map(|lane| lane.queue.len).sum::<usize>()
     }
 
     fn completed(&mut self, activity: &'static str, service: Duration) {
@@ -594,6 +693,57 @@ impl SchedulingPolicy for ShortestJobFirst {
         let learned = self.learned.entry(activity).or_insert(observed);
         *learned = blend(Some(*learned));
         self.overall = Some(blend(self.overall));
+    }
+}
+
+/// A first-in, first-out queue of the jobs sharing a key (a priority, an
+/// activity), and when the oldest arrived: kept beside the queue, so that
+/// comparing lanes reads no queue.
+#[derive(Debug)]
+struct Lane<K> {
+    key: K,
+    queue: Queue<Waiting>,
+    oldest: Option<(Instant, u64)>,
+}
+
+impl<K: PartialEq + Copy> Lane<K> {
+    /// Appends `waiting` to the lane of `key` in `lanes`, making the lane
+    /// if needed; returns its index. Empty lanes are kept for reuse, unless
+    /// they pile up. A new lane goes last (the caller may move it).
+    fn push_into(lanes: &mut Vec<Lane<K>>, key: K, waiting: Waiting) -> usize {
+        let at = match lanes.iter().position(|lane| lane.key == key) {
+            Some(at) => at,
+            None => {
+                if lanes.len() >= 16 {
+                    lanes.retain(|lane| lane.queue.len > 0);
+                }
+                lanes.push(Lane {
+                    key,
+                    queue: Queue::default(),
+                    oldest: None,
+                });
+                lanes.len() - 1
+            }
+        };
+        lanes[at].push(waiting);
+        at
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        self.oldest.get_or_insert((waiting.arrived, waiting.id.seq));
+        self.queue.push(waiting.id.seq, waiting);
+    }
+
+    fn pop(&mut self) -> Option<Waiting> {
+        let picked = self.queue.pop();
+        self.oldest = self.queue.front().map(|w| (w.arrived, w.id.seq));
+        picked
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Waiting> {
+        let removed = self.queue.remove(seq);
+        self.oldest = self.queue.front().map(|w| (w.arrived, w.id.seq));
+        removed
     }
 }
 
@@ -611,7 +761,7 @@ impl SchedulingPolicy for ShortestJobFirst {
 pub struct Priority {
     /// A first-in, first-out queue per priority, highest first: priorities
     /// are few, so finding one is a short scan.
-    levels: Vec<(i32, Queue<Waiting>)>,
+    levels: Vec<Lane<i32>>,
     len: usize,
     max_wait: Duration,
 }
@@ -638,11 +788,8 @@ impl Priority {
         self
     }
 
-    fn level(&mut self, priority: i32) -> Option<&mut Queue<Waiting>> {
-        self.levels
-            .iter_mut()
-            .find(|(p, _)| *p == priority)
-            .map(|(_, queue)| queue)
+    fn level(&mut self, priority: i32) -> Option<&mut Lane<i32>> {
+        self.levels.iter_mut().find(|level| level.key == priority)
     }
 }
 
@@ -653,34 +800,24 @@ impl SchedulingPolicy for Priority {
 
     fn push(&mut self, waiting: Waiting) {
         let priority = waiting.job.priority;
-        let seq = waiting.id.seq;
         self.len += 1;
-        if let Some(queue) = self.level(priority) {
-            return queue.push(seq, waiting);
+        let at = Lane::push_into(&mut self.levels, priority, waiting);
+        // A new level moves to its place: highest first.
+        if at + 1 == self.levels.len() {
+            let place = self.levels[..at].partition_point(|level| level.key > priority);
+            self.levels[place..].rotate_right(1);
         }
-        // Empty levels are kept for reuse, unless they pile up.
-        if self.levels.len() >= 16 {
-            self.levels.retain(|(_, queue)| queue.len > 0);
-        }
-        let at = self.levels.partition_point(|(p, _)| *p > priority);
-        let mut queue = Queue::default();
-        queue.push(seq, waiting);
-        self.levels.insert(at, (priority, queue));
     }
 
     fn pop(&mut self, now: Instant) -> Option<Waiting> {
-        // The oldest job is at the front of one of the levels.
         let oldest = self
             .levels
             .iter_mut()
-            .filter_map(|(_, queue)| {
-                let front = queue.front()?;
-                Some(((front.arrived, front.id.seq), queue))
-            })
-            .min_by_key(|(arrival, _)| *arrival);
+            .filter_map(|level| Some((level.oldest?, level)))
+            .min_by_key(|(oldest, _)| *oldest);
         let picked = match oldest {
-            Some(((arrived, _), queue)) if now.saturating_duration_since(arrived) >= self.max_wait => queue.pop(),
-            _ => self.levels.iter_mut().find_map(|(_, queue)| queue.pop()),
+            Some(((arrived, _), level)) if now.saturating_duration_since(arrived) >= self.max_wait => level.pop(),
+            _ => self.levels.iter_mut().find_map(Lane::pop),
         };
         self.len -= usize::from(picked.is_some());
         picked
@@ -703,25 +840,64 @@ impl SchedulingPolicy for Priority {
 /// delays another flow's single job by at most one job.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    flows: HashMap<u64, Flow, BuildHasherDefault<Fnv>>,
-    /// Flows whose turn comes, in order; a flow appears at most once.
-    ring: VecDeque<u64>,
+    /// The turns to come, in order: each waiting flow's next job (a flow
+    /// is here at most once). A job cancelled here leaves its flow's turn,
+    /// which its flow's next job takes if one arrives in time.
+    ring: VecDeque<Turn>,
+    /// How many turns have been taken since the start: `ring[i]` is turn
+    /// `taken + i`.
+    taken: u64,
+    /// The turn each flow was last given. A flow is waiting if that turn is
+    /// still in the ring; older entries are stale, pruned in bulk. Serving
+    /// the turn of a flow with a single job (every instance its own flow)
+    /// touches no map: the job is in the ring itself.
+    turns: HashMap<u64, u64, BuildHasherDefault<Fnv>>,
+    /// The jobs after the first of flows with more than one waiting.
+    backlog: HashMap<u64, Queue<Waiting>, BuildHasherDefault<Fnv>>,
     len: usize,
-    /// Queues of flows that emptied, reused by new ones: with every
-    /// instance its own flow, most flows hold one job for a moment.
-    spare: Vec<Queue<Waiting>>,
 }
 
-#[derive(Debug, Default)]
-struct Flow {
-    queue: Queue<Waiting>,
-    in_ring: bool,
+#[derive(Debug)]
+struct Turn {
+    flow: u64,
+    /// `None` once cancelled.
+    job: Option<Waiting>,
+    /// Whether the flow has jobs in `backlog`.
+    more: bool,
 }
 
 impl RoundRobin {
     /// No flows yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The ring index of `flow`'s turn, if it has one to come.
+    fn turn_of(&self, flow: u64) -> Option<usize> {
+        let turn = *self.turns.get(&flow)?;
+        let at = usize::try_from(turn.checked_sub(self.taken)?).ok()?;
+        (self.ring.get(at)?.flow == flow).then_some(at)
+    }
+
+    /// Gives `flow` the last turn, for `job`.
+    fn enqueue(&mut self, flow: u64, job: Waiting, more: bool) {
+        self.turns.insert(flow, self.taken + self.ring.len() as u64);
+        self.ring.push_back(Turn {
+            flow,
+            job: Some(job),
+            more,
+        });
+    }
+
+    /// The next job of a flow whose turn came, and whether it has more.
+    fn next_of(&mut self, flow: u64) -> Option<(Waiting, bool)> {
+        let queue = self.backlog.get_mut(&flow)?;
+        let job = queue.pop();
+        let more = queue.len > 0;
+        if !more {
+            self.backlog.remove(&flow);
+        }
+        Some((job?, more))
     }
 }
 
@@ -731,46 +907,68 @@ impl SchedulingPolicy for RoundRobin {
     }
 
     fn push(&mut self, waiting: Waiting) {
-        let key = waiting.job.flow;
-        let spare = &mut self.spare;
-        let flow = self.flows.entry(key).or_insert_with(|| Flow {
-            queue: spare.pop().unwrap_or_default(),
-            in_ring: false,
-        });
-        flow.queue.push(waiting.id.seq, waiting);
-        if !flow.in_ring {
-            flow.in_ring = true;
-            self.ring.push_back(key);
-        }
+        let flow = waiting.job.flow;
         self.len += 1;
+        match self.turn_of(flow) {
+            Some(at) => {
+                self.ring[at].more = true;
+                self.backlog.entry(flow).or_default().push(waiting.id.seq, waiting);
+            }
+            None => {
+                // Stale entries are dropped once they outnumber the live
+                // ones: amortised O(1) per job.
+                if self.turns.len() > 2 * self.ring.len() + 64 {
+                    let taken = self.taken;
+                    self.turns.retain(|_, turn| *turn >= taken);
+                }
+                self.enqueue(flow, waiting, false);
+            }
+        }
     }
 
     fn pop(&mut self, _now: Instant) -> Option<Waiting> {
-        while let Some(key) = self.ring.pop_front() {
-            let Some(flow) = self.flows.get_mut(&key) else {
-                continue;
+        while let Some(Turn { flow, job, mut more }) = self.ring.pop_front() {
+            self.taken += 1;
+            // A cancelled job's turn goes to its flow's next one.
+            let job = match job {
+                Some(job) => job,
+                None if more => match self.next_of(flow) {
+                    Some((next, rest)) => {
+                        more = rest;
+                        next
+                    }
+                    None => continue,
+                },
+                None => continue,
             };
-            let picked = flow.queue.pop();
-            if flow.queue.len > 0 {
-                self.ring.push_back(key);
-            } else if let Some(emptied) = self.flows.remove(&key) {
-                // Emptied, or its jobs were all cancelled: it leaves the ring.
-                if self.spare.len() < 64 {
-                    self.spare.push(emptied.queue);
+            // The flow goes to the back of the ring with its next job.
+            if more {
+                if let Some((next, rest)) = self.next_of(flow) {
+                    self.enqueue(flow, next, rest);
                 }
             }
-            if picked.is_some() {
-                self.len -= 1;
-                return picked;
-            }
+            self.len -= 1;
+            return Some(job);
         }
         None
     }
 
     fn remove(&mut self, id: WaitId) -> Option<Waiting> {
-        // An emptied flow stays in the ring until its turn, so that it is
-        // never in it twice.
-        let removed = self.flows.get_mut(&id.flow)?.queue.remove(id.seq)?;
+        let flow = id.flow;
+        let in_turn = self
+            .turn_of(flow)
+            .filter(|&at| self.ring[at].job.as_ref().is_some_and(|job| job.id.seq == id.seq));
+        let removed = match in_turn {
+            Some(at) => self.ring[at].job.take(),
+            None => {
+                let queue = self.backlog.get_mut(&flow)?;
+                let removed = queue.remove(id.seq);
+                if queue.len == 0 {
+                    self.backlog.remove(&flow);
+                }
+                removed
+            }
+        }?;
         self.len -= 1;
         Some(removed)
     }
@@ -1047,11 +1245,9 @@ impl Resource {
         }
         let id = state.queue(job, now, |seq| Entry::Submitted {
             seq,
-            call: Box::new(Call {
-                activity,
-                arrived: now,
-                granted: Box::new(granted),
-            }),
+            activity,
+            arrived: now,
+            granted: Box::new(granted),
         });
         // A slot may be free with jobs waiting, if the policy once declined
         // to pick: give it out now.
@@ -1063,6 +1259,7 @@ impl Resource {
             pool: pool.clone(),
             id,
             arrived: now,
+            armed: true,
         })
     }
 
@@ -1153,15 +1350,10 @@ enum Entry {
     /// A job submitted with [`Resource::submit`]: called when granted.
     Submitted {
         seq: u64,
-        call: Box<Call>,
+        activity: &'static str,
+        arrived: Instant,
+        granted: Box<dyn FnOnce(Permit) + Send>,
     },
-}
-
-/// What a submitted job runs when granted, and what its permit needs.
-struct Call {
-    activity: &'static str,
-    arrived: Instant,
-    granted: Box<dyn FnOnce(Permit) + Send>,
 }
 
 impl PoolState {
@@ -1263,14 +1455,20 @@ impl PoolState {
                 Entry::Submitted { seq, .. } if *seq == next.id.seq => {
                     let taken = std::mem::replace(entry, Entry::Free { next: None });
                     self.release_entry(next.id.slot);
-                    if let Entry::Submitted { call, .. } = taken {
+                    if let Entry::Submitted {
+                        activity,
+                        arrived,
+                        granted,
+                        ..
+                    } = taken
+                    {
                         let permit = Permit {
                             pool: pool.clone(),
-                            activity: call.activity,
-                            arrived: call.arrived,
+                            activity,
+                            arrived,
                             started: now,
                         };
-                        wakes.push(Wake::Call(call.granted, permit));
+                        wakes.push(Wake::Call(granted, permit));
                     }
                 }
                 _ => continue,
@@ -1502,6 +1700,8 @@ pub struct Submitted {
     pool: Arc<Pool>,
     id: WaitId,
     arrived: Instant,
+    /// Cleared by `detach`: dropping it then does nothing.
+    armed: bool,
 }
 
 impl fmt::Debug for Submitted {
@@ -1518,10 +1718,19 @@ impl Submitted {
     pub fn is_waiting(&self) -> bool {
         matches!(self.pool.lock().entry(self.id), Some(Entry::Submitted { .. }))
     }
+
+    /// Drops the ticket of a job known to be granted without looking at
+    /// the queue (which takes the resource's lock).
+    pub(crate) fn detach(mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for Submitted {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let mut state = self.pool.lock();
         if !matches!(state.entry(self.id), Some(Entry::Submitted { .. })) {
             return; // granted: its call has the permit
@@ -1669,7 +1878,7 @@ mod tests {
         for seq in 1..10_000 {
             sjf.push(waiting(seq, Job::new("short").expected(Duration::from_millis(1)), t0));
             if seq % 3 == 0 {
-                assert!(sjf.remove(WaitId::new(seq, 0, &Job::new("a"))).is_some());
+                assert!(sjf.remove(WaitId::new(seq, seq as usize, &Job::new("a"))).is_some());
             // cancelled
             } else {
                 assert_eq!(sjf.pop(t0).map(|w| w.id.seq), Some(seq));
@@ -1677,11 +1886,11 @@ mod tests {
             assert_eq!(sjf.len(), 1);
         }
         assert!(
-            sjf.queue.jobs.items.len() <= 2 + 64 + 1,
+            sjf.declared.arrivals.len() <= 2 + 64 + 1,
             "{}",
-            sjf.queue.jobs.items.len()
+            sjf.declared.arrivals.len()
         );
-        assert!(sjf.queue.heap.len() <= 2 + 64 + 1, "{}", sjf.queue.heap.len());
+        assert!(sjf.declared.heap.len() <= 2 + 64 + 1, "{}", sjf.declared.heap.len());
         // Overdue jobs leave stale heap entries behind; they are skipped.
         let mut capped = ShortestJobFirst::new().max_wait(Duration::from_secs(1));
         for seq in 0..5 {
@@ -1719,6 +1928,31 @@ mod tests {
     }
 
     #[test]
+    fn sjf_keeps_an_activity_in_order_and_ranks_it_by_what_is_known_now() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut sjf = ShortestJobFirst::new().smoothing(1.0).max_wait(Duration::from_secs(1));
+        sjf.completed("slow", ms(50));
+        sjf.push(waiting(0, Job::new("slow"), t0)); // 50 ms when it arrived
+        sjf.push(waiting(1, Job::new("mid").expected(ms(20)), t0));
+        sjf.completed("slow", ms(10)); // now 10 ms
+        sjf.push(waiting(2, Job::new("slow"), t0));
+        sjf.push(waiting(3, Job::new("fast").expected(ms(5)), t0));
+        assert!(sjf.remove(WaitId::new(2, 2, &Job::new("slow"))).is_some());
+        assert!(sjf.remove(WaitId::new(2, 2, &Job::new("slow"))).is_none());
+        sjf.push(waiting(4, Job::new("slow"), t0));
+        assert_eq!(sjf.len(), 4);
+        // 5 ms, then both `slow` calls at 10 ms in arrival order, then 20 ms.
+        assert_eq!(drain(&mut sjf, t0), [3, 0, 4, 1]);
+        // Overdue jobs go oldest first, declared or not.
+        sjf.push(waiting(5, Job::new("mid").expected(ms(20)), t0));
+        sjf.push(waiting(6, Job::new("slow"), t0 + ms(10)));
+        sjf.push(waiting(7, Job::new("fast").expected(ms(1)), t0 + ms(900)));
+        assert_eq!(drain(&mut sjf, t0 + ms(1_010)), [5, 6, 7]);
+        assert!(sjf.is_empty());
+    }
+
+    #[test]
     fn round_robin_takes_turns_and_survives_removals() {
         let now = Instant::now();
         let mut fair = RoundRobin::new();
@@ -1731,7 +1965,28 @@ mod tests {
         fair.push(waiting(6, Job::new("a").flow(3), now));
         assert_eq!(fair.len(), 6);
         assert_eq!(drain(&mut fair, now), [0, 4, 6, 1, 2, 3]);
-        assert!(fair.flows.is_empty() && fair.ring.is_empty() && fair.len == 0);
+        assert!(fair.backlog.is_empty() && fair.ring.is_empty() && fair.len == 0);
+    }
+
+    #[test]
+    fn round_robin_passes_a_cancelled_turn_on_and_forgets_old_flows() {
+        let now = Instant::now();
+        let mut fair = RoundRobin::new();
+        let job = |flow| Job::new("a").flow(flow);
+        for seq in 0..3 {
+            fair.push(waiting(seq, job(1), now));
+        }
+        fair.push(waiting(3, job(2), now));
+        assert!(fair.remove(WaitId::new(0, 0, &job(1))).is_some()); // flow 1's turn: job 1 takes it
+        assert!(fair.remove(WaitId::new(2, 2, &job(1))).is_some()); // from its backlog
+        assert!(fair.remove(WaitId::new(2, 2, &job(1))).is_none());
+        assert_eq!(drain(&mut fair, now), [1, 3]);
+        // Every job its own flow: the turns of served flows are forgotten.
+        for seq in 10..1_010 {
+            fair.push(waiting(seq, job(seq), now));
+            assert_eq!(fair.pop(now).map(|w| w.id.seq), Some(seq));
+        }
+        assert!(fair.turns.len() <= 65, "{} turns kept", fair.turns.len());
     }
 
     #[test]
