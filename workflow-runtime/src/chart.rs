@@ -403,11 +403,108 @@ struct Lookup<const W: usize> {
     /// that delivering the event reads one record.
     single: bool,
     /// Whether `single` and `first` is [`EXPRESS`] (and the only candidate
-    /// or unguarded, which `EXPRESS` implies).
+    /// or unguarded, which `EXPRESS` implies): `fast` is its short path.
     express: bool,
+    fast: Express<W>,
     first: Plan<W>,
     start: u32,
     end: u32,
+}
+
+/// An [`EXPRESS`] transition as [`Run::express`] takes it, with its join
+/// inline and its completion reduced to one mask test, so that the short
+/// path reads one record and branches little.
+#[derive(Clone, Copy)]
+struct Express<const W: usize> {
+    exit: StateSet<W>,
+    entry: StateSet<W>,
+    /// With [`X_DONE`], the transition completes `done` when the
+    /// configuration after it holds all of `done_when` (empty for a
+    /// compound parent, the regions' final states for a parallel one).
+    done_when: StateSet<W>,
+    done: u32,
+    /// With [`X_JOIN`], `done`'s one `on done` transition (see
+    /// [`Completion::join`]), folded with this one: the states both exit
+    /// when active, those the join exits that this one enters, and the
+    /// states active, and entered, after both.
+    join_exit: StateSet<W>,
+    join_reexit: StateSet<W>,
+    join_active: StateSet<W>,
+    join_entered: StateSet<W>,
+    join: u32,
+    transition: u32,
+    /// `transition` as [`Macrostep::transition`] reports it.
+    step: u16,
+    /// [`X_DONE`], [`X_JOIN`], [`X_ACTIONS`], [`X_JOIN_ACTIONS`].
+    flags: u8,
+}
+
+/// [`Express`] flags: the transition may complete a state; that state's
+/// join is inline; the transition has actions; the join has actions.
+const X_DONE: u8 = 1;
+const X_JOIN: u8 = 2;
+const X_ACTIONS: u8 = 4;
+const X_JOIN_ACTIONS: u8 = 8;
+
+impl<const W: usize> Express<W> {
+    const NOTHING: Self = Express {
+        exit: StateSet::EMPTY,
+        entry: StateSet::EMPTY,
+        done_when: StateSet::EMPTY,
+        done: NONE,
+        join_exit: StateSet::EMPTY,
+        join_reexit: StateSet::EMPTY,
+        join_active: StateSet::EMPTY,
+        join_entered: StateSet::EMPTY,
+        join: NONE,
+        transition: NONE,
+        step: u16::MAX,
+        flags: 0,
+    };
+
+    /// The short path of [`EXPRESS`] transition `plan`; `None` if its
+    /// completion needs more than one mask test (a parallel state with a
+    /// region of several final states), which the general path handles.
+    fn of(plans: &[Plan<W>], plan: &Plan<W>) -> Option<Self> {
+        let c = &plan.completion;
+        let mut x = Express {
+            exit: plan.exit,
+            entry: plan.entry,
+            transition: plan.transition,
+            step: u16::try_from(plan.transition).unwrap_or(u16::MAX),
+            ..Self::NOTHING
+        };
+        match (c.parent, c.parallel) {
+            (NONE, NONE) => {}
+            (parent, NONE) => x.done = parent,
+            (NONE, parallel) if !c.all_of.is_empty() => {
+                x.done = parallel;
+                x.done_when = c.all_of;
+            }
+            _ => return None,
+        }
+        if x.done != NONE {
+            x.flags |= X_DONE;
+        }
+        if plan.flags & ACTIONS != 0 {
+            x.flags |= X_ACTIONS;
+        }
+        if x.done != NONE && c.join != NONE {
+            let join = plans.get(c.join as usize)?;
+            x.flags |= X_JOIN;
+            // ((a - exit) + entry) - join.exit + join.entry
+            //   = (a - (exit + join.exit)) + ((entry - join.exit) + join.entry)
+            x.join = join.transition;
+            x.join_exit = plan.exit.or(&join.exit);
+            x.join_reexit = plan.entry.and(&join.exit);
+            x.join_active = plan.entry.without(&join.exit).or(&join.entry);
+            x.join_entered = plan.entry.or(&join.entry);
+            if join.flags & ACTIONS != 0 {
+                x.flags |= X_JOIN_ACTIONS;
+            }
+        }
+        Some(x)
+    }
 }
 
 /// `Completion` and `Plan` fields that hold no state or transition.
@@ -660,6 +757,7 @@ impl<const W: usize> Tables<W> {
                 reach,
                 single: false,
                 express: false,
+                fast: Express::NOTHING,
                 first: Plan::NOTHING,
                 start: 0,
                 end: 0,
@@ -671,7 +769,12 @@ impl<const W: usize> Tables<W> {
                 lookup.start = tables.offsets[i];
                 lookup.end = tables.offsets[i + 1];
                 lookup.first = tables.candidates[lookup.start as usize];
-                lookup.express = lookup.first.flags & EXPRESS != 0;
+                if lookup.first.flags & EXPRESS != 0 {
+                    if let Some(fast) = Express::of(&tables.plans, &lookup.first) {
+                        lookup.express = true;
+                        lookup.fast = fast;
+                    }
+                }
             }
             tables.lookups.push(lookup);
         }
@@ -909,7 +1012,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     /// One macrostep for an external `event`; `None` if it enables no
     /// transition (nothing changes then).
-    #[inline]
+    #[inline(always)]
     pub fn handle(&mut self, event: &C::Event) -> Option<Macrostep> {
         let tables = C::tables();
         let index = C::event_index(event);
@@ -918,7 +1021,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             return None;
         }
         if !C::RAISES && lookup.express {
-            return Some(self.express(tables, &lookup.first, event));
+            return Some(self.express(tables, &lookup.fast, event));
         }
         self.macrostep(tables, index, event)
     }
@@ -930,49 +1033,71 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     /// enabled, that one; anything else goes through the queue as usual.
     /// The same semantics as [`macrostep`](Self::macrostep), without its
     /// generality. Actions cannot observe the configuration, so it is
-    /// computed first and the actions run after, in their order.
+    /// computed first and the actions run after, in their order. Out of
+    /// line, so that `handle`, which callers inline, stays small.
     #[inline(never)]
-    fn express(&mut self, tables: &Tables<W>, plan: &Plan<W>, event: &C::Event) -> Macrostep {
+    fn express(&mut self, tables: &Tables<W>, x: &Express<W>, event: &C::Event) -> Macrostep {
         let eventless = |active: &StateSet<W>| C::EVENTLESS && active.intersects(&tables.eventless);
-        let exit = self.core.active.and(&plan.exit);
-        let mut active = self.core.active.without(&exit).or(&plan.entry);
-        let (mut exited, mut entered) = (exit, plan.entry);
-        // Without `ONE_FINAL`, `completion` is `Completion::NOTHING`; with
-        // it, `EXPRESS` leaves at most one of `parent` and `parallel`.
-        let completion = &plan.completion;
-        let mut done = completion.parent;
-        if completion.parallel != NONE && tables.completed(completion, &active) {
-            done = completion.parallel;
-        }
-        let mut join = None;
-        if done != NONE && completion.join != NONE && !eventless(&active) {
-            let next = &tables.plans[completion.join as usize];
-            let exit = active.and(&next.exit);
-            active = active.without(&exit).or(&next.entry);
-            exited = exited.or(&exit);
-            entered = entered.or(&next.entry);
-            join = Some(next);
-            done = NONE;
-        }
-        self.core.active = active;
-        self.core.exited = exited;
-        self.core.entered = entered;
+        let before = self.core.active;
+        let exit = before.and(&x.exit);
+        let active = before.without(&x.exit).or(&x.entry);
         let step = Macrostep {
-            transition: u16::try_from(plan.transition).unwrap_or(u16::MAX),
+            transition: x.step,
             exited: !exit.is_empty(),
         };
-        let settle = done != NONE || eventless(&active);
-        // Nothing raises: the queue the actions get stays empty.
-        if plan.flags & ACTIONS != 0 {
-            self.act(Site::Transition(plan.index()), Some(event), &mut Queue::new());
+        if x.flags & X_DONE != 0 && active.and(&x.done_when) == x.done_when {
+            if x.flags & X_JOIN == 0 || eventless(&active) {
+                return self.express_done(tables, x, event, active, exit);
+            }
+            // The join, in the same macrostep.
+            self.core.active = before.without(&x.join_exit).or(&x.join_active);
+            self.core.exited = before.and(&x.join_exit).or(&x.join_reexit);
+            self.core.entered = x.join_entered;
+            // Nothing raises: the queue the actions get stays empty.
+            if x.flags & X_ACTIONS != 0 {
+                self.act(Site::Transition(x.transition as usize), Some(event), &mut Queue::new());
+            }
+            if x.flags & X_JOIN_ACTIONS != 0 {
+                self.act(Site::Transition(x.join as usize), None, &mut Queue::new());
+            }
+        } else {
+            self.core.active = active;
+            self.core.exited = exit;
+            self.core.entered = x.entry;
+            if x.flags & X_ACTIONS != 0 {
+                self.act(Site::Transition(x.transition as usize), Some(event), &mut Queue::new());
+            }
         }
-        if let Some(next) = join.filter(|next| next.flags & ACTIONS != 0) {
-            self.act(Site::Transition(next.index()), None, &mut Queue::new());
-        }
-        if settle {
-            self.settle_after(tables, done);
+        if eventless(&self.core.active) {
+            self.settle_after(tables, NONE);
         }
         step
+    }
+
+    /// An [`express`](Self::express) transition that completed a state
+    /// without a join to take at once: the transition, then its completion
+    /// through the queue.
+    #[cold]
+    #[inline(never)]
+    fn express_done(
+        &mut self,
+        tables: &Tables<W>,
+        x: &Express<W>,
+        event: &C::Event,
+        active: StateSet<W>,
+        exit: StateSet<W>,
+    ) -> Macrostep {
+        self.core.active = active;
+        self.core.exited = exit;
+        self.core.entered = x.entry;
+        if x.flags & X_ACTIONS != 0 {
+            self.act(Site::Transition(x.transition as usize), Some(event), &mut Queue::new());
+        }
+        self.settle_after(tables, x.done);
+        Macrostep {
+            transition: x.step,
+            exited: !exit.is_empty(),
+        }
     }
 
     /// The rest of an [`express`](Self::express) macrostep that did not end

@@ -102,6 +102,7 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
             /// conflicts resolved in document order), then every eventless
             /// transition and internal event that follows. An event that
             /// enables nothing is rejected and nothing changes.
+            #[inline]
             pub fn handle<H: #handlers + ?::core::marker::Sized>(
                 &mut self,
                 event: &#event,
