@@ -162,6 +162,24 @@ async fn states_without_an_activity_run_nothing() {
     assert!(order.run_activity(&Services::default()).await.is_none());
 }
 
+#[tokio::test]
+async fn run_activity_runs_the_current_states_activity_when_awaited() {
+    let services = Services::default();
+    let reserving = Order::with_state(OrderState::Reserving, OrderCtx::default());
+    let refunding = Order::with_state(OrderState::Refunding, OrderCtx::default());
+    let future = reserving.run_activity(&services);
+    assert!(
+        services.calls.lock().unwrap().is_empty(),
+        "nothing runs before the await"
+    );
+    assert!(matches!(future.await, Some(OrderEvent::ReserveStockDone(()))));
+    assert!(matches!(
+        refunding.run_activity(&services).await,
+        Some(OrderEvent::RefundDone(()))
+    ));
+    assert_eq!(*services.calls.lock().unwrap(), ["reserve_stock", "refund"]);
+}
+
 #[test]
 fn the_graph_describes_the_block() {
     let graph = Order::graph();

@@ -283,3 +283,49 @@ fn the_graph_and_diagram_show_the_hierarchy() {
     assert!(mermaid.contains("Decide --> Shipped: always [in_stock]"), "{mermaid}");
     assert!(mermaid.contains("Work --> Decide: done"), "{mermaid}");
 }
+
+workflow! {
+    /// Two calls in turn inside a compound state.
+    workflow Calls {
+        initial Work;
+        state Work {
+            state First {
+                invoke first -> u32 { done => Second; error => Failed; }
+            }
+            state Second {
+                invoke second -> u32 { done => Done; error => Failed; }
+            }
+        }
+        final Done;
+        final Failed (failure);
+    }
+}
+
+struct Callee;
+
+impl CallsHandlers for Callee {
+    async fn first(&self, _ctx: &(), _call: ActivityCall) -> Result<u32, ActivityError> {
+        Ok(1)
+    }
+    async fn second(&self, _ctx: &(), _call: ActivityCall) -> Result<u32, ActivityError> {
+        Ok(2)
+    }
+}
+
+#[tokio::test]
+async fn run_activity_runs_the_active_states_activity() {
+    let mut calls = Calls::new(());
+    calls.start(&Callee);
+    let first = calls.run_activity(&Callee).await;
+    assert!(matches!(first, Some(CallsEvent::FirstDone(1))), "{first:?}");
+    calls.handle(&first.unwrap(), &Callee).unwrap();
+    assert!(calls.is_in(CallsState::Second) && calls.is_in(CallsState::Work));
+    let second = calls.run_activity(&Callee).await;
+    assert!(matches!(second, Some(CallsEvent::SecondDone(2))), "{second:?}");
+    calls.handle(&second.unwrap(), &Callee).unwrap();
+    assert!(calls.is_in(CallsState::Done));
+    assert!(
+        calls.run_activity(&Callee).await.is_none(),
+        "a final state runs nothing"
+    );
+}

@@ -269,6 +269,64 @@ impl<T, F: Future<Output = Result<T, ActivityError>>> Future for Once<F> {
 }
 
 pin_project_lite::pin_project! {
+    /// One of two futures with the same output. A flat workflow's
+    /// `run_activity` returns these nested, one arm per state that invokes
+    /// an activity: picking the state's activity then happens in the call,
+    /// with no `async` state machine of its own around the activity's.
+    #[project = EitherProj]
+    #[allow(missing_docs)] // pin_project_lite takes no docs on variant fields
+    pub enum Either<A, B> {
+        /// The first future.
+        Left {
+            #[pin]
+            future: A,
+        },
+        /// The second future.
+        Right {
+            #[pin]
+            future: B,
+        },
+    }
+}
+
+impl<A: Future, B: Future<Output = A::Output>> Future for Either<A, B> {
+    type Output = A::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            EitherProj::Left { future } => future.poll(cx),
+            EitherProj::Right { future } => future.poll(cx),
+        }
+    }
+}
+
+/// `future` with its output passed through `map`: how a generated
+/// `run_activity` turns an activity's outcome into its done or failed event.
+pub fn map<F: Future, T, G: FnMut(F::Output) -> T>(future: F, map: G) -> Map<F, G> {
+    Map { future, map }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`map`].
+    pub struct Map<F, G> {
+        #[pin]
+        future: F,
+        map: G,
+    }
+}
+
+impl<F: Future, T, G: FnMut(F::Output) -> T> Future for Map<F, G> {
+    type Output = T;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        this.future.poll(cx).map(this.map)
+    }
+}
+
+pin_project_lite::pin_project! {
     /// Polls `future`, turning a panic in any poll into an
     /// [`ErrorKind::Panicked`] error.
     struct CatchUnwind<F> {

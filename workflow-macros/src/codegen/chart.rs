@@ -47,12 +47,15 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
         }
     };
     let chart_impl = chart_impl(v, names);
-    let run_activity = super::run_activity_fn(v, names, |arms| {
-        let arms = arms.into_iter().map(|(id, block)| {
-            let id = Literal::usize_unsuffixed(id);
-            quote!(if self.core.active.contains(#id) { return #block; })
+    let run_activity = super::run_activity_fn(v, names, true, |alternatives| {
+        let arms = alternatives.into_iter().map(|(id, future)| match id {
+            Some(id) => {
+                let id = Literal::usize_unsuffixed(id);
+                quote!(if self.core.active.contains(#id) { #future } else)
+            }
+            None => quote!({ #future }),
         });
-        quote!(#(#arms)* ::core::option::Option::None)
+        quote!(#(#arms)*)
     });
     quote! {
         #header

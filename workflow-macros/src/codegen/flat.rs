@@ -31,13 +31,19 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
         quote!(handlers)
     };
     let handle = handle_fn(v, names);
-    let run_activity = super::run_activity_fn(v, names, |arms| {
-        let rest = (arms.len() < m.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
-        let arms = arms.into_iter().map(|(id, block)| {
-            let name = &m.states[id].name;
-            quote!(#state::#name => #block)
-        });
-        quote!(match self.state { #(#arms)* #rest })
+    let run_activity = super::run_activity_fn(v, names, false, |alternatives| match &alternatives[..] {
+        // One alternative (no activity, or the only state's) needs no `match`.
+        [(_, only)] => only.clone(),
+        _ => {
+            let arms = alternatives.iter().map(|(id, future)| match id {
+                Some(id) => {
+                    let name = &m.states[*id].name;
+                    quote!(#state::#name => #future,)
+                }
+                None => quote!(_ => #future,),
+            });
+            quote!(match self.state { #(#arms)* })
+        }
     });
     quote! {
         #header

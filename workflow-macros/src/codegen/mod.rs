@@ -851,17 +851,23 @@ fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
         .map(|h| &h.input)
 }
 
-/// `run_activity`: `dispatch` turns `(state, block)` pairs, where each block
-/// runs that state's activity and evaluates to `Some(outcome event)`, into
-/// the body that picks the current one.
+/// `run_activity`: a plain method that picks the activity to run (that of
+/// the current state, or of the first active state in document order that
+/// invokes one) and returns its future, wrapped in nested
+/// `activity::Either`s: alternative `i` is `Right` `i` times, then `Left`
+/// unless it is the last. Unlike an `async fn`, it adds no state machine of
+/// its own around the activity's future. `dispatch` gets the alternatives,
+/// by the state that picks each (`None`: the last, nothing to run, present
+/// if `idle` or some state invokes nothing), and makes the choice.
 fn run_activity_fn(
     v: &Validated,
     names: &Names,
-    dispatch: impl FnOnce(Vec<(StateId, TokenStream)>) -> TokenStream,
+    idle: bool,
+    dispatch: impl FnOnce(Vec<(Option<StateId>, TokenStream)>) -> TokenStream,
 ) -> TokenStream {
     let m = &v.model;
     let Names { event, handlers, .. } = names;
-    let mut arms = Vec::new();
+    let mut futures: Vec<(Option<StateId>, TokenStream)> = Vec::new();
     for (id, s) in m.states.iter().enumerate() {
         let (Some(invoke), Some(activity)) = (&s.invoke, v.activity_of(id)) else {
             continue;
@@ -869,48 +875,70 @@ fn run_activity_fn(
         let method = &activity.name;
         let text = method.to_string();
         let policy = policy(invoke);
-        let call = quote!(|call| handlers.#method(&self.context, call));
+        let call = quote!(move |call| handlers.#method(&self.context, call));
         let run = if policy.max_attempts == 1 && policy.timeout.is_none() {
-            quote!(::workflow::activity::once(#text, 0, #call).await)
+            quote!(::workflow::activity::once(#text, 0, #call))
         } else {
             let policy = policy_tokens(&policy);
             quote! {{
                 const POLICY: ::workflow::RetryPolicy = #policy;
-                ::workflow::activity::run(#text, &POLICY, 0, #call).await
+                ::workflow::activity::run(#text, &POLICY, 0, #call)
             }}
         };
         let (done, failed) = (&activity.done_variant, &activity.failed_variant);
-        arms.push((
-            id,
-            quote! {{
-                let outcome = #run;
-                ::core::option::Option::Some(match outcome {
-                    ::core::result::Result::Ok(output) => #event::#done(output),
-                    ::core::result::Result::Err(error) => #event::#failed(error),
+        futures.push((
+            Some(id),
+            quote! {
+                ::workflow::activity::map(#run, |outcome| {
+                    ::core::option::Option::Some(match outcome {
+                        ::core::result::Result::Ok(output) => #event::#done(output),
+                        ::core::result::Result::Err(error) => #event::#failed(error),
+                    })
                 })
-            }},
+            },
         ));
     }
-    let handlers_param = if arms.is_empty() {
+    let handlers_param = if futures.is_empty() {
         quote!(_handlers)
     } else {
         quote!(handlers)
     };
-    let body = dispatch(arms);
+    if idle || futures.len() < m.states.len() {
+        futures.push((None, quote!(::core::future::ready(::core::option::Option::None))));
+    }
+    let either = quote!(::workflow::activity::Either);
+    let last = futures.len().saturating_sub(1);
+    let alternatives = futures
+        .into_iter()
+        .enumerate()
+        .map(|(i, (state, future))| {
+            let mut wrapped = if i < last {
+                quote!(#either::Left { future: #future })
+            } else {
+                future
+            };
+            for _ in 0..i {
+                wrapped = quote!(#either::Right { future: #wrapped });
+            }
+            (state, wrapped)
+        })
+        .collect();
+    let body = dispatch(alternatives);
     quote! {
         /// Runs the activity of the current state (with nested states, of the
         /// first active state in document order that invokes one) under its
         /// retry policy and returns the event it produced: its `…Done` event
         /// with the output, or its `…Failed` event once the attempts are
         /// spent. `None` if no active state invokes anything. Feed the event
-        /// to [`handle`](Self::handle).
+        /// to [`handle`](Self::handle). The state is read now; the activity
+        /// runs when the future is awaited.
         ///
         /// Timeouts and backoff use tokio's clock: a policy with either needs a
         /// tokio runtime with time enabled.
-        pub async fn run_activity<H: #handlers + ?::core::marker::Sized>(
-            &self,
-            #handlers_param: &H,
-        ) -> ::core::option::Option<#event> {
+        pub fn run_activity<'a, H: #handlers + ?::core::marker::Sized>(
+            &'a self,
+            #handlers_param: &'a H,
+        ) -> impl ::core::future::Future<Output = ::core::option::Option<#event>> + 'a {
             #body
         }
     }
