@@ -1439,6 +1439,17 @@ impl Launch {
     fn lock(&self) -> std::sync::MutexGuard<'_, LaunchState> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The call's slot was granted: `start` spawns its task, unless the
+    /// call was cancelled meanwhile; then `start` is dropped unrun, with
+    /// the permit it holds, which passes the slot on (after the lock is
+    /// released: a parameter outlives the guard).
+    fn grant(&self, start: impl FnOnce() -> AbortHandle) {
+        let mut state = self.lock();
+        if matches!(*state, LaunchState::Waiting) {
+            *state = LaunchState::Running(start());
+        }
+    }
 }
 
 /// A pending timer: what it delivers and when, and its task once started.
@@ -2062,10 +2073,7 @@ where
                 let granted = launch.clone();
                 let runtime = tokio::runtime::Handle::current();
                 let ticket = queue.submit(job, move |permit| {
-                    let mut state = granted.lock();
-                    if matches!(*state, LaunchState::Waiting) {
-                        *state = LaunchState::Running(runtime.spawn(task(Some(permit))).abort_handle());
-                    }
+                    granted.grant(|| runtime.spawn(task(Some(permit))).abort_handle());
                 });
                 ActivityTask::Queued(launch, ticket)
             }
@@ -2354,4 +2362,79 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{Job, Scheduler};
+
+    fn queued() -> Arc<Launch> {
+        Arc::new(Launch(Mutex::new(LaunchState::Waiting)))
+    }
+
+    #[tokio::test]
+    async fn a_call_cancelled_while_it_waits_leaves_the_queue_and_never_starts() {
+        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
+        let r = scheduler.resource("r").unwrap();
+        let held = r.acquire(Job::new("a")).await.unwrap();
+        let launch = queued();
+        let granted = launch.clone();
+        let ticket = r.submit(Job::new("b"), move |permit| {
+            granted.grant(|| tokio::spawn(async move { drop(permit) }).abort_handle());
+        });
+        assert!(ticket.is_some() && r.queue_len() == 1);
+        ActivityTask::Queued(launch.clone(), ticket).abort();
+        assert_eq!((r.queue_len(), r.in_service()), (0, 1));
+        drop(held);
+        assert_eq!(r.in_service(), 0, "nobody was granted the slot");
+        assert!(matches!(*launch.lock(), LaunchState::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn a_grant_that_arrives_after_the_cancel_passes_the_slot_on() {
+        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
+        let r = scheduler.resource("r").unwrap();
+        // The grant raced the cancel: the queue already handed the call its
+        // permit, and the instance had left the state.
+        let launch = queued();
+        ActivityTask::Queued(launch.clone(), None).abort();
+        let permit = r.acquire(Job::new("b")).await.unwrap();
+        assert_eq!(r.in_service(), 1);
+        let mut started = false;
+        launch.grant(|| {
+            started = true;
+            drop(permit);
+            tokio::spawn(async {}).abort_handle()
+        });
+        assert!(!started, "a cancelled call does not start");
+        assert_eq!(r.in_service(), 0, "its permit was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_granted_call_is_aborted_on_cancel() {
+        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
+        let r = scheduler.resource("r").unwrap();
+        let held = r.acquire(Job::new("a")).await.unwrap();
+        let launch = queued();
+        let granted = launch.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ticket = r.submit(Job::new("b"), move |permit| {
+            granted.grant(|| {
+                let task = tokio::spawn(async move {
+                    let _permit = permit;
+                    std::future::pending::<()>().await;
+                });
+                let abort = task.abort_handle();
+                let _ = tx.send(task);
+                abort
+            });
+        });
+        drop(held); // grants the call: its task starts, holding the slot
+        let task = rx.await.unwrap();
+        assert!(matches!(*launch.lock(), LaunchState::Running(_)));
+        ActivityTask::Queued(launch, ticket).abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(r.in_service(), 0, "the aborted call freed its slot");
+    }
 }
