@@ -671,11 +671,15 @@ enum Command<W: Machine> {
 
 /// What an instance's own activity and timer tasks tell it.
 enum Internal<E> {
+    /// Queued without waking the instance: the outcome (or any other
+    /// message) follows and wakes it, and the instance handles its own
+    /// messages first, so the history reads the same; the record is timed
+    /// where it was made.
     Attempt {
         node: usize,
         generation: u64,
         // Boxed: it would double the size of every message in the queue.
-        record: Box<RecordKind>,
+        record: Box<Record>,
     },
     Outcome {
         node: usize,
@@ -1594,11 +1598,19 @@ where
     }
 
     fn record(&mut self, kind: RecordKind) {
-        let at = self.engine.epoch.elapsed();
+        self.keep(Record {
+            at: self.engine.epoch.elapsed(),
+            kind,
+        });
+    }
+
+    /// Appends `record` to the history, dropping the oldest beyond its
+    /// capacity.
+    fn keep(&mut self, record: Record) {
         if self.history.len() >= self.engine.config.history.max(1) {
             self.history.pop_front();
         }
-        self.history.push_back(Record { at, kind });
+        self.history.push_back(record);
     }
 
     /// Which watched states are active.
@@ -2051,10 +2063,13 @@ where
                             error: error.map(ToString::to_string),
                         },
                     };
-                    report.push_own(Internal::Attempt {
+                    report.push_own_quietly(Internal::Attempt {
                         node,
                         generation,
-                        record: Box::new(record),
+                        record: Box::new(Record {
+                            at: engine.epoch.elapsed(),
+                            kind: record,
+                        }),
                     });
                 };
                 let result = activity::run_observed(activity, &policy, &schedule, key, admit, attempt, observe).await;
@@ -2140,7 +2155,7 @@ where
                 record,
             } => {
                 if self.activity(node).is_some_and(|a| a.generation == generation) {
-                    self.record(*record);
+                    self.keep(*record);
                 }
             }
             Internal::Outcome {

@@ -143,6 +143,17 @@ impl<C, O, T> Mailbox<C, O, T> {
         }
     }
 
+    /// Queues one of the receiver's own messages without waking it (dropped
+    /// if it has ended): for a message that needs no prompt handling,
+    /// because another that wakes it follows, or a request comes first
+    /// (own messages are taken in order, before requests).
+    pub(crate) fn push_own_quietly(&self, message: O) {
+        let mut inner = self.lock();
+        if !inner.ended {
+            inner.own.push_back(message);
+        }
+    }
+
     /// Queues one of the receiver's own messages (dropped if it has ended).
     pub(crate) fn push_own(&self, message: O) {
         let mut inner = self.lock();
@@ -322,6 +333,28 @@ mod tests {
         mailbox.push_own("late");
         assert!(matches!(mailbox.next().await, Next::Closed));
         assert_eq!(mailbox.with(|data| *data), 7);
+    }
+
+    #[tokio::test]
+    async fn a_quiet_message_waits_for_the_next_wake() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mailbox = Arc::new(Box3::new(2, 0));
+        let got_one = Arc::new(AtomicBool::new(false));
+        let receiver = tokio::spawn({
+            let (mailbox, got_one) = (mailbox.clone(), got_one.clone());
+            async move {
+                let first = mailbox.next().await;
+                got_one.store(true, Ordering::SeqCst);
+                let second = mailbox.next().await;
+                matches!((first, second), (Next::Own("started"), Next::Own("outcome")))
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        mailbox.push_own_quietly("started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!got_one.load(Ordering::SeqCst), "a quiet message wakes nobody");
+        mailbox.push_own("outcome");
+        assert!(receiver.await.unwrap(), "both, in order, at the next wake");
     }
 
     #[tokio::test]
