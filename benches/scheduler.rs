@@ -322,13 +322,7 @@ impl Config {
         let (scheduler, semaphore) = match limit {
             Limit::None => (None, None),
             Limit::Semaphore => (None, Some(Arc::new(Semaphore::new(ENGINE_SLOTS)))),
-            Limit::Pool(limit, policy) => {
-                let scheduler = Scheduler::builder()
-                    .resource_with("pool", limit, policy)
-                    .build()
-                    .expect("a valid scheduler");
-                (Some(scheduler), None)
-            }
+            Limit::Pool(limit, policy) => (Some(resource(limit, policy).0), None),
         };
         Self {
             name,

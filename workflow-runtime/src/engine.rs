@@ -2382,7 +2382,14 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{Job, Scheduler};
+    use crate::scheduler::{Job, Resource, Scheduler};
+
+    /// A scheduler with one resource of one slot, and that resource.
+    fn one_slot() -> (Scheduler, Resource) {
+        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
+        let r = scheduler.resource("r").unwrap();
+        (scheduler, r)
+    }
 
     fn queued() -> Arc<Launch> {
         Arc::new(Launch(Mutex::new(LaunchState::Waiting)))
@@ -2390,8 +2397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_cancelled_while_it_waits_leaves_the_queue_and_never_starts() {
-        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
-        let r = scheduler.resource("r").unwrap();
+        let (_scheduler, r) = one_slot();
         let held = r.acquire(Job::new("a")).await.unwrap();
         let launch = queued();
         let granted = launch.clone();
@@ -2408,8 +2414,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_grant_that_arrives_after_the_cancel_passes_the_slot_on() {
-        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
-        let r = scheduler.resource("r").unwrap();
+        let (_scheduler, r) = one_slot();
         // The grant raced the cancel: the queue already handed the call its
         // permit, and the instance had left the state.
         let launch = queued();
@@ -2428,8 +2433,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_granted_call_is_aborted_on_cancel() {
-        let scheduler = Scheduler::builder().resource("r", 1).build().unwrap();
-        let r = scheduler.resource("r").unwrap();
+        let (_scheduler, r) = one_slot();
         let held = r.acquire(Job::new("a")).await.unwrap();
         let launch = queued();
         let granted = launch.clone();

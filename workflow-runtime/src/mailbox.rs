@@ -148,20 +148,21 @@ impl<C, O, T> Mailbox<C, O, T> {
     /// because another that wakes it follows, or a request comes first
     /// (own messages are taken in order, before requests).
     pub(crate) fn push_own_quietly(&self, message: O) {
-        let mut inner = self.lock();
-        if !inner.ended {
-            inner.own.push_back(message);
-        }
+        self.queue_own(message, false);
     }
 
     /// Queues one of the receiver's own messages (dropped if it has ended).
     pub(crate) fn push_own(&self, message: O) {
+        self.queue_own(message, true);
+    }
+
+    fn queue_own(&self, message: O, wake: bool) {
         let mut inner = self.lock();
         if inner.ended {
             return;
         }
         inner.own.push_back(message);
-        let receiver = inner.receiver.take();
+        let receiver = if wake { inner.receiver.take() } else { None };
         drop(inner);
         if let Some(receiver) = receiver {
             receiver.wake();

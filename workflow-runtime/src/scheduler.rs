@@ -437,16 +437,15 @@ impl<K: Ord + Copy> Ranked<K> {
 
     /// Takes job `seq` from `slot`, if it is still there.
     fn take(&mut self, seq: u64, slot: usize) -> Option<Waiting> {
-        let entry = self.jobs.get_mut(slot)?;
-        if entry.as_ref()?.id.seq != seq {
+        if !holds(&self.jobs, seq, slot) {
             return None;
         }
         self.len -= 1;
-        entry.take()
+        self.jobs[slot].take()
     }
 
     fn live(&self, seq: u64, slot: usize) -> bool {
-        matches!(self.jobs.get(slot), Some(Some(w)) if w.id.seq == seq)
+        holds(&self.jobs, seq, slot)
     }
 
     /// When the oldest job arrived, and its arrival number.
@@ -502,18 +501,23 @@ impl<K: Ord + Copy> Ranked<K> {
             return;
         }
         let jobs = &self.jobs;
-        let live = |seq: u64, slot: usize| matches!(jobs.get(slot), Some(Some(w)) if w.id.seq == seq);
         if self.heap.len() > 2 * self.len + 64 {
-            self.heap.retain(|Reverse((_, seq, slot))| live(*seq, *slot));
+            self.heap.retain(|&Reverse((_, seq, slot))| holds(jobs, seq, slot));
         }
         if self.arrivals.len() > 2 * self.len + 64 {
-            self.arrivals.retain(|&(seq, slot, _)| live(seq, slot));
+            self.arrivals.retain(|&(seq, slot, _)| holds(jobs, seq, slot));
         }
     }
 
     fn len(&self) -> usize {
         self.len
     }
+}
+
+/// Whether `jobs` still holds job `seq` at `slot` (a slot is reused once
+/// its job is gone).
+fn holds(jobs: &[Option<Waiting>], seq: u64, slot: usize) -> bool {
+    matches!(jobs.get(slot), Some(Some(w)) if w.id.seq == seq)
 }
 
 /// Shortest job first: the waiting job with the smallest expected duration
@@ -649,19 +653,17 @@ impl SchedulingPolicy for ShortestJobFirst {
             .enumerate()
             .filter_map(|(i, lane)| Some((lane.oldest?, i)))
             .min();
-        let oldest = match (self.declared.oldest(), oldest_lane) {
-            (Some(declared), Some((lane, i))) if lane < declared => Some((lane, Some(i))),
-            (Some(declared), _) => Some((declared, None)),
-            (None, Some((lane, i))) => Some((lane, Some(i))),
+        let ((arrived, _), at) = match (self.declared.oldest(), oldest_lane) {
+            (Some(declared), Some((lane, i))) if lane < declared => (lane, Some(i)),
+            (Some(declared), _) => (declared, None),
+            (None, Some((lane, i))) => (lane, Some(i)),
             (None, None) => return None,
         };
-        if let Some(((arrived, _), at)) = oldest {
-            if now.saturating_duration_since(arrived) >= self.max_wait {
-                return match at {
-                    Some(i) => self.by_activity[i].pop(),
-                    None => self.declared.pop_oldest(),
-                };
-            }
+        if now.saturating_duration_since(arrived) >= self.max_wait {
+            return match at {
+                Some(i) => self.by_activity[i].pop(),
+                None => self.declared.pop_oldest(),
+            };
         }
         // Else the smallest rank, ties by arrival.
         let declared = self.declared.first().map(|rank| (rank, None));
