@@ -512,145 +512,14 @@ macro_rules! four_events {
     }};
 }
 
-fn happy_path(c: &mut Criterion) {
-    use ours::*;
-    let mut g = c.benchmark_group("happy_path");
-
-    // Events are built once and passed by reference (every API here but
-    // smlang's takes `&Event`); `black_box` on the reference hides them, and
-    // `black_box` on the fresh machine hides its initial state, so nothing
-    // is decided at compile time. Each call's whole result is black-boxed.
-    let events: [OrderEvent; 4] = [
-        Submit { amount: AMOUNT }.into(),
-        Paid.into(),
-        Shipped.into(),
-        Delivered.into(),
-    ];
-    g.bench_function("ours", |b| {
-        b.iter(|| {
-            let mut m = black_box(Order::new(0));
-            four_events!(events, |e| m.handle(e, &Rules));
-            black_box(*m.context())
-        })
-    });
-    // Not a peer: ours with each result reduced to what the hand-written
-    // machines return (`Ok(new state)` / `Err(state)`), so the compiler drops
-    // the rest of `Step` / `Rejected`. Separates dispatch from result size.
-    g.bench_function("ours_state_only", |b| {
-        b.iter(|| {
-            let mut m = black_box(Order::new(0));
-            four_events!(events, |e| m.handle(e, &Rules).map(|s| s.to).map_err(|r| r.state));
-            black_box(*m.context())
-        })
-    });
-
-    let hand_events = [
-        hand::Event::Submit { amount: AMOUNT },
-        hand::Event::Paid,
-        hand::Event::Shipped,
-        hand::Event::Delivered,
-    ];
-    g.bench_function("hand_event_first", |b| {
-        b.iter(|| {
-            let mut m = black_box(hand::Machine::new());
-            four_events!(hand_events, |e| m.handle_event_first(e));
-            black_box(m.count)
-        })
-    });
-    g.bench_function("hand_tuple", |b| {
-        b.iter(|| {
-            let mut m = black_box(hand::Machine::new());
-            four_events!(hand_events, |e| m.handle_tuple(e));
-            black_box(m.count)
-        })
-    });
-
-    // smlang consumes its events by value; they are `Copy`.
-    let sml_events = [
-        sml::OrderEvents::Submit(sml::SubmitData { amount: AMOUNT }),
-        sml::OrderEvents::Paid,
-        sml::OrderEvents::Shipped,
-        sml::OrderEvents::Delivered,
-    ];
-    g.bench_function("smlang", |b| {
-        b.iter(|| {
-            let mut m = black_box(sml::OrderStateMachine::new(sml::Ctx { count: 0 }));
-            four_events!(sml_events, |e| m.process_event(*e).copied());
-            black_box(m.context().count)
-        })
-    });
-
-    // statig's `handle` returns nothing: the state after it is the result.
-    g.bench_function("statig", |b| {
-        use statig::prelude::*;
-        b.iter(|| {
-            let mut m = black_box(stg::Order::default().uninitialized_state_machine().init());
-            four_events!(hand_events, |e| {
-                m.handle(e);
-                *m.state()
-            });
-            black_box(m.inner().count)
-        })
-    });
-
-    g.bench_function("rust_fsm", |b| {
-        b.iter(|| {
-            let mut m = black_box(rfsm::Machine::new());
-            four_events!(hand_events, |e| m.handle(e));
-            black_box(m.count)
-        })
-    });
-    g.finish();
-}
-
-fn rejected(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rejected");
-    let event: ours::OrderEvent = ours::Delivered.into();
-    g.bench_function("ours", |b| {
-        b.iter(|| {
-            let mut m = black_box(ours::Order::new(0));
-            black_box(m.handle(black_box(&event), &ours::Rules)).ok();
-            black_box(m.state())
-        })
-    });
-    let hand_event = hand::Event::Delivered;
-    g.bench_function("hand_event_first", |b| {
-        b.iter(|| {
-            let mut m = black_box(hand::Machine::new());
-            black_box(m.handle_event_first(black_box(&hand_event))).ok();
-            black_box(m.state)
-        })
-    });
-    g.bench_function("hand_tuple", |b| {
-        b.iter(|| {
-            let mut m = black_box(hand::Machine::new());
-            black_box(m.handle_tuple(black_box(&hand_event))).ok();
-            black_box(m.state)
-        })
-    });
-    g.bench_function("smlang", |b| {
-        b.iter(|| {
-            let mut m = black_box(sml::OrderStateMachine::new(sml::Ctx { count: 0 }));
-            black_box(m.process_event(black_box(sml::OrderEvents::Delivered)).copied()).ok();
-            black_box(*m.state())
-        })
-    });
-    g.bench_function("statig", |b| {
-        use statig::prelude::*;
-        b.iter(|| {
-            let mut m = black_box(stg::Order::default().uninitialized_state_machine().init());
-            m.handle(black_box(&hand_event)); // statig reports nothing: the state is the result
-            black_box(*m.state())
-        })
-    });
-    g.bench_function("rust_fsm", |b| {
-        b.iter(|| {
-            let mut m = black_box(rfsm::Machine::new());
-            black_box(m.handle(black_box(&hand_event))).ok();
-            black_box(m.count)
-        })
-    });
-    g.finish();
+/// Times `iters` runs of `run`, each result black-boxed: what criterion's
+/// `iter` does, kept as a function so the paired rounds time the same code.
+fn timed<R>(iters: u64, mut run: impl FnMut() -> R) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        black_box(run());
+    }
+    start.elapsed()
 }
 
 /// Runs `iters` async steps inside one `block_on` and times the loop.
@@ -679,25 +548,175 @@ where
     })
 }
 
-fn asynchronous(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let mut g = c.benchmark_group("async");
+/// One measured implementation: its group, its name, and a function timing
+/// `iters` of its iterations. Criterion and the paired rounds both call it.
+struct Case<'a> {
+    group: &'static str,
+    name: &'static str,
+    time: Box<dyn FnMut(u64) -> Duration + 'a>,
+}
 
-    g.bench_function("ours", |b| {
-        b.iter_custom(|iters| {
-            async_loop(&rt, iters, || async {
-                let h = &ours::Rules;
-                let mut m = black_box(ours::Order::with_state(ours::OrderState::Charging, 0));
-                let ev = m.run_activity(h).await.unwrap();
-                black_box(m.handle(&ev, h)).ok();
+impl<'a> Case<'a> {
+    fn new(group: &'static str, name: &'static str, time: impl FnMut(u64) -> Duration + 'a) -> Self {
+        Self {
+            group,
+            name,
+            time: Box::new(time),
+        }
+    }
+}
+
+/// Every implementation of every group, in the order criterion reports them.
+fn cases(rt: &tokio::runtime::Runtime) -> Vec<Case<'_>> {
+    use ours::*;
+    use statig::prelude::*;
+
+    // Events are built once and passed by reference (every API here but
+    // smlang's takes `&Event`); `black_box` on the reference hides them, and
+    // `black_box` on the fresh machine hides its initial state, so nothing
+    // is decided at compile time. Each call's whole result is black-boxed.
+    let events: [OrderEvent; 4] = [
+        Submit { amount: AMOUNT }.into(),
+        Paid.into(),
+        Shipped.into(),
+        Delivered.into(),
+    ];
+    let hand_events = [
+        hand::Event::Submit { amount: AMOUNT },
+        hand::Event::Paid,
+        hand::Event::Shipped,
+        hand::Event::Delivered,
+    ];
+    // smlang consumes its events by value; they are `Copy`.
+    let sml_events = [
+        sml::OrderEvents::Submit(sml::SubmitData { amount: AMOUNT }),
+        sml::OrderEvents::Paid,
+        sml::OrderEvents::Shipped,
+        sml::OrderEvents::Delivered,
+    ];
+    let rejected_event: OrderEvent = Delivered.into();
+    let hand_rejected = hand::Event::Delivered;
+
+    let reduced_events = events.clone();
+    vec![
+        // happy_path: a fresh machine, then the four events.
+        Case::new("happy_path", "ours", move |n| {
+            timed(n, || {
+                let mut m = black_box(Order::new(0));
+                four_events!(events, |e| m.handle(e, &Rules));
+                *m.context()
+            })
+        }),
+        // Not a peer: ours with each result reduced to what the hand-written
+        // machines return (`Ok(new state)` / `Err(state)`), so the compiler
+        // drops the rest of `Step` / `Rejected`. Separates dispatch from
+        // result size.
+        Case::new("happy_path", "ours_state_only", move |n| {
+            timed(n, || {
+                let mut m = black_box(Order::new(0));
+                four_events!(reduced_events, |e| m
+                    .handle(e, &Rules)
+                    .map(|s| s.to)
+                    .map_err(|r| r.state));
+                *m.context()
+            })
+        }),
+        Case::new("happy_path", "hand_event_first", move |n| {
+            timed(n, || {
+                let mut m = black_box(hand::Machine::new());
+                four_events!(hand_events, |e| m.handle_event_first(e));
+                m.count
+            })
+        }),
+        Case::new("happy_path", "hand_tuple", move |n| {
+            timed(n, || {
+                let mut m = black_box(hand::Machine::new());
+                four_events!(hand_events, |e| m.handle_tuple(e));
+                m.count
+            })
+        }),
+        Case::new("happy_path", "smlang", move |n| {
+            timed(n, || {
+                let mut m = black_box(sml::OrderStateMachine::new(sml::Ctx { count: 0 }));
+                four_events!(sml_events, |e| m.process_event(*e).copied());
+                m.context().count
+            })
+        }),
+        // statig's `handle` returns nothing: the state after it is the result.
+        Case::new("happy_path", "statig", move |n| {
+            timed(n, || {
+                let mut m = black_box(stg::Order::default().uninitialized_state_machine().init());
+                four_events!(hand_events, |e| {
+                    m.handle(e);
+                    *m.state()
+                });
+                m.inner().count
+            })
+        }),
+        Case::new("happy_path", "rust_fsm", move |n| {
+            timed(n, || {
+                let mut m = black_box(rfsm::Machine::new());
+                four_events!(hand_events, |e| m.handle(e));
+                m.count
+            })
+        }),
+        // rejected: a fresh machine in Start gets `Delivered`.
+        Case::new("rejected", "ours", move |n| {
+            timed(n, || {
+                let mut m = black_box(Order::new(0));
+                black_box(m.handle(black_box(&rejected_event), &Rules)).ok();
+                m.state()
+            })
+        }),
+        Case::new("rejected", "hand_event_first", move |n| {
+            timed(n, || {
+                let mut m = black_box(hand::Machine::new());
+                black_box(m.handle_event_first(black_box(&hand_rejected))).ok();
+                m.state
+            })
+        }),
+        Case::new("rejected", "hand_tuple", move |n| {
+            timed(n, || {
+                let mut m = black_box(hand::Machine::new());
+                black_box(m.handle_tuple(black_box(&hand_rejected))).ok();
+                m.state
+            })
+        }),
+        Case::new("rejected", "smlang", move |n| {
+            timed(n, || {
+                let mut m = black_box(sml::OrderStateMachine::new(sml::Ctx { count: 0 }));
+                black_box(m.process_event(black_box(sml::OrderEvents::Delivered)).copied()).ok();
+                *m.state()
+            })
+        }),
+        Case::new("rejected", "statig", move |n| {
+            timed(n, || {
+                let mut m = black_box(stg::Order::default().uninitialized_state_machine().init());
+                m.handle(black_box(&hand_rejected)); // statig reports nothing: the state is the result
+                *m.state()
+            })
+        }),
+        Case::new("rejected", "rust_fsm", move |n| {
+            timed(n, || {
+                let mut m = black_box(rfsm::Machine::new());
+                black_box(m.handle(black_box(&hand_rejected))).ok();
+                m.count
+            })
+        }),
+        // async: a fresh machine in Charging awaits its payment activity and
+        // takes one transition on the outcome.
+        Case::new("async", "ours", move |n| {
+            async_loop(rt, n, || async {
+                let h = &Rules;
+                let mut m = black_box(Order::with_state(OrderState::Charging, 0));
+                if let Some(ev) = m.run_activity(h).await {
+                    black_box(m.handle(&ev, h)).ok();
+                }
                 black_box(*m.context());
             })
-        })
-    });
-
-    g.bench_function("hand_async_fn", |b| {
-        b.iter_custom(|iters| {
-            async_loop(&rt, iters, || async {
+        }),
+        Case::new("async", "hand_async_fn", move |n| {
+            async_loop(rt, n, || async {
                 let mut m = black_box(hand::Machine {
                     state: hand::State::Charging,
                     count: 0,
@@ -705,13 +724,10 @@ fn asynchronous(c: &mut Criterion) {
                 black_box(hand::charge_step(&mut m).await).ok();
                 black_box(m.count);
             })
-        })
-    });
-
-    g.bench_function("smlang", |b| {
-        use sml::asynchronous::*;
-        b.iter_custom(|iters| {
-            async_loop(&rt, iters, || async {
+        }),
+        Case::new("async", "smlang", move |n| {
+            use sml::asynchronous::*;
+            async_loop(rt, n, || async {
                 let mut m = black_box(AsyncOrderStateMachine::new_with_state(
                     Ctx { count: 0 },
                     AsyncOrderStates::Charging,
@@ -719,14 +735,11 @@ fn asynchronous(c: &mut Criterion) {
                 black_box(m.process_event(AsyncOrderEvents::Charge).await.copied()).ok();
                 black_box(m.context().count);
             })
-        })
-    });
-
-    g.bench_function("statig", |b| {
-        use statig::awaitable::IntoStateMachineExt as _;
-        use stg::asynchronous::*;
-        b.iter_custom(|iters| {
-            async_loop(&rt, iters, || async {
+        }),
+        Case::new("async", "statig", move |n| {
+            use statig::awaitable::IntoStateMachineExt as _;
+            use stg::asynchronous::*;
+            async_loop(rt, n, || async {
                 // A fresh statig machine must be initialized (no entry action
                 // runs here); that is part of its step.
                 let mut m = black_box(AsyncOrder::default().uninitialized_state_machine())
@@ -736,9 +749,94 @@ fn asynchronous(c: &mut Criterion) {
                 black_box(*m.state());
                 black_box(m.inner().count);
             })
+        }),
+    ]
+}
+
+/// The implementation each group's ratios are taken against.
+fn reference(group: &str) -> &'static str {
+    match group {
+        "async" => "hand_async_fn",
+        _ => "hand_event_first",
+    }
+}
+
+/// Paired rounds: criterion measures each implementation in its own stretch
+/// of time, and this machine's speed drifts by 10-30% between stretches (the
+/// same floor measured 3.5 and 7.9 ns a day apart). Here every round times
+/// one batch of every implementation of a group back to back, in an order
+/// that rotates from round to round, and each implementation's time is
+/// divided by its group's reference in the same round: the drift cancels in
+/// the ratio. Prints the median ratio with its quartiles and the verdicts.
+fn paired_rounds(cases: &mut [Case<'_>]) {
+    const ROUNDS: usize = 31;
+    const BATCH: Duration = Duration::from_millis(2);
+    // Iterations per batch, calibrated once per case.
+    let iters: Vec<u64> = cases
+        .iter_mut()
+        .map(|case| {
+            let probe = 10_000;
+            let took = (case.time)(probe).max(Duration::from_nanos(1));
+            (probe as f64 * BATCH.as_secs_f64() / took.as_secs_f64()).max(1_000.0) as u64
         })
-    });
-    g.finish();
+        .collect();
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        for group in ["happy_path", "rejected", "async"] {
+            let members: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].group == group).collect();
+            let mut ns = vec![0.0; cases.len()];
+            for k in 0..members.len() {
+                let i = members[(k + round) % members.len()];
+                ns[i] = (cases[i].time)(iters[i]).as_nanos() as f64 / iters[i] as f64;
+            }
+            let Some(base) = members.iter().find(|&&i| cases[i].name == reference(group)) else {
+                continue;
+            };
+            for &i in &members {
+                ratios[i].push(ns[i] / ns[*base]);
+                times[i].push(ns[i]);
+            }
+        }
+    }
+    let quartiles = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    };
+    eprintln!("\npaired rounds: {ROUNDS} rounds, each implementation of a group timed back to back (~2 ms a batch)");
+    eprintln!(
+        "{:<12} {:<18} {:>9} {:>9}   {}",
+        "group", "implementation", "ns", "ratio", "ratio quartiles (against the group's reference, same round)"
+    );
+    let mut median_ratio = std::collections::HashMap::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (_, ns, _) = quartiles(&mut times[i]);
+        let (q1, ratio, q3) = quartiles(&mut ratios[i]);
+        median_ratio.insert((case.group, case.name), ratio);
+        eprintln!(
+            "{:<12} {:<18} {ns:>9.2} {ratio:>8.3}x   [{q1:.3}, {q3:.3}]",
+            case.group, case.name
+        );
+    }
+    let ratio = |group: &'static str, name: &'static str| median_ratio.get(&(group, name)).copied().unwrap_or(f64::NAN);
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    let happy = ratio("happy_path", "ours");
+    let (smlang, statig) = (ratio("happy_path", "smlang"), ratio("happy_path", "statig"));
+    let asynchronous = ratio("async", "ours");
+    eprintln!("targets (medians of the paired ratios):");
+    eprintln!(
+        "  happy path within 1.1x of the floor: {happy:.3}x, {}",
+        verdict(happy <= 1.1)
+    );
+    eprintln!(
+        "  faster than smlang ({smlang:.3}x) and statig ({statig:.3}x): {}",
+        verdict(happy < smlang && happy < statig)
+    );
+    eprintln!(
+        "  async within 1.2x of the hand-written async fn: {asynchronous:.3}x, {}",
+        verdict(asynchronous <= 1.2)
+    );
 }
 
 /// Checks every implementation does the same thing, then prints the sizes.
@@ -853,9 +951,19 @@ fn check_and_print_sizes() {
 
 fn main() {
     check_and_print_sizes();
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("a current-thread runtime for the async group: {e}"),
+    };
+    let mut cases = cases(&rt);
     let mut c = Criterion::default().configure_from_args();
-    happy_path(&mut c);
-    rejected(&mut c);
-    asynchronous(&mut c);
+    for group in ["happy_path", "rejected", "async"] {
+        let mut g = c.benchmark_group(group);
+        for case in cases.iter_mut().filter(|case| case.group == group) {
+            g.bench_function(case.name, |b| b.iter_custom(|iters| (case.time)(iters)));
+        }
+        g.finish();
+    }
     c.final_summary();
+    paired_rounds(&mut cases);
 }
