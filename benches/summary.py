@@ -20,7 +20,6 @@ CRITERION = os.path.join(TARGET, "criterion")
 GROUPS = ["happy_path", "rejected", "async"]
 IMPLS = [
     ("ours", "ours (`workflow!`)"),
-    ("ours_state_only", "ours, result reduced to Ok(to)/Err(state) (not a peer)"),
     ("hand_event_first", "hand-written `match event { E if state == S }` (floor)"),
     ("hand_tuple", "hand-written `match (state, event)`"),
     ("hand_async_fn", "hand-written `async fn` + match"),

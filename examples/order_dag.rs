@@ -108,12 +108,12 @@ async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> O
             None => break,
         };
         match order.handle(&event, services) {
-            Ok(step) => println!("    {:<18} -> {}", event.name(), step.to),
+            Ok(_) => println!("    {:<18} -> {}", event.name(), order.state()),
             Err(rejected) => println!("    {rejected}"),
         }
         if !outside.is_empty() && matches!(outside[0], OrderEvent::Cancel) && order.is_in(OrderState::Preparing) {
             let cancel = outside.remove(0);
-            let step = order.handle(&cancel, services).map(|s| s.to.to_string());
+            let step = order.handle(&cancel, services).map(|_| order.state().to_string());
             println!(
                 "    {:<18} -> {}",
                 cancel.name(),

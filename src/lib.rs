@@ -40,7 +40,7 @@
 //! let mut door = Door::new(0);
 //! assert!(door.handle(&Push { force: 9 }.into(), &Rules).is_err()); // the guard says no
 //! let step = door.handle(&Push { force: 1 }.into(), &Rules).unwrap();
-//! assert_eq!((step.from, step.to), (DoorState::Closed, DoorState::Open));
+//! assert_eq!((step.from(), step.to()), (DoorState::Closed, DoorState::Open));
 //! assert_eq!(*door.context(), 1);
 //! door.handle(&DoorEvent::OpenAfter30s, &Rules).unwrap(); // the timer fired
 //! assert_eq!(door.state(), DoorState::Closed);

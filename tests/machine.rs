@@ -16,20 +16,20 @@ fn a_transition_runs_exit_then_transition_then_entry_actions() {
     let mut order = Order::new(OrderCtx::default());
     let step = order.handle(&submit(7, 250), &services).unwrap();
     assert_eq!(
-        step,
-        Step {
-            from: OrderState::Start,
-            to: OrderState::Charging,
-            transition: 0,
-            exited: true
-        }
+        (step.from(), step.to(), step.transition(), step.exited()),
+        (OrderState::Start, OrderState::Charging, 0, true)
+    );
+    assert_eq!(step, Step::new(0, true));
+    assert_eq!(
+        format!("{step:?}"),
+        "Step { from: Start, to: Charging, transition: 0, exited: true }"
     );
     assert_eq!((order.context().id, order.context().amount), (7, 250));
     assert_eq!(order.context().log, ["enter Charging"]);
     let step = order
         .handle(&OrderEvent::ChargePaymentDone(Receipt("r".into())), &services)
         .unwrap();
-    assert_eq!(step.to, OrderState::Reserving);
+    assert_eq!(step.to(), OrderState::Reserving);
     assert_eq!(order.context().log, ["enter Charging", "exit Charging", "keep receipt"]);
     assert_eq!(order.context().receipt.as_deref(), Some("r"));
 }
@@ -41,11 +41,13 @@ fn a_rejected_event_changes_nothing_and_names_state_and_event() {
     let before = order.context().clone();
     let rejected = order.handle(&OrderEvent::OrderDelivered, &services).unwrap_err();
     assert_eq!(
-        rejected,
-        Rejected {
-            state: OrderState::Shipping,
-            event: "OrderDelivered"
-        }
+        (rejected.state(), rejected.event()),
+        (OrderState::Shipping, "OrderDelivered")
+    );
+    assert_eq!(rejected, Rejected::new(OrderState::Shipping, rejected.event_index()));
+    assert_eq!(
+        format!("{rejected:?}"),
+        "Rejected { state: Shipping, event: \"OrderDelivered\" }"
     );
     assert_eq!(
         rejected.to_string(),
@@ -61,13 +63,13 @@ fn guarded_transitions_are_tried_in_order_with_an_unguarded_else() {
     let mut order = Order::with_state(OrderState::InTransit, OrderCtx::default());
     let failed = |reason: &str| OrderEvent::from(DeliveryFailed { reason: reason.into() });
     assert_eq!(
-        order.handle(&failed("not home"), &services).unwrap().to,
+        order.handle(&failed("not home"), &services).unwrap().to(),
         OrderState::Shipping
     );
     assert_eq!(order.context().attempts, 1);
     order.handle(&OrderEvent::ShipmentReady, &services).unwrap();
     assert_eq!(
-        order.handle(&failed("address unknown"), &services).unwrap().to,
+        order.handle(&failed("address unknown"), &services).unwrap().to(),
         OrderState::Refunding
     );
     assert_eq!(order.context().attempts, 1, "the else branch runs no action");
@@ -79,13 +81,8 @@ fn targetless_transitions_run_actions_without_exit_or_entry() {
     let mut order = Order::with_state(OrderState::Charging, OrderCtx::default());
     let step = order.handle(&OrderEvent::Ping, &services).unwrap();
     assert_eq!(
-        step,
-        Step {
-            from: OrderState::Charging,
-            to: OrderState::Charging,
-            transition: 4,
-            exited: false
-        }
+        (step.from(), step.to(), step.transition(), step.exited()),
+        (OrderState::Charging, OrderState::Charging, 4, false)
     );
     assert_eq!(order.context().log, ["ping"]);
 }
@@ -96,7 +93,7 @@ fn timers_are_events_of_their_state() {
     let mut order = Order::with_state(OrderState::Shipping, OrderCtx::default());
     assert_eq!(OrderEvent::ShippingAfter48h.name(), "ShippingAfter48h");
     assert_eq!(
-        order.handle(&OrderEvent::ShippingAfter48h, &services).unwrap().to,
+        order.handle(&OrderEvent::ShippingAfter48h, &services).unwrap().to(),
         OrderState::Escalated
     );
     assert!(order.is_finished());
@@ -136,7 +133,7 @@ async fn run_activity_retries_under_the_declared_policy() {
         OrderEvent::ChargePaymentDone(receipt) => assert_eq!(receipt.0, "receipt-3-attempt-3"),
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(order.handle(&event, &services).unwrap().to, OrderState::Reserving);
+    assert_eq!(order.handle(&event, &services).unwrap().to(), OrderState::Reserving);
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,8 +217,8 @@ fn the_graph_describes_the_block() {
 
 #[test]
 fn the_machine_traits_expose_the_same_machine() {
-    fn drive<W: Workflow<Services>>(machine: &mut W, event: &W::Event) -> W::State {
-        machine.handle(event, &Services::default()).unwrap().to
+    fn drive<W: Workflow<Services>>(machine: &mut W, event: &W::Event) -> W::Node {
+        machine.handle(event, &Services::default()).unwrap().to()
     }
     let mut order = <Order as Machine>::new(OrderCtx::default());
     assert_eq!(drive(&mut order, &submit(1, 1)), OrderState::Charging);

@@ -89,7 +89,12 @@ fn regions_run_together_and_join_on_done() {
     );
     let step = m.handle(&FulfilEvent::Reserved, &rules).unwrap();
     assert_eq!(
-        step.to.to_string(),
+        (step.from(), step.to(), step.exited()),
+        (FulfilState::Reserving, FulfilState::StockDone, true),
+        "the step names the macrostep's first transition"
+    );
+    assert_eq!(
+        m.state().to_string(),
         "{Shipped}",
         "both final: done.state.Work, Decide, then the eventless guard"
     );
@@ -131,7 +136,11 @@ fn a_targetless_transition_exits_and_enters_nothing() {
     m.start(&rules);
     let before = m.state();
     let step = m.handle(&FulfilEvent::Ping, &rules).unwrap();
-    assert!(!step.exited);
+    assert!(!step.exited());
+    assert_eq!(
+        (step.from(), step.to()),
+        (FulfilState::Reserving, FulfilState::Reserving)
+    );
     assert_eq!(m.state(), before);
     assert_eq!(m.context().0, ["enter Order", "enter Work", "ping"]);
 }
@@ -143,11 +152,18 @@ fn an_event_no_state_takes_is_rejected_and_changes_nothing() {
     m.start(&rules);
     let before = m.state();
     let rejected = m.handle(&FulfilEvent::Restock, &rules).unwrap_err();
+    // The parallel state holding both active states names the configuration.
+    assert_eq!(rejected.to_string(), "event `Restock` is not accepted in state `Work`");
+    assert_eq!((rejected.state(), rejected.event()), (FulfilState::Work, "Restock"));
+    assert_eq!(m.state(), before);
+    m.handle(&FulfilEvent::Paid, &rules).unwrap();
+    m.handle(&FulfilEvent::Reserved, &Rules { in_stock: false }).unwrap();
+    // One atomic state active, inside Order: it is named itself.
+    let rejected = m.handle(&FulfilEvent::Paid, &rules).unwrap_err();
     assert_eq!(
         rejected.to_string(),
-        "event `Restock` is not accepted in state `{Charging, Reserving}`"
+        "event `Paid` is not accepted in state `Backorder`"
     );
-    assert_eq!(m.state(), before);
 }
 
 workflow! {

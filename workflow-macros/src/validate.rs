@@ -76,12 +76,15 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     check_shadowed(&model, &mut errors);
     check_builtins(&model, &mut errors);
     check_graph(&model, &mut errors);
-    if model.transitions.len() > usize::from(u16::MAX) {
-        errors.push(model.name.span(), "a workflow has at most 65535 transitions");
-    }
     let mut signatures = Signatures::default();
     signatures.collect(&model, &mut errors);
     let (activities, timers) = generated_variants(&model, &signatures, &mut errors);
+    let events = model.events.len() + 2 * activities.len() + timers.len();
+    check_limits(
+        model.name.span(),
+        [model.states.len(), events, model.transitions.len()],
+        &mut errors,
+    );
     let Signatures {
         guards,
         actions,
@@ -96,6 +99,25 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
         compensations,
         timers,
     })
+}
+
+/// `Step` and `Rejected` hold state, event and transition indices in 16
+/// bits: `counts` are the states, the events (declared ones, activity
+/// outcomes and timers) and the transitions.
+fn check_limits(span: Span, counts: [usize; 3], errors: &mut Errors) {
+    let what = [
+        "states",
+        "events (declared ones, activity outcomes and timers)",
+        "transitions",
+    ];
+    for (count, what) in counts.into_iter().zip(what) {
+        if count > usize::from(u16::MAX) {
+            errors.push(
+                span,
+                format!("a workflow has at most 65535 {what}; this one has {count}"),
+            );
+        }
+    }
 }
 
 fn lint(model: &Model, state: StateId, lint: Lint, span: Span, message: String, errors: &mut Errors) {
@@ -611,6 +633,30 @@ mod tests {
                 .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
                 .collect(),
         }
+    }
+
+    #[test]
+    fn states_events_and_transitions_are_limited_to_16_bit_indices() {
+        let messages = |counts| {
+            let mut errors = Errors::default();
+            check_limits(Span::call_site(), counts, &mut errors);
+            match errors.finish(()) {
+                Ok(()) => Vec::new(),
+                Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        assert!(messages([65_535, 65_535, 65_535]).is_empty());
+        assert_eq!(
+            messages([65_536, 3, 70_000]),
+            [
+                "a workflow has at most 65535 states; this one has 65536",
+                "a workflow has at most 65535 transitions; this one has 70000"
+            ]
+        );
+        assert_eq!(
+            messages([1, 65_536, 1]),
+            ["a workflow has at most 65535 events (declared ones, activity outcomes and timers); this one has 65536"]
+        );
     }
 
     #[test]

@@ -1655,8 +1655,8 @@ where
             to = tracing::field::Empty,
         );
         let handled = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))));
-        if let Ok(Ok(step)) = &handled {
-            span.record("to", tracing::field::display(step.to));
+        if let Ok(Ok(_)) = &handled {
+            span.record("to", tracing::field::display(machine.state()));
         }
         match handled {
             Err(panic) => {
@@ -1664,10 +1664,11 @@ where
                 Err(self.fail(reason).await)
             }
             Ok(Err(rejected)) => {
-                let state = rejected.state.to_string();
+                // The whole configuration, not the one state `Rejected` names.
+                let state = before_state.to_string();
                 self.record(RecordKind::Rejected {
                     state: state.clone(),
-                    event: rejected.event,
+                    event: rejected.event(),
                 });
                 if timer {
                     let step = journal::Step::Rejected {
@@ -1680,12 +1681,12 @@ where
                 Err(EngineError::Rejected {
                     id: self.id.to_string(),
                     state,
-                    event: rejected.event,
+                    event: rejected.event(),
                 })
             }
             Ok(Ok(step)) => {
                 Counters::add(&self.engine.counters.transitions);
-                let (from, to) = (before_state.to_string(), step.to.to_string());
+                let (from, to) = (before_state.to_string(), machine.state().to_string());
                 // The journal's copy of the names, only when there is a journal:
                 // this is every transition's path.
                 let journaled = |name: &String| match self.engine.durable {
@@ -1695,7 +1696,7 @@ where
                 let step_names = (journaled(&from), journaled(&to));
                 self.record(RecordKind::Transition { from, event: name, to });
                 // A flat self-transition exits and re-enters its state.
-                let reentered = flat && step.exited && step.from == step.to;
+                let reentered = flat && step.exited() && step.from() == step.to();
                 let step = journal::Step::Transition {
                     from: step_names.0,
                     event: &event,

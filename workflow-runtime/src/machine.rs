@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 use crate::activity::{ActivityCall, ActivityError};
 use crate::chart::Scheduled;
@@ -157,7 +158,7 @@ pub trait Workflow<H: ?Sized>: Machine {
     /// Delivers one event: runs the first enabled transition of the current
     /// state (exit actions, transition actions, entry actions) and reports it,
     /// or rejects the event and changes nothing.
-    fn handle(&mut self, event: &Self::Event, handlers: &H) -> Result<Step<Self::State>, Rejected<Self::State>>;
+    fn handle(&mut self, event: &Self::Event, handlers: &H) -> Result<Step<Self::Node>, Rejected<Self::Node>>;
 
     /// Runs the current state's activity under its retry policy and returns the
     /// event it produced (its `done` or its error event), or `None` if the
@@ -194,35 +195,220 @@ pub trait Workflow<H: ?Sized>: Machine {
         H: 'a;
 }
 
-/// A transition taken by `handle`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Step<S> {
-    /// The state before the event.
-    pub from: S,
-    /// The state after it (equal to `from` for a targetless transition).
-    pub to: S,
+/// A transition taken by `handle`: which one, from where to where.
+///
+/// `N` is the workflow's state enum. A `Step` is four bytes (the
+/// transition's index and whether states were exited): `from` and `to` are
+/// read from the workflow's graph when asked for, so `handle` returns its
+/// result in a register, as a hand-written `match` returning the new state
+/// does.
+///
+/// For a statechart, the step describes the first transition of the
+/// macrostep; the whole configuration after it is the machine's `state()`.
+///
+/// ```
+/// use workflow::prelude::*;
+///
+/// workflow! {
+///     workflow Door {
+///         initial Closed;
+///         events { Open, Knock }
+///         state Closed {
+///             on Open => Opened;
+///             on Knock / listen;     // targetless: nothing is exited
+///         }
+///         final Opened;
+///     }
+/// }
+/// struct Ears;
+/// impl DoorHandlers for Ears {
+///     fn listen(&self, _: &mut (), _: &Knock) {}
+/// }
+///
+/// let mut door = Door::new(());
+/// let knock = door.handle(&Knock.into(), &Ears).unwrap();
+/// assert_eq!((knock.from(), knock.to(), knock.exited()), (DoorState::Closed, DoorState::Closed, false));
+/// let open = door.handle(&Open.into(), &Ears).unwrap();
+/// assert_eq!((open.from(), open.to(), open.exited()), (DoorState::Closed, DoorState::Opened, true));
+/// assert_eq!(Door::graph().transitions[open.transition()].targets, [DoorState::Opened.index()]);
+/// ```
+pub struct Step<N> {
+    /// The transition's index in the low 16 bits, [`EXITED`](Self::EXITED) above.
+    raw: u32,
+    state: PhantomData<fn() -> N>,
+}
+
+impl<N> Step<N> {
+    /// The bit of `raw` saying whether states were exited.
+    const EXITED: u32 = 1 << 16;
+
+    /// The step that took transition `transition` (its index in the graph's
+    /// [`transitions`](Graph::transitions)) and exited states or not.
+    /// Generated code builds steps; a hand-made one with an index the graph
+    /// does not have reports the graph's initial state as `from` and `to`.
+    pub const fn new(transition: u16, exited: bool) -> Self {
+        let exited = if exited { Self::EXITED } else { 0 };
+        Self {
+            raw: transition as u32 | exited,
+            state: PhantomData,
+        }
+    }
+
     /// Index of the transition taken in the graph's
     /// [`transitions`](Graph::transitions).
-    pub transition: u16,
-    /// Whether `from` was exited and `to` entered. `false` only for a
-    /// targetless transition; a self-transition exits and re-enters.
-    pub exited: bool,
+    pub const fn transition(&self) -> usize {
+        (self.raw & 0xFFFF) as usize
+    }
+
+    /// Whether states were exited and entered: `false` only for a
+    /// targetless transition (and, in a statechart, an internal one that
+    /// leaves nothing); a self-transition exits and re-enters.
+    pub const fn exited(&self) -> bool {
+        self.raw & Self::EXITED != 0
+    }
+}
+
+impl<N: StateEnum> Step<N> {
+    /// The transition's source: the state before the event (in a
+    /// statechart, the state whose transition was taken).
+    pub fn from(&self) -> N {
+        let graph = N::graph();
+        node(graph.transitions.get(self.transition()).map(|t| t.source))
+    }
+
+    /// The transition's target: the state after the event, equal to
+    /// [`from`](Self::from) for a targetless transition (in a statechart,
+    /// the first target; the machine's `state()` is the whole configuration).
+    pub fn to(&self) -> N {
+        let graph = N::graph();
+        let transition = graph.transitions.get(self.transition());
+        node(transition.map(|t| t.targets.first().copied().unwrap_or(t.source)))
+    }
+}
+
+/// The state with graph index `index`, or the graph's initial state for an
+/// index a hand-made step or rejection invented.
+pub(crate) fn node<N: StateEnum>(index: Option<usize>) -> N {
+    match index.and_then(N::from_index) {
+        Some(state) => state,
+        None => initial_state(),
+    }
+}
+
+fn initial_state<N: StateEnum>() -> N {
+    let graph = N::graph();
+    match N::from_index(graph.initial) {
+        Some(state) => state,
+        // A graph's initial index is one of its own states.
+        None => unreachable!("the graph of `{}` has no state {}", graph.name, graph.initial),
+    }
 }
 
 /// The error `handle` returns for an event the current state does not accept
 /// (no transition on it, or every guard said no). The machine is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Rejected<S> {
-    /// The state that rejected the event.
-    pub state: S,
-    /// The event's name.
-    pub event: &'static str,
+///
+/// Four bytes, like [`Step`]: the state's and the event's indices; names are
+/// read from the graph. It displays as ``event `Cancel` is not accepted in
+/// state `Shipping` ``.
+pub struct Rejected<N> {
+    /// The state's index in the high 16 bits, the event's in the low ones.
+    raw: u32,
+    state: PhantomData<fn() -> N>,
 }
 
-impl<S: fmt::Display> fmt::Display for Rejected<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "event `{}` is not accepted in state `{}`", self.event, self.state)
+impl<N: StateEnum> Rejected<N> {
+    /// `state` rejected the event with index `event` in the graph's
+    /// [`events`](Graph::events).
+    pub fn new(state: N, event: usize) -> Self {
+        Self {
+            raw: (state.index() as u32) << 16 | (event as u32 & 0xFFFF),
+            state: PhantomData,
+        }
+    }
+
+    /// The state that rejected the event (in a statechart, the innermost
+    /// active state containing every active atomic state; the whole
+    /// configuration is the machine's `state()`, unchanged).
+    pub fn state(&self) -> N {
+        node(Some((self.raw >> 16) as usize))
+    }
+
+    /// The event's index in the graph's [`events`](Graph::events).
+    pub const fn event_index(&self) -> usize {
+        (self.raw & 0xFFFF) as usize
+    }
+
+    /// The event's name.
+    pub fn event(&self) -> &'static str {
+        N::graph().events.get(self.event_index()).map_or("?", |e| e.name)
     }
 }
 
-impl<S: fmt::Debug + fmt::Display> std::error::Error for Rejected<S> {}
+// Written out rather than derived: a derive would bound `N` and show the
+// packed bits.
+impl<N> Clone for Step<N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<N> Copy for Step<N> {}
+impl<N> PartialEq for Step<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<N> Eq for Step<N> {}
+impl<N> Hash for Step<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+impl<N: StateEnum> fmt::Debug for Step<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("from", &self.from())
+            .field("to", &self.to())
+            .field("transition", &self.transition())
+            .field("exited", &self.exited())
+            .finish()
+    }
+}
+
+impl<N> Clone for Rejected<N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<N> Copy for Rejected<N> {}
+impl<N> PartialEq for Rejected<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<N> Eq for Rejected<N> {}
+impl<N> Hash for Rejected<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+impl<N: StateEnum> fmt::Debug for Rejected<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("state", &self.state())
+            .field("event", &self.event())
+            .finish()
+    }
+}
+
+impl<N: StateEnum> fmt::Display for Rejected<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "event `{}` is not accepted in state `{}`",
+            self.event(),
+            self.state()
+        )
+    }
+}
+
+impl<N: StateEnum> std::error::Error for Rejected<N> {}

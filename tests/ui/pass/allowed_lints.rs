@@ -60,10 +60,10 @@ fn main() {
     let mut lints = Lints::default();
     lints.handle(&LintsEvent::Call, &Phone).unwrap();
     assert_eq!(
-        lints.handle(&LintsEvent::Stop, &Phone).unwrap().to,
+        lints.handle(&LintsEvent::Stop, &Phone).unwrap().to(),
         LintsState::Done,
         "the first `on Stop` wins"
     );
     let mut quiet = Quiet::default();
-    assert_eq!(quiet.handle(&QuietEvent::Step, &()).unwrap().to, QuietState::B);
+    assert_eq!(quiet.handle(&QuietEvent::Step, &()).unwrap().to(), QuietState::B);
 }

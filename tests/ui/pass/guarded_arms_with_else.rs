@@ -47,14 +47,14 @@ fn arrive(severity: u8) -> TriageEvent {
 
 fn main() {
     let mut t = Triage::new(Vec::new());
-    assert_eq!(t.handle(&arrive(9), &Rules).unwrap().to, TriageState::Surgery);
+    assert_eq!(t.handle(&arrive(9), &Rules).unwrap().to(), TriageState::Surgery);
     let mut t = Triage::new(Vec::new());
-    assert_eq!(t.handle(&arrive(6), &Rules).unwrap().to, TriageState::Ward);
+    assert_eq!(t.handle(&arrive(6), &Rules).unwrap().to(), TriageState::Ward);
     let mut t = Triage::new(Vec::new());
-    assert_eq!(t.handle(&arrive(3), &Rules).unwrap().to, TriageState::Waiting);
+    assert_eq!(t.handle(&arrive(3), &Rules).unwrap().to(), TriageState::Waiting);
     assert_eq!(t.context(), &["minor"]);
     assert_eq!(
-        t.handle(&arrive(3), &Rules).unwrap().to,
+        t.handle(&arrive(3), &Rules).unwrap().to(),
         TriageState::Home,
         "minor fails, the else fires"
     );

@@ -36,5 +36,5 @@ fn main() {
     let found = LookupEvent::FetchDone("cached".into());
     assert!(matches!(&found, LookupEvent::FetchDone(text) if text == "cached"));
     let mut lookup = Lookup::default();
-    assert_eq!(lookup.handle(&found, &Cache).unwrap().to, LookupState::Found);
+    assert_eq!(lookup.handle(&found, &Cache).unwrap().to(), LookupState::Found);
 }

@@ -19,11 +19,11 @@ impl LightHandlers for () {}
 fn main() {
     let mut light = Light::default();
     for expected in [LightState::Green, LightState::Yellow, LightState::Red] {
-        assert_eq!(light.handle(&LightEvent::Next, &()).unwrap().to, expected);
+        assert_eq!(light.handle(&LightEvent::Next, &()).unwrap().to(), expected);
     }
     light.handle(&LightEvent::Next, &()).unwrap();
     assert_eq!(
-        light.handle(&LightEvent::GreenAfter30s, &()).unwrap().to,
+        light.handle(&LightEvent::GreenAfter30s, &()).unwrap().to(),
         LightState::Yellow
     );
     light.handle(&LightEvent::PowerCut, &()).unwrap();

@@ -43,7 +43,7 @@ fn main() {
     let mut counter = Counter::new(0);
     let step = counter.handle(&CounterEvent::Tick, &Rules).unwrap();
     assert_eq!(
-        (step.from, step.to, step.exited),
+        (step.from(), step.to(), step.exited()),
         (CounterState::Counting, CounterState::Counting, false)
     );
     counter.handle(&Add { n: 5 }.into(), &Rules).unwrap();

@@ -110,17 +110,13 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
                 &mut self,
                 event: &#event,
                 handlers: &H,
-            ) -> ::core::result::Result<::workflow::Step<#configuration>, ::workflow::Rejected<#configuration>> {
-                let from = self.state();
+            ) -> ::core::result::Result<::workflow::Step<#state>, ::workflow::Rejected<#state>> {
                 match (#run).handle(event) {
-                    ::core::option::Option::Some(step) => ::core::result::Result::Ok(::workflow::Step {
-                        from,
-                        to: self.state(),
-                        transition: step.transition,
-                        exited: step.exited,
-                    }),
+                    ::core::option::Option::Some(step) => {
+                        ::core::result::Result::Ok(::workflow::Step::new(step.transition, step.exited))
+                    }
                     ::core::option::Option::None => {
-                        ::core::result::Result::Err(::workflow::Rejected { state: from, event: event.name() })
+                        ::core::result::Result::Err(::workflow::Rejected::new(self.state().innermost(), event.index()))
                     }
                 }
             }

@@ -128,18 +128,17 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
     let Names {
         state, event, handlers, ..
     } = names;
-    let reject = quote!(::core::result::Result::Err(::workflow::Rejected {
-        state: from,
-        event: event.name()
-    }));
+    let reject = quote!(::core::result::Result::Err(::workflow::Rejected::new(
+        from,
+        event.index()
+    )));
     let mut arms = Vec::new();
     let mut variant_count = 0;
     let mut uses_handlers = false;
-    // Inside an event's arm its name is known: the rejection is a constant.
-    let names_of = super::event_names(v);
+    // Inside an event's arm its index is known: a constant.
     let reject_known = |index: usize| {
-        let name = &names_of[index];
-        quote!(::core::result::Result::Err(::workflow::Rejected { state: from, event: #name }))
+        let index = Literal::usize_unsuffixed(index);
+        quote!(::core::result::Result::Err(::workflow::Rejected::new(from, #index)))
     };
     let mut arm = |index: usize, pattern: TokenStream, groups: Groups, binding: bool, arms: &mut Vec<TokenStream>| {
         let reject = reject_known(index);
@@ -310,7 +309,7 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
     match transition.target() {
         None => quote! {
             #(#actions)*
-            ::core::result::Result::Ok(::workflow::Step { from, to: from, transition: #index, exited: false })
+            ::core::result::Result::Ok(::workflow::Step::new(#index, false))
         },
         Some(target) => {
             let exits: Vec<TokenStream> = calls(&m.states[transition.source].exit).map(call).collect();
@@ -322,7 +321,7 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
                 #(#actions)*
                 #(#entries)*
                 self.state = #state::#target;
-                ::core::result::Result::Ok(::workflow::Step { from, to: #state::#target, transition: #index, exited: true })
+                ::core::result::Result::Ok(::workflow::Step::new(#index, true))
             }
         }
     }

@@ -624,7 +624,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
                 &mut self,
                 event: &#event,
                 handlers: &H,
-            ) -> ::core::result::Result<::workflow::Step<#state_type>, ::workflow::Rejected<#state_type>> {
+            ) -> ::core::result::Result<::workflow::Step<#state>, ::workflow::Rejected<#state>> {
                 #machine::handle(self, event, handlers)
             }
 
