@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -298,6 +299,28 @@ impl<A: Future, B: Future<Output = A::Output>> Future for Either<A, B> {
             EitherProj::Left { future } => future.poll(cx),
             EitherProj::Right { future } => future.poll(cx),
         }
+    }
+}
+
+/// The future a generated `run_activity` returns for a state that invokes
+/// nothing: ready at once with `None`, and again if polled again (it holds
+/// nothing, unlike `core::future::ready`, which must guard a second poll).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Idle<T>(PhantomData<fn() -> T>);
+
+impl<T> Idle<T> {
+    /// The idle future.
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Future for Idle<T> {
+    type Output = Option<T>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<T>> {
+        Poll::Ready(None)
     }
 }
 

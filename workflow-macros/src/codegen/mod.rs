@@ -904,7 +904,7 @@ fn run_activity_fn(
         quote!(handlers)
     };
     if idle || futures.len() < m.states.len() {
-        futures.push((None, quote!(::core::future::ready(::core::option::Option::None))));
+        futures.push((None, quote!(::workflow::activity::Idle::new())));
     }
     let either = quote!(::workflow::activity::Either);
     let last = futures.len().saturating_sub(1);
