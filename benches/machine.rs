@@ -16,7 +16,15 @@
 //! - `async/<impl>`: a fresh machine in Charging; its payment activity is
 //!   awaited and the outcome drives one transition (Charging -> Shipping).
 //!
+//! After criterion, 31 paired rounds time every implementation of a group
+//! back to back and print each one's ratio to the group's reference (the
+//! event-first match, the hand-written `async fn`) with its quartiles, and
+//! the targets' verdicts: the ratios, not criterion's separate medians, are
+//! what the targets are judged on (see `paired_rounds`).
+//!
 //! Run: `cargo bench --bench machine -- --warm-up-time 1 --measurement-time 3`
+//! (`cargo bench --bench machine -- none` skips criterion and runs only the
+//! paired rounds).
 
 #![allow(dead_code)] // the machines are complete; the benchmarks use part of them
 

@@ -2,9 +2,10 @@
 """Prints the medians of the last `cargo bench --bench machine` run as a table.
 
 Reads criterion's `target/criterion/<group>/<impl>/new/estimates.json`
-(or under $CARGO_TARGET_DIR) and checks the targets of benches/machine.rs:
-ours within 1.1x of the event-first hand-written match on the happy path and
-faster than smlang and statig; async within 1.2x of the hand-written async fn.
+(or under $CARGO_TARGET_DIR). The targets are judged by the benchmark itself,
+on the ratios of its paired rounds (printed at the end of its run): criterion
+measures each implementation at a different moment, and this machine's speed
+drifts between moments.
 
     python3 benches/summary.py
 """
@@ -53,25 +54,6 @@ def main():
         if happy is None and rejected is None and step is None:
             continue
         print(f"| {label} | {cell(happy)} | {cell(happy, 4)} | {cell(rejected)} | {cell(step)} |")
-
-    def ratio(group, a, b):
-        x, y = data[(group, a)], data[(group, b)]
-        return None if x is None or y is None else x / y
-
-    print()
-    checks = [
-        ("happy path: ours / floor <= 1.10", ratio("happy_path", "ours", "hand_event_first"), lambda r: r <= 1.10),
-        ("happy path: ours / smlang < 1", ratio("happy_path", "ours", "smlang"), lambda r: r < 1.0),
-        ("happy path: ours / statig < 1", ratio("happy_path", "ours", "statig"), lambda r: r < 1.0),
-        ("rejected: ours / floor (no target, for reference)", ratio("rejected", "ours", "hand_event_first"), None),
-        ("async: ours / hand-written async fn <= 1.20", ratio("async", "ours", "hand_async_fn"), lambda r: r <= 1.20),
-    ]
-    for label, value, ok in checks:
-        if value is None:
-            print(f"{label}: no data")
-        else:
-            verdict = "" if ok is None else ("  met" if ok(value) else "  MISSED")
-            print(f"{label}: {value:.2f}{verdict}")
 
 
 if __name__ == "__main__":

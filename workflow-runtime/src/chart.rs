@@ -349,6 +349,8 @@ pub struct Tables<const W: usize> {
     /// How many events the graph has; eventless transitions use this index.
     events: usize,
     atomic: StateSet<W>,
+    /// Compound states: exactly one child active when they are.
+    compound: StateSet<W>,
     finals: StateSet<W>,
     /// States with a history child, whose exit records history.
     history_parents: StateSet<W>,
@@ -618,6 +620,7 @@ impl<const W: usize> Tables<W> {
             states: n,
             events: graph.events.len(),
             atomic: StateSet::EMPTY,
+            compound: StateSet::EMPTY,
             finals: StateSet::EMPTY,
             history_parents: StateSet::EMPTY,
             has_entry: StateSet::EMPTY,
@@ -644,6 +647,7 @@ impl<const W: usize> Tables<W> {
                 tables.atomic.insert(s);
             }
             match info.kind {
+                StateKind::Compound { .. } => tables.compound.insert(s),
                 StateKind::Final { .. } => {
                     tables.finals.insert(s);
                     tables.entry_work.insert(s);
@@ -945,6 +949,15 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     entry.states
 }
 
+/// The innermost active state containing every active atomic state. In
+/// document order the active compound states from the top come first, each
+/// followed by its one active child: the first active state that is not
+/// compound ends that chain.
+#[cold]
+fn rejecting<const W: usize>(tables: &Tables<W>, active: &StateSet<W>) -> usize {
+    active.without(&tables.compound).iter().next().unwrap_or(0)
+}
+
 /// How many selected transitions [`Selected`] holds without allocating.
 const INLINE_SELECTED: usize = 4;
 
@@ -1010,20 +1023,25 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         self.settle(tables, &mut queue);
     }
 
-    /// One macrostep for an external `event`; `None` if it enables no
-    /// transition (nothing changes then).
+    /// One macrostep for an external `event`, or, if it enables no
+    /// transition (nothing changes then), the state that rejects it: the
+    /// innermost active state containing every active atomic state (the
+    /// atomic state itself when only one is active, else the parallel state
+    /// whose regions hold them), which a [`Rejected`](crate::Rejected) names.
     #[inline(always)]
-    pub fn handle(&mut self, event: &C::Event) -> Option<Macrostep> {
+    pub fn handle(&mut self, event: &C::Event) -> Result<Macrostep, usize> {
         let tables = C::tables();
         let index = C::event_index(event);
-        let lookup = tables.lookups.get(index)?;
-        if !lookup.reach.intersects(&self.core.active) {
-            return None;
-        }
-        if !C::RAISES && lookup.express {
-            return Some(self.express(tables, &lookup.fast, event));
-        }
-        self.macrostep(tables, index, event)
+        let step = match tables.lookups.get(index) {
+            Some(lookup) if lookup.reach.intersects(&self.core.active) => {
+                if !C::RAISES && lookup.express {
+                    return Ok(self.express(tables, &lookup.fast, event));
+                }
+                self.macrostep(tables, index, event)
+            }
+            _ => None,
+        };
+        step.ok_or_else(|| rejecting(tables, &self.core.active))
     }
 
     /// The macrostep of an event whose one candidate is an [`EXPRESS`]

@@ -184,29 +184,6 @@ impl<S: StateEnum, const W: usize> Configuration<S, W> {
             .filter_map(S::from_index)
     }
 
-    /// The innermost active state that contains every active atomic state:
-    /// the atomic state itself when only one is active, else the parallel
-    /// state whose regions hold them. It names the configuration in a
-    /// [`Rejected`](crate::Rejected).
-    pub fn innermost(&self) -> S {
-        let graph = S::graph();
-        let mut active = self.active.iter();
-        let mut at = active.next();
-        // Active states come in document order: a compound state's one
-        // active child is the next of them.
-        while let Some(state) = at {
-            let compound = matches!(
-                graph.states.get(state).map(|s| s.kind),
-                Some(StateKind::Compound { .. })
-            );
-            match active.next() {
-                Some(child) if compound => at = Some(child),
-                _ => break,
-            }
-        }
-        crate::machine::node(at)
-    }
-
     /// The active states as a set of graph indices.
     pub const fn set(&self) -> StateSet<W> {
         self.active

@@ -316,14 +316,27 @@ pub struct Rejected<N> {
     state: PhantomData<fn() -> N>,
 }
 
+impl<N> Rejected<N> {
+    /// The state with index `state` in the graph's [`states`](Graph::states)
+    /// rejected the event with index `event` in its [`events`](Graph::events).
+    pub const fn at(state: usize, event: usize) -> Self {
+        Self {
+            raw: (state as u32) << 16 | (event as u32 & 0xFFFF),
+            state: PhantomData,
+        }
+    }
+
+    /// The event's index in the graph's [`events`](Graph::events).
+    pub const fn event_index(&self) -> usize {
+        (self.raw & 0xFFFF) as usize
+    }
+}
+
 impl<N: StateEnum> Rejected<N> {
     /// `state` rejected the event with index `event` in the graph's
     /// [`events`](Graph::events).
     pub fn new(state: N, event: usize) -> Self {
-        Self {
-            raw: (state.index() as u32) << 16 | (event as u32 & 0xFFFF),
-            state: PhantomData,
-        }
+        Self::at(state.index(), event)
     }
 
     /// The state that rejected the event (in a statechart, the innermost
@@ -331,11 +344,6 @@ impl<N: StateEnum> Rejected<N> {
     /// configuration is the machine's `state()`, unchanged).
     pub fn state(&self) -> N {
         node(Some((self.raw >> 16) as usize))
-    }
-
-    /// The event's index in the graph's [`events`](Graph::events).
-    pub const fn event_index(&self) -> usize {
-        (self.raw & 0xFFFF) as usize
     }
 
     /// The event's name.

@@ -112,11 +112,11 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
                 handlers: &H,
             ) -> ::core::result::Result<::workflow::Step<#state>, ::workflow::Rejected<#state>> {
                 match (#run).handle(event) {
-                    ::core::option::Option::Some(step) => {
+                    ::core::result::Result::Ok(step) => {
                         ::core::result::Result::Ok(::workflow::Step::new(step.transition, step.exited))
                     }
-                    ::core::option::Option::None => {
-                        ::core::result::Result::Err(::workflow::Rejected::new(self.state().innermost(), event.index()))
+                    ::core::result::Result::Err(state) => {
+                        ::core::result::Result::Err(::workflow::Rejected::at(state, event.index()))
                     }
                 }
             }
