@@ -309,7 +309,7 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
     match transition.target() {
         None => quote! {
             #(#actions)*
-            ::core::result::Result::Ok(::workflow::Step::new(#index, false))
+            ::core::result::Result::Ok(::workflow::Step::<#state>::new(#index, false))
         },
         Some(target) => {
             let exits: Vec<TokenStream> = calls(&m.states[transition.source].exit).map(call).collect();
@@ -321,7 +321,7 @@ fn transition_body(v: &Validated, names: &Names, t: usize, uses_handlers: &mut b
                 #(#actions)*
                 #(#entries)*
                 self.state = #state::#target;
-                ::core::result::Result::Ok(::workflow::Step::new(#index, true))
+                ::core::result::Result::Ok(::workflow::Step::<#state>::new(#index, true))
             }
         }
     }
