@@ -8,7 +8,7 @@ and writes it three ways (ours twice) as throwaway crates under target/compile-t
 
   ours/    `workflow!` (path dependency on this repository)
   ours_no_serde/  the same with `default-features = false`: no serde
-           derives on the generated types, which smlang does not generate
+           impls for the generated types, which smlang does not generate
   smlang/  smlang 0.8 `statemachine!`
   hand/    a hand-written `match (state, event)`
 
@@ -307,7 +307,7 @@ def write_crates(g):
     workflow_path = os.path.relpath(ROOT, os.path.join(OUT, "ours"))
     crates = [
         ("ours", "ct_ours", f'workflow = {{ path = "{workflow_path}" }}', ours_source(g)),
-        # The same without the default features: no serde derives on the
+        # The same without the default features: no serde impls for the
         # generated types (smlang generates none), no SQLite.
         (
             "ours_no_serde",
@@ -435,8 +435,8 @@ def main():
     print(header)
     print(rule)
     labels = {
-        "ours": "ours (`workflow!`, default features: serde derives on the generated types)",
-        "ours_no_serde": "ours, `default-features = false` (no serde derives, as smlang)",
+        "ours": "ours (`workflow!`, default features: serde impls for the generated types)",
+        "ours_no_serde": "ours, `default-features = false` (no serde, as smlang)",
         "smlang": "smlang 0.8 `statemachine!`", "hand": "hand-written `match (state, event)`"}
     for name in paths:
         row = f"| {labels[name]} |"

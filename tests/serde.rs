@@ -51,3 +51,52 @@ fn a_corrupt_event_is_an_error_not_a_panic() {
     assert!(serde_json::from_str::<PayEvent>(r#"{"Charge":{"cents":"lots"}}"#).is_err());
     assert!(serde_json::from_str::<PayState>("\"Nowhere\"").is_err());
 }
+
+/// The same three states with serde's own derive: the generated impls must
+/// read and write exactly what it does.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Derived {
+    Idle,
+    Charging,
+    Done,
+}
+
+#[test]
+fn states_serialize_as_the_derive_would() {
+    for (state, derived) in [
+        (PayState::Idle, Derived::Idle),
+        (PayState::Charging, Derived::Charging),
+        (PayState::Done, Derived::Done),
+    ] {
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(json, serde_json::to_string(&derived).unwrap());
+        assert_eq!(serde_json::from_str::<PayState>(&json).unwrap(), state);
+        // The map form of a unit variant, which the derive accepts too.
+        let map = format!("{{{json}:null}}");
+        assert_eq!(serde_json::from_str::<PayState>(&map).unwrap(), state);
+        assert_eq!(serde_json::from_str::<Derived>(&map).unwrap(), derived);
+    }
+    let unknown = serde_json::from_str::<PayState>("\"Chargin\"").unwrap_err().to_string();
+    let derived = serde_json::from_str::<Derived>("\"Chargin\"").unwrap_err().to_string();
+    assert_eq!(unknown, derived);
+    assert!(unknown.contains("unknown variant `Chargin`, expected one of `Idle`, `Charging`, `Done`"));
+    // A state carries no data.
+    assert!(serde_json::from_str::<PayState>(r#"{"Charging":{"cents":1}}"#).is_err());
+    assert!(serde_json::from_str::<PayState>("7").is_err());
+}
+
+#[test]
+fn unit_payloads_serialize_as_the_derive_would() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Derived;
+    let json = serde_json::to_string(&Cancel).unwrap();
+    assert_eq!(json, serde_json::to_string(&Derived).unwrap());
+    assert_eq!(serde_json::from_str::<Cancel>(&json).unwrap(), Cancel);
+    for text in ["[]", "[1]", "{}", "0"] {
+        let ours = serde_json::from_str::<Cancel>(text).map_err(|e| e.to_string());
+        let derived = serde_json::from_str::<Derived>(text).map_err(|e| e.to_string());
+        assert_eq!(ours.is_ok(), derived.is_ok(), "{text}: {ours:?} / {derived:?}");
+    }
+    assert!(serde_json::from_str::<Cancel>("\"Cancel\"").is_err());
+    assert!(serde_json::from_str::<Derived>("\"Cancel\"").is_err());
+}

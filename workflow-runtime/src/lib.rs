@@ -45,6 +45,7 @@ mod machine;
 mod mailbox;
 pub mod metrics;
 pub mod scheduler;
+pub mod serde_impls;
 pub mod store;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};

@@ -73,6 +73,28 @@ fn has_doc(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| a.path().is_ident("doc"))
 }
 
+/// `Serialize` and `Deserialize` for a unit payload with the `serde` feature:
+/// the derives' format (a unit struct) through `workflow::serde_impls`.
+fn unit_struct_serde(name: &Ident) -> TokenStream {
+    if !cfg!(feature = "serde") {
+        return TokenStream::new();
+    }
+    let text = name.to_string();
+    quote! {
+        impl ::workflow::serde::Serialize for #name {
+            fn serialize<S: ::workflow::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                serializer.serialize_unit_struct(#text)
+            }
+        }
+
+        impl<'de> ::workflow::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::workflow::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                ::workflow::serde_impls::unit_struct(deserializer, #text).map(|()| Self)
+            }
+        }
+    }
+}
+
 /// One struct per declared event: the payload guards and actions receive.
 /// Spanned at the event's name, where a clash with another item is reported.
 fn payload_structs(v: &Validated) -> TokenStream {
@@ -88,13 +110,17 @@ fn payload_structs(v: &Validated) -> TokenStream {
             let default_doc =
                 (!has_doc(attrs)).then(|| doc(format!("The payload of event `{name}` of workflow [`{workflow}`].")));
             match &event.fields {
-                None => quote_spanned! {at(name.span())=>
-                    #default_doc
-                    #(#attrs)*
-                    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-                    #serde
-                    #vis struct #name;
-                },
+                None => {
+                    let unit_serde = unit_struct_serde(name);
+                    quote_spanned! {at(name.span())=>
+                        #default_doc
+                        #(#attrs)*
+                        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+                        #vis struct #name;
+
+                        #unit_serde
+                    }
+                }
                 Some(fields) => {
                     let fields = fields.iter().map(|field| {
                         let mut field = field.clone();
@@ -123,11 +149,38 @@ fn payload_structs(v: &Validated) -> TokenStream {
         .collect()
 }
 
+/// `Serialize` and `Deserialize` for the state enum with the `serde` feature:
+/// the derives' format (a unit variant named as the state) through
+/// `workflow::serde_impls`, one line each, no derive macro run.
+fn state_serde(v: &Validated, state: &Ident) -> TokenStream {
+    if !cfg!(feature = "serde") {
+        return TokenStream::new();
+    }
+    let type_name = state.to_string();
+    let names = v.model.states.iter().map(|s| s.name.to_string());
+    quote! {
+        impl ::workflow::serde::Serialize for #state {
+            fn serialize<S: ::workflow::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                serializer.serialize_unit_variant(#type_name, *self as u32, self.name())
+            }
+        }
+
+        impl<'de> ::workflow::serde::Deserialize<'de> for #state {
+            fn deserialize<D: ::workflow::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                let index = ::workflow::serde_impls::deserialize(deserializer, #type_name, &[#(#names),*])?;
+                Self::ALL.get(index).copied().ok_or_else(|| {
+                    <D::Error as ::workflow::serde::de::Error>::custom("a state index out of range")
+                })
+            }
+        }
+    }
+}
+
 fn state_enum(v: &Validated, names: &Names) -> TokenStream {
     let m = &v.model;
     let Names { state, machine, .. } = names;
     let vis = &m.vis;
-    let serde = serde_derive();
+    let serde = state_serde(v, state);
     let count = m.states.len();
     let variants = m.states.iter().map(|s| {
         let name = &s.name;
@@ -169,8 +222,9 @@ fn state_enum(v: &Validated, names: &Names) -> TokenStream {
     quote! {
         #docs
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #serde
         #vis enum #state { #(#variants),* }
+
+        #serde
 
         impl #state {
             /// Every state, in declaration order.
