@@ -236,3 +236,19 @@ async fn run_compensation_runs_the_declared_compensation_once() {
     );
     assert_eq!(*services.calls.lock().unwrap(), ["release_stock"]);
 }
+
+#[test]
+fn steps_and_rejections_are_indices_in_one_register() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<Step<OrderState>>(), 4);
+    assert_eq!(size_of::<Rejected<OrderState>>(), 4);
+    assert_eq!(size_of::<Result<Step<OrderState>, Rejected<OrderState>>>(), 8);
+    // Hand-made values with indices the graph does not have name its
+    // initial state (and `?` for the event) rather than panic.
+    let initial = OrderState::ALL[Order::graph().initial];
+    let step = Step::<OrderState>::new(u16::MAX, true);
+    assert_eq!((step.from(), step.to(), step.transition()), (initial, initial, 65535));
+    let rejected = Rejected::<OrderState>::at(9_999, 9_999);
+    assert_eq!((rejected.state(), rejected.event()), (initial, "?"));
+    assert_eq!(rejected.event_index(), 9_999);
+}

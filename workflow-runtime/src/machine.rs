@@ -288,7 +288,7 @@ impl<N: StateEnum> Step<N> {
 
 /// The state with graph index `index`, or the graph's initial state for an
 /// index a hand-made step or rejection invented.
-pub(crate) fn node<N: StateEnum>(index: Option<usize>) -> N {
+fn node<N: StateEnum>(index: Option<usize>) -> N {
     match index.and_then(N::from_index) {
         Some(state) => state,
         None => initial_state(),
@@ -352,25 +352,32 @@ impl<N: StateEnum> Rejected<N> {
     }
 }
 
-// Written out rather than derived: a derive would bound `N` and show the
-// packed bits.
-impl<N> Clone for Step<N> {
-    fn clone(&self) -> Self {
-        *self
-    }
+/// `Clone`, `Copy`, `Eq` and `Hash` on the packed bits, for any `N`:
+/// written out because a derive would require them of `N` too.
+macro_rules! packed_value {
+    ($($name:ident),*) => {$(
+        impl<N> Clone for $name<N> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<N> Copy for $name<N> {}
+        impl<N> PartialEq for $name<N> {
+            fn eq(&self, other: &Self) -> bool {
+                self.raw == other.raw
+            }
+        }
+        impl<N> Eq for $name<N> {}
+        impl<N> Hash for $name<N> {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.raw.hash(state);
+            }
+        }
+    )*};
 }
-impl<N> Copy for Step<N> {}
-impl<N> PartialEq for Step<N> {
-    fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw
-    }
-}
-impl<N> Eq for Step<N> {}
-impl<N> Hash for Step<N> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.raw.hash(state);
-    }
-}
+
+packed_value!(Step, Rejected);
+
 impl<N: StateEnum> fmt::Debug for Step<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Step")
@@ -382,23 +389,6 @@ impl<N: StateEnum> fmt::Debug for Step<N> {
     }
 }
 
-impl<N> Clone for Rejected<N> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<N> Copy for Rejected<N> {}
-impl<N> PartialEq for Rejected<N> {
-    fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw
-    }
-}
-impl<N> Eq for Rejected<N> {}
-impl<N> Hash for Rejected<N> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.raw.hash(state);
-    }
-}
 impl<N: StateEnum> fmt::Debug for Rejected<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rejected")
