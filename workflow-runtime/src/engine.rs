@@ -1655,20 +1655,21 @@ where
             to = tracing::field::Empty,
         );
         let handled = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))));
+        let after = machine.state();
         if let Ok(Ok(_)) = &handled {
-            span.record("to", tracing::field::display(machine.state()));
+            span.record("to", tracing::field::display(after));
         }
         match handled {
             Err(panic) => {
                 let reason = panic_text(&*panic);
                 Err(self.fail(reason).await)
             }
-            Ok(Err(rejected)) => {
+            Ok(Err(_)) => {
                 // The whole configuration, not the one state `Rejected` names.
                 let state = before_state.to_string();
                 self.record(RecordKind::Rejected {
                     state: state.clone(),
-                    event: rejected.event(),
+                    event: name,
                 });
                 if timer {
                     let step = journal::Step::Rejected {
@@ -1681,12 +1682,12 @@ where
                 Err(EngineError::Rejected {
                     id: self.id.to_string(),
                     state,
-                    event: rejected.event(),
+                    event: name,
                 })
             }
             Ok(Ok(step)) => {
                 Counters::add(&self.engine.counters.transitions);
-                let (from, to) = (before_state.to_string(), machine.state().to_string());
+                let (from, to) = (before_state.to_string(), after.to_string());
                 // The journal's copy of the names, only when there is a journal:
                 // this is every transition's path.
                 let journaled = |name: &String| match self.engine.durable {
@@ -1696,7 +1697,7 @@ where
                 let step_names = (journaled(&from), journaled(&to));
                 self.record(RecordKind::Transition { from, event: name, to });
                 // A flat self-transition exits and re-enters its state.
-                let reentered = flat && step.exited() && step.from() == step.to();
+                let reentered = flat && step.exited() && after == before_state;
                 let step = journal::Step::Transition {
                     from: step_names.0,
                     event: &event,

@@ -114,3 +114,34 @@ impl<'de> Visitor<'de> for Identifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::value::{BytesDeserializer, Error, U64Deserializer};
+
+    const STATES: &[&str] = &["Start", "Shipping"];
+
+    fn by_index(index: u64) -> Result<usize, Error> {
+        Identifier(STATES).deserialize(U64Deserializer::<Error>::new(index))
+    }
+
+    fn by_bytes(name: &[u8]) -> Result<usize, Error> {
+        Identifier(STATES).deserialize(BytesDeserializer::<Error>::new(name))
+    }
+
+    #[test]
+    fn a_state_is_identified_by_index_or_by_its_name_as_bytes() {
+        assert_eq!(by_index(1), Ok(1));
+        let error = by_index(2).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid value: integer `2`, expected a state name or an index below 2"
+        );
+        assert_eq!(by_bytes(b"Shipping"), Ok(1));
+        let unknown = by_bytes(b"Shiping").unwrap_err().to_string();
+        assert_eq!(unknown, "unknown variant `Shiping`, expected `Start` or `Shipping`");
+        let not_utf8 = by_bytes(&[0xff]).unwrap_err().to_string();
+        assert!(not_utf8.starts_with("invalid value: byte array"), "{not_utf8}");
+    }
+}
