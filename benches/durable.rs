@@ -103,13 +103,13 @@ impl CounterHandlers for Shop {
 }
 
 impl OrderHandlers for Shop {
-    async fn charge_payment(&self, _order: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn charge_payment(&self, _order: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn reserve_stock(&self, _order: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, _order: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn ship(&self, _order: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn ship(&self, _order: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }

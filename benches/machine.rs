@@ -93,7 +93,7 @@ mod ours {
         fn count_charged(&self, count: &mut u32, _receipt: &u64) {
             *count += 1;
         }
-        async fn charge(&self, _count: &u32, _call: ActivityCall) -> Result<u64, ActivityError> {
+        async fn charge(&self, _count: &u32, _call: &ActivityCall) -> Result<u64, ActivityError> {
             Ok(black_box(42))
         }
     }

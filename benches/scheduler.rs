@@ -136,7 +136,7 @@ impl PooledHandlers for Nop {
         self.finished.count();
     }
 
-    async fn call(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn call(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         let permit = match &self.semaphore {
             Some(semaphore) => Some(
                 semaphore

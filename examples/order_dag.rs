@@ -79,17 +79,17 @@ impl OrderHandlers for Services {
     fn note_stock(&self, ctx: &mut OrderCtx, in_stock: &bool) {
         ctx.in_stock = *in_stock;
     }
-    async fn charge_payment(&self, _ctx: &OrderCtx, call: ActivityCall) -> Result<String, ActivityError> {
+    async fn charge_payment(&self, _ctx: &OrderCtx, call: &ActivityCall) -> Result<String, ActivityError> {
         Ok(format!("rcpt-attempt-{}", call.attempt))
     }
-    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<bool, ActivityError> {
+    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<bool, ActivityError> {
         Ok(self.stock)
     }
-    async fn release_stock(&self, ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         println!("    compensation: stock released (in stock: {})", ctx.in_stock);
         Ok(())
     }
-    async fn ship(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn ship(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }

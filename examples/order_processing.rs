@@ -113,7 +113,7 @@ impl Services {
     async fn call(
         &self,
         ctx: &OrderCtx,
-        call: ActivityCall,
+        call: &ActivityCall,
         fail_per_mille: u64,
         hang_per_mille: u64,
     ) -> Result<(), ActivityError> {
@@ -153,24 +153,24 @@ impl OrderHandlers for Services {
     fn note_delivery_failure(&self, ctx: &mut OrderCtx, event: &DeliveryFailed) {
         ctx.failure = Some(event.reason.clone());
     }
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<String, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<String, ActivityError> {
         if self.roll(ctx.id, "card", 0) < 50 {
             return Err(ActivityError::non_retryable("card declined"));
         }
         self.call(ctx, call, 200, 0).await?;
         Ok(format!("rcpt-{}-{}", ctx.id, ctx.amount_cents))
     }
-    async fn reserve_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(ctx, call, 100, 60).await
     }
-    async fn ship(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<String, ActivityError> {
+    async fn ship(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<String, ActivityError> {
         self.call(ctx, call, 100, 0).await?;
         Ok(format!("TRK{:06}", ctx.id * 7919))
     }
-    async fn refund_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(ctx, call, 0, 0).await
     }
-    async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(ctx, call, 0, 0).await
     }
 }

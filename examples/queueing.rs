@@ -118,7 +118,7 @@ async fn work(ms: u64) -> Result<(), ActivityError> {
 }
 
 impl TaskHandlers for Station {
-    async fn serve(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn serve(&self, ms: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
         work(*ms).await
     }
 }
@@ -127,10 +127,10 @@ impl SizedHandlers for Station {
     fn is_long(&self, ms: &u64) -> bool {
         *ms >= 100
     }
-    async fn short(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn short(&self, ms: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
         work(*ms).await
     }
-    async fn long(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn long(&self, ms: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
         work(*ms).await
     }
 }
@@ -139,10 +139,10 @@ impl UnsizedHandlers for Station {
     fn is_long(&self, ms: &u64) -> bool {
         *ms >= 100
     }
-    async fn short(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn short(&self, ms: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
         work(*ms).await
     }
-    async fn long(&self, ms: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn long(&self, ms: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
         work(*ms).await
     }
 }

@@ -156,7 +156,7 @@ impl Services {
     /// for one key in eight loses its first attempt's reply after applying
     /// the effect: the engine retries with the same key, and the service
     /// must not apply it again.
-    async fn call(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn call(&self, order: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         let pause = u64::try_from(call.key % 30).unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         {
@@ -180,13 +180,13 @@ impl Services {
 }
 
 impl OrderHandlers for Arc<Services> {
-    async fn charge_payment(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn charge_payment(&self, order: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(order, call).await
     }
-    async fn reserve_stock(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, order: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(order, call).await
     }
-    async fn ship(&self, order: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn ship(&self, order: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(order, call).await
     }
 }

@@ -85,26 +85,26 @@ impl ShopHandlers for Arc<Desk> {
     fn keep_payment(&self, cart: &mut Cart, payment: &Payment) {
         cart.payment = Some(payment.0.clone());
     }
-    async fn pay(&self, cart: &Cart, call: ActivityCall) -> Result<Payment, ActivityError> {
-        self.note(&call);
+    async fn pay(&self, cart: &Cart, call: &ActivityCall) -> Result<Payment, ActivityError> {
+        self.note(call);
         if self.hold_pay.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         Ok(Payment(format!("paid {}", cart.total)))
     }
-    async fn pack(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
-        self.note(&call);
+    async fn pack(&self, _cart: &Cart, call: &ActivityCall) -> Result<(), ActivityError> {
+        self.note(call);
         Ok(())
     }
-    async fn refund(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
-        self.note(&call);
+    async fn refund(&self, _cart: &Cart, call: &ActivityCall) -> Result<(), ActivityError> {
+        self.note(call);
         if self.hold_refund.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         Ok(())
     }
-    async fn unpack(&self, _cart: &Cart, call: ActivityCall) -> Result<(), ActivityError> {
-        self.note(&call);
+    async fn unpack(&self, _cart: &Cart, call: &ActivityCall) -> Result<(), ActivityError> {
+        self.note(call);
         Ok(())
     }
 }

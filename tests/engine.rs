@@ -95,7 +95,7 @@ impl CounterHandlers for Tracker {
         ctx.seen.push(*output);
         self.log.lock().unwrap().push(*output);
     }
-    async fn slow(&self, ctx: &Tally, _call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn slow(&self, ctx: &Tally, _call: &ActivityCall) -> Result<u32, ActivityError> {
         if let Some(barrier) = &self.rendezvous {
             barrier.wait().await;
         }
@@ -696,11 +696,11 @@ pub mod tiny {
         fn keep_price(&self, ctx: &mut u64, price: &u64) {
             *ctx = *price;
         }
-        async fn validate(&self, _ctx: &u64, _call: ActivityCall) -> Result<(), ActivityError> {
+        async fn validate(&self, _ctx: &u64, _call: &ActivityCall) -> Result<(), ActivityError> {
             tokio::time::sleep(ms(10)).await;
             Ok(())
         }
-        async fn price(&self, ctx: &u64, _call: ActivityCall) -> Result<u64, ActivityError> {
+        async fn price(&self, ctx: &u64, _call: &ActivityCall) -> Result<u64, ActivityError> {
             tokio::time::sleep(ms(10)).await;
             Ok(ctx * 2)
         }

@@ -115,7 +115,7 @@ impl Service {
         self.calls().iter().map(|c| c.at).collect()
     }
 
-    async fn attempt(&self, call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn attempt(&self, call: &ActivityCall) -> Result<u32, ActivityError> {
         let at = self.0.epoch.elapsed();
         self.0.calls.lock().unwrap().push(Call {
             activity: call.activity,
@@ -140,13 +140,13 @@ impl JobHandlers for Service {
     fn keep_error(&self, ctx: &mut JobCtx, error: &ActivityError) {
         ctx.error = Some((error.kind(), error.attempts(), error.message().to_string()));
     }
-    async fn flaky(&self, _ctx: &JobCtx, call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn flaky(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
         self.attempt(call).await
     }
-    async fn timed(&self, _ctx: &JobCtx, call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn timed(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
         self.attempt(call).await
     }
-    async fn limited(&self, _ctx: &JobCtx, call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn limited(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
         self.attempt(call).await
     }
 }

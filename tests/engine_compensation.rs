@@ -89,7 +89,7 @@ impl Agency {
             .collect()
     }
 
-    async fn call(&self, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn call(&self, call: &ActivityCall) -> Result<(), ActivityError> {
         let at = self.0.epoch.elapsed();
         self.0.calls.lock().unwrap().push((call.activity, call.attempt, at));
         match (self.0.script)(call.activity, call.attempt) {
@@ -102,22 +102,22 @@ impl Agency {
 }
 
 impl TripHandlers for Agency {
-    async fn book_flight(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn book_flight(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
-    async fn book_hotel(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn book_hotel(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
-    async fn book_car(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn book_car(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
-    async fn cancel_flight(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn cancel_flight(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
-    async fn cancel_hotel(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn cancel_hotel(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
-    async fn cancel_car(&self, _ctx: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn cancel_car(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         self.call(call).await
     }
 }
@@ -416,20 +416,20 @@ impl OrderHandlers for RefundDesk {
     fn count_attempt(&self, ctx: &mut OrderCtx, event: &common::DeliveryFailed) {
         self.services.count_attempt(ctx, event)
     }
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<common::Receipt, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<common::Receipt, ActivityError> {
         self.services.charge_payment(ctx, call).await
     }
-    async fn reserve_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.services.reserve_stock(ctx, call).await
     }
-    async fn refund(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.services.refund(ctx, call).await?;
         if self.refund_fails {
             return Err(ActivityError::non_retryable("bank refuses"));
         }
         Ok(())
     }
-    async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.services.release_stock(ctx, call).await
     }
 }

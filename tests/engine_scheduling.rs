@@ -38,7 +38,7 @@ struct Service {
 }
 
 impl CallHandlers for Arc<Service> {
-    async fn call(&self, ms: &u64, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn call(&self, ms: &u64, call: &ActivityCall) -> Result<(), ActivityError> {
         let epoch = self.epoch.lock().unwrap().get_or_insert_with(Instant::now).to_owned();
         self.started.lock().unwrap().push((*ms, call.attempt, epoch.elapsed()));
         if *ms == 0 && call.attempt == 1 {

@@ -127,7 +127,7 @@ workflow! {
 struct Stove(u64);
 
 impl KettleHandlers for Stove {
-    async fn heat(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn heat(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         tokio::time::sleep(Duration::from_secs(self.0)).await;
         Ok(())
     }

@@ -252,3 +252,75 @@ fn steps_and_rejections_are_indices_in_one_register() {
     assert_eq!((rejected.state(), rejected.event()), (initial, "?"));
     assert_eq!(rejected.event_index(), 9_999);
 }
+
+mod probe {
+    //! A workflow whose handlers record the calls they are lent.
+    use std::sync::Mutex;
+    use workflow::prelude::*;
+
+    workflow! {
+        /// One activity run once, one retried, one compensation.
+        pub workflow Probe {
+            initial Looking;
+            events { Go }
+            state Looking {
+                invoke look -> () { done => Fetching; error => Failed; }
+                compensate undo;
+            }
+            state Fetching {
+                invoke fetch -> u32 { retry 2 backoff 1ms..2ms; done => Done; error => Failed; }
+            }
+            final Done;
+            final Failed (failure);
+        }
+    }
+
+    /// Records every call; `fetch` fails its first attempt.
+    #[derive(Default)]
+    pub struct Recorder(pub Mutex<Vec<ActivityCall>>);
+
+    impl ProbeHandlers for Recorder {
+        async fn look(&self, _: &(), call: &ActivityCall) -> Result<(), ActivityError> {
+            self.0.lock().unwrap().push(*call);
+            Ok(())
+        }
+        async fn fetch(&self, _: &(), call: &ActivityCall) -> Result<u32, ActivityError> {
+            self.0.lock().unwrap().push(*call);
+            match call.attempt {
+                1 => Err(ActivityError::new("busy")),
+                n => Ok(n),
+            }
+        }
+        async fn undo(&self, _: &(), call: &ActivityCall) -> Result<(), ActivityError> {
+            self.0.lock().unwrap().push(*call);
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_machine_driven_by_hand_lends_each_attempt_its_call() {
+    use probe::*;
+    let recorder = Recorder::default();
+    let mut probe = Probe::default();
+    let done = probe.run_activity(&recorder).await.unwrap();
+    probe.handle(&done, &recorder).unwrap();
+    assert!(matches!(
+        probe.run_activity(&recorder).await,
+        Some(ProbeEvent::FetchDone(2))
+    ));
+    probe
+        .run_compensation(ProbeState::Looking, &recorder)
+        .await
+        .unwrap()
+        .unwrap();
+    let call = |activity, attempt| ActivityCall {
+        activity,
+        attempt,
+        key: 0,
+    };
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [call("look", 1), call("fetch", 1), call("fetch", 2), call("undo", 1)]
+    );
+}

@@ -320,10 +320,10 @@ workflow! {
 struct Callee;
 
 impl CallsHandlers for Callee {
-    async fn first(&self, _ctx: &(), _call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn first(&self, _ctx: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
         Ok(1)
     }
-    async fn second(&self, _ctx: &(), _call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn second(&self, _ctx: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
         Ok(2)
     }
 }

@@ -30,7 +30,7 @@ workflow! {
 struct Warehouse;
 
 impl ParcelHandlers for Warehouse {
-    async fn pack(&self, _: &(), call: ActivityCall) -> Result<(), ActivityError> {
+    async fn pack(&self, _: &(), call: &ActivityCall) -> Result<(), ActivityError> {
         if call.attempt == 1 {
             return Err(ActivityError::new("tape ran out"));
         }

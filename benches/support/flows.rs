@@ -31,13 +31,13 @@ pub struct Nop;
 impl PingPongHandlers for Nop {}
 
 impl StepsHandlers for Nop {
-    async fn one(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn one(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn two(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn two(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn three(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn three(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }

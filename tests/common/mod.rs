@@ -134,7 +134,7 @@ impl OrderHandlers for Services {
     fn count_attempt(&self, ctx: &mut OrderCtx, _event: &DeliveryFailed) {
         ctx.attempts += 1;
     }
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<Receipt, ActivityError> {
         self.payment_calls.fetch_add(1, Ordering::SeqCst);
         let delay = self.payment_delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
@@ -147,15 +147,15 @@ impl OrderHandlers for Services {
         self.payments_completed.fetch_add(1, Ordering::SeqCst);
         Ok(Receipt(format!("receipt-{}-attempt-{}", ctx.id, call.attempt)))
     }
-    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         self.calls.lock().unwrap().push("reserve_stock".into());
         Ok(())
     }
-    async fn refund(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         self.calls.lock().unwrap().push("refund".into());
         Ok(())
     }
-    async fn release_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         self.calls.lock().unwrap().push("release_stock".into());
         Ok(())
     }
@@ -186,16 +186,16 @@ impl<T: OrderHandlers> OrderHandlers for std::sync::Arc<T> {
     fn count_attempt(&self, ctx: &mut OrderCtx, event: &DeliveryFailed) {
         (**self).count_attempt(ctx, event)
     }
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<Receipt, ActivityError> {
         (**self).charge_payment(ctx, call).await
     }
-    async fn reserve_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         (**self).reserve_stock(ctx, call).await
     }
-    async fn refund(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         (**self).refund(ctx, call).await
     }
-    async fn release_stock(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         (**self).release_stock(ctx, call).await
     }
 }

@@ -510,7 +510,7 @@ impl<W: Machine, H> EngineBuilder<W, H> {
     /// }
     /// struct Bank;
     /// impl ChargeHandlers for Bank {
-    ///     async fn pay(&self, _: &(), _: ActivityCall) -> Result<(), ActivityError> { Ok(()) }
+    ///     async fn pay(&self, _: &(), _: &ActivityCall) -> Result<(), ActivityError> { Ok(()) }
     /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -31,7 +31,7 @@ impl OrderHandlers for Services {
     fn save_amount(&self, amount: &mut u64, event: &Submit) {
         *amount = event.amount;
     }
-    async fn charge_payment(&self, _amount: &u64, _call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge_payment(&self, _amount: &u64, _call: &ActivityCall) -> Result<Receipt, ActivityError> {
         Ok(Receipt("r-1".into()))
     }
 }

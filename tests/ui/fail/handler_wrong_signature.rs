@@ -29,7 +29,7 @@ impl OrderHandlers for Services {
     fn affordable(&self, _amount: &u64, _event: &Cancel) -> bool {
         true
     }
-    async fn charge_payment(&self, _amount: &u64, _call: ActivityCall) -> Result<String, ActivityError> {
+    async fn charge_payment(&self, _amount: &u64, _call: &ActivityCall) -> Result<String, ActivityError> {
         Ok("r-1".to_string())
     }
 }

@@ -49,7 +49,7 @@ workflow! {
 struct Phone;
 
 impl LintsHandlers for Phone {
-    async fn call(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn call(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }

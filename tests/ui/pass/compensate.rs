@@ -25,13 +25,13 @@ impl BookingHandlers for Hotel {
     fn keep_room(&self, _ctx: &mut (), output: &u32) {
         assert_eq!(*output, 101);
     }
-    async fn reserve_room(&self, _ctx: &(), _call: ActivityCall) -> Result<u32, ActivityError> {
+    async fn reserve_room(&self, _ctx: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
         Ok(101)
     }
-    async fn release_room(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_room(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn refund_deposit(&self, _ctx: &(), _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund_deposit(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Err(ActivityError::new("bank closed"))
     }
 }
@@ -46,8 +46,8 @@ fn main() {
         key: 0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    runtime.block_on(Hotel.release_room(&(), call)).unwrap();
-    assert!(runtime.block_on(Hotel.refund_deposit(&(), call)).is_err());
+    runtime.block_on(Hotel.release_room(&(), &call)).unwrap();
+    assert!(runtime.block_on(Hotel.refund_deposit(&(), &call)).is_err());
     let mut booking = Booking::default();
     let event = runtime.block_on(booking.run_activity(&Hotel)).unwrap();
     booking.handle(&event, &Hotel).unwrap();

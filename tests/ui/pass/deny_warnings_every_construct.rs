@@ -123,16 +123,16 @@ impl OrderHandlers for Services {
     fn note_error(&self, ctx: &mut OrderCtx, error: &ActivityError) {
         ctx.log.push(error.to_string());
     }
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<Receipt, ActivityError> {
         Ok(Receipt(format!("{}-{}", ctx.amount, call.attempt)))
     }
-    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
-    async fn refund(&self, ctx: &OrderCtx, _call: ActivityCall) -> Result<u64, ActivityError> {
+    async fn refund(&self, ctx: &OrderCtx, _call: &ActivityCall) -> Result<u64, ActivityError> {
         Ok(ctx.amount)
     }
-    async fn release_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn release_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }

@@ -46,7 +46,7 @@ impl PaymentHandlers for Bank {
     fn keep_error(&self, ctx: &mut Ctx, error: &ActivityError) {
         ctx.error = Some(error.message().to_string());
     }
-    async fn charge(&self, _ctx: &Ctx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge(&self, _ctx: &Ctx, call: &ActivityCall) -> Result<Receipt, ActivityError> {
         assert_eq!(call.activity, "charge");
         Ok(Receipt(42))
     }

@@ -17,7 +17,7 @@ workflow! {
 struct Cache;
 
 impl LookupHandlers for Cache {
-    async fn fetch(&self, _ctx: &(), _call: ActivityCall) -> Result<String, ActivityError> {
+    async fn fetch(&self, _ctx: &(), _call: &ActivityCall) -> Result<String, ActivityError> {
         Err(ActivityError::non_retryable("not cached"))
     }
 }

@@ -44,7 +44,7 @@ struct Services {
 }
 
 impl OrderHandlers for Services {
-    async fn charge_payment(&self, ctx: &OrderCtx, call: ActivityCall) -> Result<Receipt, ActivityError> {
+    async fn charge_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<Receipt, ActivityError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         tokio::task::yield_now().await;
         if call.attempt < 2 {
@@ -52,11 +52,11 @@ impl OrderHandlers for Services {
         }
         Ok(Receipt(format!("receipt-{}", ctx.id)))
     }
-    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn reserve_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         Ok(())
     }
-    async fn refund(&self, _ctx: &OrderCtx, _call: ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }
@@ -107,8 +107,8 @@ fn main() {
                 attempt: 2,
                 key: 1,
             };
-            let receipt = handlers.charge_payment(&ctx, call).await;
-            let refunded = handlers.refund(&ctx, call).await;
+            let receipt = handlers.charge_payment(&ctx, &call).await;
+            let refunded = handlers.refund(&ctx, &call).await;
             (receipt, refunded)
         }))
     };

@@ -463,7 +463,7 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
 fn future_method(docs: TokenStream, name: &Ident, context: TokenStream, output: &Type) -> TokenStream {
     quote_spanned! {at(name.span())=>
         #docs
-        fn #name(&self, context: #context, call: ::workflow::ActivityCall)
+        fn #name(&self, context: #context, call: &::workflow::ActivityCall)
             -> impl ::core::future::Future<Output = ::core::result::Result<#output, ::workflow::ActivityError>>
                 + ::core::marker::Send;
     }
@@ -791,7 +791,7 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
     for (id, s) in m.states.iter().enumerate() {
         if let Some(a) = v.activity_of(id) {
             let (name, method, done, failed) = (&s.name, &a.name, &a.done_variant, &a.failed_variant);
-            attempts.push((name, quote!(handlers.#method(context, call).await.map(#event::#done))));
+            attempts.push((name, quote!(handlers.#method(context, &call).await.map(#event::#done))));
             failures.push(quote!(#state::#name => ::core::option::Option::Some(#event::#failed(error)),));
         }
     }
@@ -801,7 +801,7 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
         .filter_map(|s| {
             s.compensate
                 .as_ref()
-                .map(|(_, c)| (&s.name, quote!(handlers.#c(context, call).await)))
+                .map(|(_, c)| (&s.name, quote!(handlers.#c(context, &call).await)))
         })
         .collect();
     let unit_arms: Vec<TokenStream> = event_names(v)
@@ -845,11 +845,9 @@ fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
         .iter()
         .filter_map(|s| {
             let (_, method) = s.compensate.as_ref()?;
-            let (name, text) = (&s.name, method.to_string());
+            let (name, attempt) = (&s.name, attempt_by_hand(method));
             Some(quote! {
-                #state::#name => ::core::option::Option::Some(
-                    ::workflow::activity::run(#text, &::workflow::RetryPolicy::ONCE, 0, |call| handlers.#method(&self.context, call)).await,
-                ),
+                #state::#name => ::core::option::Option::Some(::workflow::activity::once(#attempt).await),
             })
         })
         .collect();
@@ -927,16 +925,19 @@ fn run_activity_fn(
             continue;
         };
         let method = &activity.name;
-        let text = method.to_string();
         let policy = policy(invoke);
-        let call = quote!(move |call| handlers.#method(&self.context, call));
         let run = if policy.max_attempts == 1 && policy.timeout.is_none() {
-            quote!(::workflow::activity::once(#text, 0, #call))
+            let attempt = attempt_by_hand(method);
+            quote!(::workflow::activity::once(#attempt))
         } else {
-            let policy = policy_tokens(&policy);
+            // Each retry gets its own call, so the attempt's future owns it.
+            let (text, policy) = (method.to_string(), policy_tokens(&policy));
             quote! {{
                 const POLICY: ::workflow::RetryPolicy = #policy;
-                ::workflow::activity::run(#text, &POLICY, 0, #call)
+                let context = &self.context;
+                ::workflow::activity::run(#text, &POLICY, 0, move |call| async move {
+                    handlers.#method(context, &call).await
+                })
             }}
         };
         let (done, failed) = (&activity.done_variant, &activity.failed_variant);
@@ -995,6 +996,16 @@ fn run_activity_fn(
         ) -> impl ::core::future::Future<Output = ::core::option::Option<#event>> + 'a {
             #body
         }
+    }
+}
+
+/// The one attempt of a handler's activity or compensation when a machine is
+/// driven by hand: its future, lent a constant call (attempt 1, key 0) that
+/// rustc promotes to a static, so the future holds a pointer, not the call.
+fn attempt_by_hand(method: &Ident) -> TokenStream {
+    let text = method.to_string();
+    quote! {
+        handlers.#method(&self.context, &::workflow::ActivityCall { activity: #text, attempt: 1, key: 0 })
     }
 }
 
