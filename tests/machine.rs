@@ -241,8 +241,12 @@ async fn run_compensation_runs_the_declared_compensation_once() {
 fn steps_and_rejections_are_indices_in_one_register() {
     use std::mem::size_of;
     assert_eq!(size_of::<Step<OrderState>>(), 4);
-    assert_eq!(size_of::<Rejected<OrderState>>(), 4);
-    assert_eq!(size_of::<Result<Step<OrderState>, Rejected<OrderState>>>(), 8);
+    assert_eq!(size_of::<Rejected<OrderState>>(), 3);
+    assert_eq!(
+        size_of::<Result<Step<OrderState>, Rejected<OrderState>>>(),
+        4,
+        "the tag lives in the step's niche byte"
+    );
     // Hand-made values with indices the graph does not have name its
     // initial state (and `?` for the event) rather than panic.
     let initial = OrderState::ALL[Order::graph().initial];
@@ -250,7 +254,19 @@ fn steps_and_rejections_are_indices_in_one_register() {
     assert_eq!((step.from(), step.to(), step.transition()), (initial, initial, 65535));
     let rejected = Rejected::<OrderState>::at(9_999, 9_999);
     assert_eq!((rejected.state(), rejected.event()), (initial, "?"));
-    assert_eq!(rejected.event_index(), 9_999);
+    assert_eq!(rejected.event_index(), 4_095, "an index too large to hold");
+    // The largest indices a workflow may have survive the packing.
+    let step = Step::<OrderState>::new(65_535, false);
+    assert_eq!((step.transition(), step.exited()), (65_535, false));
+    let rejected = Rejected::<OrderState>::at(4_094, 4_094);
+    assert_eq!((rejected.event_index(), rejected.state()), (4_094, initial));
+    let rejected = Rejected::<OrderState>::at(3, 12);
+    assert_eq!(
+        (rejected.state(), rejected.event()),
+        (OrderState::ALL[3], "ShippingAfter48h")
+    );
+    let results: [Result<Step<OrderState>, Rejected<OrderState>>; 2] = [Ok(Step::new(0, true)), Err(rejected)];
+    assert!(results[0].is_ok() && results[1] == Err(rejected));
 }
 
 mod probe {

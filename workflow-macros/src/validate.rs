@@ -101,20 +101,21 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     })
 }
 
-/// `Step` and `Rejected` hold state, event and transition indices in 16
-/// bits: `counts` are the states, the events (declared ones, activity
-/// outcomes and timers) and the transitions.
+/// `Rejected` holds a state's and an event's index in 12 bits each (the
+/// largest value standing for none), `Step` a transition's in 16: `counts`
+/// are the states, the events (declared ones, activity outcomes and timers)
+/// and the transitions.
 fn check_limits(span: Span, counts: [usize; 3], errors: &mut Errors) {
-    let what = [
-        "states",
-        "events (declared ones, activity outcomes and timers)",
-        "transitions",
+    let limits = [
+        (4095, "states"),
+        (4095, "events (declared ones, activity outcomes and timers)"),
+        (65535, "transitions"),
     ];
-    for (count, what) in counts.into_iter().zip(what) {
-        if count > usize::from(u16::MAX) {
+    for (count, (limit, what)) in counts.into_iter().zip(limits) {
+        if count > limit {
             errors.push(
                 span,
-                format!("a workflow has at most 65535 {what}; this one has {count}"),
+                format!("a workflow has at most {limit} {what}; this one has {count}"),
             );
         }
     }
@@ -636,7 +637,7 @@ mod tests {
     }
 
     #[test]
-    fn states_events_and_transitions_are_limited_to_16_bit_indices() {
+    fn states_events_and_transitions_are_limited_to_what_step_and_rejected_hold() {
         let messages = |counts| {
             let mut errors = Errors::default();
             check_limits(Span::call_site(), counts, &mut errors);
@@ -645,17 +646,17 @@ mod tests {
                 Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
             }
         };
-        assert!(messages([65_535, 65_535, 65_535]).is_empty());
+        assert!(messages([4_095, 4_095, 65_535]).is_empty());
         assert_eq!(
-            messages([65_536, 3, 70_000]),
+            messages([4_096, 3, 65_536]),
             [
-                "a workflow has at most 65535 states; this one has 65536",
-                "a workflow has at most 65535 transitions; this one has 70000"
+                "a workflow has at most 4095 states; this one has 4096",
+                "a workflow has at most 65535 transitions; this one has 65536"
             ]
         );
         assert_eq!(
-            messages([1, 65_536, 1]),
-            ["a workflow has at most 65535 events (declared ones, activity outcomes and timers); this one has 65536"]
+            messages([1, 4_096, 1]),
+            ["a workflow has at most 4095 events (declared ones, activity outcomes and timers); this one has 4096"]
         );
     }
 

@@ -234,7 +234,9 @@ pub trait Workflow<H: ?Sized>: Machine {
 /// ```
 pub struct Step<N> {
     /// The transition's index in the low 16 bits, [`EXITED`](Self::EXITED) above.
-    raw: u32,
+    raw: Bits,
+    /// Always zero: the byte where `Result<Step, Rejected>` keeps its tag.
+    _niche: Niche,
     state: PhantomData<fn() -> N>,
 }
 
@@ -249,7 +251,8 @@ impl<N> Step<N> {
     pub const fn new(transition: u16, exited: bool) -> Self {
         let exited = if exited { Self::EXITED } else { 0 };
         Self {
-            raw: transition as u32 | exited,
+            raw: Bits::new(transition as u32 | exited),
+            _niche: Niche::Zero,
             state: PhantomData,
         }
     }
@@ -257,15 +260,44 @@ impl<N> Step<N> {
     /// Index of the transition taken in the graph's
     /// [`transitions`](Graph::transitions).
     pub const fn transition(&self) -> usize {
-        (self.raw & 0xFFFF) as usize
+        (self.raw.get() & 0xFFFF) as usize
     }
 
     /// Whether states were exited and entered: `false` only for a
     /// targetless transition (and, in a statechart, an internal one that
     /// leaves nothing); a self-transition exits and re-enters.
     pub const fn exited(&self) -> bool {
-        self.raw & Self::EXITED != 0
+        self.raw.get() & Self::EXITED != 0
     }
+}
+
+/// 24 bits in three bytes, aligned to one: with [`Niche`] beside them in a
+/// [`Step`], and alone in a [`Rejected`], `Result<Step, Rejected>` is four
+/// bytes (the tag in the niche byte), one register and one store, as a
+/// hand-written `match` returning the new state is. The benchmark's happy
+/// path measured 1.006x the hand-written floor with an 8-byte result (tag and
+/// value stored apart) and 0.82x with this one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Bits([u8; 3]);
+
+impl Bits {
+    const fn new(value: u32) -> Self {
+        let [a, b, c, _] = value.to_le_bytes();
+        Self([a, b, c])
+    }
+
+    const fn get(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_le_bytes([a, b, c, 0])
+    }
+}
+
+/// A byte that is always zero, so its other 255 values are free for an
+/// enum's tag.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Niche {
+    Zero = 0,
 }
 
 impl<N: StateEnum> Step<N> {
@@ -307,28 +339,43 @@ fn initial_state<N: StateEnum>() -> N {
 /// The error `handle` returns for an event the current state does not accept
 /// (no transition on it, or every guard said no). The machine is unchanged.
 ///
-/// Four bytes, like [`Step`]: the state's and the event's indices; names are
-/// read from the graph. It displays as ``event `Cancel` is not accepted in
-/// state `Shipping` ``.
+/// Three bytes: the state's and the event's indices (12 bits each; a
+/// workflow has at most 4095 of each); names are read from the graph. It
+/// displays as ``event `Cancel` is not accepted in state `Shipping` ``.
 pub struct Rejected<N> {
-    /// The state's index in the high 16 bits, the event's in the low ones.
-    raw: u32,
+    /// The state's index in the high 12 bits, the event's in the low ones.
+    raw: Bits,
     state: PhantomData<fn() -> N>,
 }
 
 impl<N> Rejected<N> {
+    /// The largest index a `Rejected` holds; one past the last a workflow
+    /// may have, standing for any index too large to hold.
+    const NONE: usize = 0xFFF;
+
     /// The state with index `state` in the graph's [`states`](Graph::states)
     /// rejected the event with index `event` in its [`events`](Graph::events).
+    /// An index above 4094 (no workflow has one) is kept as 4095, which
+    /// names the graph's initial state, or the event `?`.
     pub const fn at(state: usize, event: usize) -> Self {
+        let (state, event) = (clamp(state, Self::NONE), clamp(event, Self::NONE));
         Self {
-            raw: (state as u32) << 16 | (event as u32 & 0xFFFF),
+            raw: Bits::new((state << 12 | event) as u32),
             state: PhantomData,
         }
     }
 
     /// The event's index in the graph's [`events`](Graph::events).
     pub const fn event_index(&self) -> usize {
-        (self.raw & 0xFFFF) as usize
+        self.raw.get() as usize & Self::NONE
+    }
+}
+
+const fn clamp(index: usize, max: usize) -> usize {
+    if index < max {
+        index
+    } else {
+        max
     }
 }
 
@@ -343,7 +390,7 @@ impl<N: StateEnum> Rejected<N> {
     /// active state containing every active atomic state; the whole
     /// configuration is the machine's `state()`, unchanged).
     pub fn state(&self) -> N {
-        node(Some((self.raw >> 16) as usize))
+        node(Some(self.raw.get() as usize >> 12))
     }
 
     /// The event's name.

@@ -219,6 +219,7 @@ fn handle_fn(v: &Validated, names: &Names) -> TokenStream {
         /// actions, the transition's actions and the entry actions in that
         /// order. An event the state does not accept is rejected and nothing
         /// changes.
+        #[inline]
         pub fn handle<H: #handlers + ?::core::marker::Sized>(
             &mut self,
             event: &#event,
