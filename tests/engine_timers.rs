@@ -382,3 +382,78 @@ async fn a_statechart_self_transition_restarts_the_after_timer() {
         [rec(ms(8000), RecordKind::TimerFired("ArmedAfter5s"))]
     );
 }
+
+workflow! {
+    /// An approval that expires 48 hours after it was asked for.
+    pub workflow Approval {
+        initial Waiting;
+        events { Approve }
+        state Waiting {
+            on Approve => Approved;
+            after 48h => Expired;
+        }
+        final Approved;
+        final Expired;
+    }
+}
+
+struct Approver;
+impl ApprovalHandlers for Approver {}
+
+/// A durable timer keeps its wall-clock deadline across a restart: a process down for 47 hours
+/// finds one hour left (the injected clock says how long it was down; tokio's paused clock runs
+/// the hour).
+#[tokio::test(start_paused = true)]
+async fn a_process_down_for_47_hours_finds_one_hour_left() {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    use workflow::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("approvals.db");
+    let asked = SystemTime::now();
+    let first = Engine::<Approval, Approver>::builder(Approver)
+        .store(Arc::new(SqliteStore::open(&path).unwrap()))
+        .clock(move || asked)
+        .build();
+    first.start("a-1", ()).await.unwrap();
+    first.shutdown().await;
+    drop(first);
+
+    let restarted = asked + Duration::from_secs(47 * 3600);
+    let second = Engine::<Approval, Approver>::builder(Approver)
+        .store(Arc::new(SqliteStore::open(&path).unwrap()))
+        .clock(move || restarted)
+        .build();
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    let resumed = Instant::now();
+    assert_eq!(second.wait("a-1").await.unwrap(), ApprovalState::Expired);
+    assert_eq!(
+        resumed.elapsed(),
+        Duration::from_secs(3600),
+        "fired one hour after the restart"
+    );
+
+    // Down for longer than the timer: it fires at once.
+    let third_store = Arc::new(SqliteStore::open(dir.path().join("late.db")).unwrap());
+    let third = Engine::<Approval, Approver>::builder(Approver)
+        .store(third_store.clone())
+        .clock(move || asked)
+        .build();
+    third.start("a-2", ()).await.unwrap();
+    third.shutdown().await;
+    drop(third);
+    let much_later = asked + Duration::from_secs(50 * 3600);
+    let fourth = Engine::<Approval, Approver>::builder(Approver)
+        .store(third_store)
+        .clock(move || much_later)
+        .build();
+    fourth.recover().await.unwrap();
+    let resumed = Instant::now();
+    assert_eq!(fourth.wait("a-2").await.unwrap(), ApprovalState::Expired);
+    assert_eq!(
+        resumed.elapsed(),
+        Duration::ZERO,
+        "a deadline passed while down fires at once"
+    );
+}

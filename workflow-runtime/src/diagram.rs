@@ -78,6 +78,13 @@ impl Graph<'_> {
                     }
                 }
             }
+            // A child that no other line names inside its parent's block must be named there,
+            // or Mermaid draws it outside the parent.
+            StateKind::Atomic if state.invoke.is_none() && state.compensate.is_none() && !self.is_named_initial(s) => {
+                if state.parent.is_some() {
+                    let _ = writeln!(out, "{pad}{}", state.name);
+                }
+            }
             StateKind::Atomic => {}
             StateKind::Final { .. } => {
                 let _ = writeln!(out, "{pad}{} --> [*]", state.name);
@@ -188,6 +195,13 @@ impl Graph<'_> {
     }
 
     /// The states whose parent is `parent` (`None`: the top level), in order.
+    /// Whether `s` is its compound parent's initial child, which the parent's `[*] -->` line names.
+    fn is_named_initial(&self, s: usize) -> bool {
+        self.states[s]
+            .parent
+            .is_some_and(|p| self.states[p].kind == StateKind::Compound { initial: s })
+    }
+
     fn children(&self, parent: Option<usize>) -> impl Iterator<Item = usize> + '_ {
         (0..self.states.len()).filter(move |&s| self.states[s].parent == parent)
     }
@@ -404,6 +418,45 @@ mod tests {
         assert_eq!(
             JOB.to_mermaid(),
             "stateDiagram-v2\n    [*] --> Job\n    state Job {\n        [*] --> Work\n        H: deep history\n        H --> Work: default\n        state Work {\n            state A {\n                [*] --> A1\n            }\n            --\n            state B {\n                [*] --> B1\n                B1 --> [*]\n            }\n        }\n    }\n    Done --> [*]\n    Job --> Done: done\n"
+        );
+    }
+
+    /// Job { initial Prep; Prep; Pack } Done: `Pack` has no line of its own.
+    static PLAIN_CHILD: Graph<'static> = Graph {
+        name: "Plain",
+        initial: 0,
+        states: &[
+            state("Job", StateKind::Compound { initial: 1 }, None, 3, [0, 0]),
+            state("Prep", StateKind::Atomic, Some(0), 2, [0, 1]),
+            state("Pack", StateKind::Atomic, Some(0), 3, [1, 2]),
+            state("Done", StateKind::Final { failure: false }, None, 4, [2, 2]),
+        ],
+        events: &[event("Go", EventKind::Declared)],
+        transitions: &[
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::Events(&[0]),
+                guard: None,
+                targets: &[2],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 2,
+                trigger: Trigger::Events(&[0]),
+                guard: None,
+                targets: &[3],
+                internal: false,
+                actions: &[],
+            },
+        ],
+    };
+
+    #[test]
+    fn mermaid_names_a_plain_child_inside_its_parent() {
+        assert_eq!(
+            PLAIN_CHILD.to_mermaid(),
+            "stateDiagram-v2\n    [*] --> Job\n    state Job {\n        [*] --> Prep\n        Pack\n    }\n    Done --> [*]\n    Prep --> Pack: Go\n    Pack --> Done: Go\n"
         );
     }
 

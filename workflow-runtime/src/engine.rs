@@ -17,7 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
+use crate::clock::{self, Clock, SystemClock};
 use crate::graph::{EventKind, Graph, StateKind};
 use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
@@ -244,21 +245,45 @@ where
     }
 }
 
-/// Settings of an [`Engine`].
+/// Settings of an [`Engine`]. Every field has a default ([`Config::default`]); change the ones
+/// you need with struct update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow::Config;
+///
+/// // Backoff delays exactly as the workflow declares them, and a 30 s cap on every activity.
+/// let config = Config { jitter: 0.0, activity_deadline: Some(Duration::from_secs(30)), ..Config::default() };
+/// assert_eq!(config.mailbox, 64);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
     /// Events an instance's mailbox holds before `send` waits and `try_send` fails.
+    ///
+    /// Default: `64`.
     pub mailbox: usize,
-    /// Jitter of activity backoff delays, in `0..=1` (see [`Schedule::jitter`]).
+    /// Jitter of activity backoff delays, in `0..=1` (see [`Schedule::jitter`]): each delay is
+    /// drawn from `delay * (1 - jitter) ..= delay * (1 + jitter)`, so that many instances failing
+    /// together do not retry in lockstep.
+    ///
+    /// Default: `0.1`, so delays differ from the declared `backoff` by up to 10%; set `0.0` for
+    /// exactly the declared delays.
     pub jitter: f64,
     /// Overall limit on each activity invocation, retries included
     /// (schedule-to-close); `None` for none.
+    ///
+    /// Default: `None` (each attempt is still bounded by the workflow's `timeout`, if declared).
     pub activity_deadline: Option<Duration>,
     /// How compensations are retried.
+    ///
+    /// Default: at most 3 attempts in all, backoff from 100 ms doubling up to 10 s, no
+    /// per-attempt timeout. A compensation that still fails is recorded and the next one runs.
     pub compensation: RetryPolicy,
     /// How many history records an instance keeps in memory (the oldest go
     /// first): a long-lived instance's memory stays bounded. A durable
     /// engine's journal keeps every step.
+    ///
+    /// Default: `256`.
     pub history: usize,
 }
 
@@ -331,6 +356,9 @@ struct Shared<W: Machine, H> {
     handlers: Arc<H>,
     config: Config,
     epoch: Instant,
+    /// Milliseconds since the Unix epoch at `epoch`, from the builder's [`Clock`]: timers'
+    /// deadlines are journaled as wall-clock times.
+    wall_epoch: u64,
     watched: Watched,
     durable: Option<Durable<W>>,
     /// Set by `shutdown`: what instances wait on besides their mailbox
@@ -415,26 +443,21 @@ impl Counters {
 struct Durable<W: Machine> {
     store: Arc<dyn Store>,
     fingerprint: String,
-    /// Milliseconds since the Unix epoch at the engine's `epoch`: timers'
-    /// deadlines are journaled as wall-clock times.
-    wall_epoch: u64,
     encode: journal::Encode<W::Context, W::Event>,
     decode: journal::Decode<W::Context, W::Event>,
 }
 
 impl<W: Machine, H> Shared<W, H> {
     /// A tokio deadline as milliseconds since the Unix epoch.
-    fn wall(&self, durable: &Durable<W>, deadline: Instant) -> u64 {
+    fn wall(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.epoch).as_millis();
-        durable
-            .wall_epoch
-            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+        self.wall_epoch.saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
     }
 
     /// A journaled deadline on tokio's clock (the epoch itself if it is
     /// older: the timer fires at once).
-    fn instant(&self, durable: &Durable<W>, wall: u64) -> Instant {
-        self.epoch + Duration::from_millis(wall.saturating_sub(durable.wall_epoch))
+    fn instant(&self, wall: u64) -> Instant {
+        self.epoch + Duration::from_millis(wall.saturating_sub(self.wall_epoch))
     }
 }
 
@@ -476,12 +499,56 @@ pub struct EngineBuilder<W: Machine, H> {
     config: Config,
     durable: Option<Durable<W>>,
     scheduler: Option<Scheduler>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<W: Machine, H> EngineBuilder<W, H> {
     /// Uses `config` instead of the default.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Reads the wall clock from `clock` instead of the operating system's ([`SystemClock`]).
+    ///
+    /// The engine reads it once, in [`build`](Self::build), to place journaled timer deadlines
+    /// (wall-clock times) on tokio's clock. A test injects a clock running ahead to simulate a
+    /// process that was down for a while, and drives tokio's paused clock from there:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, SystemTime};
+    /// use workflow::prelude::*;
+    /// use workflow::{Engine, MemoryStore, Status};
+    ///
+    /// workflow! {
+    ///     workflow Approval {
+    ///         initial Waiting;
+    ///         state Waiting { after 48h => Expired; }
+    ///         final Expired;
+    ///     }
+    /// }
+    /// struct Desk;
+    /// impl ApprovalHandlers for Desk {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Arc::new(MemoryStore::new());
+    /// let first = Engine::<Approval, Desk>::builder(Desk).store(store.clone()).build();
+    /// first.start("a-1", ()).await?; // the timer's deadline is journaled: now + 48 h
+    /// first.shutdown().await;
+    ///
+    /// // Restarted 47 hours later: one hour is left.
+    /// let later = SystemTime::now() + Duration::from_secs(47 * 3600);
+    /// let second = Engine::<Approval, Desk>::builder(Desk).store(store).clock(move || later).build();
+    /// second.recover().await?;
+    /// tokio::time::sleep(Duration::from_secs(59 * 60)).await;
+    /// assert_eq!(second.status("a-1")?, Status::Running(ApprovalState::Waiting));
+    /// tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+    /// assert_eq!(second.status("a-1")?, Status::Finished(ApprovalState::Expired));
+    /// # Ok(()) }
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -546,13 +613,9 @@ where
     /// unfinished instances after a restart. Contexts, events and activity
     /// outputs are journaled as JSON (the `serde` feature's derives).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        let wall_epoch = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.durable = Some(Durable {
             store,
             fingerprint: journal::fingerprint(&crate::graph::text::encode(W::graph())),
-            wall_epoch,
             encode: journal::encode::<W::Context, W::Event>,
             decode: journal::decode::<W::Context, W::Event>,
         });
@@ -583,6 +646,7 @@ where
                     handlers: Arc::new(self.handlers),
                     config: self.config,
                     epoch: Instant::now(),
+                    wall_epoch: clock::unix_millis(self.clock.as_ref()),
                     watched: Watched::new(W::graph()),
                     durable: self.durable,
                     closing: watch::channel(false).0,
@@ -765,6 +829,7 @@ where
             config: Config::default(),
             durable: None,
             scheduler: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -1280,7 +1345,7 @@ where
                 (None, Some(send)) => TimerKey::Send(Cow::Owned(send.into_owned())),
                 (None, None) => return Err(corrupt("a timer with no owner".into())),
             };
-            let deadline = self.inner.shared.instant(durable, timer.deadline);
+            let deadline = self.inner.shared.instant(timer.deadline);
             instance
                 .fx()
                 .pending
@@ -1858,7 +1923,7 @@ where
             },
             generation: timer.generation,
             event: &timer.event,
-            deadline: self.engine.wall(durable, timer.deadline),
+            deadline: self.engine.wall(timer.deadline),
         });
         let entry = journal::Entry {
             v: journal::FORMAT,

@@ -36,6 +36,7 @@
 
 pub mod activity;
 pub mod chart;
+pub mod clock;
 mod configuration;
 mod diagram;
 pub mod engine;
