@@ -194,7 +194,6 @@ impl Graph<'_> {
         }
     }
 
-    /// The states whose parent is `parent` (`None`: the top level), in order.
     /// Whether `s` is its compound parent's initial child, which the parent's `[*] -->` line names.
     fn is_named_initial(&self, s: usize) -> bool {
         self.states[s]
@@ -202,7 +201,8 @@ impl Graph<'_> {
             .is_some_and(|p| self.states[p].kind == StateKind::Compound { initial: s })
     }
 
-    fn children(&self, parent: Option<usize>) -> impl Iterator<Item = usize> + '_ {
+    /// The states whose parent is `parent` (`None`: the top level), in order.
+    pub(crate) fn children(&self, parent: Option<usize>) -> impl Iterator<Item = usize> + '_ {
         (0..self.states.len()).filter(move |&s| self.states[s].parent == parent)
     }
 
