@@ -41,6 +41,7 @@ mod configuration;
 mod diagram;
 pub mod engine;
 pub mod graph;
+pub mod interop;
 pub mod journal;
 mod machine;
 mod mailbox;
