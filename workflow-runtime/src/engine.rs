@@ -613,7 +613,11 @@ pub struct Recovery {
     /// The instances it could not resume, and why: a corrupt journal row
     /// ([`StoreError::Corrupt`]) or a workflow that changed under them
     /// ([`StoreError::DefinitionChanged`]). Their journals are left as they
-    /// are; every query about them reports the error.
+    /// are; every query about them reports the error. On a damaged store
+    /// file, every instance that can still be read resumes and each one
+    /// that cannot is reported by id; a damaged part of the store's index
+    /// of instances, whose instances cannot be named, is one error without
+    /// an id ([`StoreError::Backend`]).
     pub errors: Vec<StoreError>,
 }
 
@@ -1170,19 +1174,24 @@ where
         let rows = durable.store.open_rows(W::graph().name).await?;
         let mut report = Recovery::default();
         for row in rows {
-            if self.shard(&row.instance).contains_key(row.instance.as_str()) {
-                continue;
-            }
-            let id = row.instance.clone();
-            match self.resume(durable, row) {
-                Ok(()) => report.resumed += 1,
+            // A row the store could not read comes as its error, by id.
+            let resumed = row.and_then(|row| {
+                if self.shard(&row.instance).contains_key(row.instance.as_str()) {
+                    return Ok(false);
+                }
+                self.resume(durable, row).map(|()| true)
+            });
+            match resumed {
+                Ok(resumed) => report.resumed += usize::from(resumed),
                 Err(error) => {
-                    let mut broken = self
-                        .inner
-                        .broken
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    broken.insert(id, error.clone());
+                    if let Some(id) = error.instance() {
+                        let mut broken = self
+                            .inner
+                            .broken
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        broken.insert(id.to_string(), error.clone());
+                    }
                     report.errors.push(error);
                 }
             }

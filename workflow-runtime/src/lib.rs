@@ -57,7 +57,7 @@ pub use machine::{Machine, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
 #[cfg(feature = "sqlite")]
-pub use store::SqliteStore;
+pub use store::{SqliteOptions, SqliteStore};
 pub use store::{MemoryStore, Row, Store, StoreError};
 
 /// Re-exported for the serde derives that the macro generates with the `serde` feature.
