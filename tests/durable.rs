@@ -767,7 +767,7 @@ async fn a_context_that_cannot_be_encoded_is_refused_with_an_error() {
     let pairs = Pairs([((1, 2), 3)].into_iter().collect());
     let refused = engine.start("g-1", pairs).await;
     assert!(
-        matches!(&refused, Err(EngineError::Store(StoreError::Backend(m))) if m.starts_with("instance `g-1` cannot be encoded")),
+        matches!(&refused, Err(EngineError::Store(StoreError::Unencodable { instance, reason })) if instance == "g-1" && reason == "key must be a string"),
         "{refused:?}"
     );
     assert!(store.journal("Grid", "g-1").await.unwrap().is_empty());

@@ -1833,7 +1833,10 @@ where
         };
         let data = self
             .image(durable, step, status)
-            .map_err(|reason| StoreError::Backend(format!("instance `{}` cannot be encoded: {reason}", self.id)))?;
+            .map_err(|reason| StoreError::Unencodable {
+                instance: self.id.to_string(),
+                reason,
+            })?;
         Ok(Some(Row {
             instance: self.id.to_string(),
             seq: self.seq + 1,
