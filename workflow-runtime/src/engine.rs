@@ -605,6 +605,9 @@ struct Launched {
     answer: Option<oneshot::Receiver<Result<(), EngineError>>>,
 }
 
+/// The largest generation counter a journal row may hold.
+const MAX_GENERATION: u64 = 1 << 63;
+
 /// What [`Engine::recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -1316,6 +1319,15 @@ where
                 "it no longer declares a compensation".into(),
             ));
         }
+        // The counter grows by one per activity or timer started: a value
+        // past 2^63 was damaged, not counted, and counting on from it could
+        // overflow (and repeat idempotency keys).
+        if entry.generation > MAX_GENERATION {
+            return Err(corrupt(format!(
+                "its generation counter {} is past 2^63, more than an instance counts",
+                entry.generation
+            )));
+        }
         instance.generation = entry.generation;
         instance.priority = entry.priority;
         instance.seq = seq;
@@ -1976,6 +1988,8 @@ where
     }
 
     fn next_generation(&mut self) -> u64 {
+        // No overflow: a resumed counter is at most MAX_GENERATION (2^63),
+        // and one instance does not start 2^63 activities and timers.
         self.generation += 1;
         self.generation
     }
