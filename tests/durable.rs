@@ -126,7 +126,11 @@ impl Backend for Memory {
 /// One process owns a store file: while a store over the file is alive
 /// (an earlier engine of the test still holds it), `open` hands out that
 /// one, as the process would; otherwise it opens the file again.
-struct Sqlite(PathBuf, Mutex<std::sync::Weak<SqliteStore>>, #[allow(dead_code)] tempfile::TempDir);
+struct Sqlite(
+    PathBuf,
+    Mutex<std::sync::Weak<SqliteStore>>,
+    #[allow(dead_code)] tempfile::TempDir,
+);
 
 impl Backend for Sqlite {
     fn open(&self) -> Arc<dyn Store> {

@@ -70,7 +70,10 @@ fn store_child() {
     let var = var.to_string_lossy().into_owned();
     let (what, dir) = var.split_once(':').expect("what:dir");
     let path = Path::new(dir).join("journal.db");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         match what {
             "hold" => {
@@ -193,7 +196,11 @@ async fn an_oversized_event_fails_only_its_instance() {
         .iter()
         .map(|id| {
             let engine = engine.clone();
-            let text = if id == "m-07" { "x".repeat(1 << 20) } else { format!("note of {id}") };
+            let text = if id == "m-07" {
+                "x".repeat(1 << 20)
+            } else {
+                format!("note of {id}")
+            };
             let id = id.clone();
             tokio::spawn(async move { engine.send(&id, MeterEvent::Note(Note { text })).await })
         })
@@ -384,11 +391,13 @@ async fn rows_damaged_by_hand_are_reported_for_what_they_are() {
     }
     // The newest row of `missing` is lost; `bad-bytes` gets an id that is
     // not UTF-8; `overflow` a generation counter at the top of u64.
-    let row2 = |id: &str| rusqlite::Connection::open(&path).unwrap().query_row(
-        "SELECT data FROM journal WHERE instance = ?1 AND seq = 2",
-        [id],
-        |r| r.get::<_, Vec<u8>>(0),
-    );
+    let row2 = |id: &str| {
+        rusqlite::Connection::open(&path).unwrap().query_row(
+            "SELECT data FROM journal WHERE instance = ?1 AND seq = 2",
+            [id],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+    };
     let mut doc: serde_json::Value = serde_json::from_slice(&row2("overflow").unwrap()).unwrap();
     doc["generation"] = serde_json::Value::from(u64::MAX);
     let data = serde_json::to_vec(&doc).unwrap();

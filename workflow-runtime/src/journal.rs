@@ -218,7 +218,10 @@ mod finite {
         if value.is_finite() {
             return Ok(());
         }
-        Err(NotFinite::Float { value, path: Vec::new() })
+        Err(NotFinite::Float {
+            value,
+            path: Vec::new(),
+        })
     }
 
     /// Checks a field's value, naming the field on the way out of a failure.

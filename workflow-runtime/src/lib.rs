@@ -56,9 +56,9 @@ pub use graph::Graph;
 pub use machine::{Machine, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
+pub use store::{MemoryStore, Row, Store, StoreError};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteOptions, SqliteStore};
-pub use store::{MemoryStore, Row, Store, StoreError};
 
 /// Re-exported for the serde derives that the macro generates with the `serde` feature.
 #[doc(hidden)]

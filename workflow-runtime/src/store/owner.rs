@@ -35,7 +35,10 @@ impl Owner {
     pub(crate) fn take(path: &Path, name: &str) -> Result<Owner, StoreError> {
         let lock = lock_path(path);
         let failed = |what: &str, error: std::io::Error| {
-            StoreError::Backend(format!("{name}: cannot {what} the lock file {}: {error}", lock.display()))
+            StoreError::Backend(format!(
+                "{name}: cannot {what} the lock file {}: {error}",
+                lock.display()
+            ))
         };
         let mut file = OpenOptions::new()
             .read(true)

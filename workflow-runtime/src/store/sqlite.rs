@@ -92,6 +92,27 @@
 //! cache for the writer (`instances` stays in memory) and a checkpoint every
 //! 10,000 WAL pages rather than SQLite's 1,000 (a page changed by many
 //! commits is copied into the database once).
+//!
+//! A batch that SQLite fails as a whole is written again with each row in
+//! its own savepoint: a row SQLite refuses is rolled back alone and its
+//! append fails; the others commit. Rows over the store's maximum size never
+//! reach a batch.
+//!
+//! # Checkpoints
+//!
+//! What is committed but not yet checkpointed lives only in the `-wal` file.
+//! Besides SQLite's page bound, the writer checkpoints (`PASSIVE`) whenever
+//! [`SqliteOptions::checkpoint_every`] has passed since the last checkpoint
+//! with something committed since, idle or not, and fully (`TRUNCATE`) once
+//! the store is dropped: a lost `-wal` loses at most that much.
+//!
+//! # Ownership and the file's identity
+//!
+//! A store opened for writing holds `flock(2)` on `<file>-lock` (see
+//! [`SqliteStore::open`]). The writer also checks, after each commit, that the
+//! path still leads to the file it opened (same device and inode); a file
+//! deleted or replaced meanwhile fails that batch and every later one with
+//! [`StoreError::FileReplaced`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -248,7 +269,18 @@ const ROW_AT: &str = "SELECT instance, seq, open, checksum, data, prev, workflow
 /// next commit (group commit, up to 4096 rows in one transaction; see
 /// [`commits`](Self::commits)). Reads use a second connection, beside the
 /// writer. Dropping the store lets the writer finish the rows already
-/// queued, then waits for it to stop.
+/// queued and checkpoint the WAL into the main file, then waits for it to
+/// stop.
+///
+/// One store at a time owns a file (an OS lock, released when its process
+/// dies: see [`open`](Self::open)); a row over the maximum size
+/// ([`SqliteOptions::max_row_bytes`]) is refused before it reaches a batch;
+/// the WAL is checkpointed at least every [`SqliteOptions::checkpoint_every`]
+/// while rows are committed; [`backup_to`](Self::backup_to) copies the
+/// store while it runs; a file deleted or replaced under the store fails
+/// every later write with [`StoreError::FileReplaced`]; and on a damaged
+/// file [`open_rows`](Store::open_rows) returns every instance it can still
+/// read, and each one it cannot as an error by id.
 ///
 /// # File format
 ///
@@ -473,7 +505,8 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let writer = connect(path, flags, &name)?;
         let reader_flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let file = FileIdentity::of(path).map_err(|e| StoreError::Backend(format!("{name}: cannot read the file's identity: {e}")))?;
+        let file = FileIdentity::of(path)
+            .map_err(|e| StoreError::Backend(format!("{name}: cannot read the file's identity: {e}")))?;
         Self::start(
             writer,
             || connect(path, reader_flags, &name),
@@ -793,7 +826,10 @@ fn open_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Row, StoreError>
         return corrupt(0, "its entry in table `instances` is unreadable");
     };
     if integer(row.get_ref(7)?) != Some(1) {
-        return corrupt(seq, "its newest row is missing: its entry in table `instances` points to no row");
+        return corrupt(
+            seq,
+            "its newest row is missing: its entry in table `instances` points to no row",
+        );
     }
     if integer(row.get_ref(5)?) != Some(1) {
         return corrupt(
@@ -2272,7 +2308,11 @@ mod tests {
             if replaced {
                 std::fs::write(&path, b"another file").unwrap();
             }
-            let reason = if replaced { "was replaced by another file" } else { "was deleted" };
+            let reason = if replaced {
+                "was replaced by another file"
+            } else {
+                "was deleted"
+            };
             let expected = Err(StoreError::FileReplaced {
                 file: path.display().to_string(),
                 reason: reason.into(),
@@ -2328,7 +2368,10 @@ mod tests {
             })
             .collect();
         assert!(lost.contains(&"i-017"), "{lost:?}");
-        assert!(!lost.is_empty() && lost.len() <= 5, "only the rows on the page: {lost:?}");
+        assert!(
+            !lost.is_empty() && lost.len() <= 5,
+            "only the rows on the page: {lost:?}"
+        );
     }
 
     #[tokio::test]
