@@ -123,7 +123,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -244,19 +244,20 @@ const OPEN_ROWS: &str = concat!(
     "FROM i LEFT JOIN journal AS j ON j.id = i.newest"
 );
 
-/// [`OPEN_ROWS`] for one instance: how a damaged file is read, one entry at
-/// a time.
+/// [`OPEN_ROWS`] for one entry already read (workflow, instance, newest,
+/// seq, open): how a damaged file is read, one instance at a time.
 const OPEN_ROW: &str = concat!(
     open_row_columns!(),
-    "FROM instances AS i LEFT JOIN journal AS j ON j.id = i.newest \
-     WHERE i.workflow = ?1 AND i.instance = ?2"
+    "FROM (SELECT ?1 AS workflow, ?2 AS instance, ?3 AS newest, ?4 AS seq, ?5 AS open) AS i \
+     LEFT JOIN journal AS j ON j.id = i.newest"
 );
 
-/// The open entries' ids, in key order or its reverse: read from both ends,
-/// so that a damaged page of `instances` hides only the entries on it.
-const OPEN_IDS: &str = "SELECT instance FROM instances WHERE workflow = ?1 AND open IS NOT 0 ORDER BY instance";
-const OPEN_IDS_BACK: &str =
-    "SELECT instance FROM instances WHERE workflow = ?1 AND open IS NOT 0 ORDER BY instance DESC";
+/// The open entries, in key order or its reverse: read from both ends, so
+/// that a damaged page of `instances` hides only the entries on it.
+const OPEN_ENTRIES: &str = "SELECT instance, newest, seq, open FROM instances \
+                            WHERE workflow = ?1 AND open IS NOT 0 ORDER BY instance";
+const OPEN_ENTRIES_BACK: &str = "SELECT instance, newest, seq, open FROM instances \
+                                 WHERE workflow = ?1 AND open IS NOT 0 ORDER BY instance DESC";
 
 /// One row of a walk back, with its link to the one before and its owner.
 const ROW_AT: &str = "SELECT instance, seq, open, checksum, data, prev, workflow FROM journal WHERE id = ?1";
@@ -854,54 +855,37 @@ fn salvage_open_rows(
     workflow: &str,
     damage: &rusqlite::Error,
 ) -> rusqlite::Result<Vec<Result<Row, StoreError>>> {
-    let mut ids: Vec<Vec<u8>> = Vec::new();
-    let mut hidden = None;
-    // From the front until damage, then from the back until damage or the
-    // entries already read.
-    for sql in [OPEN_IDS, OPEN_IDS_BACK] {
-        let first_back = ids.len();
-        let scanned = (|| {
-            let mut statement = conn.prepare(sql)?;
-            let mut rows = statement.query(params![workflow])?;
-            while let Some(row) = rows.next()? {
-                let id = match row.get_ref(0)? {
-                    ValueRef::Text(id) | ValueRef::Blob(id) => id.to_vec(),
-                    _ => Vec::new(),
-                };
-                if ids[..first_back].contains(&id) {
-                    break;
-                }
-                ids.push(id);
-            }
-            Ok::<_, rusqlite::Error>(())
-        })();
-        match scanned {
-            Ok(_) if sql == OPEN_IDS => break,
-            Ok(_) => hidden = None,
-            Err(error) => hidden = Some(error),
-        }
-    }
-    let mut open = Vec::with_capacity(ids.len() + 1);
+    // From the front until the damage, then from the back until the damage
+    // (or the entries already read).
+    let mut entries = Vec::new();
+    let hidden = match scan_entries(conn, OPEN_ENTRIES, workflow, &mut entries) {
+        Ok(()) => None,
+        Err(_) => scan_entries(conn, OPEN_ENTRIES_BACK, workflow, &mut entries).err(),
+    };
+    let mut open = Vec::with_capacity(entries.len() + 1);
     let mut statement = conn.prepare(OPEN_ROW)?;
-    for id in ids {
+    for Entry {
+        id,
+        newest,
+        seq,
+        open: entry_open,
+    } in entries
+    {
+        let seq_number = integer((&seq).into()).and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
         let Ok(instance) = String::from_utf8(id.clone()) else {
             open.push(Err(StoreError::Corrupt {
                 instance: id.escape_ascii().to_string(),
-                seq: 0,
+                seq: seq_number,
                 reason: "its id is not valid UTF-8 (shown with its bytes escaped)".into(),
             }));
             continue;
         };
-        let read = (|| {
-            let mut rows = statement.query(params![workflow, instance])?;
-            rows.next()?.map(open_row).transpose()
-        })();
+        let read = statement.query_row(params![workflow, instance, newest, seq, entry_open], open_row);
         open.push(match read {
-            Ok(Some(row)) => row,
-            Ok(None) => continue,
+            Ok(row) => row,
             Err(error) => Err(StoreError::Corrupt {
                 instance,
-                seq: 0,
+                seq: seq_number,
                 reason: format!("its newest row cannot be read: {error}"),
             }),
         });
@@ -913,6 +897,39 @@ fn salvage_open_rows(
         ))));
     }
     Ok(open)
+}
+
+/// An entry of `instances` as stored, values unchecked: what the salvage
+/// reads first, then joins to its row.
+struct Entry {
+    id: Vec<u8>,
+    newest: Value,
+    seq: Value,
+    open: Value,
+}
+
+/// Adds the open entries that `sql` lists to `entries`, until the first one
+/// already there; an `Err` where it meets a damaged page.
+fn scan_entries(conn: &Connection, sql: &str, workflow: &str, entries: &mut Vec<Entry>) -> rusqlite::Result<()> {
+    let seen: std::collections::HashSet<Vec<u8>> = entries.iter().map(|e| e.id.clone()).collect();
+    let mut statement = conn.prepare(sql)?;
+    let mut rows = statement.query(params![workflow])?;
+    while let Some(row) = rows.next()? {
+        let id = match row.get_ref(0)? {
+            ValueRef::Text(id) | ValueRef::Blob(id) => id.to_vec(),
+            _ => Vec::new(),
+        };
+        if seen.contains(&id) {
+            break;
+        }
+        entries.push(Entry {
+            id,
+            newest: row.get(1)?,
+            seq: row.get(2)?,
+            open: row.get(3)?,
+        });
+    }
+    Ok(())
 }
 
 /// One instance's journal, read from its newest row back along the `prev`
@@ -2372,6 +2389,47 @@ mod tests {
             !lost.is_empty() && lost.len() <= 5,
             "only the rows on the page: {lost:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_damaged_page_of_instances_hides_only_the_entries_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        // Long ids: about a dozen entries to a page of `instances`.
+        let id = |i: usize| format!("{i:03}-{}", "k".repeat(300));
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for i in 0..60 {
+                store.append("Order", row(&id(i), 1, true)).await.unwrap();
+            }
+        }
+        // The page of `instances` (a WITHOUT ROWID table: an index b-tree
+        // leaf, type 0x0a) that holds entry 30.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let marker = id(30).into_bytes();
+        let page = (0..bytes.len() - marker.len())
+            .filter(|&at| bytes[at..].starts_with(&marker))
+            .map(|at| at / PAGE_SIZE as usize * PAGE_SIZE as usize)
+            .find(|&page| bytes[page] == 0x0a)
+            .expect("an entry page");
+        bytes[page..page + 16].fill(0xee);
+        std::fs::write(&path, bytes).unwrap();
+
+        let store = SqliteStore::open(&path).unwrap();
+        let rows = store.open_rows("Order").await.unwrap();
+        let (read, errors): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
+        let read: Vec<String> = read.into_iter().map(|r| r.unwrap().instance).collect();
+        assert!(!read.contains(&id(30)));
+        assert!(read.contains(&id(0)) && read.contains(&id(59)), "both ends are read");
+        assert!(
+            read.len() >= 40,
+            "only one page of entries is lost: {} read",
+            read.len()
+        );
+        match &errors[..] {
+            [Err(StoreError::Backend(message))] => assert!(message.contains("cannot be named"), "{message}"),
+            other => panic!("expected one error without an id, got {other:?}"),
+        }
     }
 
     #[tokio::test]
