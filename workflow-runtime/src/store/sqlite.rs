@@ -110,9 +110,10 @@
 //!
 //! A store opened for writing holds `flock(2)` on `<file>-lock` (see
 //! [`SqliteStore::open`]). The writer also checks, after each commit, that the
-//! path still leads to the file it opened (same device and inode); a file
-//! deleted or replaced meanwhile fails that batch and every later one with
-//! [`StoreError::FileReplaced`].
+//! paths of the store file and of the lock file still lead to the files it
+//! opened (same device and inode); either deleted or replaced meanwhile
+//! fails that batch and every later one with [`StoreError::FileReplaced`]
+//! (with its lock file gone, another process may own the store already).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -429,8 +430,9 @@ impl SqliteOptions {
 struct Setup {
     name: String,
     options: SqliteOptions,
-    /// The file as opened, for the writer to notice it deleted or replaced.
-    file: Option<FileIdentity>,
+    /// The store file and its lock file as opened, for the writer to notice
+    /// either deleted or replaced (none in memory or read-only).
+    files: Vec<FileIdentity>,
     owner: Option<Owner>,
 }
 
@@ -506,7 +508,12 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let writer = connect(path, flags, &name)?;
         let reader_flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let file = FileIdentity::of(path)
+        // A lock file deleted under the store would let a second owner in:
+        // it is watched like the store file.
+        let files = [path.to_path_buf(), super::owner::lock_path(path)]
+            .into_iter()
+            .map(|file| FileIdentity::of(&file))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Backend(format!("{name}: cannot read the file's identity: {e}")))?;
         Self::start(
             writer,
@@ -515,7 +522,7 @@ impl SqliteStore {
             Setup {
                 name: name.clone(),
                 options,
-                file: Some(file),
+                files,
                 owner: Some(owner),
             },
         )
@@ -545,7 +552,7 @@ impl SqliteStore {
             Setup {
                 name: name.clone(),
                 options: SqliteOptions::default(),
-                file: None,
+                files: Vec::new(),
                 owner: None,
             },
         )
@@ -580,7 +587,7 @@ impl SqliteStore {
             Setup {
                 name: name.clone(),
                 options: SqliteOptions::default(),
-                file: None,
+                files: Vec::new(),
                 owner: None,
             },
         )
@@ -605,7 +612,7 @@ impl SqliteStore {
         let Setup {
             name,
             options,
-            file,
+            files,
             owner,
         } = setup;
         prepare_file(&mut writer, access, &name)?;
@@ -632,7 +639,7 @@ impl SqliteStore {
             commits: Arc::clone(&commits),
             name: name.clone(),
             checkpoint_every: options.checkpoint_every,
-            file,
+            files,
             gone: None,
         };
         let writer = std::thread::Builder::new()
@@ -1157,8 +1164,8 @@ struct Writer {
     name: String,
     /// The time bound of the checkpoint schedule.
     checkpoint_every: Duration,
-    /// The file as opened (`None` in memory).
-    file: Option<FileIdentity>,
+    /// The store file and its lock file as opened (none in memory).
+    files: Vec<FileIdentity>,
     /// Set once the file was found deleted or replaced: every later append
     /// gets it, and nothing more is written.
     gone: Option<StoreError>,
@@ -1246,16 +1253,17 @@ impl Writer {
         // committed to a deleted or replaced file are seen by no one.
         let written = written.and_then(|()| {
             self.commits.fetch_add(1, Ordering::Relaxed);
-            match self.file.as_ref().map(FileIdentity::check) {
-                Some(Err(reason)) => {
+            let changed = self.files.iter().find_map(|file| Some((file, file.check().err()?)));
+            match changed {
+                Some((file, reason)) => {
                     let gone = StoreError::FileReplaced {
-                        file: self.name.clone(),
+                        file: file.path.display().to_string(),
                         reason,
                     };
                     self.gone = Some(gone.clone());
                     Err(gone)
                 }
-                _ => Ok(()),
+                None => Ok(()),
             }
         });
         if let Err(error) = written {
@@ -1291,7 +1299,7 @@ impl Writer {
     }
 }
 
-/// The file a store opened, as the operating system knows it (device and
+/// A file a store opened, as the operating system knows it (device and
 /// inode on Unix): a file deleted, or replaced by another under the same
 /// name, no longer matches.
 struct FileIdentity {
@@ -1315,8 +1323,8 @@ impl FileIdentity {
         })
     }
 
-    /// Whether the path still leads to the file opened: one `stat` per
-    /// committed batch. `Err` says what became of it.
+    /// Whether the path still leads to the file opened: one `stat` per file
+    /// and committed batch. `Err` says what became of it.
     fn check(&self) -> Result<(), String> {
         match FileIdentity::of(&self.path) {
             #[cfg(unix)]
@@ -2337,6 +2345,22 @@ mod tests {
             assert_eq!(store.append("Order", row("a", 2, true)).await, expected);
             assert_eq!(store.append("Order", row("b", 1, true)).await, expected);
         }
+        // The lock file deleted: a second store owns the file now (with a
+        // new lock file), so this one stops writing.
+        let path = dir.path().join("locked.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.append("Order", row("a", 1, true)).await.unwrap();
+        let lock = super::super::owner::lock_path(&path);
+        std::fs::remove_file(&lock).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.append("Order", row("a", 2, true)).await,
+            Err(StoreError::FileReplaced {
+                file: lock.display().to_string(),
+                reason: "was replaced by another file".into()
+            })
+        );
+        second.append("Order", row("a", 2, true)).await.unwrap();
     }
 
     /// Overwrites the b-tree page holding `marker` with garbage.
