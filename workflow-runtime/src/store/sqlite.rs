@@ -1232,12 +1232,33 @@ impl Writer {
         }
     }
 
+    /// Whether the store file and its lock file are still the ones opened;
+    /// once either is not, every later call fails the same.
+    fn verify(&mut self) -> Result<(), StoreError> {
+        if let Some(gone) = &self.gone {
+            return Err(gone.clone());
+        }
+        let changed = self.files.iter().find_map(|file| Some((file, file.check().err()?)));
+        let Some((file, reason)) = changed else {
+            return Ok(());
+        };
+        let gone = StoreError::FileReplaced {
+            file: file.path.display().to_string(),
+            reason,
+        };
+        self.gone = Some(gone.clone());
+        Err(gone)
+    }
+
     /// Writes one batch and answers each of its appends.
     fn commit(&mut self, batch: &mut Vec<Request>, outcomes: &mut Vec<Outcome>) {
-        let name = &self.name;
-        let written = match &self.gone {
-            Some(gone) => Err(gone.clone()),
-            None => write_with_retry(&mut self.conn, batch, outcomes, false)
+        // Checked before writing (a store whose lock file is gone may no
+        // longer own the file: it writes nothing) and after committing
+        // (rows committed to a file deleted meanwhile are seen by no one, so
+        // they are not acknowledged).
+        let written = self.verify().and_then(|()| {
+            let name = &self.name;
+            write_with_retry(&mut self.conn, batch, outcomes, false)
                 .or_else(|error| {
                     // Something in the batch failed it: write it again with
                     // each row isolated, so only that row's append fails.
@@ -1247,24 +1268,11 @@ impl Writer {
                         Err(error)
                     }
                 })
-                .map_err(|e| backend(name, "cannot write", e)),
-        };
-        // Acknowledged only if the file is still the one opened: rows
-        // committed to a deleted or replaced file are seen by no one.
+                .map_err(|e| backend(name, "cannot write", e))
+        });
         let written = written.and_then(|()| {
             self.commits.fetch_add(1, Ordering::Relaxed);
-            let changed = self.files.iter().find_map(|file| Some((file, file.check().err()?)));
-            match changed {
-                Some((file, reason)) => {
-                    let gone = StoreError::FileReplaced {
-                        file: file.path.display().to_string(),
-                        reason,
-                    };
-                    self.gone = Some(gone.clone());
-                    Err(gone)
-                }
-                None => Ok(()),
-            }
+            self.verify()
         });
         if let Err(error) = written {
             for request in batch.drain(..) {
@@ -1272,6 +1280,7 @@ impl Writer {
             }
             return;
         }
+        let name = &self.name;
         for (request, outcome) in batch.drain(..).zip(outcomes.drain(..)) {
             let answer = match outcome {
                 Outcome::Stored => Ok(()),
@@ -1323,8 +1332,8 @@ impl FileIdentity {
         })
     }
 
-    /// Whether the path still leads to the file opened: one `stat` per file
-    /// and committed batch. `Err` says what became of it.
+    /// Whether the path still leads to the file opened: one `stat`, twice
+    /// per file and batch. `Err` says what became of it.
     fn check(&self) -> Result<(), String> {
         match FileIdentity::of(&self.path) {
             #[cfg(unix)]
