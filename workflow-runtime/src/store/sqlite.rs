@@ -109,11 +109,12 @@
 //! # Ownership and the file's identity
 //!
 //! A store opened for writing holds `flock(2)` on `<file>-lock` (see
-//! [`SqliteStore::open`]). The writer also checks, after each commit, that the
-//! paths of the store file and of the lock file still lead to the files it
-//! opened (same device and inode); either deleted or replaced meanwhile
-//! fails that batch and every later one with [`StoreError::FileReplaced`]
-//! (with its lock file gone, another process may own the store already).
+//! [`SqliteStore::open`]). The writer also checks, before it writes a batch
+//! and after it commits one, that the paths of the store file and of the
+//! lock file still lead to the files it opened (same device and inode);
+//! either deleted or replaced fails that batch (unacknowledged) and every
+//! later one with [`StoreError::FileReplaced`] (with its lock file gone,
+//! another process may own the store already).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
