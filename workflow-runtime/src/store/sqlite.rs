@@ -777,7 +777,7 @@ impl Store for SqliteStore {
             };
             match all_at_once() {
                 Err(error) if error.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) => {
-                    salvage_open_rows(conn, &workflow, &error)
+                    salvage_open_rows(conn, &workflow)
                 }
                 result => result,
             }
@@ -858,11 +858,7 @@ fn open_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Row, StoreError>
 /// one whose newest row cannot is reported by id, and a damaged page of
 /// `instances` itself, whose entries cannot be named, is one error without
 /// an id.
-fn salvage_open_rows(
-    conn: &Connection,
-    workflow: &str,
-    damage: &rusqlite::Error,
-) -> rusqlite::Result<Vec<Result<Row, StoreError>>> {
+fn salvage_open_rows(conn: &Connection, workflow: &str) -> rusqlite::Result<Vec<Result<Row, StoreError>>> {
     // From the front until the damage, then from the back until the damage
     // (or the entries already read).
     let mut entries = Vec::new();
@@ -900,8 +896,7 @@ fn salvage_open_rows(
     }
     if let Some(error) = hidden {
         open.push(Err(StoreError::Backend(format!(
-            "part of table `instances` cannot be read ({error}; first seen: {damage}): \
-             the instances listed there cannot be named"
+            "part of table `instances` cannot be read ({error}): the instances listed there cannot be named"
         ))));
     }
     Ok(open)
