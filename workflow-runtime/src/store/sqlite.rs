@@ -2471,20 +2471,26 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "INSERT INTO journal VALUES (NULL, 'Order', CAST(x'6f2dff' AS TEXT), 1, 1, 0, x'00', NULL);
-                 INSERT INTO instances VALUES ('Order', CAST(x'6f2dff' AS TEXT), last_insert_rowid(), 1, 1);",
+                 INSERT INTO instances VALUES ('Order', CAST(x'6f2dff' AS TEXT), last_insert_rowid(), 1, 1);
+                 INSERT INTO journal VALUES (NULL, 'Order', x'6201', 2, 1, 0, x'00', NULL);
+                 INSERT INTO instances VALUES ('Order', x'6201', last_insert_rowid(), 2, 1);",
             )
             .unwrap();
         let mut rows = store.open_rows("Order").await.unwrap();
-        rows.sort_by_key(|r| r.is_ok());
+        rows.sort_by_key(|r| format!("{:?}", r.as_ref().err()));
+        let corrupt = |instance: &str, seq: u64, reason: &str| {
+            Err(StoreError::Corrupt {
+                instance: instance.into(),
+                seq,
+                reason: reason.into(),
+            })
+        };
         assert_eq!(
             rows,
             [
-                Err(StoreError::Corrupt {
-                    instance: "o-\\xff".into(),
-                    seq: 1,
-                    reason: "its id is not valid UTF-8 (shown with its bytes escaped)".into()
-                }),
-                Ok(row("good", 1, true))
+                Ok(row("good", 1, true)),
+                corrupt("b\\x01", 2, "its id is a blob, not text (shown with its bytes escaped)"),
+                corrupt("o-\\xff", 1, "its id is not valid UTF-8 (shown with its bytes escaped)"),
             ]
         );
     }
