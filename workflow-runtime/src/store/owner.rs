@@ -137,6 +137,19 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_file_that_cannot_be_opened_is_a_backend_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        std::fs::create_dir(lock_path(&path)).unwrap();
+        match Owner::take(&path, "j.db") {
+            Err(StoreError::Backend(message)) => {
+                assert!(message.starts_with("j.db: cannot open the lock file"), "{message}")
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn an_unwritten_record_names_no_owner() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
