@@ -526,7 +526,10 @@ fn audit_journal(path: &Path, problems: &mut Vec<String>) {
         problems.push(format!(
             "{} instances still open: {:?}",
             open.len(),
-            open.iter().map(|r| (&r.instance, r.seq)).take(10).collect::<Vec<_>>()
+            open.iter()
+                .map(|r| r.as_ref().map(|r| (&r.instance, r.seq)))
+                .take(10)
+                .collect::<Vec<_>>()
         ));
     }
     let path_of_states = ["Charging", "Reserving", "Shipping", "Shipped"];

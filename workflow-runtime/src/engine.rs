@@ -669,6 +669,9 @@ struct Launched {
     answer: Option<oneshot::Receiver<Result<(), EngineError>>>,
 }
 
+/// The largest generation counter a journal row may hold.
+const MAX_GENERATION: u64 = 1 << 63;
+
 /// What [`Engine::recover`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -677,7 +680,11 @@ pub struct Recovery {
     /// The instances it could not resume, and why: a corrupt journal row
     /// ([`StoreError::Corrupt`]) or a workflow that changed under them
     /// ([`StoreError::DefinitionChanged`]). Their journals are left as they
-    /// are; every query about them reports the error.
+    /// are; every query about them reports the error. On a damaged store
+    /// file, every instance that can still be read resumes and each one
+    /// that cannot is reported by id; a damaged part of the store's index
+    /// of instances, whose instances cannot be named, is one error without
+    /// an id ([`StoreError::Backend`]).
     pub errors: Vec<StoreError>,
 }
 
@@ -1235,19 +1242,24 @@ where
         let rows = durable.store.open_rows(W::graph().name).await?;
         let mut report = Recovery::default();
         for row in rows {
-            if self.shard(&row.instance).contains_key(row.instance.as_str()) {
-                continue;
-            }
-            let id = row.instance.clone();
-            match self.resume(durable, row) {
-                Ok(()) => report.resumed += 1,
+            // A row the store could not read comes as its error, by id.
+            let resumed = row.and_then(|row| {
+                if self.shard(&row.instance).contains_key(row.instance.as_str()) {
+                    return Ok(false);
+                }
+                self.resume(durable, row).map(|()| true)
+            });
+            match resumed {
+                Ok(resumed) => report.resumed += usize::from(resumed),
                 Err(error) => {
-                    let mut broken = self
-                        .inner
-                        .broken
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    broken.insert(id, error.clone());
+                    if let Some(id) = error.instance() {
+                        let mut broken = self
+                            .inner
+                            .broken
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        broken.insert(id.to_string(), error.clone());
+                    }
                     report.errors.push(error);
                 }
             }
@@ -1371,6 +1383,15 @@ where
                 graph.states[node].name,
                 "it no longer declares a compensation".into(),
             ));
+        }
+        // The counter grows by one per activity or timer started: a value
+        // past 2^63 was damaged, not counted, and counting on from it could
+        // overflow (and repeat idempotency keys).
+        if entry.generation > MAX_GENERATION {
+            return Err(corrupt(format!(
+                "its generation counter {} is past 2^63, more than an instance counts",
+                entry.generation
+            )));
         }
         instance.generation = entry.generation;
         instance.priority = entry.priority;
@@ -1889,7 +1910,10 @@ where
         };
         let data = self
             .image(durable, step, status)
-            .map_err(|reason| StoreError::Backend(format!("instance `{}` cannot be encoded: {reason}", self.id)))?;
+            .map_err(|reason| StoreError::Unencodable {
+                instance: self.id.to_string(),
+                reason,
+            })?;
         Ok(Some(Row {
             instance: self.id.to_string(),
             seq: self.seq + 1,
@@ -2029,6 +2053,8 @@ where
     }
 
     fn next_generation(&mut self) -> u64 {
+        // No overflow: a resumed counter is at most MAX_GENERATION (2^63),
+        // and one instance does not start 2^63 activities and timers.
         self.generation += 1;
         self.generation
     }

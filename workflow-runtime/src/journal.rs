@@ -139,8 +139,11 @@ pub(crate) struct TimerImage<'a, E> {
     pub deadline: u64,
 }
 
-/// A row's document, written.
+/// A row's document, written. A float that is NaN or infinite is refused:
+/// JSON has no number for it (serde_json would write `null`, which does not
+/// read back as a float), and a row must read back as it was written.
 pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Entry<'_, &C, &E>) -> Result<Vec<u8>, String> {
+    entry.serialize(finite::Finite).map_err(|e| e.to_string())?;
     // Most rows fit: one allocation instead of a series of regrowths.
     let mut out = Vec::with_capacity(512);
     serde_json::to_writer(&mut out, entry).map_err(|e| e.to_string())?;
@@ -164,6 +167,273 @@ pub(crate) fn fingerprint(graph_text: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("{hash:016x}")
+}
+
+/// A serializer that writes nothing and fails on a float that is not
+/// finite, naming the fields that lead to it: the check [`encode`] runs
+/// before writing (one walk over the values; the path is gathered only on
+/// the way out of a failure, so a row that passes costs no allocation).
+mod finite {
+    use std::fmt::{self, Display};
+
+    use serde::ser::{self, Serialize};
+
+    pub(super) struct Finite;
+
+    /// A float that is not finite, and the fields around it, innermost
+    /// first; or a custom error of a `Serialize` impl.
+    #[derive(Debug)]
+    pub(super) enum NotFinite {
+        Float { value: f64, path: Vec<&'static str> },
+        Custom(String),
+    }
+
+    impl Display for NotFinite {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                NotFinite::Float { value, path } => {
+                    f.write_str("the float at `")?;
+                    for (i, field) in path.iter().rev().enumerate() {
+                        if i > 0 {
+                            f.write_str(".")?;
+                        }
+                        f.write_str(field)?;
+                    }
+                    write!(f, "` is {value}, which JSON cannot hold (it would read back as null)")
+                }
+                NotFinite::Custom(message) => f.write_str(message),
+            }
+        }
+    }
+
+    impl std::error::Error for NotFinite {}
+
+    impl ser::Error for NotFinite {
+        fn custom<T: Display>(message: T) -> Self {
+            NotFinite::Custom(message.to_string())
+        }
+    }
+
+    fn float(value: f64) -> Result<(), NotFinite> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(NotFinite::Float {
+            value,
+            path: Vec::new(),
+        })
+    }
+
+    /// Checks a field's value, naming the field on the way out of a failure.
+    fn inside<T: Serialize + ?Sized>(name: &'static str, value: &T) -> Result<(), NotFinite> {
+        value.serialize(Finite).map_err(|mut error| {
+            if let NotFinite::Float { path, .. } = &mut error {
+                path.push(name);
+            }
+            error
+        })
+    }
+
+    impl ser::Serializer for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        type SerializeSeq = Self;
+        type SerializeTuple = Self;
+        type SerializeTupleStruct = Self;
+        type SerializeTupleVariant = Self;
+        type SerializeMap = Self;
+        type SerializeStruct = Self;
+        type SerializeStructVariant = Self;
+
+        fn serialize_f32(self, v: f32) -> Result<(), NotFinite> {
+            float(f64::from(v))
+        }
+        fn serialize_f64(self, v: f64) -> Result<(), NotFinite> {
+            float(v)
+        }
+        fn serialize_bool(self, _: bool) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_i8(self, _: i8) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_i16(self, _: i16) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_i32(self, _: i32) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_i64(self, _: i64) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_i128(self, _: i128) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_u8(self, _: u8) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_u16(self, _: u16) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_u32(self, _: u32) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_u64(self, _: u64) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_u128(self, _: u128) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_char(self, _: char) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_str(self, _: &str) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_bytes(self, _: &[u8]) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_none(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(self)
+        }
+        fn serialize_unit(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), NotFinite> {
+            Ok(())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), NotFinite> {
+            value.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+            value: &T,
+        ) -> Result<(), NotFinite> {
+            inside(variant, value)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self, NotFinite> {
+            Ok(self)
+        }
+    }
+
+    impl ser::SerializeSeq for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(Finite)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTuple for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(Finite)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleStruct for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(Finite)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleVariant for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(Finite)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeMap for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), NotFinite> {
+            key.serialize(Finite)
+        }
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+            value.serialize(Finite)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStruct for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), NotFinite> {
+            inside(key, value)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStructVariant for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), NotFinite> {
+            inside(key, value)
+        }
+        fn end(self) -> Result<(), NotFinite> {
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +482,58 @@ mod tests {
         assert!(decode::<String, String>(&bytes).is_err());
         assert_eq!(peek(&bytes).unwrap().active, vec![Name::from("B")]);
         assert!(peek(b"{not json").is_err());
+    }
+
+    #[test]
+    fn floats_that_json_cannot_hold_are_refused_where_they_are() {
+        #[derive(Serialize)]
+        struct Price {
+            amount: f64,
+            rates: Vec<(u8, f32)>,
+        }
+        let encode_context = |price: &Price| {
+            let event = ();
+            encode(&Entry {
+                v: FORMAT,
+                fingerprint: "f".into(),
+                step: Step::Transition {
+                    from: "A".into(),
+                    event: &event,
+                    to: "B".into(),
+                },
+                status: StatusImage::Running,
+                active: vec!["B".into()],
+                history: vec![],
+                context: price,
+                activities: vec![],
+                timers: vec![],
+                succeeded: vec![],
+                completed: vec![],
+                generation: 0,
+                priority: 0,
+            })
+        };
+        let fine = Price {
+            amount: 1.5,
+            rates: vec![(1, -0.0)],
+        };
+        assert!(encode_context(&fine).is_ok());
+        let nan = Price {
+            amount: f64::NAN,
+            ..fine
+        };
+        assert_eq!(
+            encode_context(&nan).unwrap_err(),
+            "the float at `context.amount` is NaN, which JSON cannot hold (it would read back as null)"
+        );
+        let infinite = Price {
+            amount: 0.0,
+            rates: vec![(1, 2.0), (2, f32::NEG_INFINITY)],
+        };
+        assert_eq!(
+            encode_context(&infinite).unwrap_err(),
+            "the float at `context.rates` is -inf, which JSON cannot hold (it would read back as null)"
+        );
     }
 
     #[test]

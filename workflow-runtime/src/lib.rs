@@ -58,9 +58,9 @@ pub use graph::Graph;
 pub use machine::{Machine, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
-#[cfg(feature = "sqlite")]
-pub use store::SqliteStore;
 pub use store::{MemoryStore, Row, Store, StoreError};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteOptions, SqliteStore};
 
 /// Re-exported for the serde derives that the macro generates with the `serde` feature.
 #[doc(hidden)]

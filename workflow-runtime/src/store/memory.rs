@@ -19,7 +19,7 @@ use super::{Row, Store, StoreError};
 /// let store = MemoryStore::new();
 /// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec() };
 /// store.append("Order", row.clone()).await?;
-/// assert_eq!(store.open_rows("Order").await?, vec![row.clone()]);
+/// assert_eq!(store.open_rows("Order").await?, vec![Ok(row.clone())]);
 /// assert!(store.append("Order", row.clone()).await.is_err()); // seq 1 is taken
 /// let gap = Row { seq: 3, ..row };
 /// assert!(store.append("Order", gap).await.is_err()); // seq 2 comes first
@@ -61,12 +61,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn open_rows(&self, workflow: &str) -> Result<Vec<Row>, StoreError> {
+    async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
         Ok(self
             .journals()
             .iter()
             .filter(|((w, _), _)| w == workflow)
-            .filter_map(|(_, journal)| journal.last().filter(|row| row.open).cloned())
+            .filter_map(|(_, journal)| journal.last().filter(|row| row.open).cloned().map(Ok))
             .collect())
     }
 

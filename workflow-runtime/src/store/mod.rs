@@ -19,11 +19,13 @@ use async_trait::async_trait;
 
 mod memory;
 #[cfg(feature = "sqlite")]
+mod owner;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One committed step of one instance: a row of its journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +60,11 @@ pub trait Store: Send + Sync {
     async fn append(&self, workflow: &str, row: Row) -> Result<(), StoreError>;
 
     /// The newest row of every instance of `workflow` whose newest row is
-    /// open, in no particular order.
-    async fn open_rows(&self, workflow: &str) -> Result<Vec<Row>, StoreError>;
+    /// open, in no particular order. An instance whose newest row cannot be
+    /// read as a row (missing, on a damaged page, an id that is not UTF-8)
+    /// comes back as an error naming it, [`StoreError::Corrupt`], beside the
+    /// others; only a store that cannot be read at all is an `Err`.
+    async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError>;
 
     /// Every row of one instance's journal, oldest first; empty for an
     /// unknown instance.
@@ -104,9 +109,64 @@ pub enum StoreError {
         /// The newest this build reads.
         supported: i64,
     },
+    /// Another process, or another store in this process, owns the file:
+    /// one store at a time writes a file. The owner is named when its record
+    /// could be read.
+    InUse {
+        /// The store's file.
+        file: String,
+        /// The owner's process id.
+        pid: Option<u32>,
+        /// The owner's host name.
+        host: Option<String>,
+    },
+    /// A row larger than the store's maximum row size was refused before it
+    /// reached the store; the instance it belongs to stops, no other.
+    RowTooLarge {
+        /// The instance.
+        instance: String,
+        /// The row's number in its journal.
+        seq: u64,
+        /// The row's size in bytes.
+        size: usize,
+        /// The largest row the store takes, in bytes.
+        limit: usize,
+    },
+    /// An instance's step has a value its journal cannot hold so that it
+    /// reads back as written (a map with non-string keys, a float that is NaN
+    /// or infinite); nothing was stored.
+    Unencodable {
+        /// The instance.
+        instance: String,
+        /// What could not be encoded.
+        reason: String,
+    },
+    /// The store's file was deleted or replaced while the store had it open:
+    /// whatever is written now reaches a file no later process sees, so every
+    /// write is refused from then on.
+    FileReplaced {
+        /// The store's file.
+        file: String,
+        /// What became of it.
+        reason: String,
+    },
     /// The store itself failed: the disk is full, the file is read-only or
     /// not a database, the writer stopped.
     Backend(String),
+}
+
+impl StoreError {
+    /// The instance the error is about, if it is about one.
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            StoreError::Corrupt { instance, .. }
+            | StoreError::Conflict { instance, .. }
+            | StoreError::DefinitionChanged { instance, .. }
+            | StoreError::RowTooLarge { instance, .. }
+            | StoreError::Unencodable { instance, .. } => Some(instance),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -131,6 +191,30 @@ impl fmt::Display for StoreError {
                 "the store's schema version is {found}, newer than this build reads ({supported}); \
                  upgrade the crate to open it"
             ),
+            StoreError::InUse { file, pid, host } => {
+                write!(f, "{file} is in use by ")?;
+                match (pid, host) {
+                    (Some(pid), Some(host)) => write!(f, "process {pid} on host `{host}`")?,
+                    (Some(pid), None) => write!(f, "process {pid}")?,
+                    _ => write!(f, "another process (its owner record is not readable yet)")?,
+                }
+                write!(f, ": one store at a time owns a file")
+            }
+            StoreError::RowTooLarge {
+                instance,
+                seq,
+                size,
+                limit,
+            } => write!(
+                f,
+                "instance `{instance}`: journal row {seq} is {size} bytes, more than the store's maximum of {limit}"
+            ),
+            StoreError::Unencodable { instance, reason } => {
+                write!(f, "instance `{instance}` cannot be encoded: {reason}")
+            }
+            StoreError::FileReplaced { file, reason } => {
+                write!(f, "{file} {reason} while the store had it open; writes are refused")
+            }
             StoreError::Backend(message) => write!(f, "store failure: {message}"),
         }
     }
