@@ -18,6 +18,19 @@ use crate::parse::{ActionDef, ArmDef, EventsDef, InvokeDef, Item, StateDef, Stat
 pub type StateId = usize;
 pub type EventId = usize;
 
+/// A name as the block means it: `r#match` is `match`. Names are looked up,
+/// compared and written into generated text (state names, graph labels,
+/// activity names) this way; generated code uses the identifier itself, raw
+/// or not, so that a keyword stays a valid identifier.
+pub fn text(name: &Ident) -> String {
+    name.unraw().to_string()
+}
+
+/// Whether two identifiers name the same thing (`r#ok` is `ok`).
+pub fn same(a: &Ident, b: &Ident) -> bool {
+    a.unraw() == b.unraw()
+}
+
 /// A graph check that a user can switch off with `#[allow(NAME)]` on the
 /// workflow or on a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,7 +339,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             }
             Item::Events { events: defs, .. } => {
                 for event in defs {
-                    if events.iter().any(|e| e.name == event.name) {
+                    if events.iter().any(|e| same(&e.name, &event.name)) {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
                     }
@@ -354,15 +367,11 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
 
     let mut state_index: HashMap<String, StateId> = HashMap::new();
     for (id, p) in pending.iter().enumerate() {
-        if state_index.insert(p.def_name.to_string(), id).is_some() {
+        if state_index.insert(text(&p.def_name), id).is_some() {
             errors.push(p.def_name.span(), format!("duplicate state `{}`", p.def_name));
         }
     }
-    let event_index: HashMap<String, EventId> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.to_string(), i))
-        .collect();
+    let event_index: HashMap<String, EventId> = events.iter().enumerate().map(|(i, e)| (text(&e.name), i)).collect();
     let mut state_names: Vec<String> = Vec::new();
     for p in &pending {
         let name = p.def_name.to_string();
@@ -678,7 +687,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn state(&self, name: &Ident, errors: &mut Errors) -> Option<StateId> {
-        let found = self.state_index.get(&name.to_string()).copied();
+        let found = self.state_index.get(&text(name)).copied();
         if found.is_none() {
             errors.push(name.span(), unknown("state", &name.to_string(), self.state_names));
         }
@@ -690,7 +699,7 @@ impl Resolver<'_> {
     }
 
     fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {
-        let found = self.event_index.get(&name.to_string()).copied();
+        let found = self.event_index.get(&text(name)).copied();
         if found.is_none() {
             errors.push(name.span(), unknown("event", &name.to_string(), self.event_names));
         }
@@ -713,9 +722,9 @@ impl Resolver<'_> {
                     span,
                     event,
                     delay: delay.map_or(Duration::ZERO, |d| d.value),
-                    id: id.as_ref().unwrap_or(&name).to_string(),
+                    id: text(id.as_ref().unwrap_or(&name)),
                 }),
-                ActionDef::Cancel { id } => Some(Action::Cancel { id: id.to_string() }),
+                ActionDef::Cancel { id } => Some(Action::Cancel { id: text(&id) }),
             })
             .collect()
     }

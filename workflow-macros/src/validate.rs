@@ -12,7 +12,7 @@ use quote::{format_ident, ToTokens};
 use syn::{Ident, Type};
 
 use crate::errors::Errors;
-use crate::model::{Action, EventId, Lint, Model, StateId, StateKind, Trigger};
+use crate::model::{same, text, Action, EventId, Lint, Model, StateId, StateKind, Trigger};
 
 /// A model that passed every check, with what codegen derives from it.
 pub struct Validated {
@@ -66,7 +66,7 @@ impl Validated {
     /// The activity a state invokes.
     pub fn activity_of(&self, state: StateId) -> Option<&Activity> {
         let invoke = self.model.states[state].invoke.as_ref()?;
-        self.activities.iter().find(|a| a.name == invoke.activity)
+        self.activities.iter().find(|a| same(&a.name, &invoke.activity))
     }
 }
 
@@ -395,7 +395,7 @@ impl Signatures {
             }
             if let Some(invoke) = &state.invoke {
                 if self.role(&invoke.activity, "activity", errors) {
-                    match self.activities.iter().find(|(name, _)| name == &invoke.activity) {
+                    match self.activities.iter().find(|(name, _)| same(name, &invoke.activity)) {
                         None => self.activities.push((invoke.activity.clone(), invoke.output.clone())),
                         Some((_, output)) if same_type(output, &invoke.output) => {}
                         Some((_, output)) => errors.push(
@@ -410,7 +410,9 @@ impl Signatures {
                 }
             }
             if let Some((_, compensation)) = &state.compensate {
-                if self.role(compensation, "compensation", errors) && !self.compensations.contains(compensation) {
+                if self.role(compensation, "compensation", errors)
+                    && !self.compensations.iter().any(|c| same(c, compensation))
+                {
                     self.compensations.push(compensation.clone());
                 }
             }
@@ -437,7 +439,7 @@ impl Signatures {
 
     /// Records `name` in `role`; false (with an error) if it already has another role.
     fn role(&mut self, name: &Ident, role: &'static str, errors: &mut Errors) -> bool {
-        match self.roles.get(&name.to_string()) {
+        match self.roles.get(&text(name)) {
             Some((existing, _)) if *existing != role => {
                 errors.push(
                     name.span(),
@@ -451,7 +453,7 @@ impl Signatures {
             }
             Some(_) => true,
             None => {
-                self.roles.insert(name.to_string(), (role, name.span()));
+                self.roles.insert(text(name), (role, name.span()));
                 true
             }
         }
@@ -473,7 +475,7 @@ impl Signatures {
 /// Adds a use of handler `name` receiving `input`: one event widens to the
 /// event enum when the handler serves several events; other mixes are errors.
 fn merge(model: &Model, list: &mut Vec<Handler>, name: &Ident, input: Input, role: &str, errors: &mut Errors) {
-    let Some(handler) = list.iter_mut().find(|h| &h.name == name) else {
+    let Some(handler) = list.iter_mut().find(|h| same(&h.name, name)) else {
         list.push(Handler {
             name: name.clone(),
             input,
@@ -535,7 +537,8 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
         .activities
         .iter()
         .map(|(name, output)| {
-            let camel = camel_case(&name.to_string());
+            // `r#match` generates `MatchDone`.
+            let camel = camel_case(&text(name));
             Activity {
                 name: name.clone(),
                 output: output.clone(),
@@ -594,7 +597,7 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
         );
     }
     for event in &model.events {
-        if let Some(what) = taken.get(&event.name.to_string()) {
+        if let Some(what) = taken.get(&text(&event.name)) {
             errors.push(
                 event.name.span(),
                 format!("event name `{}` is reserved: it is {what}", event.name),
