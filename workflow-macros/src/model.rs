@@ -41,16 +41,20 @@ pub enum Lint {
     ShadowedTransition,
     UnhandledError,
     NeverDone,
+    EventlessLoop,
+    DecisionWithoutElse,
 }
 
 impl Lint {
-    pub const ALL: [Lint; 6] = [
+    pub const ALL: [Lint; 8] = [
         Lint::UnreachableState,
         Lint::DeadEnd,
         Lint::NoPathToFinal,
         Lint::ShadowedTransition,
         Lint::UnhandledError,
         Lint::NeverDone,
+        Lint::EventlessLoop,
+        Lint::DecisionWithoutElse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,8 @@ impl Lint {
             Lint::ShadowedTransition => "shadowed_transition",
             Lint::UnhandledError => "unhandled_error",
             Lint::NeverDone => "never_done",
+            Lint::EventlessLoop => "eventless_loop",
+            Lint::DecisionWithoutElse => "decision_without_else",
         }
     }
 
@@ -69,9 +75,11 @@ impl Lint {
     }
 }
 
-/// The lints switched off at one level.
+/// The lints switched off at one level, a bit each.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Allowed(u8);
+
+const _: () = assert!(Lint::ALL.len() <= 8, "`Allowed` holds a bit per lint");
 
 impl Allowed {
     pub fn allows(self, lint: Lint) -> bool {

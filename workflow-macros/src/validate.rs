@@ -76,6 +76,8 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     check_shadowed(&model, &mut errors);
     check_builtins(&model, &mut errors);
     check_graph(&model, &mut errors);
+    check_targets(&model, &mut errors);
+    check_eventless(&model, &mut errors);
     let mut signatures = Signatures::default();
     signatures.collect(&model, &mut errors);
     let (activities, timers) = generated_variants(&model, &signatures, &mut errors);
@@ -332,6 +334,182 @@ fn check_graph(model: &Model, errors: &mut Errors) {
                 model.states[t.source].name, model.states[region].name
             );
             lint(model, t.source, Lint::NeverDone, t.span, message, errors);
+        }
+    }
+}
+
+/// Several targets must be able to be active together, each in a different
+/// region of one parallel state; a history's default transition stays
+/// inside the history's parent, the state it remembers.
+fn check_targets(model: &Model, errors: &mut Errors) {
+    let name = |s: StateId| &model.states[s].name;
+    for t in &model.transitions {
+        let source = &model.states[t.source];
+        if let (StateKind::History { .. }, Some(parent)) = (source.kind, source.parent) {
+            for &target in t.targets.iter().filter(|&&g| !contains(model, parent, g)) {
+                errors.push(
+                    t.span,
+                    format!(
+                        "the default of history `{}` must be a state inside its parent `{}`: `{}` is not",
+                        source.name,
+                        name(parent),
+                        name(target)
+                    ),
+                );
+            }
+        }
+        for (i, &a) in t.targets.iter().enumerate() {
+            for &b in &t.targets[i + 1..] {
+                let why = if a == b {
+                    format!("target `{}` is named twice", name(a))
+                } else if contains(model, a, b) || contains(model, b, a) {
+                    let (outer, inner) = if a < b { (a, b) } else { (b, a) };
+                    format!(
+                        "targets `{}` and `{}` overlap (`{}` is inside `{}`): several targets must be in different regions of one parallel state",
+                        name(a),
+                        name(b),
+                        name(inner),
+                        name(outer)
+                    )
+                } else if common_ancestor(model, a, b).is_some_and(|p| model.states[p].kind == StateKind::Parallel) {
+                    continue;
+                } else {
+                    format!(
+                        "targets `{}` and `{}` cannot be active at once: several targets must be in different regions of one parallel state",
+                        name(a),
+                        name(b)
+                    )
+                };
+                errors.push(t.span, why);
+            }
+        }
+    }
+}
+
+/// Whether `inner` is a proper descendant of `outer`.
+fn contains(model: &Model, outer: StateId, inner: StateId) -> bool {
+    outer < inner && inner < model.states[outer].end
+}
+
+/// The innermost state that contains both `a` and `b`, neither containing the other.
+fn common_ancestor(model: &Model, a: StateId, b: StateId) -> Option<StateId> {
+    model.ancestors_or_self(a).skip(1).find(|&p| contains(model, p, b))
+}
+
+/// Eventless transitions: an unguarded cycle of them loops forever (the
+/// interpreter cuts it short at run time, with an error), and a state whose
+/// only transitions are guarded `always` arms is stuck when no guard holds.
+fn check_eventless(model: &Model, errors: &mut Errors) {
+    let always = |s: StateId| {
+        model.states[s]
+            .transitions
+            .iter()
+            .map(|&t| &model.transitions[t])
+            .filter(|t| t.trigger == Trigger::Always)
+    };
+    for (id, state) in model.states.iter().enumerate() {
+        if state.kind != StateKind::Atomic || state.transitions.is_empty() {
+            continue;
+        }
+        let only_guarded_always = state.transitions.iter().all(|&t| {
+            let t = &model.transitions[t];
+            t.trigger == Trigger::Always && t.guard.is_some()
+        });
+        if only_guarded_always {
+            let message = format!(
+                "state `{}` decides with guarded `always` arms only: when no guard holds it stays there with no \
+                 transition to leave by; add `always => STATE;` last as the else",
+                state.name
+            );
+            lint(model, id, Lint::DecisionWithoutElse, state.name.span(), message, errors);
+        }
+    }
+    // A state whose first `always` transition has no guard takes it as soon
+    // as it is active, unless a descendant's eventless transition goes first.
+    let n = model.states.len();
+    let fires: Vec<Option<&crate::model::Transition>> = (0..n)
+        .map(|s| {
+            let first = always(s).next().filter(|t| t.guard.is_none())?;
+            let inner = (s + 1..model.states[s].end).any(|d| always(d).next().is_some());
+            (!is_history(model, s) && !inner).then_some(first)
+        })
+        .collect();
+    // Which such states each one's transition enters.
+    let next: Vec<Vec<StateId>> = fires
+        .iter()
+        .map(|t| {
+            let Some(t) = t else { return Vec::new() };
+            let mut entered = Vec::new();
+            for &target in &t.targets {
+                entered_by(model, t.source, target, &mut entered);
+            }
+            entered.retain(|&s| fires[s].is_some());
+            entered
+        })
+        .collect();
+    let reach: Vec<Vec<bool>> = (0..n).map(|s| closure(&next, next[s].iter().copied())).collect();
+    let mut reported = vec![false; n];
+    for s in (0..n).filter(|&s| reach[s][s]) {
+        if reported[s] {
+            continue;
+        }
+        let cycle: Vec<StateId> = (0..n).filter(|&x| x == s || (reach[s][x] && reach[x][s])).collect();
+        for &x in &cycle {
+            reported[x] = true;
+        }
+        if cycle
+            .iter()
+            .any(|&x| model.allowed.union(model.states[x].allowed).allows(Lint::EventlessLoop))
+        {
+            continue;
+        }
+        let through: Vec<String> = cycle
+            .iter()
+            .filter(|&&x| x != s)
+            .map(|&x| format!("`{}`", model.states[x].name))
+            .collect();
+        let through = if through.is_empty() {
+            String::new()
+        } else {
+            format!(" through {}", through.join(", "))
+        };
+        let message = format!(
+            "an eventless loop: `always` transitions without guards lead from `{}` back to it{through}, forever; \
+             the interpreter cuts the macrostep short after {} microsteps and `handle` returns an error",
+            model.states[s].name,
+            workflow_runtime::chart::MAX_MICROSTEPS
+        );
+        let span = fires[s].map_or(model.states[s].name.span(), |t| t.span);
+        lint(model, s, Lint::EventlessLoop, span, message, errors);
+    }
+}
+
+/// Adds the states a transition from `source` enters for `target`: the
+/// target, its ancestors below the transition's domain (the innermost
+/// compound state holding the source and the target; the source is exited
+/// and re-entered, as the transition is external) and its default
+/// descendants. A history target is left out: what it restores is known
+/// only at run time.
+fn entered_by(model: &Model, source: StateId, target: StateId, entered: &mut Vec<StateId>) {
+    if is_history(model, target) {
+        return;
+    }
+    let domain = model
+        .ancestors_or_self(source)
+        .skip(1)
+        .find(|&p| matches!(model.states[p].kind, StateKind::Compound { .. }) && contains(model, p, target));
+    for a in model.ancestors_or_self(target).take_while(|&a| Some(a) != domain) {
+        entered.push(a);
+    }
+    let mut defaults = vec![target];
+    while let Some(s) = defaults.pop() {
+        match model.states[s].kind {
+            StateKind::Compound { initial } => defaults.push(initial),
+            StateKind::Parallel => defaults.extend(model.children(s).filter(|&c| !is_history(model, c))),
+            _ => {}
+        }
+        if s != target {
+            entered.push(s);
         }
     }
 }
@@ -797,6 +975,120 @@ mod tests {
                 "event name `AAfter1000ms` is reserved: it is the generated timer event of state `A`",
             ]
         );
+    }
+
+    #[test]
+    fn several_targets_must_be_in_different_regions_of_one_parallel_state() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Start;
+                events { Go, Both, Same, Nested, Regions, Back }
+                state Start {
+                    on Go => Shipping, Billing;
+                    on Same => Shipping, Shipping;
+                    on Nested => P, A1;
+                    on Regions => A1, B1;
+                    on Back => H, B1;
+                }
+                state Shipping { on Both => Done; }
+                state Billing { on Both => Done; }
+                parallel P {
+                    state A { history H; state A1 { on Both => Done; } }
+                    state B { state B1 { on Both => Done; } }
+                }
+                final Done;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "targets `Shipping` and `Billing` cannot be active at once: several targets must be in different regions of one parallel state",
+                "target `Shipping` is named twice",
+                "targets `P` and `A1` overlap (`A1` is inside `P`): several targets must be in different regions of one parallel state",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_history_default_stays_inside_its_parent() {
+        let errors = messages(quote! {
+            #[allow(no_path_to_final)]
+            workflow W {
+                initial Order;
+                events { Pause, Resume }
+                state Order {
+                    history Back => Paused;
+                    history deep Deep => Working;
+                    state Working { on Pause => Paused; }
+                }
+                state Paused { on Resume => Back; on Pause => Deep; }
+            }
+        });
+        assert_eq!(
+            errors,
+            ["the default of history `Back` must be a state inside its parent `Order`: `Paused` is not"]
+        );
+    }
+
+    #[test]
+    fn unguarded_eventless_cycles_are_linted() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Spin;
+                events { Go }
+                state Spin { always => Spin; }
+                state Ping { always => Pong; }
+                state Pong { on Go => Done; always => Ping; }
+                state Outer { always => Inner; state Inner { on Go => Done; } }
+                state Polling { always if ready => Done; always => Polling; }
+                state Deeper { always => Deeper; state Decides { always if ready => Done; always => Done; } }
+                final Done;
+            }
+        });
+        let loops: Vec<&String> = errors.iter().filter(|e| e.starts_with("an eventless loop")).collect();
+        assert_eq!(
+            loops,
+            [
+                "an eventless loop: `always` transitions without guards lead from `Spin` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+                "an eventless loop: `always` transitions without guards lead from `Ping` back to it through `Pong`, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+                "an eventless loop: `always` transitions without guards lead from `Outer` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+            ],
+            "a guard may end a loop, and an inner eventless transition may go first"
+        );
+    }
+
+    #[test]
+    fn a_decision_without_else_is_linted() {
+        let errors = messages(quote! {
+            #[allow(unreachable_state)]
+            workflow W {
+                initial Decide;
+                events { Go }
+                state Decide { always if a => Done; always if b => Done; }
+                state Waits { always if a => Done; on Go => Done; }
+                state Complete { always if a => Done; always => Done; }
+                #[allow(decision_without_else)]
+                state Allowed { always if a => Done; }
+                final Done;
+            }
+        });
+        assert_eq!(
+            errors,
+            ["state `Decide` decides with guarded `always` arms only: when no guard holds it stays there with no transition to leave by; add `always => STATE;` last as the else"]
+        );
+    }
+
+    #[test]
+    fn an_eventless_loop_can_be_allowed_on_any_of_its_states() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Ping;
+                state Ping { always => Pong; }
+                #[allow(eventless_loop, no_path_to_final)]
+                state Pong { always => Ping; }
+            }
+        });
+        assert_eq!(errors, ["no final state can be reached from state `Ping`"]);
     }
 
     #[test]
