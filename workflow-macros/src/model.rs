@@ -351,6 +351,21 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
                     }
+                    refuse_cfg(
+                        &event.attrs,
+                        "an event cannot be compiled conditionally: `#[cfg]` would remove its payload struct but not \
+                         its variant of the event enum, its conversions or the transitions on it; put `#[cfg]` on the \
+                         `workflow!` call to compile the whole workflow conditionally",
+                        &mut errors,
+                    );
+                    for field in event.fields.iter().flatten() {
+                        refuse_cfg(
+                            &field.attrs,
+                            "an event field cannot be compiled conditionally: `#[cfg]` would remove it from the \
+                             payload struct but not from the workflow's graph or the bounds on its type",
+                            &mut errors,
+                        );
+                    }
                     events.push(Event {
                         name: event.name,
                         attrs: event.attrs,
@@ -743,6 +758,12 @@ impl Resolver<'_> {
 fn split_workflow_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribute>, Allowed) {
     let mut allowed = Allowed::default();
     let mut kept = Vec::new();
+    refuse_cfg(
+        &attrs,
+        "`#[cfg]` on the workflow would remove the machine type but not the state and event enums, the \
+         payload structs or the handler trait: put it on the `workflow!` call instead (`#[cfg(..)] workflow! { .. }`)",
+        errors,
+    );
     for attr in attrs {
         if !attr.path().is_ident("allow") {
             kept.push(attr);
@@ -801,6 +822,28 @@ fn split_state_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribu
         }
     }
     (docs, allowed)
+}
+
+/// Reports each `#[cfg]` among `attrs` (or `#[cfg_attr]` that may expand to
+/// one) with `message`: an item the macro makes several generated items
+/// from cannot take one, which would remove only the item it lands on.
+fn refuse_cfg(attrs: &[Attribute], message: &str, errors: &mut Errors) {
+    for attr in attrs.iter().filter(|a| is_cfg(&a.meta)) {
+        errors.add(syn::Error::new_spanned(attr, message));
+    }
+}
+
+/// `cfg(..)`, or `cfg_attr(PREDICATE, ..)` with a `cfg` among its attributes.
+fn is_cfg(meta: &syn::Meta) -> bool {
+    if meta.path().is_ident("cfg") {
+        return true;
+    }
+    let syn::Meta::List(list) = meta else { return false };
+    if !list.path.is_ident("cfg_attr") {
+        return false;
+    }
+    list.parse_args_with(syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+        .is_ok_and(|metas| metas.iter().skip(1).any(is_cfg))
 }
 
 fn allow_list(attr: &Attribute) -> syn::Result<Vec<syn::Path>> {
@@ -980,6 +1023,42 @@ mod tests {
                 "final state `F` cannot have child states",
             ]
         );
+    }
+
+    #[test]
+    fn cfg_is_refused_where_it_would_remove_part_of_the_expansion() {
+        let errors = messages(model(quote! {
+            #[cfg(test)]
+            #[cfg_attr(test, derive(Debug))]
+            workflow W {
+                initial A;
+                events {
+                    #[cfg(test)] Go,
+                    Stop { #[cfg(test)] why: String, #[cfg_attr(test, allow(dead_code))] code: u8 },
+                    #[cfg_attr(test, cfg_attr(unix, cfg(test)))] Nested,
+                    #[cfg_attr(test, derive(PartialOrd))] Fine,
+                }
+                final A;
+            }
+        }));
+        let firsts: Vec<&str> = errors.iter().map(|e| e.split(':').next().unwrap_or("")).collect();
+        assert_eq!(
+            firsts,
+            [
+                "`#[cfg]` on the workflow would remove the machine type but not the state and event enums, the payload structs or the handler trait",
+                "an event cannot be compiled conditionally",
+                "an event field cannot be compiled conditionally",
+                "an event cannot be compiled conditionally",
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_and_plain_spellings_name_one_state_and_one_event() {
+        let errors = messages(model(quote! {
+            workflow W { initial r#A; events { Go, r#Go } state A { on r#Go => r#A; } state r#A {} }
+        }));
+        assert_eq!(errors, ["duplicate event `r#Go`", "duplicate state `r#A`"]);
     }
 
     #[test]
