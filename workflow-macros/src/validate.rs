@@ -103,13 +103,13 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     })
 }
 
-/// `Rejected` holds a state's and an event's index in 12 bits each (the
-/// largest value standing for none), `Step` a transition's in 16: `counts`
+/// `Rejected` holds a state's index in 11 bits and an event's in 12 (the
+/// largest value standing for none; the 24th bit is its reason), `Step` a transition's in 16: `counts`
 /// are the states, the events (declared ones, activity outcomes and timers)
 /// and the transitions.
 fn check_limits(span: Span, counts: [usize; 3], errors: &mut Errors) {
     let limits = [
-        (4095, "states"),
+        (2047, "states"),
         (4095, "events (declared ones, activity outcomes and timers)"),
         (65535, "transitions"),
     ];
@@ -827,11 +827,11 @@ mod tests {
                 Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
             }
         };
-        assert!(messages([4_095, 4_095, 65_535]).is_empty());
+        assert!(messages([2_047, 4_095, 65_535]).is_empty());
         assert_eq!(
-            messages([4_096, 3, 65_536]),
+            messages([2_048, 3, 65_536]),
             [
-                "a workflow has at most 4095 states; this one has 4096",
+                "a workflow has at most 2047 states; this one has 2048",
                 "a workflow has at most 65535 transitions; this one has 65536"
             ]
         );
