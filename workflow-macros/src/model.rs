@@ -204,6 +204,8 @@ pub struct Transition {
     pub guard: Option<Ident>,
     /// Empty for a targetless transition.
     pub targets: Vec<StateId>,
+    /// Where each target is named, for errors about it.
+    pub target_spans: Vec<Span>,
     /// `=> internal TARGET`: the source is not exited when the targets are inside it.
     pub internal: bool,
     pub actions: Vec<Action>,
@@ -465,7 +467,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             built.kind = StateKind::History { deep, slot: histories };
             histories += 1;
             if !targets.is_empty() {
-                let targets = resolver.states(&targets, &mut errors);
+                let (targets, target_spans) = resolver.states(&targets, &mut errors);
                 let actions = resolver.actions(actions, &mut errors);
                 let transition = Transition {
                     source: id,
@@ -473,6 +475,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     span: name.span(),
                     guard: None,
                     targets,
+                    target_spans,
                     internal: false,
                     actions,
                     delay_text: None,
@@ -518,7 +521,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             Trigger::StateDone
                         }
                     };
-                    let targets = resolver.states(&on.targets, &mut errors);
+                    let (targets, target_spans) = resolver.states(&on.targets, &mut errors);
                     let actions = resolver.actions(on.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -526,6 +529,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: on.span,
                         guard: on.guard,
                         targets,
+                        target_spans,
                         internal: on.internal,
                         actions,
                         delay_text: None,
@@ -533,7 +537,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     push(transition, &mut built);
                 }
                 Item::Always(always) => {
-                    let targets = resolver.states(&always.targets, &mut errors);
+                    let (targets, target_spans) = resolver.states(&always.targets, &mut errors);
                     let actions = resolver.actions(always.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -541,6 +545,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: always.span,
                         guard: always.guard,
                         targets,
+                        target_spans,
                         internal: false,
                         actions,
                         delay_text: None,
@@ -548,7 +553,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     push(transition, &mut built);
                 }
                 Item::After(after) => {
-                    let targets = resolver.states(std::slice::from_ref(&after.target), &mut errors);
+                    let (targets, target_spans) = resolver.states(std::slice::from_ref(&after.target), &mut errors);
                     let actions = resolver.actions(after.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -556,6 +561,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: after.span,
                         guard: None,
                         targets,
+                        target_spans,
                         internal: false,
                         actions,
                         delay_text: Some(after.delay.text),
@@ -583,7 +589,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     } = *invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
                     let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
-                        let targets = resolver.states(std::slice::from_ref(&arm.target), errors);
+                        let (targets, target_spans) = resolver.states(std::slice::from_ref(&arm.target), errors);
                         let actions = resolver.actions(arm.actions, errors);
                         let transition = Transition {
                             source: id,
@@ -591,6 +597,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             span: arm.span,
                             guard: None,
                             targets,
+                            target_spans,
                             internal: false,
                             actions,
                             delay_text: None,
@@ -717,8 +724,12 @@ impl Resolver<'_> {
         found
     }
 
-    fn states(&self, names: &[Ident], errors: &mut Errors) -> Vec<StateId> {
-        names.iter().filter_map(|n| self.state(n, errors)).collect()
+    /// The states named, and where each is named; unknown ones are reported and left out.
+    fn states(&self, names: &[Ident], errors: &mut Errors) -> (Vec<StateId>, Vec<Span>) {
+        names
+            .iter()
+            .filter_map(|n| Some((self.state(n, errors)?, n.span())))
+            .unzip()
     }
 
     fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {

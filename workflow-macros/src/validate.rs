@@ -346,9 +346,12 @@ fn check_targets(model: &Model, errors: &mut Errors) {
     for t in &model.transitions {
         let source = &model.states[t.source];
         if let (StateKind::History { .. }, Some(parent)) = (source.kind, source.parent) {
-            for &target in t.targets.iter().filter(|&&g| !contains(model, parent, g)) {
+            for (&target, &span) in t.targets.iter().zip(&t.target_spans) {
+                if contains(model, parent, target) {
+                    continue;
+                }
                 errors.push(
-                    t.span,
+                    span,
                     format!(
                         "the default of history `{}` must be a state inside its parent `{}`: `{}` is not",
                         source.name,
@@ -358,8 +361,9 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                 );
             }
         }
+        // Each pair is reported at the later target.
         for (i, &a) in t.targets.iter().enumerate() {
-            for &b in &t.targets[i + 1..] {
+            for (&b, &span) in t.targets[i + 1..].iter().zip(&t.target_spans[i + 1..]) {
                 let why = if a == b {
                     format!("target `{}` is named twice", name(a))
                 } else if contains(model, a, b) || contains(model, b, a) {
@@ -380,7 +384,7 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                         name(b)
                     )
                 };
-                errors.push(t.span, why);
+                errors.push(span, why);
             }
         }
     }
