@@ -47,8 +47,9 @@
 //! assert!(Door::graph().to_mermaid().contains("Open --> Closed: after 30s"));
 //! ```
 //!
-//! The README documents the whole grammar, every compile-time check and the
-//! generated API.
+//! The [`workflow!`] macro's documentation has the grammar, every handler
+//! signature and the checks; the README has, besides, an example per
+//! construct, every compile-time message and the runtime.
 
 pub use workflow_macros::workflow;
 pub use workflow_runtime::*;

@@ -67,6 +67,47 @@ workflow! {
     }
 }
 
+workflow! {
+    /// What `retry N` means: N retries after the first attempt, so at most
+    /// N + 1 calls; without `retry`, one call.
+    pub workflow Counted {
+        context JobCtx;
+        initial Idle;
+        events { Plain, Zero, Two }
+        state Idle {
+            on Plain => Once;
+            on Zero => NoRetry;
+            on Two => ThreeCalls;
+        }
+        state Once {
+            invoke once -> u32 { done => Done; error => Gave / keep_error; }
+        }
+        state NoRetry {
+            invoke zero -> u32 { retry 0; done => Done; error => Gave / keep_error; }
+        }
+        state ThreeCalls {
+            invoke two -> u32 { retry 2 backoff 10ms..10ms; done => Done; error => Gave / keep_error; }
+        }
+        final Done;
+        final Gave;
+    }
+}
+
+impl CountedHandlers for Service {
+    fn keep_error(&self, ctx: &mut JobCtx, error: &ActivityError) {
+        ctx.error = Some((error.kind(), error.attempts(), error.message().to_string()));
+    }
+    async fn once(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
+        self.attempt(call).await
+    }
+    async fn zero(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
+        self.attempt(call).await
+    }
+    async fn two(&self, _ctx: &JobCtx, call: &ActivityCall) -> Result<u32, ActivityError> {
+        self.attempt(call).await
+    }
+}
+
 /// What one attempt of the fake service does.
 #[derive(Clone, Copy, Debug)]
 enum Act {
@@ -235,6 +276,32 @@ async fn failed_attempts_are_retried_after_exact_exponential_backoff() {
             rec(ms(700), transition("Retrying", "FlakyDone", "Done")),
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_n_calls_an_activity_that_always_fails_n_plus_one_times() {
+    for (event, state, calls) in [
+        (CountedEvent::Plain, CountedState::Once, 1),
+        (CountedEvent::Zero, CountedState::NoRetry, 1),
+        (CountedEvent::Two, CountedState::ThreeCalls, 3),
+    ] {
+        let service = Service::new(|_| Act::Fail);
+        let engine = Engine::<Counted, Service>::with_config(service.clone(), exact());
+        engine.start("job", JobCtx::default()).await.unwrap();
+        engine.send("job", event).await.unwrap();
+        assert_eq!(engine.wait("job").await.unwrap(), CountedState::Gave);
+        let attempts: Vec<u32> = service.calls().iter().map(|c| c.attempt).collect();
+        assert_eq!(attempts, (1..=calls).collect::<Vec<_>>(), "{state}");
+        let error = engine.snapshot("job").await.unwrap().context.error;
+        assert_eq!(
+            error,
+            Some((ErrorKind::Failed, calls, format!("attempt {calls} failed"))),
+            "{state}"
+        );
+        // The graph states the same policy.
+        let invoke = Counted::graph().states[state.index()].invoke.as_ref().unwrap();
+        assert_eq!(invoke.policy.max_attempts, calls, "{state}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

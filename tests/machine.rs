@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use workflow::prelude::*;
+use workflow::Reason;
 
 fn submit(id: u64, amount: u64) -> OrderEvent {
     SubmitOrder { id, amount }.into()
@@ -258,8 +259,27 @@ fn steps_and_rejections_are_indices_in_one_register() {
     // The largest indices a workflow may have survive the packing.
     let step = Step::<OrderState>::new(65_535, false);
     assert_eq!((step.transition(), step.exited()), (65_535, false));
-    let rejected = Rejected::<OrderState>::at(4_094, 4_094);
+    let rejected = Rejected::<OrderState>::at(2_046, 4_094);
     assert_eq!((rejected.event_index(), rejected.state()), (4_094, initial));
+    assert_eq!(rejected.reason(), Reason::NotAccepted);
+    // The reason has a bit of its own: the indices survive it, and a loop
+    // is never equal to a plain rejection of the same state and event.
+    let looped = Rejected::<OrderState>::looped(3, 12);
+    assert_eq!(
+        (looped.reason(), looped.state(), looped.event()),
+        (Reason::EventlessLoop, OrderState::ALL[3], "ShippingAfter48h")
+    );
+    assert_ne!(looped, Rejected::at(3, 12));
+    assert_eq!(Rejected::<OrderState>::looped(9_999, 9_999).event_index(), 4_095);
+    assert_eq!(
+        Rejected::<OrderState>::looped(2_047, 4_095).reason(),
+        Reason::EventlessLoop,
+        "an index too large does not spill into the reason"
+    );
+    assert_eq!(
+        format!("{looped:?}"),
+        "Rejected { state: Shipping, event: \"ShippingAfter48h\", reason: EventlessLoop }"
+    );
     let rejected = Rejected::<OrderState>::at(3, 12);
     assert_eq!(
         (rejected.state(), rejected.event()),

@@ -345,3 +345,101 @@ async fn run_activity_runs_the_active_states_activity() {
         "a final state runs nothing"
     );
 }
+
+/// Two workflows caught in the same eventless loop, allowed: `Spin` takes
+/// `always => Spin` forever. An event reaches it on the interpreter's fast
+/// path in the first, and through its general macrostep (a `raise`) in the
+/// second.
+mod spinning {
+    use workflow::prelude::*;
+
+    workflow! {
+        #[allow(eventless_loop)]
+        pub workflow Spinner {
+            context u32;
+            initial Idle;
+            events { Go, Stop }
+            state Idle { on Go => Spin; }
+            state Spin { entry count; always => Spin; on Stop => Done; }
+            final Done;
+        }
+    }
+
+    workflow! {
+        #[allow(eventless_loop, no_path_to_final)]
+        pub workflow Raiser {
+            context u32;
+            initial Idle;
+            events { Kick, Ping }
+            state Idle { on Kick => Spin / raise Ping; }
+            state Spin { entry count; always => Spin; }
+        }
+    }
+
+    pub struct Counting;
+
+    impl SpinnerHandlers for Counting {
+        fn count(&self, entries: &mut u32) {
+            *entries += 1;
+        }
+    }
+
+    impl RaiserHandlers for Counting {
+        fn count(&self, entries: &mut u32) {
+            *entries += 1;
+        }
+    }
+}
+
+#[test]
+fn an_eventless_loop_is_cut_short_with_an_error() {
+    use spinning::*;
+    use workflow::chart::MAX_MICROSTEPS;
+    use workflow::Reason;
+
+    let mut spinner = Spinner::new(0);
+    spinner.start(&Counting);
+    let rejected = spinner.handle(&SpinnerEvent::Go, &Counting).unwrap_err();
+    assert_eq!(rejected.reason(), Reason::EventlessLoop);
+    assert_eq!((rejected.state(), rejected.event()), (SpinnerState::Spin, "Go"));
+    assert_eq!(
+        rejected.to_string(),
+        "event `Go` led into an eventless loop, cut short after 10000 microsteps in state `Spin`"
+    );
+    // Unlike a rejection, the loop changed the machine: `Go` entered `Spin`,
+    // then each microstep re-entered it.
+    assert_eq!(*spinner.context(), 1 + MAX_MICROSTEPS as u32);
+    assert!(spinner.is_in(SpinnerState::Spin));
+    // The machine still takes events; an event it does not take is the
+    // other reason.
+    let not_accepted = spinner.handle(&SpinnerEvent::Go, &Counting).unwrap_err();
+    assert_eq!(not_accepted.reason(), Reason::NotAccepted);
+    spinner.handle(&SpinnerEvent::Stop, &Counting).unwrap();
+    assert!(spinner.is_finished());
+
+    let mut raiser = Raiser::new(0);
+    raiser.start(&Counting);
+    let rejected = raiser.handle(&RaiserEvent::Kick, &Counting).unwrap_err();
+    assert_eq!(
+        (rejected.reason(), rejected.state(), rejected.event()),
+        (Reason::EventlessLoop, RaiserState::Spin, "Kick")
+    );
+    assert_eq!(*raiser.context(), 1 + MAX_MICROSTEPS as u32);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_engine_fails_an_instance_caught_in_an_eventless_loop() {
+    use spinning::*;
+    use workflow::{Engine, EngineError, Status};
+
+    let engine = Engine::<Spinner, Counting>::new(Counting);
+    engine.start("spin", 0).await.unwrap();
+    let reason = "event `Go` led into an eventless loop, cut short after 10000 microsteps in state `Spin`";
+    let failed = EngineError::InstanceFailed {
+        id: "spin".into(),
+        reason: reason.into(),
+    };
+    assert_eq!(engine.send("spin", SpinnerEvent::Go).await, Err(failed.clone()));
+    assert!(matches!(engine.status("spin").unwrap(), Status::Failed { .. }));
+    assert_eq!(engine.wait("spin").await, Err(failed));
+}

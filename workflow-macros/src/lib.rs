@@ -38,8 +38,200 @@ use proc_macro2::TokenStream;
 
 /// Declares a workflow: states, typed events, transitions with guards and
 /// actions, activities with retry and timeout, timers, compensation and final
-/// states. See the `workflow` crate's documentation for the grammar and the
-/// generated API.
+/// states, checked at compile time and turned into plain Rust.
+///
+/// # Grammar
+///
+/// ```text
+/// workflow     := ATTR* VIS "workflow" NAME "{" item* "}"
+/// item         := "context" TYPE ";"                       -- top level only; optional, default ()
+///               | "events" "{" event,* "}"                 -- top level only; may appear several times
+///               | "initial" STATE ";"                      -- required at the top; in a state: its default child
+///               | ATTR* "state" NAME "{" item* "}"         -- atomic, or compound when it has child states
+///               | ATTR* "parallel" NAME "{" item* "}"      -- every child state (region) active at once
+///               | ATTR* "final" NAME ["(" "failure" ")"] ( ";" | "{" item* "}" )
+///               | "history" ["deep"] NAME ["=>" STATE,+ actions] ";"
+///               | "on" events ["if" GUARD] ["=>" ["internal"] STATE,+] actions
+///               | "always" ["if" GUARD] "=>" STATE,+ actions
+///               | "entry" action,+ ";"
+///               | "exit" action,+ ";"
+///               | "invoke" ACTIVITY "->" TYPE ( ";" | "{" invoke_item* "}" )
+///               | "after" DURATION "=>" STATE actions
+///               | "compensate" COMPENSATION ";"
+/// event        := ATTR* NAME [ "{" FIELD: TYPE,* "}" ]
+/// events       := EVENT ("|" EVENT)* | "_" | "done"
+/// invoke_item  := "retry" N ["backoff" DURATION ".." DURATION] ";"   -- each clause at most once, any order
+///               | "timeout" DURATION ";"
+///               | "resource" NAME ";"
+///               | "expected" DURATION ";"
+///               | "done" "=>" STATE actions
+///               | "error" "=>" STATE actions
+/// actions      := ["/" action,+] ";"
+/// action       := ACTION | "raise" EVENT | "send" EVENT ["after" DURATION] ["as" ID] | "cancel" ID
+/// N            := a whole number of retries: 0 to 4294967294
+/// DURATION     := a whole number with a unit: 500ms  30s  5m  2h  7d
+/// NAME, STATE, EVENT, ACTION, GUARD, ACTIVITY, COMPENSATION, ID := an identifier, raw ones included
+/// ```
+///
+/// - Attributes: doc comments and attributes on the workflow go to the
+///   machine type, `#[allow(LINT)]` naming one of the lints below switches
+///   it off (on the workflow, or on a state for that state); a state takes
+///   only doc comments and `#[allow(LINT)]`; attributes on an event go to
+///   its payload struct, those on a field to the field. `#[cfg]` is refused
+///   on the workflow, an event and a field: put it on the `workflow!` call.
+/// - `retry N` means N retries after the first attempt: at most N + 1
+///   attempts (`retry 0`, or no `retry`, is one attempt). Backoff doubles
+///   from MIN up to MAX (default `1s..100s`); `timeout` is per attempt.
+/// - `after D => S` fires once the state has been active for D; leaving
+///   the state cancels it. `send E after D as ID` is an instance-level timer
+///   that only `cancel ID` stops.
+/// - Several targets (`=> A, B`) must be in different regions of one
+///   parallel state; a history's default targets lie inside its parent.
+/// - A raw identifier names what its bare word names: generated code uses
+///   it as written, names made from it drop the `r#` (activity `r#static`
+///   makes `StaticDone`) and names as text are the bare word.
+///
+/// # Generated items
+///
+/// For `pub workflow Order { .. }`: a payload struct per declared event
+/// (named like the event), `enum OrderState`, `enum OrderEvent` (the
+/// declared events, then `ActivityDone(Output)` and
+/// `ActivityFailed(ActivityError)` per activity and `StateAfter48h` per
+/// timer), `trait OrderHandlers` with one method per guard, action,
+/// activity and compensation, and `struct Order`, the machine, with `new`,
+/// `start`, `handle`, `run_activity`, `run_compensation`, `state`,
+/// `context`, `graph` and the `workflow::Machine` and `workflow::Workflow`
+/// impls.
+///
+/// # Handler signatures
+///
+/// Each method of the handlers trait has the signature its uses need, with
+/// the context type `Ctx` (`()` without `context`):
+///
+/// ```text
+/// fn guard(&self, context: &Ctx, event: &Payload) -> bool;           // on EVENT if guard (a unit event: &Cancel)
+/// fn guard(&self, context: &Ctx, event: &OrderEvent) -> bool;        // on A | B if guard, on _ if guard
+/// fn guard(&self, context: &Ctx) -> bool;                            // always if guard
+/// fn action(&self, context: &mut Ctx, event: &Payload);              // on EVENT ... / action
+/// fn action(&self, context: &mut Ctx, event: &OrderEvent);           // the same action on several events
+/// fn action(&self, context: &mut Ctx);                               // entry, exit, after, always, on done
+/// fn action(&self, context: &mut Ctx, output: &Output);              // done => ... / action
+/// fn action(&self, context: &mut Ctx, error: &ActivityError);        // error => ... / action
+/// async fn activity(&self, context: &Ctx, call: &ActivityCall)       // invoke activity -> Output
+///     -> Result<Output, ActivityError>;
+/// async fn compensation(&self, context: &Ctx, call: &ActivityCall)   // compensate compensation
+///     -> Result<(), ActivityError>;
+/// ```
+///
+/// Every one of them, in a workflow that compiles and runs:
+///
+/// ```
+/// use workflow::prelude::*;
+///
+/// #[derive(Default)]
+/// pub struct Cart {
+///     cents: u64,
+///     log: Vec<String>,
+/// }
+///
+/// workflow! {
+///     /// A shop's checkout.
+///     pub workflow Shop {
+///         context Cart;
+///         initial Shopping;
+///         events { Add { cents: u64 }, Checkout, Ping }
+///         state Shopping {
+///             entry opened;
+///             on Add if positive / add;
+///             on Checkout if not_empty => Paying;
+///             on Ping | Checkout / log;
+///             after 1h => Abandoned / expire;
+///         }
+///         state Paying {
+///             invoke charge -> String { retry 2; done => Deciding / keep_receipt; error => Abandoned / note_error; }
+///             compensate refund;
+///         }
+///         state Deciding {
+///             always if large => Review;
+///             always => Done;
+///         }
+///         state Review { on Ping => Done; }
+///         final Done;
+///         final Abandoned (failure);
+///     }
+/// }
+///
+/// struct Rules;
+///
+/// impl ShopHandlers for Rules {
+///     fn positive(&self, _cart: &Cart, event: &Add) -> bool {
+///         event.cents > 0
+///     }
+///     fn not_empty(&self, cart: &Cart, _event: &Checkout) -> bool {
+///         cart.cents > 0
+///     }
+///     fn large(&self, cart: &Cart) -> bool {
+///         cart.cents > 10_000
+///     }
+///     fn opened(&self, cart: &mut Cart) {
+///         cart.log.push("opened".into());
+///     }
+///     fn add(&self, cart: &mut Cart, event: &Add) {
+///         cart.cents += event.cents;
+///     }
+///     fn log(&self, cart: &mut Cart, event: &ShopEvent) {
+///         cart.log.push(event.name().into());
+///     }
+///     fn expire(&self, cart: &mut Cart) {
+///         cart.cents = 0;
+///     }
+///     fn keep_receipt(&self, cart: &mut Cart, receipt: &String) {
+///         cart.log.push(receipt.clone());
+///     }
+///     fn note_error(&self, cart: &mut Cart, error: &ActivityError) {
+///         cart.log.push(error.to_string());
+///     }
+///     async fn charge(&self, cart: &Cart, call: &ActivityCall) -> Result<String, ActivityError> {
+///         Ok(format!("{} cents, attempt {}", cart.cents, call.attempt)) // call the payment service here
+///     }
+///     async fn refund(&self, _cart: &Cart, _call: &ActivityCall) -> Result<(), ActivityError> {
+///         Ok(())
+///     }
+/// }
+///
+/// let mut shop = Shop::new(Cart::default());
+/// shop.start(&Rules);
+/// assert!(shop.handle(&ShopEvent::Checkout, &Rules).is_ok()); // an empty cart: only `log`
+/// shop.handle(&Add { cents: 500 }.into(), &Rules).unwrap();
+/// shop.handle(&ShopEvent::Checkout, &Rules).unwrap();
+/// assert!(shop.is_in(ShopState::Paying));
+/// // The activity's outcome, as `run_activity` or the engine would deliver it:
+/// shop.handle(&ShopEvent::ChargeDone("paid".into()), &Rules).unwrap();
+/// assert!(shop.is_finished() && shop.is_in(ShopState::Done)); // `Deciding` decided at once
+/// assert_eq!(shop.context().log, ["opened", "Checkout", "paid"]);
+/// assert_eq!(Shop::graph().states[1].invoke.as_ref().unwrap().policy.max_attempts, 3);
+/// ```
+///
+/// # Compile-time checks
+///
+/// Every mistake is a compile error at the offending token, all of a block
+/// reported in one build: unknown names (with the nearest known one),
+/// duplicates, misplaced items, malformed durations and retry counts, an
+/// `invoke` without `done`, a final state with transitions, several
+/// targets that cannot be active together, a history default outside its
+/// parent, one name in two roles, one handler given conflicting inputs,
+/// reserved generated names, `#[cfg]` where it would remove only part of
+/// what is generated. Graph checks are lints, each switched off with
+/// `#[allow(NAME)]`: `unreachable_state`, `dead_end`, `no_path_to_final`,
+/// `shadowed_transition`, `unhandled_error`, `never_done`,
+/// `eventless_loop` (unguarded `always` transitions that lead back to
+/// their state: at run time the interpreter cuts the loop short and
+/// `handle` returns a `Rejected` with `Reason::EventlessLoop`) and
+/// `decision_without_else` (a state whose only transitions are guarded
+/// `always` arms, stuck when no guard holds).
+///
+/// The README has the same grammar with an example per construct, the
+/// statechart semantics and every message.
 #[proc_macro]
 pub fn workflow(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     expand(input.into()).into()

@@ -18,6 +18,19 @@ use crate::parse::{ActionDef, ArmDef, EventsDef, InvokeDef, Item, StateDef, Stat
 pub type StateId = usize;
 pub type EventId = usize;
 
+/// A name as the block means it: `r#match` is `match`. Names are looked up,
+/// compared and written into generated text (state names, graph labels,
+/// activity names) this way; generated code uses the identifier itself, raw
+/// or not, so that a keyword stays a valid identifier.
+pub fn text(name: &Ident) -> String {
+    name.unraw().to_string()
+}
+
+/// Whether two identifiers name the same thing (`r#ok` is `ok`).
+pub fn same(a: &Ident, b: &Ident) -> bool {
+    a.unraw() == b.unraw()
+}
+
 /// A graph check that a user can switch off with `#[allow(NAME)]` on the
 /// workflow or on a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,16 +41,20 @@ pub enum Lint {
     ShadowedTransition,
     UnhandledError,
     NeverDone,
+    EventlessLoop,
+    DecisionWithoutElse,
 }
 
 impl Lint {
-    pub const ALL: [Lint; 6] = [
+    pub const ALL: [Lint; 8] = [
         Lint::UnreachableState,
         Lint::DeadEnd,
         Lint::NoPathToFinal,
         Lint::ShadowedTransition,
         Lint::UnhandledError,
         Lint::NeverDone,
+        Lint::EventlessLoop,
+        Lint::DecisionWithoutElse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +65,8 @@ impl Lint {
             Lint::ShadowedTransition => "shadowed_transition",
             Lint::UnhandledError => "unhandled_error",
             Lint::NeverDone => "never_done",
+            Lint::EventlessLoop => "eventless_loop",
+            Lint::DecisionWithoutElse => "decision_without_else",
         }
     }
 
@@ -56,9 +75,11 @@ impl Lint {
     }
 }
 
-/// The lints switched off at one level.
+/// The lints switched off at one level, a bit each.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Allowed(u8);
+
+const _: () = assert!(Lint::ALL.len() <= 8, "`Allowed` holds a bit per lint");
 
 impl Allowed {
     pub fn allows(self, lint: Lint) -> bool {
@@ -183,6 +204,8 @@ pub struct Transition {
     pub guard: Option<Ident>,
     /// Empty for a targetless transition.
     pub targets: Vec<StateId>,
+    /// Where each target is named, for errors about it.
+    pub target_spans: Vec<Span>,
     /// `=> internal TARGET`: the source is not exited when the targets are inside it.
     pub internal: bool,
     pub actions: Vec<Action>,
@@ -326,9 +349,24 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             }
             Item::Events { events: defs, .. } => {
                 for event in defs {
-                    if events.iter().any(|e| e.name == event.name) {
+                    if events.iter().any(|e| same(&e.name, &event.name)) {
                         errors.push(event.name.span(), format!("duplicate event `{}`", event.name));
                         continue;
+                    }
+                    refuse_cfg(
+                        &event.attrs,
+                        "an event cannot be compiled conditionally: `#[cfg]` would remove its payload struct but not \
+                         its variant of the event enum, its conversions or the transitions on it; put `#[cfg]` on the \
+                         `workflow!` call to compile the whole workflow conditionally",
+                        &mut errors,
+                    );
+                    for field in event.fields.iter().flatten() {
+                        refuse_cfg(
+                            &field.attrs,
+                            "an event field cannot be compiled conditionally: `#[cfg]` would remove it from the \
+                             payload struct but not from the workflow's graph or the bounds on its type",
+                            &mut errors,
+                        );
                     }
                     events.push(Event {
                         name: event.name,
@@ -354,15 +392,11 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
 
     let mut state_index: HashMap<String, StateId> = HashMap::new();
     for (id, p) in pending.iter().enumerate() {
-        if state_index.insert(p.def_name.to_string(), id).is_some() {
+        if state_index.insert(text(&p.def_name), id).is_some() {
             errors.push(p.def_name.span(), format!("duplicate state `{}`", p.def_name));
         }
     }
-    let event_index: HashMap<String, EventId> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.to_string(), i))
-        .collect();
+    let event_index: HashMap<String, EventId> = events.iter().enumerate().map(|(i, e)| (text(&e.name), i)).collect();
     let mut state_names: Vec<String> = Vec::new();
     for p in &pending {
         let name = p.def_name.to_string();
@@ -433,7 +467,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             built.kind = StateKind::History { deep, slot: histories };
             histories += 1;
             if !targets.is_empty() {
-                let targets = resolver.states(&targets, &mut errors);
+                let (targets, target_spans) = resolver.states(&targets, &mut errors);
                 let actions = resolver.actions(actions, &mut errors);
                 let transition = Transition {
                     source: id,
@@ -441,6 +475,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     span: name.span(),
                     guard: None,
                     targets,
+                    target_spans,
                     internal: false,
                     actions,
                     delay_text: None,
@@ -486,7 +521,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             Trigger::StateDone
                         }
                     };
-                    let targets = resolver.states(&on.targets, &mut errors);
+                    let (targets, target_spans) = resolver.states(&on.targets, &mut errors);
                     let actions = resolver.actions(on.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -494,6 +529,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: on.span,
                         guard: on.guard,
                         targets,
+                        target_spans,
                         internal: on.internal,
                         actions,
                         delay_text: None,
@@ -501,7 +537,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     push(transition, &mut built);
                 }
                 Item::Always(always) => {
-                    let targets = resolver.states(&always.targets, &mut errors);
+                    let (targets, target_spans) = resolver.states(&always.targets, &mut errors);
                     let actions = resolver.actions(always.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -509,6 +545,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: always.span,
                         guard: always.guard,
                         targets,
+                        target_spans,
                         internal: false,
                         actions,
                         delay_text: None,
@@ -516,7 +553,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     push(transition, &mut built);
                 }
                 Item::After(after) => {
-                    let targets = resolver.states(std::slice::from_ref(&after.target), &mut errors);
+                    let (targets, target_spans) = resolver.states(std::slice::from_ref(&after.target), &mut errors);
                     let actions = resolver.actions(after.actions, &mut errors);
                     let transition = Transition {
                         source: id,
@@ -524,6 +561,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: after.span,
                         guard: None,
                         targets,
+                        target_spans,
                         internal: false,
                         actions,
                         delay_text: Some(after.delay.text),
@@ -551,7 +589,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     } = *invoke;
                     let (has_done, has_error) = (done.is_some(), error.is_some());
                     let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
-                        let targets = resolver.states(std::slice::from_ref(&arm.target), errors);
+                        let (targets, target_spans) = resolver.states(std::slice::from_ref(&arm.target), errors);
                         let actions = resolver.actions(arm.actions, errors);
                         let transition = Transition {
                             source: id,
@@ -559,6 +597,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             span: arm.span,
                             guard: None,
                             targets,
+                            target_spans,
                             internal: false,
                             actions,
                             delay_text: None,
@@ -678,19 +717,23 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn state(&self, name: &Ident, errors: &mut Errors) -> Option<StateId> {
-        let found = self.state_index.get(&name.to_string()).copied();
+        let found = self.state_index.get(&text(name)).copied();
         if found.is_none() {
             errors.push(name.span(), unknown("state", &name.to_string(), self.state_names));
         }
         found
     }
 
-    fn states(&self, names: &[Ident], errors: &mut Errors) -> Vec<StateId> {
-        names.iter().filter_map(|n| self.state(n, errors)).collect()
+    /// The states named, and where each is named; unknown ones are reported and left out.
+    fn states(&self, names: &[Ident], errors: &mut Errors) -> (Vec<StateId>, Vec<Span>) {
+        names
+            .iter()
+            .filter_map(|n| Some((self.state(n, errors)?, n.span())))
+            .unzip()
     }
 
     fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {
-        let found = self.event_index.get(&name.to_string()).copied();
+        let found = self.event_index.get(&text(name)).copied();
         if found.is_none() {
             errors.push(name.span(), unknown("event", &name.to_string(), self.event_names));
         }
@@ -713,9 +756,9 @@ impl Resolver<'_> {
                     span,
                     event,
                     delay: delay.map_or(Duration::ZERO, |d| d.value),
-                    id: id.as_ref().unwrap_or(&name).to_string(),
+                    id: text(id.as_ref().unwrap_or(&name)),
                 }),
-                ActionDef::Cancel { id } => Some(Action::Cancel { id: id.to_string() }),
+                ActionDef::Cancel { id } => Some(Action::Cancel { id: text(&id) }),
             })
             .collect()
     }
@@ -726,6 +769,12 @@ impl Resolver<'_> {
 fn split_workflow_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribute>, Allowed) {
     let mut allowed = Allowed::default();
     let mut kept = Vec::new();
+    refuse_cfg(
+        &attrs,
+        "`#[cfg]` on the workflow would remove the machine type but not the state and event enums, the \
+         payload structs or the handler trait: put it on the `workflow!` call instead (`#[cfg(..)] workflow! { .. }`)",
+        errors,
+    );
     for attr in attrs {
         if !attr.path().is_ident("allow") {
             kept.push(attr);
@@ -784,6 +833,28 @@ fn split_state_attrs(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<Attribu
         }
     }
     (docs, allowed)
+}
+
+/// Reports each `#[cfg]` among `attrs` (or `#[cfg_attr]` that may expand to
+/// one) with `message`: an item the macro makes several generated items
+/// from cannot take one, which would remove only the item it lands on.
+fn refuse_cfg(attrs: &[Attribute], message: &str, errors: &mut Errors) {
+    for attr in attrs.iter().filter(|a| is_cfg(&a.meta)) {
+        errors.add(syn::Error::new_spanned(attr, message));
+    }
+}
+
+/// `cfg(..)`, or `cfg_attr(PREDICATE, ..)` with a `cfg` among its attributes.
+fn is_cfg(meta: &syn::Meta) -> bool {
+    if meta.path().is_ident("cfg") {
+        return true;
+    }
+    let syn::Meta::List(list) = meta else { return false };
+    if !list.path.is_ident("cfg_attr") {
+        return false;
+    }
+    list.parse_args_with(syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+        .is_ok_and(|metas| metas.iter().skip(1).any(is_cfg))
 }
 
 fn allow_list(attr: &Attribute) -> syn::Result<Vec<syn::Path>> {
@@ -963,6 +1034,42 @@ mod tests {
                 "final state `F` cannot have child states",
             ]
         );
+    }
+
+    #[test]
+    fn cfg_is_refused_where_it_would_remove_part_of_the_expansion() {
+        let errors = messages(model(quote! {
+            #[cfg(test)]
+            #[cfg_attr(test, derive(Debug))]
+            workflow W {
+                initial A;
+                events {
+                    #[cfg(test)] Go,
+                    Stop { #[cfg(test)] why: String, #[cfg_attr(test, allow(dead_code))] code: u8 },
+                    #[cfg_attr(test, cfg_attr(unix, cfg(test)))] Nested,
+                    #[cfg_attr(test, derive(PartialOrd))] Fine,
+                }
+                final A;
+            }
+        }));
+        let firsts: Vec<&str> = errors.iter().map(|e| e.split(':').next().unwrap_or("")).collect();
+        assert_eq!(
+            firsts,
+            [
+                "`#[cfg]` on the workflow would remove the machine type but not the state and event enums, the payload structs or the handler trait",
+                "an event cannot be compiled conditionally",
+                "an event field cannot be compiled conditionally",
+                "an event cannot be compiled conditionally",
+            ]
+        );
+    }
+
+    #[test]
+    fn raw_and_plain_spellings_name_one_state_and_one_event() {
+        let errors = messages(model(quote! {
+            workflow W { initial r#A; events { Go, r#Go } state A { on r#Go => r#A; } state r#A {} }
+        }));
+        assert_eq!(errors, ["duplicate event `r#Go`", "duplicate state `r#A`"]);
     }
 
     #[test]

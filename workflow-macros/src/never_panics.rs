@@ -29,6 +29,37 @@ const VALID: &str = r#"
     }
 "#;
 
+/// The seed with a raw identifier at every identifier position: the
+/// workflow, the context type, states, events, fields, guards, actions,
+/// activities, resources, compensations, `send` and `cancel` ids, history
+/// states, parallel regions.
+const VALID_RAW: &str = r#"
+    pub workflow r#Order {
+        context r#type;
+        initial r#loop;
+        events { r#match { r#fn: u64 }, r#loop, r#Cancel, r#in }
+        state r#loop { on r#match if r#if => r#async / r#struct, r#impl; on r#loop / r#impl; after 5s => r#async; }
+        state r#async {
+            entry r#enum; exit r#enum;
+            invoke r#static -> u8 { retry 3 backoff 100ms..5s; timeout 10s; resource r#mut; expected 200ms; done => r#await / r#use; error => r#dyn / r#mod; }
+            on r#Cancel => r#dyn;
+            compensate r#return;
+        }
+        state r#await {
+            initial r#const;
+            history deep r#while => r#const;
+            parallel r#const {
+                state r#ref { state r#as { on r#in => r#for / raise r#Cancel, send r#in after 1s as r#where, cancel r#where; } final r#for; }
+                state r#box { final r#else; }
+                on done => r#true;
+            }
+            state r#true { always if r#unsafe => r#final; always => r#dyn; }
+        }
+        final r#final;
+        final r#dyn (failure);
+    }
+"#;
+
 /// Tokens the random streams are made of: the DSL's words and punctuation,
 /// names, literals good and bad.
 const WORDS: &[&str] = &[
@@ -86,6 +117,11 @@ const WORDS: &[&str] = &[
     "\"text\"",
     "'a",
     "Self",
+    "r#match",
+    "r#loop",
+    "r#Start",
+    "r#type",
+    "r#done",
 ];
 
 fn expand_str(text: &str) {
@@ -95,8 +131,8 @@ fn expand_str(text: &str) {
     }
 }
 
-fn valid_tokens() -> Vec<String> {
-    VALID.split_whitespace().map(str::to_string).collect()
+fn tokens_of(seed: &str) -> Vec<String> {
+    seed.split_whitespace().map(str::to_string).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -135,8 +171,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn mutated_workflows_never_panic(mutations in prop::collection::vec(mutation(), 1..6)) {
-        let mut tokens = valid_tokens();
+    fn mutated_workflows_never_panic(raw in any::<bool>(), mutations in prop::collection::vec(mutation(), 1..6)) {
+        let mut tokens = tokens_of(if raw { VALID_RAW } else { VALID });
         for m in &mutations {
             apply(&mut tokens, m);
         }
@@ -152,7 +188,30 @@ proptest! {
 }
 
 #[test]
-fn the_seed_expands_without_errors() {
-    let out = expand(VALID.parse().unwrap()).to_string();
-    assert!(!out.contains("compile_error"), "{out}");
+fn the_seeds_expand_without_errors() {
+    for seed in [VALID, VALID_RAW] {
+        let out = expand(seed.parse().unwrap()).to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+}
+
+/// Names derived from raw identifiers drop the `r#`; names as text are the
+/// bare words.
+#[test]
+fn raw_identifiers_derive_bare_names() {
+    let out = expand(VALID_RAW.parse().unwrap()).to_string();
+    for derived in [
+        "StaticDone",
+        "StaticFailed",
+        "loopAfter5s",
+        "OrderState",
+        "OrderHandlers",
+    ] {
+        assert!(out.contains(derived), "{derived} missing");
+    }
+    assert!(!out.contains("R#"), "a derived name kept `r#`");
+    assert!(
+        out.contains("Self :: r#loop => \"loop\""),
+        "the state's name is the bare word"
+    );
 }

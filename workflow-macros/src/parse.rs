@@ -559,14 +559,7 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
         let lookahead = content.lookahead1();
         if lookahead.peek(kw::retry) {
             let span = content.parse::<kw::retry>()?.span;
-            let count: LitInt = content.parse()?;
-            if !count.suffix().is_empty() {
-                return Err(syn::Error::new(
-                    count.span(),
-                    "expected a number of retries without a unit, such as `retry 3`",
-                ));
-            }
-            let retries = count.base10_parse::<u32>()?;
+            let retries = parse_retries(&content)?;
             let backoff = if content.peek(kw::backoff) {
                 content.parse::<kw::backoff>()?;
                 let min: DurationLit = content.parse()?;
@@ -610,6 +603,31 @@ fn parse_invoke(input: ParseStream) -> syn::Result<InvokeDef> {
     Ok(invoke)
 }
 
+/// The `N` of `retry N`: a whole number of retries after the first attempt,
+/// below `u32::MAX` so that the attempts (`N + 1`) fit a `u32`.
+fn parse_retries(input: ParseStream) -> syn::Result<u32> {
+    let expected = format!(
+        "expected a number of retries from 0 to {}, such as `retry 3`",
+        u32::MAX - 1
+    );
+    if let Some(negative) = negative(input) {
+        return Err(syn::Error::new_spanned(negative, expected));
+    }
+    let count: LitInt = input.parse().map_err(|e| syn::Error::new(e.span(), &expected))?;
+    if !count.suffix().is_empty() {
+        return Err(syn::Error::new(
+            count.span(),
+            "expected a number of retries without a unit, such as `retry 3`",
+        ));
+    }
+    count
+        .base10_digits()
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n < u32::MAX)
+        .ok_or_else(|| syn::Error::new(count.span(), expected))
+}
+
 /// `NAME;` after `resource`: one identifier, then the `;`.
 fn parse_resource_name(input: ParseStream) -> syn::Result<Ident> {
     const EXAMPLE: &str = "such as `resource payments;`";
@@ -641,8 +659,23 @@ fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, what: &str) -> syn::R
     Ok(())
 }
 
+/// `-` and the number after it, if that is what comes next: the tokens to
+/// show a negative number's error at, whole.
+fn negative(input: ParseStream) -> Option<proc_macro2::TokenStream> {
+    let fork = input.fork();
+    let minus = fork.parse::<Token![-]>().ok()?;
+    let number = fork.parse::<syn::Lit>().ok()?;
+    Some(quote::quote!(#minus #number))
+}
+
 impl Parse for DurationLit {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        if let Some(negative) = negative(input) {
+            return Err(syn::Error::new_spanned(
+                negative,
+                "a duration cannot be negative: write a whole number with a unit, such as `30s`",
+            ));
+        }
         if input.peek(syn::LitFloat) {
             let lit: syn::LitFloat = input.parse()?;
             return Err(syn::Error::new(
@@ -676,10 +709,16 @@ impl Parse for DurationLit {
                 ))
             }
         };
-        let amount: u64 = lit.base10_parse()?;
-        let ms = amount
-            .checked_mul(unit_ms)
-            .ok_or_else(|| syn::Error::new(span, "this duration is too long"))?;
+        let digits = lit.base10_digits();
+        // Milliseconds are kept in a `u64`.
+        let max = u64::MAX / unit_ms;
+        let amount = digits.parse::<u64>().ok().filter(|&n| n <= max).ok_or_else(|| {
+            syn::Error::new(
+                span,
+                format!("this duration is too long: at most {max}{}", lit.suffix()),
+            )
+        })?;
+        let ms = amount * unit_ms;
         Ok(DurationLit {
             span,
             value: Duration::from_millis(ms),
@@ -865,11 +904,48 @@ mod tests {
             ("10", "this duration has no unit"),
             ("10x", "unknown duration unit `x`"),
             ("1.5s", "whole numbers"),
-            ("99999999999999999d", "too long"),
+            ("99999999999999999d", "this duration is too long: at most 213503982334d"),
+            (
+                "18446744073709551616ms",
+                "this duration is too long: at most 18446744073709551615ms",
+            ),
+            (
+                "-5s",
+                "a duration cannot be negative: write a whole number with a unit, such as `30s`",
+            ),
         ] {
             let tokens: proc_macro2::TokenStream = text.parse().unwrap();
             let error = syn::parse2::<DurationLit>(tokens).err().unwrap().to_string();
             assert!(error.contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_longest_duration_of_each_unit_parses() {
+        for text in ["18446744073709551615ms", "213503982334d"] {
+            let tokens: proc_macro2::TokenStream = text.parse().unwrap();
+            assert!(syn::parse2::<DurationLit>(tokens).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn retry_counts_say_what_is_expected() {
+        let expected = "expected a number of retries from 0 to 4294967294, such as `retry 3`";
+        for (clauses, message) in [
+            (quote! { retry -1; }, expected),
+            (quote! { retry 4294967295; }, expected),
+            (quote! { retry 99999999999999999999999; }, expected),
+            (quote! { retry many; }, expected),
+            (
+                quote! { retry 3x; },
+                "expected a number of retries without a unit, such as `retry 3`",
+            ),
+        ] {
+            let error = invoke_with(clauses.clone()).err().unwrap();
+            assert_eq!(error.to_string(), message, "{clauses}");
+        }
+        for (clauses, retries) in [(quote! { retry 0; }, 0), (quote! { retry 4294967294; }, u32::MAX - 1)] {
+            assert_eq!(invoke_with(clauses).unwrap().retry.unwrap().retries, retries);
         }
     }
 

@@ -12,7 +12,7 @@ use quote::{format_ident, ToTokens};
 use syn::{Ident, Type};
 
 use crate::errors::Errors;
-use crate::model::{Action, EventId, Lint, Model, StateId, StateKind, Trigger};
+use crate::model::{same, text, Action, EventId, Lint, Model, StateId, StateKind, Trigger};
 
 /// A model that passed every check, with what codegen derives from it.
 pub struct Validated {
@@ -66,7 +66,7 @@ impl Validated {
     /// The activity a state invokes.
     pub fn activity_of(&self, state: StateId) -> Option<&Activity> {
         let invoke = self.model.states[state].invoke.as_ref()?;
-        self.activities.iter().find(|a| a.name == invoke.activity)
+        self.activities.iter().find(|a| same(&a.name, &invoke.activity))
     }
 }
 
@@ -76,6 +76,8 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     check_shadowed(&model, &mut errors);
     check_builtins(&model, &mut errors);
     check_graph(&model, &mut errors);
+    check_targets(&model, &mut errors);
+    check_eventless(&model, &mut errors);
     let mut signatures = Signatures::default();
     signatures.collect(&model, &mut errors);
     let (activities, timers) = generated_variants(&model, &signatures, &mut errors);
@@ -101,13 +103,13 @@ pub fn validate(model: Model) -> syn::Result<Validated> {
     })
 }
 
-/// `Rejected` holds a state's and an event's index in 12 bits each (the
-/// largest value standing for none), `Step` a transition's in 16: `counts`
+/// `Rejected` holds a state's index in 11 bits and an event's in 12 (the
+/// largest value standing for none; the 24th bit is its reason), `Step` a transition's in 16: `counts`
 /// are the states, the events (declared ones, activity outcomes and timers)
 /// and the transitions.
 fn check_limits(span: Span, counts: [usize; 3], errors: &mut Errors) {
     let limits = [
-        (4095, "states"),
+        (2047, "states"),
         (4095, "events (declared ones, activity outcomes and timers)"),
         (65535, "transitions"),
     ];
@@ -336,6 +338,186 @@ fn check_graph(model: &Model, errors: &mut Errors) {
     }
 }
 
+/// Several targets must be able to be active together, each in a different
+/// region of one parallel state; a history's default transition stays
+/// inside the history's parent, the state it remembers.
+fn check_targets(model: &Model, errors: &mut Errors) {
+    let name = |s: StateId| &model.states[s].name;
+    for t in &model.transitions {
+        let source = &model.states[t.source];
+        if let (StateKind::History { .. }, Some(parent)) = (source.kind, source.parent) {
+            for (&target, &span) in t.targets.iter().zip(&t.target_spans) {
+                if contains(model, parent, target) {
+                    continue;
+                }
+                errors.push(
+                    span,
+                    format!(
+                        "the default of history `{}` must be a state inside its parent `{}`: `{}` is not",
+                        source.name,
+                        name(parent),
+                        name(target)
+                    ),
+                );
+            }
+        }
+        // Each pair is reported at the later target.
+        for (i, &a) in t.targets.iter().enumerate() {
+            for (&b, &span) in t.targets[i + 1..].iter().zip(&t.target_spans[i + 1..]) {
+                let why = if a == b {
+                    format!("target `{}` is named twice", name(a))
+                } else if contains(model, a, b) || contains(model, b, a) {
+                    let (outer, inner) = if a < b { (a, b) } else { (b, a) };
+                    format!(
+                        "targets `{}` and `{}` overlap (`{}` is inside `{}`): several targets must be in different regions of one parallel state",
+                        name(a),
+                        name(b),
+                        name(inner),
+                        name(outer)
+                    )
+                } else if common_ancestor(model, a, b).is_some_and(|p| model.states[p].kind == StateKind::Parallel) {
+                    continue;
+                } else {
+                    format!(
+                        "targets `{}` and `{}` cannot be active at once: several targets must be in different regions of one parallel state",
+                        name(a),
+                        name(b)
+                    )
+                };
+                errors.push(span, why);
+            }
+        }
+    }
+}
+
+/// Whether `inner` is a proper descendant of `outer`.
+fn contains(model: &Model, outer: StateId, inner: StateId) -> bool {
+    outer < inner && inner < model.states[outer].end
+}
+
+/// The innermost state that contains both `a` and `b`, neither containing the other.
+fn common_ancestor(model: &Model, a: StateId, b: StateId) -> Option<StateId> {
+    model.ancestors_or_self(a).skip(1).find(|&p| contains(model, p, b))
+}
+
+/// Eventless transitions: an unguarded cycle of them loops forever (the
+/// interpreter cuts it short at run time, with an error), and a state whose
+/// only transitions are guarded `always` arms is stuck when no guard holds.
+fn check_eventless(model: &Model, errors: &mut Errors) {
+    let always = |s: StateId| {
+        model.states[s]
+            .transitions
+            .iter()
+            .map(|&t| &model.transitions[t])
+            .filter(|t| t.trigger == Trigger::Always)
+    };
+    for (id, state) in model.states.iter().enumerate() {
+        if state.kind != StateKind::Atomic || state.transitions.is_empty() {
+            continue;
+        }
+        let only_guarded_always = state.transitions.iter().all(|&t| {
+            let t = &model.transitions[t];
+            t.trigger == Trigger::Always && t.guard.is_some()
+        });
+        if only_guarded_always {
+            let message = format!(
+                "state `{}` decides with guarded `always` arms only: when no guard holds it stays there with no \
+                 transition to leave by; add `always => STATE;` last as the else",
+                state.name
+            );
+            lint(model, id, Lint::DecisionWithoutElse, state.name.span(), message, errors);
+        }
+    }
+    // A state whose first `always` transition has no guard takes it as soon
+    // as it is active, unless a descendant's eventless transition goes first.
+    let n = model.states.len();
+    let fires: Vec<Option<&crate::model::Transition>> = (0..n)
+        .map(|s| {
+            let first = always(s).next().filter(|t| t.guard.is_none())?;
+            let inner = (s + 1..model.states[s].end).any(|d| always(d).next().is_some());
+            (!is_history(model, s) && !inner).then_some(first)
+        })
+        .collect();
+    // Which such states each one's transition enters.
+    let next: Vec<Vec<StateId>> = fires
+        .iter()
+        .map(|t| {
+            let Some(t) = t else { return Vec::new() };
+            let mut entered = Vec::new();
+            for &target in &t.targets {
+                entered_by(model, t.source, target, &mut entered);
+            }
+            entered.retain(|&s| fires[s].is_some());
+            entered
+        })
+        .collect();
+    let reach: Vec<Vec<bool>> = (0..n).map(|s| closure(&next, next[s].iter().copied())).collect();
+    let mut reported = vec![false; n];
+    for s in (0..n).filter(|&s| reach[s][s]) {
+        if reported[s] {
+            continue;
+        }
+        let cycle: Vec<StateId> = (0..n).filter(|&x| x == s || (reach[s][x] && reach[x][s])).collect();
+        for &x in &cycle {
+            reported[x] = true;
+        }
+        if cycle
+            .iter()
+            .any(|&x| model.allowed.union(model.states[x].allowed).allows(Lint::EventlessLoop))
+        {
+            continue;
+        }
+        let through: Vec<String> = cycle
+            .iter()
+            .filter(|&&x| x != s)
+            .map(|&x| format!("`{}`", model.states[x].name))
+            .collect();
+        let through = if through.is_empty() {
+            String::new()
+        } else {
+            format!(" through {}", through.join(", "))
+        };
+        let message = format!(
+            "an eventless loop: `always` transitions without guards lead from `{}` back to it{through}, forever; \
+             the interpreter cuts the macrostep short after {} microsteps and `handle` returns an error",
+            model.states[s].name,
+            workflow_runtime::chart::MAX_MICROSTEPS
+        );
+        let span = fires[s].map_or(model.states[s].name.span(), |t| t.span);
+        lint(model, s, Lint::EventlessLoop, span, message, errors);
+    }
+}
+
+/// Adds the states a transition from `source` enters for `target`: the
+/// target, its ancestors below the transition's domain (the innermost
+/// compound state holding the source and the target; the source is exited
+/// and re-entered, as the transition is external) and its default
+/// descendants. A history target is left out: what it restores is known
+/// only at run time.
+fn entered_by(model: &Model, source: StateId, target: StateId, entered: &mut Vec<StateId>) {
+    if is_history(model, target) {
+        return;
+    }
+    let domain = model
+        .ancestors_or_self(source)
+        .skip(1)
+        .find(|&p| matches!(model.states[p].kind, StateKind::Compound { .. }) && contains(model, p, target));
+    for a in model.ancestors_or_self(target).take_while(|&a| Some(a) != domain) {
+        entered.push(a);
+    }
+    let mut defaults = vec![target];
+    while let Some(s) = defaults.pop() {
+        match model.states[s].kind {
+            StateKind::Compound { initial } => defaults.push(initial),
+            StateKind::Parallel => defaults.extend(model.children(s).filter(|&c| !is_history(model, c))),
+            _ => {}
+        }
+        if s != target {
+            entered.push(s);
+        }
+    }
+}
+
 /// A state under `s` that keeps `s` from ever completing, if any: a
 /// compound without a final child, or any such region of a parallel.
 fn never_completes(model: &Model, s: StateId) -> Option<StateId> {
@@ -395,7 +577,7 @@ impl Signatures {
             }
             if let Some(invoke) = &state.invoke {
                 if self.role(&invoke.activity, "activity", errors) {
-                    match self.activities.iter().find(|(name, _)| name == &invoke.activity) {
+                    match self.activities.iter().find(|(name, _)| same(name, &invoke.activity)) {
                         None => self.activities.push((invoke.activity.clone(), invoke.output.clone())),
                         Some((_, output)) if same_type(output, &invoke.output) => {}
                         Some((_, output)) => errors.push(
@@ -410,7 +592,9 @@ impl Signatures {
                 }
             }
             if let Some((_, compensation)) = &state.compensate {
-                if self.role(compensation, "compensation", errors) && !self.compensations.contains(compensation) {
+                if self.role(compensation, "compensation", errors)
+                    && !self.compensations.iter().any(|c| same(c, compensation))
+                {
                     self.compensations.push(compensation.clone());
                 }
             }
@@ -437,7 +621,7 @@ impl Signatures {
 
     /// Records `name` in `role`; false (with an error) if it already has another role.
     fn role(&mut self, name: &Ident, role: &'static str, errors: &mut Errors) -> bool {
-        match self.roles.get(&name.to_string()) {
+        match self.roles.get(&text(name)) {
             Some((existing, _)) if *existing != role => {
                 errors.push(
                     name.span(),
@@ -451,7 +635,7 @@ impl Signatures {
             }
             Some(_) => true,
             None => {
-                self.roles.insert(name.to_string(), (role, name.span()));
+                self.roles.insert(text(name), (role, name.span()));
                 true
             }
         }
@@ -473,7 +657,7 @@ impl Signatures {
 /// Adds a use of handler `name` receiving `input`: one event widens to the
 /// event enum when the handler serves several events; other mixes are errors.
 fn merge(model: &Model, list: &mut Vec<Handler>, name: &Ident, input: Input, role: &str, errors: &mut Errors) {
-    let Some(handler) = list.iter_mut().find(|h| &h.name == name) else {
+    let Some(handler) = list.iter_mut().find(|h| same(&h.name, name)) else {
         list.push(Handler {
             name: name.clone(),
             input,
@@ -535,7 +719,8 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
         .activities
         .iter()
         .map(|(name, output)| {
-            let camel = camel_case(&name.to_string());
+            // `r#match` generates `MatchDone`.
+            let camel = camel_case(&text(name));
             Activity {
                 name: name.clone(),
                 output: output.clone(),
@@ -594,7 +779,7 @@ fn generated_variants(model: &Model, signatures: &Signatures, errors: &mut Error
         );
     }
     for event in &model.events {
-        if let Some(what) = taken.get(&event.name.to_string()) {
+        if let Some(what) = taken.get(&text(&event.name)) {
             errors.push(
                 event.name.span(),
                 format!("event name `{}` is reserved: it is {what}", event.name),
@@ -646,11 +831,11 @@ mod tests {
                 Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
             }
         };
-        assert!(messages([4_095, 4_095, 65_535]).is_empty());
+        assert!(messages([2_047, 4_095, 65_535]).is_empty());
         assert_eq!(
-            messages([4_096, 3, 65_536]),
+            messages([2_048, 3, 65_536]),
             [
-                "a workflow has at most 4095 states; this one has 4096",
+                "a workflow has at most 2047 states; this one has 2048",
                 "a workflow has at most 65535 transitions; this one has 65536"
             ]
         );
@@ -794,6 +979,120 @@ mod tests {
                 "event name `AAfter1000ms` is reserved: it is the generated timer event of state `A`",
             ]
         );
+    }
+
+    #[test]
+    fn several_targets_must_be_in_different_regions_of_one_parallel_state() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Start;
+                events { Go, Both, Same, Nested, Regions, Back }
+                state Start {
+                    on Go => Shipping, Billing;
+                    on Same => Shipping, Shipping;
+                    on Nested => P, A1;
+                    on Regions => A1, B1;
+                    on Back => H, B1;
+                }
+                state Shipping { on Both => Done; }
+                state Billing { on Both => Done; }
+                parallel P {
+                    state A { history H; state A1 { on Both => Done; } }
+                    state B { state B1 { on Both => Done; } }
+                }
+                final Done;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "targets `Shipping` and `Billing` cannot be active at once: several targets must be in different regions of one parallel state",
+                "target `Shipping` is named twice",
+                "targets `P` and `A1` overlap (`A1` is inside `P`): several targets must be in different regions of one parallel state",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_history_default_stays_inside_its_parent() {
+        let errors = messages(quote! {
+            #[allow(no_path_to_final)]
+            workflow W {
+                initial Order;
+                events { Pause, Resume }
+                state Order {
+                    history Back => Paused;
+                    history deep Deep => Working;
+                    state Working { on Pause => Paused; }
+                }
+                state Paused { on Resume => Back; on Pause => Deep; }
+            }
+        });
+        assert_eq!(
+            errors,
+            ["the default of history `Back` must be a state inside its parent `Order`: `Paused` is not"]
+        );
+    }
+
+    #[test]
+    fn unguarded_eventless_cycles_are_linted() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Spin;
+                events { Go }
+                state Spin { always => Spin; }
+                state Ping { always => Pong; }
+                state Pong { on Go => Done; always => Ping; }
+                state Outer { always => Inner; state Inner { on Go => Done; } }
+                state Polling { always if ready => Done; always => Polling; }
+                state Deeper { always => Deeper; state Decides { always if ready => Done; always => Done; } }
+                final Done;
+            }
+        });
+        let loops: Vec<&String> = errors.iter().filter(|e| e.starts_with("an eventless loop")).collect();
+        assert_eq!(
+            loops,
+            [
+                "an eventless loop: `always` transitions without guards lead from `Spin` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+                "an eventless loop: `always` transitions without guards lead from `Ping` back to it through `Pong`, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+                "an eventless loop: `always` transitions without guards lead from `Outer` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+            ],
+            "a guard may end a loop, and an inner eventless transition may go first"
+        );
+    }
+
+    #[test]
+    fn a_decision_without_else_is_linted() {
+        let errors = messages(quote! {
+            #[allow(unreachable_state)]
+            workflow W {
+                initial Decide;
+                events { Go }
+                state Decide { always if a => Done; always if b => Done; }
+                state Waits { always if a => Done; on Go => Done; }
+                state Complete { always if a => Done; always => Done; }
+                #[allow(decision_without_else)]
+                state Allowed { always if a => Done; }
+                final Done;
+            }
+        });
+        assert_eq!(
+            errors,
+            ["state `Decide` decides with guarded `always` arms only: when no guard holds it stays there with no transition to leave by; add `always => STATE;` last as the else"]
+        );
+    }
+
+    #[test]
+    fn an_eventless_loop_can_be_allowed_on_any_of_its_states() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Ping;
+                state Ping { always => Pong; }
+                #[allow(eventless_loop, no_path_to_final)]
+                state Pong { always => Ping; }
+            }
+        });
+        assert_eq!(errors, ["no final state can be reached from state `Ping`"]);
     }
 
     #[test]

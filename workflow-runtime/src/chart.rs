@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::configuration::is_atomic;
 pub use crate::configuration::{Configuration, StateEnum, StateSet};
 use crate::graph::{Graph, StateKind, Trigger};
-use crate::machine::Saved;
+use crate::machine::{Reason, Rejected, Saved};
 
 /// The part of a statechart instance the interpreter owns: its active
 /// states and what each history state remembers (`H` of them).
@@ -908,7 +908,8 @@ fn to_u32(i: usize) -> u32 {
 }
 
 /// How many microsteps one macrostep may take before it is cut short: a
-/// guard against eventless transitions that loop forever.
+/// guard against eventless transitions that loop forever. `handle` then
+/// returns a [`Rejected`] whose reason is [`Reason::EventlessLoop`].
 pub const MAX_MICROSTEPS: usize = 10_000;
 
 /// The outcome of a macrostep.
@@ -918,6 +919,30 @@ pub struct Macrostep {
     pub transition: u16,
     /// Whether any state was exited.
     pub exited: bool,
+    /// Whether the macrostep settled; `false` if it was cut short after
+    /// [`MAX_MICROSTEPS`] microsteps (an eventless loop).
+    pub settled: bool,
+}
+
+/// Why [`Run::handle`] took no macrostep to completion: the state a
+/// [`Rejected`] names (the innermost active state containing every active
+/// atomic state), and the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The state's index in the graph.
+    pub state: usize,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Rejection {
+    /// The [`Rejected`] that `handle` returns for the event with index `event`.
+    pub const fn rejected<N>(self, event: usize) -> Rejected<N> {
+        match self.reason {
+            Reason::NotAccepted => Rejected::at(self.state, event),
+            Reason::EventlessLoop => Rejected::looped(self.state, event),
+        }
+    }
 }
 
 /// One instance's statechart: core, context, handlers and the driver's
@@ -949,13 +974,16 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     entry.states
 }
 
-/// The innermost active state containing every active atomic state. In
-/// document order the active compound states from the top come first, each
-/// followed by its one active child: the first active state that is not
-/// compound ends that chain.
+/// A rejection for `reason` naming the innermost active state containing
+/// every active atomic state. In document order the active compound states
+/// from the top come first, each followed by its one active child: the
+/// first active state that is not compound ends that chain.
 #[cold]
-fn rejecting<const W: usize>(tables: &Tables<W>, active: &StateSet<W>) -> usize {
-    active.without(&tables.compound).iter().next().unwrap_or(0)
+fn rejection<const W: usize>(tables: &Tables<W>, active: &StateSet<W>, reason: Reason) -> Rejection {
+    Rejection {
+        state: active.without(&tables.compound).iter().next().unwrap_or(0),
+        reason,
+    }
 }
 
 /// How many selected transitions [`Selected`] holds without allocating.
@@ -1009,7 +1037,9 @@ impl Selected {
 impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W, N> {
     /// Runs the entry actions of the initial configuration, then every
     /// eventless transition and internal event that follows: the first
-    /// macrostep of an instance created with [`enter`].
+    /// macrostep of an instance created with [`enter`]. An eventless loop
+    /// entered here is cut short as in [`handle`](Self::handle), with no
+    /// error to return (the `eventless_loop` lint reports unguarded loops).
     pub fn start(&mut self) {
         let tables = C::tables();
         let mut queue = Queue::new();
@@ -1020,28 +1050,35 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         for s in states.and(&tables.finals).iter() {
             self.completion(tables, s, &states, &mut queue);
         }
-        self.settle(tables, &mut queue);
+        let _settled = self.settle(tables, &mut queue);
     }
 
     /// One macrostep for an external `event`, or, if it enables no
     /// transition (nothing changes then), the state that rejects it: the
     /// innermost active state containing every active atomic state (the
     /// atomic state itself when only one is active, else the parallel state
-    /// whose regions hold them), which a [`Rejected`](crate::Rejected) names.
+    /// whose regions hold them), which a [`Rejected`] names. A macrostep cut
+    /// short after [`MAX_MICROSTEPS`] is a [`Reason::EventlessLoop`], naming
+    /// the state the same way.
     #[inline(always)]
-    pub fn handle(&mut self, event: &C::Event) -> Result<Macrostep, usize> {
+    pub fn handle(&mut self, event: &C::Event) -> Result<Macrostep, Rejection> {
         let tables = C::tables();
         let index = C::event_index(event);
         let step = match tables.lookups.get(index) {
             Some(lookup) if lookup.reach.intersects(&self.core.active) => {
                 if !C::RAISES && lookup.express {
-                    return Ok(self.express(tables, &lookup.fast, event));
+                    Some(self.express(tables, &lookup.fast, event))
+                } else {
+                    self.macrostep(tables, index, event)
                 }
-                self.macrostep(tables, index, event)
             }
             _ => None,
         };
-        step.ok_or_else(|| rejecting(tables, &self.core.active))
+        match step {
+            Some(step) if step.settled => Ok(step),
+            Some(_) => Err(rejection(tables, &self.core.active, Reason::EventlessLoop)),
+            None => Err(rejection(tables, &self.core.active, Reason::NotAccepted)),
+        }
     }
 
     /// The macrostep of an event whose one candidate is an [`EXPRESS`]
@@ -1059,9 +1096,10 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         let before = self.core.active;
         let exit = before.and(&x.exit);
         let active = before.without(&x.exit).or(&x.entry);
-        let step = Macrostep {
+        let mut step = Macrostep {
             transition: x.step,
             exited: !exit.is_empty(),
+            settled: true,
         };
         if x.flags & X_DONE != 0 && active.and(&x.done_when) == x.done_when {
             if x.flags & X_JOIN == 0 || eventless(&active) {
@@ -1087,7 +1125,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             }
         }
         if eventless(&self.core.active) {
-            self.settle_after(tables, NONE);
+            step.settled = self.settle_after(tables, NONE);
         }
         step
     }
@@ -1111,24 +1149,26 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         if x.flags & X_ACTIONS != 0 {
             self.act(Site::Transition(x.transition as usize), Some(event), &mut Queue::new());
         }
-        self.settle_after(tables, x.done);
+        let settled = self.settle_after(tables, x.done);
         Macrostep {
             transition: x.step,
             exited: !exit.is_empty(),
+            settled,
         }
     }
 
     /// The rest of an [`express`](Self::express) macrostep that did not end
     /// with its transitions: `done`, a completion (or [`NONE`]), and what
-    /// follows it. Out of line, so that `express` needs no queue.
+    /// follows it. Out of line, so that `express` needs no queue. Whether it
+    /// settled, as [`settle_loop`](Self::settle_loop).
     #[cold]
     #[inline(never)]
-    fn settle_after(&mut self, tables: &Tables<W>, done: u32) {
+    fn settle_after(&mut self, tables: &Tables<W>, done: u32) -> bool {
         let mut queue = Queue::new();
         if done != NONE {
             queue.push_done(done as usize);
         }
-        self.settle_loop(tables, &mut queue);
+        self.settle_loop(tables, &mut queue)
     }
 
     /// The macrostep of an event some active state listens to. Kept out of
@@ -1140,25 +1180,29 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         self.core.entered = StateSet::EMPTY;
         let mut queue = Queue::new();
         let (first, exited) = self.step(tables, index, Some(event), &mut queue)?;
-        self.settle(tables, &mut queue);
+        let settled = self.settle(tables, &mut queue);
         Some(Macrostep {
             transition: u16::try_from(first).unwrap_or(u16::MAX),
             exited,
+            settled,
         })
     }
 
     /// Eventless transitions, then queued internal events, until neither
-    /// enables anything.
+    /// enables anything. Whether it settled, as [`settle_loop`](Self::settle_loop).
     #[inline(always)]
-    fn settle(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
+    fn settle(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) -> bool {
         // Most macrosteps end here: nothing raised, no eventless transition.
         if !queue.is_empty() || (C::EVENTLESS && self.core.active.intersects(&tables.eventless)) {
-            self.settle_loop(tables, queue);
+            return self.settle_loop(tables, queue);
         }
+        true
     }
 
+    /// [`settle`](Self::settle)'s loop: `true` once nothing is enabled,
+    /// `false` if it was cut short after [`MAX_MICROSTEPS`] microsteps.
     #[inline(never)]
-    fn settle_loop(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) {
+    fn settle_loop(&mut self, tables: &Tables<W>, queue: &mut Queue<C::Event>) -> bool {
         for _ in 0..MAX_MICROSTEPS {
             if C::EVENTLESS
                 && self.core.active.intersects(&tables.eventless)
@@ -1166,7 +1210,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             {
                 continue;
             }
-            let Some(internal) = queue.pop() else { return };
+            let Some(internal) = queue.pop() else { return true };
             match &internal {
                 Internal::Event(e) => {
                     // (`tables.events` would mean the eventless transitions.)
@@ -1189,6 +1233,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                 }
             }
         }
+        false
     }
 
     /// Selects the transitions event `index` (`tables.events`: eventless

@@ -31,7 +31,7 @@ use crate::chart::{Scheduled, StateEnum};
 use crate::clock::{self, Clock, SystemClock};
 use crate::graph::{EventKind, Graph, StateKind};
 use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
-use crate::machine::{Machine, Saved, Workflow};
+use crate::machine::{Machine, Reason, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
 use crate::scheduler::{Job, Permit, Resource, Scheduler, SchedulerError, Submitted};
@@ -57,7 +57,8 @@ pub enum EngineError {
     MailboxFull(String),
     /// The instance has stopped: it finished, failed or was cancelled.
     Stopped(String),
-    /// The instance failed: a guard or an action panicked.
+    /// The instance failed: a guard or an action panicked, or an event led
+    /// into an eventless loop ([`Reason::EventlessLoop`]).
     InstanceFailed {
         /// The instance.
         id: String,
@@ -1749,6 +1750,12 @@ where
             Err(panic) => {
                 let reason = panic_text(&*panic);
                 Err(self.fail(reason).await)
+            }
+            Ok(Err(rejected)) if rejected.reason() == Reason::EventlessLoop => {
+                // The machine took the loop's microsteps, so it is not where
+                // it was and would loop again: the instance fails rather than
+                // report that nothing changed.
+                Err(self.fail(rejected.to_string()).await)
             }
             Ok(Err(_)) => {
                 // The whole configuration, not the one state `Rejected` names.

@@ -55,7 +55,7 @@ pub use chart::{Configuration, Scheduled, StateEnum};
 pub use diagram::format_duration;
 pub use engine::{Config, Engine, EngineBuilder, EngineError, Record, RecordKind, Recovery, Snapshot, Status};
 pub use graph::Graph;
-pub use machine::{Machine, Rejected, Saved, Step, Workflow};
+pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
 pub use store::{MemoryStore, Row, Store, StoreError};

@@ -157,7 +157,9 @@ impl Saved {
 pub trait Workflow<H: ?Sized>: Machine {
     /// Delivers one event: runs the first enabled transition of the current
     /// state (exit actions, transition actions, entry actions) and reports it,
-    /// or rejects the event and changes nothing.
+    /// or rejects the event and changes nothing. A statechart whose macrostep
+    /// never settles (an eventless loop) is cut short and the event rejected
+    /// with [`Reason::EventlessLoop`].
     fn handle(&mut self, event: &Self::Event, handlers: &H) -> Result<Step<Self::Node>, Rejected<Self::Node>>;
 
     /// Runs the current state's activity under its retry policy and returns the
@@ -336,38 +338,84 @@ fn initial_state<N: StateEnum>() -> N {
     }
 }
 
-/// The error `handle` returns for an event the current state does not accept
-/// (no transition on it, or every guard said no). The machine is unchanged.
+/// The error `handle` returns, for one of two [`Reason`]s:
 ///
-/// Three bytes: the state's and the event's indices (12 bits each; a
-/// workflow has at most 4095 of each); names are read from the graph. It
-/// displays as ``event `Cancel` is not accepted in state `Shipping` ``.
+/// - [`Reason::NotAccepted`]: the current state does not accept the event
+///   (no transition on it, or every guard said no). The machine is
+///   unchanged. Displays as ``event `Cancel` is not accepted in state `Shipping` ``.
+/// - [`Reason::EventlessLoop`] (statecharts only): the event started a
+///   macrostep that never settled, an eventless loop, and the interpreter
+///   cut it short after [`MAX_MICROSTEPS`](crate::chart::MAX_MICROSTEPS)
+///   microsteps. The machine has taken those microsteps: its state is
+///   wherever the loop was, and [`state`](Self::state) names it. The
+///   `eventless_loop` lint reports unguarded loops at compile time.
+///
+/// Three bytes: the reason (1 bit), the state's index (11 bits; a workflow
+/// has at most 2047 states) and the event's (12 bits; at most 4095 events);
+/// names are read from the graph.
 pub struct Rejected<N> {
-    /// The state's index in the high 12 bits, the event's in the low ones.
+    /// The loop bit, then the state's index in 11 bits, then the event's in 12.
     raw: Bits,
     state: PhantomData<fn() -> N>,
 }
 
+/// Why [`handle`](Workflow::handle) returned a [`Rejected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No transition of the active states takes the event (or every guard
+    /// said no); nothing changed.
+    NotAccepted,
+    /// The event led into an eventless loop that the interpreter cut short
+    /// after [`MAX_MICROSTEPS`](crate::chart::MAX_MICROSTEPS) microsteps;
+    /// the machine changed.
+    EventlessLoop,
+}
+
 impl<N> Rejected<N> {
-    /// The largest index a `Rejected` holds; one past the last a workflow
-    /// may have, standing for any index too large to hold.
-    const NONE: usize = 0xFFF;
+    /// The largest state index a `Rejected` holds; one past the last a
+    /// workflow may have, standing for any index too large to hold.
+    const NO_STATE: usize = 0x7FF;
+    /// The same for event indices.
+    const NO_EVENT: usize = 0xFFF;
+    /// The bit of `raw` that marks [`Reason::EventlessLoop`].
+    const LOOP: u32 = 1 << 23;
 
     /// The state with index `state` in the graph's [`states`](Graph::states)
-    /// rejected the event with index `event` in its [`events`](Graph::events).
-    /// An index above 4094 (no workflow has one) is kept as 4095, which
-    /// names the graph's initial state, or the event `?`.
+    /// rejected the event with index `event` in its [`events`](Graph::events)
+    /// ([`Reason::NotAccepted`]). A state index above 2046 or an event index
+    /// above 4094 (no workflow has one) is kept as 2047 or 4095, which name
+    /// the graph's initial state and the event `?`.
     pub const fn at(state: usize, event: usize) -> Self {
-        let (state, event) = (clamp(state, Self::NONE), clamp(event, Self::NONE));
+        let (state, event) = (clamp(state, Self::NO_STATE), clamp(event, Self::NO_EVENT));
         Self {
             raw: Bits::new((state << 12 | event) as u32),
             state: PhantomData,
         }
     }
 
+    /// The event with index `event` led into an eventless loop, cut short
+    /// with the state with index `state` (as [`at`](Self::at) names one)
+    /// active ([`Reason::EventlessLoop`]).
+    pub const fn looped(state: usize, event: usize) -> Self {
+        let at = Self::at(state, event);
+        Self {
+            raw: Bits::new(at.raw.get() | Self::LOOP),
+            state: PhantomData,
+        }
+    }
+
     /// The event's index in the graph's [`events`](Graph::events).
     pub const fn event_index(&self) -> usize {
-        self.raw.get() as usize & Self::NONE
+        self.raw.get() as usize & Self::NO_EVENT
+    }
+
+    /// Why the event was rejected.
+    pub const fn reason(&self) -> Reason {
+        if self.raw.get() & Self::LOOP != 0 {
+            Reason::EventlessLoop
+        } else {
+            Reason::NotAccepted
+        }
     }
 }
 
@@ -388,9 +436,11 @@ impl<N: StateEnum> Rejected<N> {
 
     /// The state that rejected the event (in a statechart, the innermost
     /// active state containing every active atomic state; the whole
-    /// configuration is the machine's `state()`, unchanged).
+    /// configuration is the machine's `state()`, unchanged). For an
+    /// [`EventlessLoop`](Reason::EventlessLoop), that state when the loop
+    /// was cut short.
     pub fn state(&self) -> N {
-        node(Some(self.raw.get() as usize >> 12))
+        node(Some(self.raw.get() as usize >> 12 & Self::NO_STATE))
     }
 
     /// The event's name.
@@ -438,21 +488,32 @@ impl<N: StateEnum> fmt::Debug for Step<N> {
 
 impl<N: StateEnum> fmt::Debug for Rejected<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejected")
-            .field("state", &self.state())
-            .field("event", &self.event())
-            .finish()
+        let mut debug = f.debug_struct("Rejected");
+        debug.field("state", &self.state()).field("event", &self.event());
+        if self.reason() != Reason::NotAccepted {
+            debug.field("reason", &self.reason());
+        }
+        debug.finish()
     }
 }
 
 impl<N: StateEnum> fmt::Display for Rejected<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "event `{}` is not accepted in state `{}`",
-            self.event(),
-            self.state()
-        )
+        match self.reason() {
+            Reason::NotAccepted => write!(
+                f,
+                "event `{}` is not accepted in state `{}`",
+                self.event(),
+                self.state()
+            ),
+            Reason::EventlessLoop => write!(
+                f,
+                "event `{}` led into an eventless loop, cut short after {} microsteps in state `{}`",
+                self.event(),
+                crate::chart::MAX_MICROSTEPS,
+                self.state()
+            ),
+        }
     }
 }
 

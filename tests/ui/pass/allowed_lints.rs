@@ -8,12 +8,18 @@ workflow! {
     #[allow(unreachable_state)]
     pub workflow Lints {
         initial Start;
-        events { Go, Stop, Call }
+        events { Go, Stop, Call, Spin, Decide }
         state Start {
             on Go => Looping;
             on Stop => Stuck;
             on Call => Calling;
+            on Spin => Spinning;
+            on Decide => Deciding;
         }
+        #[allow(eventless_loop)]
+        state Spinning { always => Spinning; on Stop => Done; }
+        #[allow(decision_without_else)]
+        state Deciding { always if ready => Done; }
         #[allow(dead_end)]
         state Stuck {}
         /// A loop with no exit.
@@ -49,6 +55,9 @@ workflow! {
 struct Phone;
 
 impl LintsHandlers for Phone {
+    fn ready(&self, _ctx: &()) -> bool {
+        true
+    }
     async fn call(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
@@ -64,6 +73,9 @@ fn main() {
         LintsState::Done,
         "the first `on Stop` wins"
     );
+    let mut deciding = Lints::default();
+    deciding.handle(&LintsEvent::Decide, &Phone).unwrap();
+    assert_eq!(deciding.state().atomic().collect::<Vec<_>>(), [LintsState::Done]);
     let mut quiet = Quiet::default();
     assert_eq!(quiet.handle(&QuietEvent::Step, &()).unwrap().to(), QuietState::B);
 }

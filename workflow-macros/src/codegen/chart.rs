@@ -104,7 +104,10 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
             /// enables (one per active atomic state, inner before outer,
             /// conflicts resolved in document order), then every eventless
             /// transition and internal event that follows. An event that
-            /// enables nothing is rejected and nothing changes.
+            /// enables nothing is rejected and nothing changes; one that leads
+            /// into an eventless loop is rejected with
+            /// [`Reason::EventlessLoop`](::workflow::Reason::EventlessLoop)
+            /// once the loop is cut short.
             #[inline]
             pub fn handle<H: #handlers + ?::core::marker::Sized>(
                 &mut self,
@@ -115,8 +118,8 @@ pub(super) fn machine(v: &Validated, names: &Names, header: TokenStream, common:
                     ::core::result::Result::Ok(step) => {
                         ::core::result::Result::Ok(::workflow::Step::new(step.transition, step.exited))
                     }
-                    ::core::result::Result::Err(state) => {
-                        ::core::result::Result::Err(::workflow::Rejected::at(state, event.index()))
+                    ::core::result::Result::Err(rejection) => {
+                        ::core::result::Result::Err(rejection.rejected(event.index()))
                     }
                 }
             }

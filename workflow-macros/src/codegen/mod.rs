@@ -18,7 +18,7 @@ use workflow_runtime::RetryPolicy;
 mod chart;
 mod flat;
 
-use crate::model::{Action, Invoke, StateId, StateKind, Transition, Trigger};
+use crate::model::{same, text, Action, Invoke, StateId, StateKind, Transition, Trigger};
 use crate::validate::{Handler, Input, Validated};
 
 /// Names of the generated items.
@@ -79,7 +79,7 @@ fn unit_struct_serde(name: &Ident) -> TokenStream {
     if !cfg!(feature = "serde") {
         return TokenStream::new();
     }
-    let text = name.to_string();
+    let text = text(name);
     quote! {
         impl ::workflow::serde::Serialize for #name {
             fn serialize<S: ::workflow::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
@@ -130,7 +130,7 @@ fn payload_structs(v: &Validated) -> TokenStream {
                         if !has_doc(&field.attrs) {
                             let text = format!(
                                 "The `{}` of event `{name}`.",
-                                field.ident.as_ref().map(Ident::to_string).unwrap_or_default()
+                                field.ident.as_ref().map(text).unwrap_or_default()
                             );
                             field.attrs.push(syn::parse_quote!(#[doc = #text]));
                         }
@@ -157,7 +157,7 @@ fn state_serde(v: &Validated, state: &Ident) -> TokenStream {
         return TokenStream::new();
     }
     let type_name = state.to_string();
-    let names = v.model.states.iter().map(|s| s.name.to_string());
+    let names = v.model.states.iter().map(|s| text(&s.name));
     quote! {
         impl ::workflow::serde::Serialize for #state {
             fn serialize<S: ::workflow::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
@@ -205,7 +205,7 @@ fn state_enum(v: &Validated, names: &Names) -> TokenStream {
     let all = m.states.iter().map(|s| &s.name);
     let name_arms = m.states.iter().map(|s| {
         let name = &s.name;
-        let text = name.to_string();
+        let text = text(name);
         quote!(Self::#name => #text)
     });
     let matching = |pick: fn(StateKind) -> bool| {
@@ -281,7 +281,7 @@ fn event_enum(v: &Validated, names: &Names) -> TokenStream {
     let mut froms = Vec::new();
     for e in &m.events {
         let name = &e.name;
-        let text = name.to_string();
+        let text = text(name);
         let attrs = e.attrs.iter().filter(|a| a.path().is_ident("doc"));
         let default_doc = (!has_doc(&e.attrs)).then(|| doc(format!("Event `{name}`.")));
         if e.fields.is_some() {
@@ -376,11 +376,11 @@ fn input_param(v: &Validated, names: &Names, name: &Ident, input: &Input) -> Opt
     Some(match input {
         Input::Nothing => return None,
         Input::Event(e) => {
-            let event = Ident::new(&v.model.events[*e].name.to_string(), span);
+            let event = respan(&v.model.events[*e].name, span);
             quote_spanned!(span=> event: &#event)
         }
         Input::AnyEvent => {
-            let event = Ident::new(&names.event.to_string(), span);
+            let event = respan(&names.event, span);
             quote_spanned!(span=> event: &#event)
         }
         Input::Output(ty) => {
@@ -472,7 +472,7 @@ fn future_method(docs: TokenStream, name: &Ident, context: TokenStream, output: 
 /// ` Used by: ...` for a guard's or an action's rustdoc.
 fn uses(v: &Validated, handler: &Ident) -> String {
     let m = &v.model;
-    let calls = |actions: &[Action]| actions.iter().filter_map(Action::call).any(|a| a == handler);
+    let calls = |actions: &[Action]| actions.iter().filter_map(Action::call).any(|a| same(a, handler));
     let mut places = Vec::new();
     for state in &m.states {
         if calls(&state.entry) {
@@ -483,7 +483,7 @@ fn uses(v: &Validated, handler: &Ident) -> String {
         }
     }
     for t in &m.transitions {
-        if t.guard.as_ref() == Some(handler) || calls(&t.actions) {
+        if t.guard.as_ref().is_some_and(|g| same(g, handler)) || calls(&t.actions) {
             places.push(format!("`{}`", transition_label(v, t)));
         }
     }
@@ -520,7 +520,7 @@ fn states_invoking(v: &Validated, activity: &Ident) -> String {
         .model
         .states
         .iter()
-        .filter(|s| s.invoke.as_ref().is_some_and(|i| &i.activity == activity))
+        .filter(|s| s.invoke.as_ref().is_some_and(|i| same(&i.activity, activity)))
         .map(|s| format!("`{}`", s.name))
         .collect();
     states.join(", ")
@@ -804,17 +804,14 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
                 .map(|(_, c)| (&s.name, quote!(handlers.#c(context, &call).await)))
         })
         .collect();
-    let unit_arms: Vec<TokenStream> = event_names(v)
-        .iter()
+    let unit_arms: Vec<TokenStream> = event_variants(v)
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| {
             *i >= m.events.len() + 2 * v.activities.len() || m.events.get(*i).is_some_and(|e| e.fields.is_none())
         })
         .map(|(i, name)| {
-            let (i, name) = (
-                Literal::usize_unsuffixed(i),
-                Ident::new(name, proc_macro2::Span::call_site()),
-            );
+            let (i, name) = (Literal::usize_unsuffixed(i), respan(name, Span::call_site()));
             quote!(#i => ::core::option::Option::Some(#event::#name),)
         })
         .collect();
@@ -882,16 +879,20 @@ fn words(m: &crate::model::Model) -> Literal {
     Literal::usize_unsuffixed(m.states.len().div_ceil(64))
 }
 
-/// The names of the event enum's variants, in order: the declared events,
-/// each activity's done and failed events, the timer events.
-fn event_names(v: &Validated) -> Vec<String> {
-    let declared = v.model.events.iter().map(|e| e.name.to_string());
-    let outcomes = v
-        .activities
-        .iter()
-        .flat_map(|a| [a.done_variant.to_string(), a.failed_variant.to_string()]);
-    let timers = v.timers.iter().map(|t| t.variant.to_string());
+/// The event enum's variants, in order: the declared events, each
+/// activity's done and failed events, the timer events.
+fn event_variants(v: &Validated) -> Vec<&Ident> {
+    let declared = v.model.events.iter().map(|e| &e.name);
+    let outcomes = v.activities.iter().flat_map(|a| [&a.done_variant, &a.failed_variant]);
+    let timers = v.timers.iter().map(|t| &t.variant);
     declared.chain(outcomes).chain(timers).collect()
+}
+
+/// `name` shown at `span`, raw if it was.
+fn respan(name: &Ident, span: Span) -> Ident {
+    let mut name = name.clone();
+    name.set_span(span);
+    name
 }
 
 /// What a guard or an action receives, by name.
@@ -899,7 +900,7 @@ fn handler_input<'a>(v: &'a Validated, name: &Ident) -> Option<&'a Input> {
     v.guards
         .iter()
         .chain(&v.actions)
-        .find(|h| &h.name == name)
+        .find(|h| same(&h.name, name))
         .map(|h| &h.input)
 }
 
@@ -931,7 +932,7 @@ fn run_activity_fn(
             quote!(::workflow::activity::once(#attempt))
         } else {
             // Each retry gets its own call, so the attempt's future owns it.
-            let (text, policy) = (method.to_string(), policy_tokens(&policy));
+            let (text, policy) = (text(method), policy_tokens(&policy));
             quote! {{
                 const POLICY: ::workflow::RetryPolicy = #policy;
                 let context = &self.context;
@@ -1003,7 +1004,7 @@ fn run_activity_fn(
 /// driven by hand: its future, lent a constant call (attempt 1, key 0) that
 /// rustc promotes to a static, so the future holds a pointer, not the call.
 fn attempt_by_hand(method: &Ident) -> TokenStream {
-    let text = method.to_string();
+    let text = text(method);
     quote! {
         handlers.#method(&self.context, &::workflow::ActivityCall { activity: #text, attempt: 1, key: 0 })
     }
@@ -1048,7 +1049,7 @@ fn policy_tokens(p: &RetryPolicy) -> TokenStream {
 fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     let m = &v.model;
     let labels = |list: &[Action]| list.iter().map(|a| action_label(v, a)).collect::<Vec<_>>();
-    let state_names: Vec<String> = m.states.iter().map(|s| s.name.to_string()).collect();
+    let state_names: Vec<String> = m.states.iter().map(|s| text(&s.name)).collect();
     let entries: Vec<Vec<String>> = m.states.iter().map(|s| labels(&s.entry)).collect();
     let exits: Vec<Vec<String>> = m.states.iter().map(|s| labels(&s.exit)).collect();
     let invokes: Vec<Option<(String, String, RetryPolicy)>> = m
@@ -1057,7 +1058,7 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
         .map(|s| {
             s.invoke
                 .as_ref()
-                .map(|i| (i.activity.to_string(), type_text(&i.output), policy(i)))
+                .map(|i| (text(&i.activity), type_text(&i.output), policy(i)))
         })
         .collect();
     let resources: Vec<Option<String>> = m
@@ -1068,9 +1069,9 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     let compensations: Vec<Option<String>> = m
         .states
         .iter()
-        .map(|s| s.compensate.as_ref().map(|c| c.1.to_string()))
+        .map(|s| s.compensate.as_ref().map(|c| text(&c.1)))
         .collect();
-    let event_names = event_names(v);
+    let event_names: Vec<String> = event_variants(v).into_iter().map(text).collect();
     let mut fields: Vec<Vec<(String, String)>> = m
         .events
         .iter()
@@ -1078,27 +1079,18 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             e.fields
                 .iter()
                 .flatten()
-                .map(|f| {
-                    (
-                        f.ident.as_ref().map(Ident::to_string).unwrap_or_default(),
-                        type_text(&f.ty),
-                    )
-                })
+                .map(|f| (f.ident.as_ref().map(text).unwrap_or_default(), type_text(&f.ty)))
                 .collect()
         })
         .collect();
-    let activity_names: Vec<String> = v.activities.iter().map(|a| a.name.to_string()).collect();
+    let activity_names: Vec<String> = v.activities.iter().map(|a| text(&a.name)).collect();
     for a in &v.activities {
         fields.push(vec![("0".to_string(), type_text(&a.output))]);
         fields.push(vec![("0".to_string(), "ActivityError".to_string())]);
     }
     fields.extend(v.timers.iter().map(|_| Vec::new()));
     let triggers: Vec<Vec<usize>> = m.transitions.iter().map(|t| event_indices(v, t)).collect();
-    let guards: Vec<Option<String>> = m
-        .transitions
-        .iter()
-        .map(|t| t.guard.as_ref().map(Ident::to_string))
-        .collect();
+    let guards: Vec<Option<String>> = m.transitions.iter().map(|t| t.guard.as_ref().map(text)).collect();
     let actions: Vec<Vec<String>> = m.transitions.iter().map(|t| labels(&t.actions)).collect();
 
     fn refs(list: &[String]) -> Vec<&str> {
@@ -1188,7 +1180,7 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             actions: &action_refs[i],
         })
         .collect();
-    let name = m.name.to_string();
+    let name = text(&m.name);
     f(&Graph {
         name: &name,
         initial: m.initial,
@@ -1224,10 +1216,10 @@ fn event_indices(v: &Validated, t: &Transition) -> Vec<usize> {
 /// `send Reminder after 1h`, `cancel reminder`.
 fn action_label(v: &Validated, action: &Action) -> String {
     match action {
-        Action::Call(name) => name.to_string(),
-        Action::Raise { event, .. } => format!("raise {}", v.model.events[*event].name),
+        Action::Call(name) => text(name),
+        Action::Raise { event, .. } => format!("raise {}", text(&v.model.events[*event].name)),
         Action::Send { event, delay, id, .. } => {
-            let name = v.model.events[*event].name.to_string();
+            let name = text(&v.model.events[*event].name);
             let mut text = format!("send {name}");
             if !delay.is_zero() {
                 text.push_str(&format!(" after {}", workflow_runtime::format_duration(*delay)));
