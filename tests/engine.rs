@@ -372,6 +372,39 @@ async fn a_full_mailbox_refuses_try_send_and_send_waits_for_room() {
     }
 }
 
+/// Many tasks on a multi-thread runtime sending to one instance whose
+/// mailbox holds four: every `send` returns (none waits forever for room
+/// that was made while it waited), and every event is handled once.
+/// Repeated, each round under a timeout, so that a lost wake-up fails the
+/// test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiting_send_returns_once_there_is_room() {
+    const SENDERS: u32 = 1_000;
+    for round in 0..5 {
+        let config = Config { mailbox: 4, ..exact() };
+        let engine = Engine::<Counter, Tracker>::with_config(Tracker::default(), config);
+        engine.start("busy", Tally::default()).await.unwrap();
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.send("busy", add(100 + i)).await })
+            })
+            .collect();
+        let all = async {
+            for sender in senders {
+                sender.await.unwrap().unwrap();
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
+            let handled = engine.handlers().log().len();
+            panic!("round {round}: some sends never returned ({handled} of {SENDERS} events handled)");
+        }
+        let mut seen = engine.snapshot("busy").await.unwrap().context.seen;
+        seen.sort_unstable();
+        assert_eq!(seen, (100..100 + SENDERS).collect::<Vec<_>>(), "round {round}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn cancel_stops_an_instance_and_its_activity() {
     let services = Arc::new(Services::slow_payments(Duration::from_secs(5)));
