@@ -191,6 +191,7 @@ both_stores!(
     a_statechart_resumes_its_regions_and_history,
     a_compatible_change_resumes,
     a_batch_of_starts_is_committed_together,
+    recover_after_shutdown_is_refused_and_runs_nothing,
 );
 
 async fn every_step_is_journaled_in_order(backend: impl Backend) {
@@ -575,6 +576,33 @@ async fn recovering_twice_resumes_nothing_new(backend: impl Backend) {
     second.send("o-1", ShopEvent::Poke).await.unwrap();
 }
 
+async fn recover_after_shutdown_is_refused_and_runs_nothing(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    desk.hold_pay.store(true, Ordering::SeqCst);
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 5 }))
+        .await
+        .unwrap();
+    until(|| desk.calls("pay").len() == 1).await;
+    first.shutdown().await;
+
+    let second = engine_over(&backend, &desk);
+    second.shutdown().await;
+    assert_eq!(second.recover().await, Err(EngineError::ShutDown));
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(desk.calls("pay").len(), 1, "no activity ran again");
+    assert_eq!(second.status("o-1"), Err(EngineError::UnknownInstance("o-1".into())));
+    assert!(second.list().is_empty());
+    // Still there for an engine that is open.
+    let third = engine_over(&backend, &desk);
+    assert_eq!(third.recover().await.unwrap().resumed, 1);
+    until(|| desk.calls("pay").len() == 2).await;
+}
+
 /// A store whose appends fail once `broken` is set: a full disk.
 struct FullDisk {
     inner: MemoryStore,
@@ -625,6 +653,8 @@ async fn a_failing_store_stops_the_instance_and_no_other() {
         engine.start("o-2", Cart::default()).await,
         Err(EngineError::Store(full.clone()))
     );
+    // A start the store refused leaves no trace in the engine.
+    assert_eq!(engine.status("o-2"), Err(EngineError::UnknownInstance("o-2".into())));
     // The journal keeps the last committed step, to recover from later.
     assert_eq!(store.journal("Shop", "o-1").await.unwrap().len(), 1);
     engine.send("spared", ShopEvent::Poke).await.unwrap();
@@ -761,7 +791,13 @@ async fn a_context_that_cannot_be_encoded_is_refused_with_an_error() {
         matches!(&refused, Err(EngineError::Store(StoreError::Backend(m))) if m.starts_with("instance `g-1` cannot be encoded")),
         "{refused:?}"
     );
+    // The refused start left no trace: no journal, no status, no history,
+    // no failure counted, and the id is free.
     assert!(store.journal("Grid", "g-1").await.unwrap().is_empty());
-    // An encodable context goes through.
-    engine.start("g-2", Pairs::default()).await.unwrap();
+    assert_eq!(engine.status("g-1"), Err(EngineError::UnknownInstance("g-1".into())));
+    assert!(engine.list().is_empty());
+    assert_eq!(engine.metrics().failures, 0);
+    engine.start("g-1", Pairs::default()).await.unwrap();
+    assert_eq!(store.journal("Grid", "g-1").await.unwrap().len(), 1);
+    engine.send("g-1", unencodable::GridEvent::Close).await.unwrap();
 }

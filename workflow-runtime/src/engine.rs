@@ -600,8 +600,9 @@ where
 }
 
 /// A started instance whose durable start may still be committing.
-struct Launched {
+struct Launched<W: Machine> {
     id: Arc<str>,
+    entry: Entry<W>,
     answer: Option<oneshot::Receiver<Result<(), EngineError>>>,
 }
 
@@ -799,10 +800,28 @@ where
         }
     }
 
+    /// Puts a new instance's mailbox in the map, unless the id is taken or
+    /// the engine is shut down.
+    fn register(&self, id: &Arc<str>, entry: Entry<W>) -> Result<(), EngineError> {
+        let mut shard = self.shard(id);
+        // Checked under the shard's lock: `shutdown` marks the engine
+        // closed, then closes the mailboxes shard by shard, so an instance
+        // registered in a shard already closed would never be closed (and
+        // `shutdown` would wait for it forever).
+        self.check_open()?;
+        if shard.contains_key(id) {
+            return Err(EngineError::DuplicateId(id.to_string()));
+        }
+        shard.insert(id.clone(), entry);
+        Ok(())
+    }
+
     /// Starts instance `id` with `context`: runs its initial entry actions
     /// and its initial activities and timers. With a store, the start is
     /// committed before this returns, and an id already in the store gives
-    /// [`EngineError::DuplicateId`].
+    /// [`EngineError::DuplicateId`]. A start the store does not take (a
+    /// stored id, a context that cannot be encoded, a failing store) leaves
+    /// no trace: no row, no status, and the id is free for another start.
     pub async fn start(&self, id: impl Into<String>, context: W::Context) -> Result<(), EngineError> {
         self.start_with_priority(id, context, 0).await
     }
@@ -858,19 +877,13 @@ where
 
     /// Registers instance `id` and spawns its task, which runs its first
     /// step; the answer of a durable start comes through [`started`](Self::started).
-    fn launch(&self, id: String, context: W::Context, priority: i32) -> Result<Launched, EngineError> {
+    fn launch(&self, id: String, context: W::Context, priority: i32) -> Result<Launched<W>, EngineError> {
         self.check_open()?;
         let machine = W::new(context);
         let id: Arc<str> = id.into();
         let (entry, mut instance) = self.entry(id.clone(), machine.state());
         instance.priority = priority;
-        {
-            let mut shard = self.shard(&id);
-            if shard.contains_key(&id) {
-                return Err(EngineError::DuplicateId(id.to_string()));
-            }
-            shard.insert(id.clone(), entry);
-        }
+        self.register(&id, entry.clone())?;
         instance.record(RecordKind::Started(machine.state().to_string()));
         // A durable start answers once committed; otherwise `start` awaits
         // nothing of the workflow's own futures.
@@ -884,25 +897,30 @@ where
         let span = instance.span();
         instance.machine = Some(machine);
         tokio::spawn(async move { instance.run(Start::Fresh(ready)).await }.instrument(span));
-        Ok(Launched { id, answer })
+        Ok(Launched { id, entry, answer })
     }
 
-    /// Waits for a launched instance's durable start to be committed.
-    async fn started(&self, launched: Launched) -> Result<(), EngineError> {
-        let Launched { id, answer } = launched;
+    /// Waits for a launched instance's durable start to be committed. A
+    /// start the store did not take (the id is stored already, the context
+    /// cannot be encoded, the store failed) leaves no trace: its id is
+    /// free again and no query knows it.
+    async fn started(&self, launched: Launched<W>) -> Result<(), EngineError> {
+        let Launched { id, entry, answer } = launched;
         let Some(answer) = answer else {
             return Ok(());
         };
-        match answer.await {
-            Err(_) => Err(EngineError::Stopped(id.to_string())),
-            Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => {
-                self.shard(&id).remove(&id);
-                Err(EngineError::DuplicateId(id.to_string()))
-            }
+        let refused = match answer.await {
+            Err(_) => return Err(EngineError::Stopped(id.to_string())),
             // A panic in an entry action fails the instance, which exists.
-            Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error),
+            Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => return Ok(()),
+            Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => EngineError::DuplicateId(id.to_string()),
+            Ok(Err(error)) => error,
+        };
+        let mut shard = self.shard(&id);
+        if shard.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+            shard.remove(&id);
         }
+        Err(refused)
     }
 
     /// The map entry of a new instance in `state`, and the task's side of it.
@@ -1162,8 +1180,12 @@ where
     /// twice is harmless. An instance whose row is corrupt, or which no
     /// longer fits the workflow as compiled now, is reported in
     /// [`Recovery::errors`] and left untouched in the store; the others
-    /// resume. Only a failure to read the store at all is an `Err`.
-    pub async fn recover(&self) -> Result<Recovery, StoreError> {
+    /// resume. Only a failure to read the store at all is an `Err`
+    /// ([`EngineError::Store`]); after [`shutdown`](Self::shutdown) it
+    /// resumes nothing and gives [`EngineError::ShutDown`], as every other
+    /// call that would run something does.
+    pub async fn recover(&self) -> Result<Recovery, EngineError> {
+        self.check_open()?;
         let Some(durable) = &self.inner.shared.durable else {
             return Ok(Recovery::default());
         };
@@ -1176,7 +1198,7 @@ where
             let id = row.instance.clone();
             match self.resume(durable, row) {
                 Ok(()) => report.resumed += 1,
-                Err(error) => {
+                Err(EngineError::Store(error)) => {
                     let mut broken = self
                         .inner
                         .broken
@@ -1185,13 +1207,24 @@ where
                     broken.insert(id, error.clone());
                     report.errors.push(error);
                 }
+                Err(EngineError::DuplicateId(_)) => {} // started here meanwhile
+                Err(error) => return Err(error),
             }
         }
         Ok(report)
     }
 
     /// Rebuilds one instance from its newest row and starts its task.
-    fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), StoreError> {
+    fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), EngineError> {
+        let (key, map_entry, mut instance) = self.rebuild(durable, row)?;
+        self.register(&key, map_entry)?;
+        let span = instance.span();
+        tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
+        Ok(())
+    }
+
+    /// One instance as its newest row left it, not yet registered.
+    fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<(Arc<str>, Entry<W>, Instance<W, H>), StoreError> {
         let Row {
             instance: id,
             seq,
@@ -1312,16 +1345,7 @@ where
         instance.seq = seq;
         instance.machine = Some(machine);
         instance.record(RecordKind::Recovered { seq });
-        {
-            let mut shard = self.shard(&key);
-            if shard.contains_key(&key) {
-                return Ok(()); // started here meanwhile
-            }
-            shard.insert(key, map_entry);
-        }
-        let span = instance.span();
-        tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
-        Ok(())
+        Ok((key, map_entry, instance))
     }
 }
 
@@ -1490,11 +1514,12 @@ where
         match start {
             Start::Fresh(ready) => {
                 let begun = Box::pin(self.begin()).await;
-                let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
+                // The store took nothing of it: the instance does not exist.
+                let refused = begun.is_err() && self.seq == 0;
                 if let Some(ready) = ready {
                     let _ = ready.send(begun);
                 }
-                if taken {
+                if refused {
                     return;
                 }
             }
@@ -1806,6 +1831,11 @@ where
             },
             (Err(error), _) => error,
         };
+        if self.seq == 0 {
+            // A start the store refused: nothing of the instance exists,
+            // so there is nothing to fail (`start` reports the error).
+            return Err(EngineError::Store(error));
+        }
         self.record(RecordKind::StoreFailed(error.to_string()));
         Counters::add(&self.engine.counters.failures);
         self.stop_all();
