@@ -603,6 +603,23 @@ async fn recover_after_shutdown_is_refused_and_runs_nothing(backend: impl Backen
     until(|| desk.calls("pay").len() == 2).await;
 }
 
+/// Idempotency keys are a specified hash (128-bit FNV-1a of the id, the
+/// state's name and the invocation's generation): these values hold for
+/// every process, platform and Rust release.
+#[tokio::test(start_paused = true)]
+async fn idempotency_keys_are_fixed_values() {
+    let desk = Arc::new(Desk::default());
+    let engine = engine(Arc::new(MemoryStore::new()), &desk);
+    engine.start("o-1", Cart::default()).await.unwrap();
+    engine
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 5 }))
+        .await
+        .unwrap();
+    until(|| desk.calls("pack").len() == 1).await;
+    assert_eq!(desk.calls("pay"), [0x2487_fea5_8ed8_e07e_32ba_2138_e1d7_8760]);
+    assert_eq!(desk.calls("pack"), [0x6384_595f_2e17_fde0_0dbb_9941_65ab_ecc3]);
+}
+
 /// A store whose appends fail once `broken` is set: a full disk.
 struct FullDisk {
     inner: MemoryStore,

@@ -2389,13 +2389,13 @@ where
 }
 
 /// The same for every attempt of one invocation, distinct across
-/// instances, states and invocations.
-fn idempotency_key(id: &str, state: &str, generation: u64) -> u128 {
-    let mut a = DefaultHasher::new();
-    (id, state, generation).hash(&mut a);
-    let mut b = DefaultHasher::new();
-    (generation, state, id).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+/// instances, states and invocations: the 128-bit FNV-1a hash of the
+/// instance's id, the state's (or the compensation's) name and the
+/// invocation's generation, strings length-prefixed, numbers as 8
+/// little-endian bytes. Stable across processes, platforms and Rust
+/// releases (see `fnv`): a call in flight across an upgrade keeps its key.
+fn idempotency_key(id: &str, name: &str, generation: u64) -> u128 {
+    crate::fnv::Fnv128::new().str(id).str(name).u64(generation).finish()
 }
 
 /// An event's name, from the graph.

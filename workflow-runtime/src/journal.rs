@@ -160,10 +160,7 @@ pub(crate) fn peek(data: &[u8]) -> Result<Entry<'static, IgnoredAny, IgnoredAny>
 
 /// A stable 64-bit FNV-1a hash of a graph's text: the workflow's fingerprint.
 pub(crate) fn fingerprint(graph_text: &str) -> String {
-    let hash = graph_text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", crate::fnv::fnv1a_64(graph_text.as_bytes()))
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod chart;
 mod configuration;
 mod diagram;
 pub mod engine;
+mod fnv;
 pub mod graph;
 pub mod journal;
 mod machine;
