@@ -604,8 +604,8 @@ async fn recover_after_shutdown_is_refused_and_runs_nothing(backend: impl Backen
 }
 
 /// Idempotency keys are a specified hash (128-bit FNV-1a of the id, the
-/// state's name and the invocation's generation): these values hold for
-/// every process, platform and Rust release.
+/// state's or compensation's name and the generation): these values hold
+/// for every process, platform and Rust release.
 #[tokio::test(start_paused = true)]
 async fn idempotency_keys_are_fixed_values() {
     let desk = Arc::new(Desk::default());
@@ -617,7 +617,13 @@ async fn idempotency_keys_are_fixed_values() {
         .unwrap();
     until(|| desk.calls("pack").len() == 1).await;
     assert_eq!(desk.calls("pay"), [0x2487_fea5_8ed8_e07e_32ba_2138_e1d7_8760]);
-    assert_eq!(desk.calls("pack"), [0x6384_595f_2e17_fde0_0dbb_9941_65ab_ecc3]);
+    // Generation 2 went to Paying's completed step, which its compensation's
+    // key is made of.
+    assert_eq!(desk.calls("pack"), [0x200b_2af2_9617_fdda_cc7a_45c0_a227_f8e2]);
+    until(|| engine.state("o-1") == Ok(ShopState::Waiting)).await;
+    engine.send("o-1", ShopEvent::Cancel).await.unwrap();
+    assert_eq!(engine.wait("o-1").await, Ok(ShopState::Failed));
+    assert_eq!(desk.calls("refund"), [0xebca_ce63_1224_64cb_1956_af15_76ba_f76f]);
 }
 
 /// A store whose appends fail once `broken` is set: a full disk.

@@ -433,3 +433,80 @@ impl OrderHandlers for RefundDesk {
         self.services.release_stock(ctx, call).await
     }
 }
+
+workflow! {
+    /// A lap run again and again, each lap compensable, until aborted.
+    pub workflow Laps {
+        initial Start;
+        events { Begin, Again, Quit }
+        state Start { on Begin => Lap; }
+        state Lap {
+            invoke run_lap -> () { done => Between; error => Failed; }
+            compensate undo_lap;
+        }
+        state Between {
+            on Again => Lap;
+            on Quit => Failed;
+        }
+        final Failed (failure);
+    }
+}
+
+/// A service that deduplicates by idempotency key: a call with a key it
+/// has seen succeed is acknowledged but not performed again. The first
+/// attempt of the first undo fails, so that it is retried.
+#[derive(Default)]
+struct Track {
+    /// `(attempt, key)` of every undo call.
+    calls: Mutex<Vec<(u32, u128)>>,
+    performed: Mutex<std::collections::HashSet<u128>>,
+}
+
+impl LapsHandlers for Arc<Track> {
+    async fn run_lap(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
+        Ok(())
+    }
+    async fn undo_lap(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((call.attempt, call.key));
+            calls.len() == 1
+        };
+        if first {
+            return Err(ActivityError::new("busy"));
+        }
+        self.performed.lock().unwrap().insert(call.key);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_completion_of_a_step_is_undone_under_its_own_key() {
+    let track = Arc::new(Track::default());
+    let engine = Engine::<Laps, Arc<Track>>::with_config(track.clone(), config());
+    engine.start("laps", ()).await.unwrap();
+    engine.send("laps", LapsEvent::Begin).await.unwrap();
+    for _ in 0..2 {
+        let mut status = engine.subscribe("laps").unwrap();
+        status
+            .wait_for(|s| *s == Status::Running(LapsState::Between))
+            .await
+            .unwrap();
+        engine.send("laps", LapsEvent::Again).await.unwrap();
+    }
+    let mut status = engine.subscribe("laps").unwrap();
+    status
+        .wait_for(|s| *s == Status::Running(LapsState::Between))
+        .await
+        .unwrap();
+    engine.send("laps", LapsEvent::Quit).await.unwrap();
+    assert_eq!(engine.wait("laps").await, Ok(LapsState::Failed));
+
+    let calls = track.calls.lock().unwrap().clone();
+    // Three undos, the first retried once under its own key.
+    let attempts: Vec<u32> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(attempts, [1, 2, 1, 1]);
+    assert_eq!(calls[0].1, calls[1].1, "retries of one undo share its key");
+    // The service performed all three: each lap's undo has its own key.
+    assert_eq!(track.performed.lock().unwrap().len(), 3);
+}

@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
-use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
+use crate::journal::{self, ActivityImage, CompletedImage, StatusImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
@@ -1329,16 +1329,15 @@ where
             ));
         }
         instance.fx().succeeded = indices(&entry.succeeded)?;
-        instance.fx().completed = indices(&entry.completed)?;
-        if let Some(&node) = instance
-            .completed()
-            .iter()
-            .find(|&&n| graph.states[n].compensate.is_none())
-        {
-            return Err(changed(
-                graph.states[node].name,
-                "it no longer declares a compensation".into(),
-            ));
+        for completed in &entry.completed {
+            let node = index(&completed.state)?;
+            if graph.states[node].compensate.is_none() {
+                return Err(changed(&completed.state, "it no longer declares a compensation".into()));
+            }
+            instance.fx().completed.push(Completed {
+                node,
+                generation: completed.generation,
+            });
         }
         instance.generation = entry.generation;
         instance.priority = entry.priority;
@@ -1401,7 +1400,7 @@ struct Effects<E> {
     /// States whose activity completed while they were active.
     succeeded: Vec<usize>,
     /// Compensable states whose step completed, in order.
-    completed: Vec<usize>,
+    completed: Vec<Completed>,
 }
 
 impl<E> Default for Effects<E> {
@@ -1414,6 +1413,15 @@ impl<E> Default for Effects<E> {
             completed: Vec::new(),
         }
     }
+}
+
+/// A compensable state's completed step, to undo if the workflow fails.
+struct Completed {
+    node: usize,
+    /// Drawn when the step completed: the compensation's idempotency key
+    /// is made of it, so each completion of a state (a loop completes it
+    /// again) gets its own key, the same after a restart.
+    generation: u64,
 }
 
 /// An activity of an active state: its generation, and its task once started.
@@ -1912,7 +1920,14 @@ where
                 .collect(),
             timers: timers.collect(),
             succeeded: effects.iter().flat_map(|e| &e.succeeded).map(name).collect(),
-            completed: self.completed().iter().map(name).collect(),
+            completed: self
+                .completed()
+                .iter()
+                .map(|c| CompletedImage {
+                    state: name(&c.node),
+                    generation: c.generation,
+                })
+                .collect(),
             generation: self.generation,
             priority: self.priority,
         };
@@ -1925,7 +1940,7 @@ where
     }
 
     /// The compensable states whose step completed, in order.
-    fn completed(&self) -> &[usize] {
+    fn completed(&self) -> &[Completed] {
         self.effects.as_deref().map_or(&[], |e| &e.completed)
     }
 
@@ -1955,17 +1970,14 @@ where
         }
         self.cancel_timers(&TimerKey::State(node));
         let info = &W::graph().states[node];
-        let Some(effects) = self.effects.as_deref_mut() else {
-            if info.compensate.is_some() && info.invoke.is_none() {
-                self.fx().completed.push(node);
-            }
-            return;
-        };
-        let done = info.invoke.is_none() || effects.succeeded.contains(&node);
-        if info.compensate.is_some() && done {
-            effects.completed.push(node);
+        let succeeded = self.effects.as_deref().is_some_and(|e| e.succeeded.contains(&node));
+        if info.compensate.is_some() && (info.invoke.is_none() || succeeded) {
+            let generation = self.next_generation();
+            self.fx().completed.push(Completed { node, generation });
         }
-        effects.succeeded.retain(|&s| s != node);
+        if let Some(effects) = self.effects.as_deref_mut() {
+            effects.succeeded.retain(|&s| s != node);
+        }
     }
 
     fn entered(&mut self, node: usize) {
@@ -2274,7 +2286,7 @@ where
     /// Runs the compensations of the completed steps, newest first,
     /// committing each, then the instance's end.
     async fn compensate(&mut self) -> Result<(), EngineError> {
-        while let Some(node) = self.fx().completed.pop() {
+        while let Some(Completed { node, generation }) = self.fx().completed.pop() {
             let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
                 continue;
             };
@@ -2288,7 +2300,7 @@ where
                 deadline: None,
                 resource: None,
             };
-            let key = idempotency_key(&self.id, name, u64::MAX);
+            let key = idempotency_key(&self.id, name, generation);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
             let result = activity::run_observed(

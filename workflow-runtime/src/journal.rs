@@ -22,9 +22,11 @@
 //!   restart);
 //! - `timers`: pending timers with their event and absolute `deadline` in
 //!   milliseconds since the Unix epoch;
-//! - `succeeded`, `completed`: states whose activity succeeded, and
-//!   compensable states whose step completed (compensated in reverse order
-//!   if the workflow fails);
+//! - `succeeded`: states whose activity succeeded while they are active;
+//! - `completed`: compensable states whose step completed, each with the
+//!   generation its compensation's idempotency key is made of
+//!   (`{"state":"Paying","generation":3}`), compensated in reverse order if
+//!   the workflow fails;
 //! - `generation`: the instance's counter of activity and timer generations;
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
@@ -73,7 +75,7 @@ pub(crate) struct Entry<'a, C, E> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub succeeded: Vec<Name<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub completed: Vec<Name<'a>>,
+    pub completed: Vec<CompletedImage<'a>>,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
@@ -124,6 +126,33 @@ pub(crate) enum StatusImage {
 pub(crate) struct ActivityImage<'a> {
     pub state: Name<'a>,
     pub generation: u64,
+}
+
+/// A compensable state's completed step: the state, and the generation its
+/// compensation's idempotency key is made of. Rows written before steps had
+/// one hold the state's name alone (read as generation 0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "CompletedForm<'a>")]
+pub(crate) struct CompletedImage<'a> {
+    pub state: Name<'a>,
+    pub generation: u64,
+}
+
+/// How a completed step is read: as written now, or as a bare name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CompletedForm<'a> {
+    Full { state: Name<'a>, generation: u64 },
+    Name(Name<'a>),
+}
+
+impl<'a> From<CompletedForm<'a>> for CompletedImage<'a> {
+    fn from(form: CompletedForm<'a>) -> Self {
+        match form {
+            CompletedForm::Full { state, generation } => CompletedImage { state, generation },
+            CompletedForm::Name(state) => CompletedImage { state, generation: 0 },
+        }
+    }
 }
 
 /// A pending timer: a state's `after` (`state` set) or a `send` (`send` set).
@@ -195,7 +224,10 @@ mod tests {
                 deadline: 1_000,
             }],
             succeeded: vec![],
-            completed: vec!["A".into()],
+            completed: vec![CompletedImage {
+                state: "A".into(),
+                generation: 2,
+            }],
             generation: 4,
             priority: 0,
         };
@@ -209,6 +241,15 @@ mod tests {
         assert!(decode::<String, String>(&bytes).is_err());
         assert_eq!(peek(&bytes).unwrap().active, vec![Name::from("B")]);
         assert!(peek(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_completed_step_written_as_a_bare_name_still_reads() {
+        let old = br#"{"v":1,"fingerprint":"f","step":{"kind":"started"},"status":{"state":"running"},
+            "active":["B"],"context":1,"completed":["A",{"state":"B","generation":4}],"generation":4}"#;
+        let entry: Entry<'static, u32, String> = decode(old).unwrap();
+        let completed: Vec<(&str, u64)> = entry.completed.iter().map(|c| (&*c.state, c.generation)).collect();
+        assert_eq!(completed, [("A", 0), ("B", 4)]);
     }
 
     #[test]
