@@ -59,6 +59,8 @@ pub struct Desk {
     calls: Mutex<Vec<(&'static str, u128)>>,
     hold_pay: AtomicBool,
     hold_refund: AtomicBool,
+    /// The payment each `refund` attempt was given to undo.
+    refunded: Mutex<Vec<Payment>>,
 }
 
 impl Desk {
@@ -96,8 +98,9 @@ impl ShopHandlers for Arc<Desk> {
         self.note(call);
         Ok(())
     }
-    async fn refund(&self, _cart: &Cart, call: &ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, _cart: &Cart, payment: &Payment, call: &ActivityCall) -> Result<(), ActivityError> {
         self.note(call);
+        self.refunded.lock().unwrap().push(payment.clone());
         if self.hold_refund.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -368,6 +371,10 @@ async fn unfinished_compensations_run_after_recovery(backend: impl Backend) {
     let refunds = desk.calls("refund");
     assert_eq!(refunds.len(), 2);
     assert_eq!(refunds[0], refunds[1], "the same key for the interrupted compensation");
+    // The compensation received the payment it undoes, before the restart
+    // and after it: the output is journaled with the completed step.
+    let paid = Payment("paid 3".into());
+    assert_eq!(*desk.refunded.lock().unwrap(), [paid.clone(), paid]);
     let store = backend.open();
     let (seqs, open) = journal(&store, "o-1").await;
     assert!(!open);

@@ -441,7 +441,7 @@ workflow! {
         events { Begin, Again, Quit }
         state Start { on Begin => Lap; }
         state Lap {
-            invoke run_lap -> () { done => Between; error => Failed; }
+            invoke run_lap -> u32 { done => Between; error => Failed; }
             compensate undo_lap;
         }
         state Between {
@@ -453,23 +453,27 @@ workflow! {
 }
 
 /// A service that deduplicates by idempotency key: a call with a key it
-/// has seen succeed is acknowledged but not performed again. The first
-/// attempt of the first undo fails, so that it is retried.
+/// has seen succeed is acknowledged but not performed again. Laps are
+/// numbered from 1; the first attempt of the first undo fails, so that it
+/// is retried.
 #[derive(Default)]
 struct Track {
-    /// `(attempt, key)` of every undo call.
-    calls: Mutex<Vec<(u32, u128)>>,
+    laps: Mutex<u32>,
+    /// `(lap undone, attempt, key)` of every undo call.
+    calls: Mutex<Vec<(u32, u32, u128)>>,
     performed: Mutex<std::collections::HashSet<u128>>,
 }
 
 impl LapsHandlers for Arc<Track> {
-    async fn run_lap(&self, _ctx: &(), _call: &ActivityCall) -> Result<(), ActivityError> {
-        Ok(())
+    async fn run_lap(&self, _ctx: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
+        let mut laps = self.laps.lock().unwrap();
+        *laps += 1;
+        Ok(*laps)
     }
-    async fn undo_lap(&self, _ctx: &(), call: &ActivityCall) -> Result<(), ActivityError> {
+    async fn undo_lap(&self, _ctx: &(), lap: &u32, call: &ActivityCall) -> Result<(), ActivityError> {
         let first = {
             let mut calls = self.calls.lock().unwrap();
-            calls.push((call.attempt, call.key));
+            calls.push((*lap, call.attempt, call.key));
             calls.len() == 1
         };
         if first {
@@ -481,7 +485,7 @@ impl LapsHandlers for Arc<Track> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn each_completion_of_a_step_is_undone_under_its_own_key() {
+async fn each_completion_of_a_step_is_undone_under_its_own_key_with_its_output() {
     let track = Arc::new(Track::default());
     let engine = Engine::<Laps, Arc<Track>>::with_config(track.clone(), config());
     engine.start("laps", ()).await.unwrap();
@@ -503,10 +507,11 @@ async fn each_completion_of_a_step_is_undone_under_its_own_key() {
     assert_eq!(engine.wait("laps").await, Ok(LapsState::Failed));
 
     let calls = track.calls.lock().unwrap().clone();
-    // Three undos, the first retried once under its own key.
-    let attempts: Vec<u32> = calls.iter().map(|c| c.0).collect();
-    assert_eq!(attempts, [1, 2, 1, 1]);
-    assert_eq!(calls[0].1, calls[1].1, "retries of one undo share its key");
+    // Three undos, newest first, each given the output of the lap it
+    // undoes; the first retried once under its own key.
+    let laps_and_attempts: Vec<(u32, u32)> = calls.iter().map(|c| (c.0, c.1)).collect();
+    assert_eq!(laps_and_attempts, [(3, 1), (3, 2), (2, 1), (1, 1)]);
+    assert_eq!(calls[0].2, calls[1].2, "retries of one undo share its key");
     // The service performed all three: each lap's undo has its own key.
     assert_eq!(track.performed.lock().unwrap().len(), 3);
 }

@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
-use crate::journal::{self, ActivityImage, CompletedImage, StatusImage, TimerImage};
+use crate::journal::{self, ActivityImage, StatusImage, StepImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
@@ -1216,15 +1216,15 @@ where
 
     /// Rebuilds one instance from its newest row and starts its task.
     fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), EngineError> {
-        let (key, map_entry, mut instance) = self.rebuild(durable, row)?;
-        self.register(&key, map_entry)?;
+        let mut instance = self.rebuild(durable, row)?;
+        self.register(&instance.id.clone(), instance.mailbox.clone())?;
         let span = instance.span();
         tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
         Ok(())
     }
 
     /// One instance as its newest row left it, not yet registered.
-    fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<(Arc<str>, Entry<W>, Instance<W, H>), StoreError> {
+    fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<Instance<W, H>, StoreError> {
         let Row {
             instance: id,
             seq,
@@ -1281,8 +1281,7 @@ where
         };
         let machine = W::restore(&saved, entry.context)
             .ok_or_else(|| changed(&here, "its active states are no longer a valid configuration".into()))?;
-        let key: Arc<str> = id.as_str().into();
-        let (map_entry, mut instance) = self.entry(key.clone(), machine.state());
+        let (_, mut instance) = self.entry(id.as_str().into(), machine.state());
         for activity in &entry.activities {
             let node = index(&activity.state)?;
             if graph.states[node].invoke.is_none() {
@@ -1328,8 +1327,11 @@ where
                 },
             ));
         }
-        instance.fx().succeeded = indices(&entry.succeeded)?;
-        for completed in &entry.completed {
+        for succeeded in entry.succeeded {
+            let node = index(&succeeded.state)?;
+            instance.fx().succeeded.push((node, succeeded.done));
+        }
+        for completed in entry.completed {
             let node = index(&completed.state)?;
             if graph.states[node].compensate.is_none() {
                 return Err(changed(&completed.state, "it no longer declares a compensation".into()));
@@ -1337,6 +1339,7 @@ where
             instance.fx().completed.push(Completed {
                 node,
                 generation: completed.generation,
+                done: completed.done,
             });
         }
         instance.generation = entry.generation;
@@ -1344,7 +1347,7 @@ where
         instance.seq = seq;
         instance.machine = Some(machine);
         instance.record(RecordKind::Recovered { seq });
-        Ok((key, map_entry, instance))
+        Ok(instance)
     }
 }
 
@@ -1397,10 +1400,12 @@ struct Effects<E> {
     timers: Vec<(TimerKey, Timer<E>)>,
     /// Activities and timers a step planned, started once it is committed.
     pending: Vec<Pending>,
-    /// States whose activity completed while they were active.
-    succeeded: Vec<usize>,
+    /// States whose activity completed while they were active, with the
+    /// done event if the state is compensable (its compensation receives
+    /// the output).
+    succeeded: Vec<(usize, Option<E>)>,
     /// Compensable states whose step completed, in order.
-    completed: Vec<Completed>,
+    completed: Vec<Completed<E>>,
 }
 
 impl<E> Default for Effects<E> {
@@ -1416,12 +1421,15 @@ impl<E> Default for Effects<E> {
 }
 
 /// A compensable state's completed step, to undo if the workflow fails.
-struct Completed {
+struct Completed<E> {
     node: usize,
     /// Drawn when the step completed: the compensation's idempotency key
     /// is made of it, so each completion of a state (a loop completes it
     /// again) gets its own key, the same after a restart.
     generation: u64,
+    /// The done event its activity completed with, whose output the
+    /// compensation receives; `None` if it invokes nothing.
+    done: Option<E>,
 }
 
 /// An activity of an active state: its generation, and its task once started.
@@ -1919,13 +1927,22 @@ where
                 })
                 .collect(),
             timers: timers.collect(),
-            succeeded: effects.iter().flat_map(|e| &e.succeeded).map(name).collect(),
+            succeeded: effects
+                .iter()
+                .flat_map(|e| &e.succeeded)
+                .map(|(node, done)| StepImage {
+                    state: name(node),
+                    generation: 0,
+                    done: done.as_ref(),
+                })
+                .collect(),
             completed: self
                 .completed()
                 .iter()
-                .map(|c| CompletedImage {
+                .map(|c| StepImage {
                     state: name(&c.node),
                     generation: c.generation,
+                    done: c.done.as_ref(),
                 })
                 .collect(),
             generation: self.generation,
@@ -1940,7 +1957,7 @@ where
     }
 
     /// The compensable states whose step completed, in order.
-    fn completed(&self) -> &[Completed] {
+    fn completed(&self) -> &[Completed<W::Event>] {
         self.effects.as_deref().map_or(&[], |e| &e.completed)
     }
 
@@ -1970,13 +1987,14 @@ where
         }
         self.cancel_timers(&TimerKey::State(node));
         let info = &W::graph().states[node];
-        let succeeded = self.effects.as_deref().is_some_and(|e| e.succeeded.contains(&node));
-        if info.compensate.is_some() && (info.invoke.is_none() || succeeded) {
+        let succeeded = self.effects.as_deref_mut().and_then(|e| {
+            let at = e.succeeded.iter().position(|(s, _)| *s == node)?;
+            Some(e.succeeded.remove(at).1)
+        });
+        if info.compensate.is_some() && (info.invoke.is_none() || succeeded.is_some()) {
             let generation = self.next_generation();
-            self.fx().completed.push(Completed { node, generation });
-        }
-        if let Some(effects) = self.effects.as_deref_mut() {
-            effects.succeeded.retain(|&s| s != node);
+            let done = succeeded.flatten();
+            self.fx().completed.push(Completed { node, generation, done });
         }
     }
 
@@ -2213,7 +2231,9 @@ where
                 self.take_activity(node);
                 let event = match result {
                     Ok(done) => {
-                        self.fx().succeeded.push(node);
+                        // Kept for the compensation, which receives its output.
+                        let kept = W::graph().states[node].compensate.map(|_| done.clone());
+                        self.fx().succeeded.push((node, kept));
                         Some(done)
                     }
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
@@ -2286,7 +2306,12 @@ where
     /// Runs the compensations of the completed steps, newest first,
     /// committing each, then the instance's end.
     async fn compensate(&mut self) -> Result<(), EngineError> {
-        while let Some(Completed { node, generation }) = self.fx().completed.pop() {
+        while let Some(Completed {
+            node,
+            generation,
+            mut done,
+        }) = self.fx().completed.pop()
+        {
             let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
                 continue;
             };
@@ -2303,16 +2328,20 @@ where
             let key = idempotency_key(&self.id, name, generation);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
+            let (context, handlers) = (&context, &*handlers);
+            // Lent uniquely: `&mut E` is `Send` where `&E` would need `E: Sync`.
+            let done = &mut done;
             let result = activity::run_observed(
                 name,
                 &policy,
                 &schedule,
                 key,
                 activity::admit_at_once,
-                |call| {
-                    let (context, handlers) = (&context, &*handlers);
+                move |call| {
+                    // Each attempt gets its own copy of the done event.
+                    let done = (*done).clone();
                     async move {
-                        match W::compensate(state, context, handlers, call) {
+                        match W::compensate(state, context, done, handlers, call) {
                             Some(future) => future.await,
                             None => Ok(()),
                         }

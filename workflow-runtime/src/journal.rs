@@ -24,9 +24,12 @@
 //!   milliseconds since the Unix epoch;
 //! - `succeeded`: states whose activity succeeded while they are active;
 //! - `completed`: compensable states whose step completed, each with the
-//!   generation its compensation's idempotency key is made of
-//!   (`{"state":"Paying","generation":3}`), compensated in reverse order if
-//!   the workflow fails;
+//!   generation its compensation's idempotency key is made of, compensated
+//!   in reverse order if the workflow fails;
+//! - in both, `done`: the done event the state's activity completed with,
+//!   kept for a compensable state, whose compensation receives its output
+//!   after a restart too (`{"state":"Paying","generation":3,
+//!   "done":{"PayDone":"r-1"}}`);
 //! - `generation`: the instance's counter of activity and timer generations;
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
@@ -73,9 +76,9 @@ pub(crate) struct Entry<'a, C, E> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timers: Vec<TimerImage<'a, E>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub succeeded: Vec<Name<'a>>,
+    pub succeeded: Vec<StepImage<'a, E>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub completed: Vec<CompletedImage<'a>>,
+    pub completed: Vec<StepImage<'a, E>>,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
@@ -128,29 +131,63 @@ pub(crate) struct ActivityImage<'a> {
     pub generation: u64,
 }
 
-/// A compensable state's completed step: the state, and the generation its
-/// compensation's idempotency key is made of. Rows written before steps had
-/// one hold the state's name alone (read as generation 0).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "CompletedForm<'a>")]
-pub(crate) struct CompletedImage<'a> {
+/// A state's step whose activity succeeded (in `succeeded`) or which
+/// completed (in `completed`): the state; for a completed step, the
+/// generation its compensation's idempotency key is made of; and the done
+/// event of its activity, kept if the state has a compensation (which
+/// receives its output). Rows written before these were kept hold the
+/// state's name alone (read as generation 0, no done event).
+#[derive(Serialize, Deserialize)]
+#[serde(from = "StepForm<'a, E>")]
+#[serde(bound(serialize = "E: Serialize", deserialize = "E: DeserializeOwned"))]
+pub(crate) struct StepImage<'a, E> {
     pub state: Name<'a>,
+    #[serde(skip_serializing_if = "is_zero_u64")]
     pub generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done: Option<E>,
 }
 
-/// How a completed step is read: as written now, or as a bare name.
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a step is read: as written now, or as a bare name.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum CompletedForm<'a> {
-    Full { state: Name<'a>, generation: u64 },
+#[serde(bound(deserialize = "E: DeserializeOwned"))]
+enum StepForm<'a, E> {
+    Full {
+        state: Name<'a>,
+        #[serde(default)]
+        generation: u64,
+        #[serde(default = "none")]
+        done: Option<E>,
+    },
     Name(Name<'a>),
 }
 
-impl<'a> From<CompletedForm<'a>> for CompletedImage<'a> {
-    fn from(form: CompletedForm<'a>) -> Self {
+fn none<E>() -> Option<E> {
+    None
+}
+
+impl<'a, E> From<StepForm<'a, E>> for StepImage<'a, E> {
+    fn from(form: StepForm<'a, E>) -> Self {
         match form {
-            CompletedForm::Full { state, generation } => CompletedImage { state, generation },
-            CompletedForm::Name(state) => CompletedImage { state, generation: 0 },
+            StepForm::Full {
+                state,
+                generation,
+                done,
+            } => StepImage {
+                state,
+                generation,
+                done,
+            },
+            StepForm::Name(state) => StepImage {
+                state,
+                generation: 0,
+                done: None,
+            },
         }
     }
 }
@@ -224,9 +261,10 @@ mod tests {
                 deadline: 1_000,
             }],
             succeeded: vec![],
-            completed: vec![CompletedImage {
+            completed: vec![StepImage {
                 state: "A".into(),
                 generation: 2,
+                done: Some(&event),
             }],
             generation: 4,
             priority: 0,
