@@ -195,6 +195,8 @@ both_stores!(
     a_compatible_change_resumes,
     a_batch_of_starts_is_committed_together,
     recover_after_shutdown_is_refused_and_runs_nothing,
+    a_context_that_no_longer_decodes_is_a_changed_definition,
+    an_open_row_in_a_final_state_is_finished_on_recovery,
 );
 
 async fn every_step_is_journaled_in_order(backend: impl Backend) {
@@ -631,6 +633,85 @@ async fn idempotency_keys_are_fixed_values() {
     engine.send("o-1", ShopEvent::Cancel).await.unwrap();
     assert_eq!(engine.wait("o-1").await, Ok(ShopState::Failed));
     assert_eq!(desk.calls("refund"), [0xebca_ce63_1224_64cb_1956_af15_76ba_f76f]);
+}
+
+/// Appends to `id`'s journal its newest row's document with `edit` applied,
+/// as row `seq` with a valid checksum: what another build of the workflow
+/// (or an older engine) wrote.
+async fn append_edited(store: &Arc<dyn Store>, id: &str, open: bool, edit: impl Fn(&str) -> String) {
+    let rows = store.journal("Shop", id).await.unwrap();
+    let newest = rows.last().unwrap();
+    let data = edit(std::str::from_utf8(&newest.data).unwrap()).into_bytes();
+    let row = Row {
+        instance: id.into(),
+        seq: newest.seq + 1,
+        open,
+        checksum: crc32fast::hash(&data),
+        data,
+    };
+    store.append("Shop", row).await.unwrap();
+}
+
+async fn a_context_that_no_longer_decodes_is_a_changed_definition(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first.shutdown().await;
+    // Same fingerprint, but a context whose `total` was a string: a field
+    // whose type changed inside the context, which no name shows.
+    let store = backend.open();
+    append_edited(&store, "o-1", true, |doc| {
+        doc.replace(r#""total":0"#, r#""total":"zero""#)
+    })
+    .await;
+    let before = store.journal("Shop", "o-1").await.unwrap();
+
+    let second = engine_over(&backend, &desk);
+    let recovery = second.recover().await.unwrap();
+    assert_eq!(recovery.resumed, 0);
+    assert!(
+        matches!(
+            &recovery.errors[..],
+            [StoreError::DefinitionChanged { instance, state, reason }]
+                if instance == "o-1" && state == "Open" && reason.starts_with("its context or events no longer decode")
+        ),
+        "{:?}",
+        recovery.errors
+    );
+    assert_eq!(store.journal("Shop", "o-1").await.unwrap(), before, "left untouched");
+}
+
+async fn an_open_row_in_a_final_state_is_finished_on_recovery(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 2 }))
+        .await
+        .unwrap();
+    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    first.send("o-1", ShopEvent::Cancel).await.unwrap();
+    assert_eq!(first.wait("o-1").await, Ok(ShopState::Failed));
+    first.shutdown().await;
+    // The same final row, but open, with nothing left to compensate.
+    let store = backend.open();
+    append_edited(&store, "o-1", true, str::to_string).await;
+    let seq = store.journal("Shop", "o-1").await.unwrap().len();
+
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    // (The store commits in real time: `until` waits without letting the
+    // paused clock run ahead.)
+    until(|| second.status("o-1") == Ok(Status::Finished(ShopState::Failed))).await;
+    assert_eq!(
+        second.wait("o-1").await,
+        Ok(ShopState::Failed),
+        "finished, not running forever"
+    );
+    let (seqs, open) = journal(&store, "o-1").await;
+    assert_eq!((seqs.len(), open), (seq + 1, false), "its journal is closed");
+    assert_eq!(desk.calls("refund").len(), 1, "nothing compensated twice");
+    assert_eq!(second.recover().await.unwrap().resumed, 0);
 }
 
 /// A store whose appends fail once `broken` is set: a full disk.

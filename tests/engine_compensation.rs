@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{ms, Order, OrderCtx, OrderEvent, OrderHandlers, OrderState, Services, SubmitOrder};
 use tokio::time::Instant;
 use workflow::prelude::*;
-use workflow::{Config, Engine, Record, RecordKind, Status};
+use workflow::{Config, Engine, Record, RecordKind, RecordedError, Status};
 
 workflow! {
     /// A trip booked in three compensable steps, then reviewed.
@@ -136,19 +136,23 @@ fn config() -> Config {
     }
 }
 
-fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<&str>) -> RecordKind {
+fn started(activity: &'static str, attempt: u32) -> RecordKind {
+    RecordKind::AttemptStarted { activity, attempt }
+}
+
+fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<(ErrorKind, &str)>) -> RecordKind {
     RecordKind::AttemptEnded {
         activity,
         attempt,
         duration,
-        error: error.map(str::to_string),
+        error: error.map(|(kind, message)| RecordedError::new(kind, message)),
     }
 }
 
-fn compensated(compensation: &'static str, error: Option<&str>) -> RecordKind {
+fn compensated(compensation: &'static str, error: Option<(ErrorKind, &str)>) -> RecordKind {
     RecordKind::Compensated {
         compensation,
-        error: error.map(str::to_string),
+        error: error.map(|(kind, message)| RecordedError::new(kind, message)),
     }
 }
 
@@ -196,10 +200,13 @@ async fn a_failure_final_compensates_completed_steps_in_reverse() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_car", 1),
             ended("cancel_car", 1, ms(0), None),
             compensated("cancel_car", None),
+            started("cancel_hotel", 1),
             ended("cancel_hotel", 1, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -223,8 +230,10 @@ async fn only_completed_steps_are_compensated() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_hotel", 1),
             ended("cancel_hotel", 1, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -257,12 +266,27 @@ async fn compensations_are_retried_with_the_configured_policy() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_car", 1),
             ended("cancel_car", 1, ms(0), None),
             compensated("cancel_car", None),
-            ended("cancel_hotel", 1, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 2, ms(0), Some("cancel_hotel desk closed")),
+            started("cancel_hotel", 1),
+            ended(
+                "cancel_hotel",
+                1,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 2),
+            ended(
+                "cancel_hotel",
+                2,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 3),
             ended("cancel_hotel", 3, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -304,14 +328,36 @@ async fn a_compensation_that_still_fails_is_recorded_and_the_instance_finishes()
     assert_eq!(
         from_failure(&history),
         [
-            ended("cancel_car", 1, ms(1000), Some(&timed_out(1))),
-            ended("cancel_car", 2, ms(1000), Some(&timed_out(2))),
-            ended("cancel_car", 3, ms(1000), Some(&timed_out(3))),
-            compensated("cancel_car", Some(&timed_out(3))),
-            ended("cancel_hotel", 1, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 2, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 3, ms(0), Some("cancel_hotel desk closed")),
-            compensated("cancel_hotel", Some("cancel_hotel desk closed")),
+            started("cancel_car", 1),
+            ended("cancel_car", 1, ms(1000), Some((ErrorKind::TimedOut, &timed_out(1)))),
+            started("cancel_car", 2),
+            ended("cancel_car", 2, ms(1000), Some((ErrorKind::TimedOut, &timed_out(2)))),
+            started("cancel_car", 3),
+            ended("cancel_car", 3, ms(1000), Some((ErrorKind::TimedOut, &timed_out(3)))),
+            compensated("cancel_car", Some((ErrorKind::TimedOut, &timed_out(3)))),
+            started("cancel_hotel", 1),
+            ended(
+                "cancel_hotel",
+                1,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 2),
+            ended(
+                "cancel_hotel",
+                2,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 3),
+            ended(
+                "cancel_hotel",
+                3,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            compensated("cancel_hotel", Some((ErrorKind::Failed, "cancel_hotel desk closed"))),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]

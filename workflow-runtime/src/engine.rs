@@ -26,7 +26,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
+use crate::activity::{self, ActivityCall, ActivityError, Attempt, ErrorKind, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
 use crate::journal::{self, ActivityImage, StatusImage, StepImage, TimerImage};
@@ -170,23 +170,23 @@ pub enum RecordKind {
         /// The event.
         event: &'static str,
     },
-    /// An activity attempt started.
+    /// An activity's (or a compensation's) attempt started.
     AttemptStarted {
-        /// The activity.
+        /// The activity (or compensation).
         activity: &'static str,
         /// The attempt's number, from 1.
         attempt: u32,
     },
-    /// An activity attempt ended.
+    /// An activity's (or a compensation's) attempt ended.
     AttemptEnded {
-        /// The activity.
+        /// The activity (or compensation).
         activity: &'static str,
         /// The attempt's number, from 1.
         attempt: u32,
         /// How long it ran.
         duration: Duration,
         /// Its error, if it failed.
-        error: Option<String>,
+        error: Option<RecordedError>,
     },
     /// A running activity was cancelled because its state was left.
     ActivityCancelled(&'static str),
@@ -204,7 +204,7 @@ pub enum RecordKind {
         /// The compensation.
         compensation: &'static str,
         /// Its error, if it still failed after its retries.
-        error: Option<String>,
+        error: Option<RecordedError>,
     },
     /// A guard or an action panicked; the instance stopped.
     Panicked(String),
@@ -217,6 +217,38 @@ pub enum RecordKind {
         /// The row's number.
         seq: u64,
     },
+}
+
+/// An activity's or a compensation's error in the history: its kind
+/// (failed, non-retryable, timed out, panicked) and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedError {
+    /// Why it failed.
+    pub kind: ErrorKind,
+    /// What it said.
+    pub message: String,
+}
+
+impl RecordedError {
+    /// `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&ActivityError> for RecordedError {
+    fn from(error: &ActivityError) -> Self {
+        Self::new(error.kind(), error.message())
+    }
+}
+
+impl fmt::Display for RecordedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// An instance's state, context and history, as [`Engine::snapshot`] gives them.
@@ -551,7 +583,10 @@ where
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.durable = Some(Durable {
             store,
-            fingerprint: journal::fingerprint(&crate::graph::text::encode(W::graph())),
+            fingerprint: journal::fingerprint(
+                &crate::graph::text::encode(W::graph()),
+                std::any::type_name::<W::Context>(),
+            ),
             wall_epoch,
             encode: journal::encode::<W::Context, W::Event>,
             decode: journal::decode::<W::Context, W::Event>,
@@ -1256,13 +1291,24 @@ where
         let here = envelope.active.last().cloned().unwrap_or_default();
         let entry = match (durable.decode)(&data) {
             Ok(entry) => entry,
-            Err(reason) if envelope.fingerprint != durable.fingerprint => {
+            // The checksum holds and the row reads without its context and
+            // events: these are the bytes written, and the types compiled
+            // now cannot read them (a context field whose type changed
+            // changes no name the fingerprint covers).
+            Err(reason) => {
+                let under = if envelope.fingerprint == durable.fingerprint {
+                    String::new()
+                } else {
+                    format!(
+                        "written under definition {}, now {}; ",
+                        envelope.fingerprint, durable.fingerprint
+                    )
+                };
                 return Err(changed(
                     &here,
-                    format!("its journaled data no longer decodes: {reason}"),
+                    format!("{under}its context or events no longer decode: {reason}"),
                 ));
             }
-            Err(reason) => return Err(corrupt(reason)),
         };
         let graph = W::graph();
         let index = |name: &str| {
@@ -1539,7 +1585,10 @@ where
                     return;
                 }
             }
-            Start::Resumed => self.launch(),
+            Start::Resumed => {
+                self.launch();
+                Box::pin(self.finish_if_final()).await;
+            }
         }
         loop {
             if self.compensation_due() {
@@ -1800,6 +1849,23 @@ where
             }
         }
         Ok(())
+    }
+
+    /// A resumed instance whose newest row is open although it stands in a
+    /// top-level final state with nothing left to compensate (a row a crash
+    /// or an older build left): finishes it, closing its journal, instead of
+    /// letting it run forever. A failure final with compensations left runs
+    /// them first, as usual.
+    async fn finish_if_final(&mut self) {
+        let Some(failure) = self.reached_final() else {
+            return;
+        };
+        if failure && !self.completed().is_empty() {
+            return;
+        }
+        let row = self.row(journal::Step::Finished, StatusImage::Finished, false);
+        // A store error stops the instance and is in its history.
+        let _ = self.settle((row, Some(failure))).await;
     }
 
     /// Stops what left states had, plans what entered states need, and
@@ -2122,7 +2188,7 @@ where
                             activity,
                             attempt,
                             duration: elapsed,
-                            error: error.map(ToString::to_string),
+                            error: error.map(RecordedError::from),
                         },
                     };
                     report.push_own_quietly(Internal::Attempt {
@@ -2348,19 +2414,22 @@ where
                     }
                 },
                 |a| {
-                    if let Attempt::Ended {
-                        attempt,
-                        elapsed,
-                        error,
-                    } = a
-                    {
-                        records.push(RecordKind::AttemptEnded {
+                    records.push(match a {
+                        Attempt::Started { attempt, .. } => RecordKind::AttemptStarted {
+                            activity: name,
+                            attempt,
+                        },
+                        Attempt::Ended {
+                            attempt,
+                            elapsed,
+                            error,
+                        } => RecordKind::AttemptEnded {
                             activity: name,
                             attempt,
                             duration: elapsed,
-                            error: error.map(ToString::to_string),
-                        });
-                    }
+                            error: error.map(RecordedError::from),
+                        },
+                    });
                 },
             )
             .await;
@@ -2368,14 +2437,14 @@ where
                 self.record(record);
             }
             Counters::add(&self.engine.counters.compensations);
-            let error = result.err().map(|e| e.to_string());
+            let error = result.err();
             self.record(RecordKind::Compensated {
                 compensation: name,
-                error: error.clone(),
+                error: error.as_ref().map(RecordedError::from),
             });
             let step = journal::Step::Compensated {
                 compensation: name.to_string(),
-                error,
+                error: error.map(|e| e.to_string()),
             };
             let open = !self.completed().is_empty();
             let status = if open {

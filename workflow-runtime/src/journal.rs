@@ -9,9 +9,15 @@
 //!  "timers":[],"succeeded":[],"completed":[],"generation":2}
 //! ```
 //!
-//! - `fingerprint`: a hash of the workflow's graph as compiled when the row
-//!   was written; recovery under a different one checks that the instance
-//!   still fits (its states, activities and timers exist);
+//! - `fingerprint`: a hash of the workflow's definition as compiled when
+//!   the row was written: its graph (states, events with their fields'
+//!   types, activities with their output types, transitions) and its
+//!   context type's name (`std::any::type_name`, whose text may change with
+//!   the compiler: a changed fingerprint costs nothing but the fit check).
+//!   Recovery checks that the instance still fits (its states, activities
+//!   and timers exist); a row whose checksum holds but whose context or
+//!   events no longer decode is a changed definition, not corruption (a
+//!   context field whose type changed changes no name);
 //! - `step`: what the row records: `started`, `transition` (with the event,
 //!   which carries an activity's output), `rejected` (a timer's event the
 //!   state did not accept), `compensated`, `finished`, `failed`, `cancelled`;
@@ -224,9 +230,12 @@ pub(crate) fn peek(data: &[u8]) -> Result<Entry<'static, IgnoredAny, IgnoredAny>
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
-/// A stable 64-bit FNV-1a hash of a graph's text: the workflow's fingerprint.
-pub(crate) fn fingerprint(graph_text: &str) -> String {
-    format!("{:016x}", crate::fnv::fnv1a_64(graph_text.as_bytes()))
+/// The workflow's fingerprint: a 64-bit FNV-1a hash of its graph's text
+/// (states, events with their fields' types, activities with their output
+/// types, transitions) and of its context type's name.
+pub(crate) fn fingerprint(graph_text: &str, context_type: &str) -> String {
+    let text = format!("{graph_text}\ncontext {context_type}");
+    format!("{:016x}", crate::fnv::fnv1a_64(text.as_bytes()))
 }
 
 #[cfg(test)]
@@ -239,7 +248,7 @@ mod tests {
         let context = 7_u32;
         let entry = Entry {
             v: FORMAT,
-            fingerprint: fingerprint("W").into(),
+            fingerprint: fingerprint("W", "u32").into(),
             step: Step::Transition {
                 from: "A".into(),
                 event: &event,
@@ -292,7 +301,12 @@ mod tests {
 
     #[test]
     fn fingerprints_are_stable_and_distinct() {
-        assert_eq!(fingerprint(""), "cbf29ce484222325");
-        assert_ne!(fingerprint("a"), fingerprint("b"));
+        assert_eq!(fingerprint("W", "u32"), fingerprint("W", "u32"));
+        assert_ne!(fingerprint("a", "u32"), fingerprint("b", "u32"));
+        assert_ne!(
+            fingerprint("a", "u32"),
+            fingerprint("a", "u64"),
+            "the context type counts"
+        );
     }
 }

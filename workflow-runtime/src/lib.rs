@@ -52,7 +52,9 @@ pub mod store;
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
 pub use diagram::format_duration;
-pub use engine::{Config, Engine, EngineBuilder, EngineError, Record, RecordKind, Recovery, Snapshot, Status};
+pub use engine::{
+    Config, Engine, EngineBuilder, EngineError, Record, RecordKind, RecordedError, Recovery, Snapshot, Status,
+};
 pub use graph::Graph;
 pub use machine::{Machine, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
