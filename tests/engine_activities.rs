@@ -640,7 +640,7 @@ async fn a_targetless_transition_keeps_the_activity_running() {
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     // The payment finished at 5s (one attempt), then stock was reserved.
-    assert_eq!(engine.state("o").unwrap(), OrderState::Shipping);
+    assert_eq!(engine.state("o").await.unwrap(), OrderState::Shipping);
     assert_eq!(services.payment_calls.load(Ordering::SeqCst), 1);
     assert_eq!(services.payments_completed.load(Ordering::SeqCst), 1);
     let snapshot = engine.snapshot("o").await.unwrap();

@@ -184,7 +184,10 @@ async fn a_failure_final_compensates_completed_steps_in_reverse() {
     let engine = booked(&agency, config()).await;
     engine.send("trip", TripEvent::Abort).await.unwrap();
     assert_eq!(engine.wait("trip").await, Ok(TripState::Failed));
-    assert_eq!(engine.status("trip").unwrap(), Status::Finished(TripState::Failed));
+    assert_eq!(
+        engine.status("trip").await.unwrap(),
+        Status::Finished(TripState::Failed)
+    );
     assert_eq!(
         agency.names(),
         [
@@ -308,7 +311,10 @@ async fn a_compensation_that_still_fails_is_recorded_and_the_instance_finishes()
     let aborted = Instant::now() - agency.0.epoch;
     engine.send("trip", TripEvent::Abort).await.unwrap();
     assert_eq!(engine.wait("trip").await, Ok(TripState::Failed));
-    assert_eq!(engine.status("trip").unwrap(), Status::Finished(TripState::Failed));
+    assert_eq!(
+        engine.status("trip").await.unwrap(),
+        Status::Finished(TripState::Failed)
+    );
 
     // cancel_car: 1s, +100ms, 1s, +200ms, 1s. Then cancel_hotel: three
     // immediate failures 100ms and 200ms apart. Then cancel_flight.

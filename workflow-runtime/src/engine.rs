@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::activity::{self, ActivityCall, ActivityError, Attempt, ErrorKind, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::graph::{EventKind, Graph, StateKind};
-use crate::journal::{self, ActivityImage, StatusImage, StepImage, TimerImage};
+use crate::journal::{self, ActivityImage, Status as StatusImage, StepImage, TimerImage};
 use crate::machine::{Machine, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
@@ -451,7 +451,7 @@ struct Durable<W: Machine> {
     /// deadlines are journaled as wall-clock times.
     wall_epoch: u64,
     encode: journal::Encode<W::Context, W::Event>,
-    decode: journal::Decode<W::Context, W::Event>,
+    open: journal::Open<W::Context, W::Event>,
 }
 
 impl<W: Machine, H> Shared<W, H> {
@@ -500,7 +500,7 @@ impl<W: Machine, H> Shared<W, H> {
 /// engine.start("T-2", ()).await?;
 /// let again = Engine::<Ticket, Desk>::builder(Desk).store(store).build();
 /// assert_eq!(again.recover().await?.resumed, 1);
-/// assert_eq!(again.state("T-2")?, TicketState::Open);
+/// assert_eq!(again.state("T-2").await?, TicketState::Open);
 /// # Ok(()) }
 /// ```
 pub struct EngineBuilder<W: Machine, H> {
@@ -583,13 +583,10 @@ where
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.durable = Some(Durable {
             store,
-            fingerprint: journal::fingerprint(
-                &crate::graph::text::encode(W::graph()),
-                std::any::type_name::<W::Context>(),
-            ),
+            fingerprint: journal::definition::<W>(),
             wall_epoch,
             encode: journal::encode::<W::Context, W::Event>,
-            decode: journal::decode::<W::Context, W::Event>,
+            open: journal::open::<W::Context, W::Event>,
         });
         self
     }
@@ -1041,20 +1038,101 @@ where
         self.status_receiver(id)
     }
 
-    /// Where instance `id` stands now.
-    pub fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
-        Ok(self.get(id)?.with(Published::current))
+    /// Where instance `id` stands now. A durable engine answers for a
+    /// finished instance it does not run (it finished before a restart)
+    /// from the store: the status of its journal's newest row. An
+    /// unfinished one it does not run is unknown until
+    /// [`recover`](Self::recover) resumes it.
+    pub async fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
+        match self.get(id) {
+            Ok(mailbox) => Ok(mailbox.with(Published::current)),
+            Err(_) => Ok(self.stored(id, false).await?.status),
+        }
     }
 
-    /// Instance `id`'s current state.
-    pub fn state(&self, id: &str) -> Result<W::State, EngineError> {
-        Ok(*self.status(id)?.state())
+    /// Instance `id`'s current state (read from the store as
+    /// [`status`](Self::status) is).
+    pub async fn state(&self, id: &str) -> Result<W::State, EngineError> {
+        Ok(*self.status(id).await?.state())
+    }
+
+    /// A finished durable instance this engine does not run, as its
+    /// journal holds it: its newest row's status and context, and with
+    /// `history` the steps of every row (timed zero: the journal keeps no
+    /// times). Unknown or unfinished: the error for a missing instance.
+    async fn stored(&self, id: &str, history: bool) -> Result<Snapshot<W>, EngineError> {
+        let Some(durable) = &self.inner.shared.durable else {
+            return Err(self.missing(id));
+        };
+        let rows = durable.store.journal(W::graph().name, id).await?;
+        let Some(newest) = rows.last().filter(|row| !row.open) else {
+            return Err(self.missing(id));
+        };
+        let entry = (durable.open)(newest, &durable.fingerprint)?;
+        let status = entry.status.clone();
+        let (state, context) = restored::<W>(id, entry)?;
+        let status = match status {
+            StatusImage::Running => Status::Running(state),
+            StatusImage::Finished => Status::Finished(state),
+            StatusImage::Failed { reason } => Status::Failed { state, reason },
+            StatusImage::Cancelled => Status::Cancelled(state),
+        };
+        let mut records = Vec::new();
+        if history {
+            for row in &rows {
+                let entry = (durable.open)(row, &durable.fingerprint)?;
+                let kind = match entry.step {
+                    journal::Step::Started => RecordKind::Started(restored::<W>(id, entry)?.0.to_string()),
+                    journal::Step::Transition { from, event, to } => RecordKind::Transition {
+                        from,
+                        event: event_name::<W>(&event),
+                        to,
+                    },
+                    journal::Step::Rejected { state, event } => RecordKind::Rejected {
+                        state,
+                        event: event_name::<W>(&event),
+                    },
+                    journal::Step::Compensated {
+                        compensation,
+                        error,
+                        kind,
+                    } => RecordKind::Compensated {
+                        compensation: W::graph()
+                            .states
+                            .iter()
+                            .find_map(|s| s.compensate.filter(|c| *c == compensation))
+                            .unwrap_or("?"),
+                        // Rows written before kinds were journaled say only `Failed`.
+                        error: error.map(|message| RecordedError::new(kind.unwrap_or(ErrorKind::Failed), message)),
+                    },
+                    journal::Step::Failed { reason } => RecordKind::Panicked(reason),
+                    journal::Step::Cancelled => RecordKind::Cancelled,
+                    journal::Step::Finished => continue,
+                };
+                records.push(Record {
+                    at: Duration::ZERO,
+                    kind,
+                });
+            }
+        }
+        Ok(Snapshot {
+            status,
+            context,
+            history: records,
+        })
     }
 
     /// Instance `id`'s status, context and history, once every event queued
-    /// before this call has been handled.
+    /// before this call has been handled. A durable engine answers for a
+    /// finished instance it does not run from the store (as
+    /// [`status`](Self::status) does): the history then holds its journal's
+    /// steps (starts, transitions, rejected timer events, compensations,
+    /// failure, cancellation), each timed zero.
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
-        let mailbox = self.get(id)?;
+        let mailbox = match self.get(id) {
+            Ok(mailbox) => mailbox,
+            Err(_) => return self.stored(id, true).await,
+        };
         let mut asked = None;
         let (reply, answer) = oneshot::channel();
         // A closed mailbox (shut down) refuses at once.
@@ -1074,14 +1152,18 @@ where
         })
     }
 
-    /// Waits until instance `id` reaches a final state, and gives it.
+    /// Waits until instance `id` reaches a final state, and gives it. A
+    /// durable engine answers for a finished instance it does not run from
+    /// the store (as [`status`](Self::status) does).
     pub async fn wait(&self, id: &str) -> Result<W::State, EngineError> {
-        let mut status = self.status_receiver(id)?;
-        let done = status
-            .wait_for(|s| !s.is_running())
-            .await
-            .map(|s| s.clone())
-            .map_err(|_| EngineError::Stopped(id.to_string()))?;
+        let done = match self.status_receiver(id) {
+            Ok(mut status) => status
+                .wait_for(|s| !s.is_running())
+                .await
+                .map(|s| s.clone())
+                .map_err(|_| EngineError::Stopped(id.to_string()))?,
+            Err(_) => self.stored(id, false).await?.status,
+        };
         match done {
             Status::Finished(state) => Ok(state),
             Status::Failed { reason, .. } => Err(EngineError::InstanceFailed {
@@ -1260,56 +1342,19 @@ where
 
     /// One instance as its newest row left it, not yet registered.
     fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<Instance<W, H>, StoreError> {
-        let Row {
-            instance: id,
-            seq,
-            checksum,
-            data,
-            ..
-        } = row;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            instance: id.clone(),
-            seq,
-            reason,
-        };
-        if crc32fast::hash(&data) != checksum {
-            return Err(corrupt("checksum mismatch".into()));
-        }
-        let envelope = journal::peek(&data).map_err(&corrupt)?;
-        if envelope.v != journal::FORMAT {
-            return Err(corrupt(format!(
-                "journal format {} (this build reads {})",
-                envelope.v,
-                journal::FORMAT
-            )));
-        }
+        let entry = (durable.open)(&row, &durable.fingerprint)?;
+        let Row { instance: id, seq, .. } = row;
         let changed = |state: &str, reason: String| StoreError::DefinitionChanged {
             instance: id.clone(),
             state: state.to_string(),
             reason,
         };
-        let here = envelope.active.last().cloned().unwrap_or_default();
-        let entry = match (durable.decode)(&data) {
-            Ok(entry) => entry,
-            // The checksum holds and the row reads without its context and
-            // events: these are the bytes written, and the types compiled
-            // now cannot read them (a context field whose type changed
-            // changes no name the fingerprint covers).
-            Err(reason) => {
-                let under = if envelope.fingerprint == durable.fingerprint {
-                    String::new()
-                } else {
-                    format!(
-                        "written under definition {}, now {}; ",
-                        envelope.fingerprint, durable.fingerprint
-                    )
-                };
-                return Err(changed(
-                    &here,
-                    format!("{under}its context or events no longer decode: {reason}"),
-                ));
-            }
+        let corrupt = |reason: String| StoreError::Corrupt {
+            instance: id.clone(),
+            seq,
+            reason,
         };
+        let here = entry.active.last().map_or_else(String::new, |s| s.to_string());
         let graph = W::graph();
         let index = |name: &str| {
             graph
@@ -1972,7 +2017,7 @@ where
             event: &timer.event,
             deadline: self.engine.wall(durable, timer.deadline),
         });
-        let entry = journal::Entry {
+        let entry = journal::Document {
             v: journal::FORMAT,
             fingerprint: Cow::Borrowed(&durable.fingerprint),
             step,
@@ -2444,6 +2489,7 @@ where
             });
             let step = journal::Step::Compensated {
                 compensation: name.to_string(),
+                kind: error.as_ref().map(ActivityError::kind),
                 error: error.map(|e| e.to_string()),
             };
             let open = !self.completed().is_empty();
@@ -2506,6 +2552,30 @@ where
 /// releases (see `fnv`): a call in flight across an upgrade keeps its key.
 fn idempotency_key(id: &str, name: &str, generation: u64) -> u128 {
     crate::fnv::Fnv128::new().str(id).str(name).u64(generation).finish()
+}
+
+/// The state and context a journal row holds, restored in workflow `W`.
+fn restored<W: Machine>(
+    id: &str,
+    entry: journal::Document<'static, W::Context, W::Event>,
+) -> Result<(W::State, W::Context), StoreError> {
+    let graph = W::graph();
+    let here = entry.active.last().map_or_else(String::new, |s| s.to_string());
+    let active = entry
+        .active
+        .iter()
+        .map(|name| graph.state_index(name))
+        .collect::<Option<Vec<_>>>();
+    let saved = Saved {
+        active: active.unwrap_or_default(),
+        history: Vec::new(),
+    };
+    let machine = W::restore(&saved, entry.context).ok_or_else(|| StoreError::DefinitionChanged {
+        instance: id.to_string(),
+        state: here,
+        reason: "its active states are no longer a valid configuration".into(),
+    })?;
+    Ok((machine.state(), machine.into_context()))
 }
 
 /// An event's name, from the graph.
