@@ -154,13 +154,16 @@ async fn main() {
     assert!(cancelled.is_in(OrderState::Cancelled));
     // Reaching a failure state undoes the completed compensable steps; the
     // engine does this by itself (keeping each step's done event), here it
-    // is done by hand.
+    // is done by hand: only a reservation that completed is released.
     if cancelled.state().is_in(OrderState::Cancelled) {
-        if let Some(Err(error)) = cancelled
-            .run_compensation(OrderState::Reserving, reserved.as_ref(), &Services { stock: true })
-            .await
-        {
-            println!("    compensation failed: {error}");
+        match &reserved {
+            Some(done) => {
+                let undo = cancelled.run_compensation(OrderState::Reserving, Some(done), &Services { stock: true });
+                if let Some(Err(error)) = undo.await {
+                    println!("    compensation failed: {error}");
+                }
+            }
+            None => println!("    nothing to compensate: the stock was never reserved"),
         }
     }
     println!("    log: {:?}", cancelled.context().log);
