@@ -380,7 +380,7 @@ fn throughput(c: &mut Criterion, rt: &Runtime, sizes: &Sizes, figures: &mut Vec<
         });
         if let Some((dir, store, engine, ids)) = setup.take() {
             rt.block_on(engine.shutdown());
-            let sample = engine.status(&ids[0]).expect("an instance");
+            let sample = rt.block_on(engine.status(&ids[0])).expect("an instance");
             assert!(sample.is_running(), "{sample:?}");
             println!(
                 "  durable_transitions/send/{n}: {:.0} committed transitions/s over {:.2} s (median call {:.0}/s), \

@@ -148,7 +148,7 @@ fn memory(rt: &Runtime, sizes: &Sizes) -> f64 {
         mib(grown),
         grown as f64 / sizes.idle as f64
     );
-    assert_eq!(engine.state(&ids[0]).expect("started"), PingPongState::A);
+    assert_eq!(rt.block_on(engine.state(&ids[0])).expect("started"), PingPongState::A);
     let began = Instant::now();
     rt.block_on(engine.shutdown());
     println!(
@@ -186,7 +186,10 @@ async fn drive_send(
         let (engine, ids, stop, done) = (engine.clone(), ids.clone(), stop.clone(), done.clone());
         handles.push(tokio::spawn(async move {
             let mine = &ids[(d * chunk).min(ids.len())..((d + 1) * chunk).min(ids.len())];
-            let mut states: Vec<PingPongState> = mine.iter().map(|id| engine.state(id).expect("started")).collect();
+            let mut states: Vec<PingPongState> = Vec::with_capacity(mine.len());
+            for id in mine {
+                states.push(engine.state(id).await.expect("started"));
+            }
             let mut sent = 0u64;
             'outer: loop {
                 for (id, state) in mine.iter().zip(states.iter_mut()) {
@@ -232,7 +235,10 @@ async fn drive_try_send(
         let (engine, ids, stop, done, full) = (engine.clone(), ids.clone(), stop.clone(), done.clone(), full.clone());
         handles.push(tokio::spawn(async move {
             let mine = &ids[(d * chunk).min(ids.len())..((d + 1) * chunk).min(ids.len())];
-            let mut states: Vec<PingPongState> = mine.iter().map(|id| engine.state(id).expect("started")).collect();
+            let mut states: Vec<PingPongState> = Vec::with_capacity(mine.len());
+            for id in mine {
+                states.push(engine.state(id).await.expect("started"));
+            }
             let (mut sent, mut fulls) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
                 for (id, state) in mine.iter().zip(states.iter_mut()) {

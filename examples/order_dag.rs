@@ -85,8 +85,9 @@ impl OrderHandlers for Services {
     async fn reserve_stock(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<bool, ActivityError> {
         Ok(self.stock)
     }
-    async fn release_stock(&self, ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
-        println!("    compensation: stock released (in stock: {})", ctx.in_stock);
+    // A compensation receives the output of the activity it undoes.
+    async fn release_stock(&self, _ctx: &OrderCtx, reserved: &bool, _call: &ActivityCall) -> Result<(), ActivityError> {
+        println!("    compensation: stock released (reserved: {reserved})");
         Ok(())
     }
     async fn ship(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
@@ -95,9 +96,11 @@ impl OrderHandlers for Services {
 }
 
 /// Drives one order: runs activities while any active state has one, and
-/// delivers the scripted outside events when the machine waits.
-async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> Order {
+/// delivers the scripted outside events when the machine waits. Gives the
+/// order and the stock's done event (what its compensation needs).
+async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> (Order, Option<OrderEvent>) {
     println!("\n{name}:");
+    let mut reserved = None;
     let mut order = Order::new(OrderCtx::default());
     order.start(services);
     println!("    start              -> {}", order.state());
@@ -107,6 +110,9 @@ async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> O
             None if !outside.is_empty() => outside.remove(0),
             None => break,
         };
+        if matches!(event, OrderEvent::ReserveStockDone(_)) {
+            reserved = Some(event.clone());
+        }
         match order.handle(&event, services) {
             Ok(_) => println!("    {:<18} -> {}", event.name(), order.state()),
             Err(rejected) => println!("    {rejected}"),
@@ -121,17 +127,17 @@ async fn run(name: &str, services: &Services, mut outside: Vec<OrderEvent>) -> O
             );
         }
     }
-    order
+    (order, reserved)
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     println!("{}", Order::graph().to_mermaid());
 
-    let shipped = run("An order in stock", &Services { stock: true }, vec![]).await;
+    let (shipped, _) = run("An order in stock", &Services { stock: true }, vec![]).await;
     assert!(shipped.is_in(OrderState::Delivered));
 
-    let waited = run(
+    let (waited, _) = run(
         "An order waiting for stock",
         &Services { stock: false },
         vec![OrderEvent::Restocked],
@@ -139,7 +145,7 @@ async fn main() {
     .await;
     assert!(waited.is_in(OrderState::Delivered));
 
-    let cancelled = run(
+    let (cancelled, reserved) = run(
         "An order cancelled while preparing",
         &Services { stock: true },
         vec![OrderEvent::Cancel],
@@ -147,13 +153,17 @@ async fn main() {
     .await;
     assert!(cancelled.is_in(OrderState::Cancelled));
     // Reaching a failure state undoes the completed compensable steps; the
-    // engine does this by itself, here it is done by hand.
+    // engine does this by itself (keeping each step's done event), here it
+    // is done by hand: only a reservation that completed is released.
     if cancelled.state().is_in(OrderState::Cancelled) {
-        if let Some(Err(error)) = cancelled
-            .run_compensation(OrderState::Reserving, &Services { stock: true })
-            .await
-        {
-            println!("    compensation failed: {error}");
+        match &reserved {
+            Some(done) => {
+                let undo = cancelled.run_compensation(OrderState::Reserving, Some(done), &Services { stock: true });
+                if let Some(Err(error)) = undo.await {
+                    println!("    compensation failed: {error}");
+                }
+            }
+            None => println!("    nothing to compensate: the stock was never reserved"),
         }
     }
     println!("    log: {:?}", cancelled.context().log);

@@ -167,7 +167,14 @@ impl OrderHandlers for Services {
         self.call(ctx, call, 100, 0).await?;
         Ok(format!("TRK{:06}", ctx.id * 7919))
     }
-    async fn refund_payment(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
+    // A compensation receives the output of the step it undoes: the refund
+    // names the charge's receipt.
+    async fn refund_payment(&self, ctx: &OrderCtx, receipt: &String, call: &ActivityCall) -> Result<(), ActivityError> {
+        if ctx.receipt.as_ref() != Some(receipt) {
+            return Err(ActivityError::non_retryable(format!(
+                "no charge with receipt {receipt}"
+            )));
+        }
         self.call(ctx, call, 0, 0).await
     }
     async fn release_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {

@@ -21,15 +21,15 @@
 
 #![cfg(all(unix, feature = "sqlite"))]
 
+mod crash_common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crash_common::{recovered_count, seed, SplitMix, Worker, DIR_VAR, SIGKILL};
 
 use rusqlite::{params, Connection};
 use workflow::prelude::*;
@@ -62,16 +62,8 @@ const START_EVERY: Duration = Duration::from_millis(20);
 /// that at least five kills landed before the worker was done.
 const MAX_DELAY: Duration = Duration::from_millis(500);
 
-/// The signal `Child::kill` sends on Unix, as `ExitStatus::signal` reports it.
-const SIGKILL: i32 = 9;
-
-/// Set to the working directory in the worker's environment: without it,
-/// [`crash_worker`] does nothing.
-const DIR_VAR: &str = "WORKFLOW_CRASH_DIR";
-
-/// How long a worker may take to report `ready`, and to finish the last
-/// round: far more than it needs, so only a hang trips them.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a worker may take to finish the last round: far more than it
+/// needs, so only a hang trips it.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The activities of an order, in the order they run.
@@ -280,133 +272,10 @@ fn crash_worker() {
     });
 }
 
-/// SplitMix64: a few lines of seeded randomness, the same on every run.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A delay in `0..=max`, in whole milliseconds.
-    fn delay(&mut self, max: Duration) -> Duration {
-        let max = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(self.next() % (max + 1))
-    }
-}
-
-/// A running worker and the lines it prints.
-struct Worker {
-    child: Child,
-    lines: Receiver<String>,
-    reader: Option<JoinHandle<()>>,
-    /// Everything it printed so far, for the report and for failures.
-    output: Vec<String>,
-}
-
-impl Worker {
-    fn spawn(dir: &Path) -> Worker {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_worker",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_VAR, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the worker");
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Worker {
-            child,
-            lines,
-            reader: Some(reader),
-            output: Vec::new(),
-        }
-    }
-
-    /// Waits for the `ready` line; `None` if the worker exited first.
-    fn ready(&mut self) -> Option<String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.output.push(line.clone());
-                    // libtest's `test crash_worker ... ` may precede it on the line.
-                    if let Some(at) = line.find("ready:") {
-                        return Some(line[at..].to_string());
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return None,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "the worker did not report ready in {READY_TIMEOUT:?}: {:#?}",
-                        self.output
-                    );
-                }
-            }
-        }
-    }
-
-    /// Waits for the worker to exit, killing it and failing past `timeout`;
-    /// collects the rest of its output.
-    fn exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.drain();
-                panic!("the worker hung: not done in {timeout:?}: {:#?}", self.output);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.drain();
-        status
-    }
-
-    fn drain(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        self.output.extend(self.lines.try_iter());
-    }
-
-    /// The worker's `done` line, if it printed one.
-    fn done(&self) -> Option<&str> {
-        self.output
-            .iter()
-            .find_map(|line| line.find("done:").map(|at| &line[at..]))
-    }
-}
-
 /// The test: see the module's documentation.
 #[test]
 fn orders_survive_sigkill() {
-    let seed = std::env::var("WORKFLOW_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SEED);
+    let seed = seed(SEED);
     println!("seed {seed} (WORKFLOW_CRASH_SEED={seed} replays it)");
     let mut rng = SplitMix(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -414,7 +283,7 @@ fn orders_survive_sigkill() {
 
     let (mut killed, mut recovered) = (0, 0);
     for round in 1..=KILLS {
-        let mut worker = Worker::spawn(dir.path());
+        let mut worker = Worker::spawn("crash_worker", dir.path());
         let Some(ready) = worker.ready() else {
             let status = worker.exit(FINISH_TIMEOUT);
             panic!(
@@ -444,7 +313,7 @@ fn orders_survive_sigkill() {
         "only {killed} kills landed before the worker finished: lower MAX_DELAY or raise ORDERS"
     );
 
-    let mut worker = Worker::spawn(dir.path());
+    let mut worker = Worker::spawn("crash_worker", dir.path());
     let ready = worker.ready();
     let status = worker.exit(FINISH_TIMEOUT);
     assert!(
@@ -471,14 +340,6 @@ fn orders_survive_sigkill() {
         effects.calls,
         began.elapsed()
     );
-}
-
-/// The count in the worker's `ready: recovered N instances`.
-fn recovered_count(ready: &str) -> usize {
-    ready
-        .split_whitespace()
-        .find_map(|word| word.parse().ok())
-        .unwrap_or_else(|| panic!("no count in {ready:?}"))
 }
 
 /// What the effects table says beyond "each exactly once".

@@ -59,6 +59,8 @@ pub struct Desk {
     calls: Mutex<Vec<(&'static str, u128)>>,
     hold_pay: AtomicBool,
     hold_refund: AtomicBool,
+    /// The payment each `refund` attempt was given to undo.
+    refunded: Mutex<Vec<Payment>>,
 }
 
 impl Desk {
@@ -96,8 +98,9 @@ impl ShopHandlers for Arc<Desk> {
         self.note(call);
         Ok(())
     }
-    async fn refund(&self, _cart: &Cart, call: &ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, _cart: &Cart, payment: &Payment, call: &ActivityCall) -> Result<(), ActivityError> {
         self.note(call);
+        self.refunded.lock().unwrap().push(payment.clone());
         if self.hold_refund.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -171,6 +174,12 @@ async fn until(mut done: impl FnMut() -> bool) {
     panic!("not reached in 1 s");
 }
 
+/// Instance `id`'s status as `engine` publishes it now (`None` if it does
+/// not run it), for `until`.
+fn now(engine: &Engine<Shop, Arc<Desk>>, id: &str) -> Option<Status<ShopState>> {
+    engine.subscribe(id).ok().map(|status| status.borrow().clone())
+}
+
 /// A journal's row numbers, and whether its newest row is open.
 async fn journal(store: &Arc<dyn Store>, id: &str) -> (Vec<u64>, bool) {
     let rows = store.journal("Shop", id).await.unwrap();
@@ -204,6 +213,10 @@ both_stores!(
     a_statechart_resumes_its_regions_and_history,
     a_compatible_change_resumes,
     a_batch_of_starts_is_committed_together,
+    recover_after_shutdown_is_refused_and_runs_nothing,
+    a_context_that_no_longer_decodes_is_a_changed_definition,
+    an_open_row_in_a_final_state_is_finished_on_recovery,
+    a_finished_instance_is_answered_from_the_store,
 );
 
 async fn every_step_is_journaled_in_order(backend: impl Backend) {
@@ -258,7 +271,7 @@ async fn recovery_resumes_without_rerunning_entry_actions(backend: impl Backend)
     let recovery = second.recover().await.unwrap();
     assert_eq!(recovery.resumed, 1);
     assert!(recovery.errors.is_empty());
-    assert_eq!(second.state("o-1").unwrap(), ShopState::Open);
+    assert_eq!(second.state("o-1").await.unwrap(), ShopState::Open);
     let snapshot = second.snapshot("o-1").await.unwrap();
     assert_eq!(snapshot.context.pokes, 2);
     assert_eq!(snapshot.history[0].kind, RecordKind::Recovered { seq: 3 });
@@ -308,7 +321,7 @@ async fn timers_fire_at_their_journaled_deadline(backend: impl Backend) {
         .send("o-1", ShopEvent::Checkout(Checkout { total: 1 }))
         .await
         .unwrap();
-    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    until(|| now(&first, "o-1").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
     first.shutdown().await;
 
     // The deadline is a wall-clock time, 10 s after the timer was set; the
@@ -316,9 +329,9 @@ async fn timers_fire_at_their_journaled_deadline(backend: impl Backend) {
     let second = engine_over(&backend, &desk);
     assert_eq!(second.recover().await.unwrap().resumed, 1);
     tokio::time::sleep(Duration::from_millis(9_000)).await;
-    assert_eq!(second.state("o-1").unwrap(), ShopState::Waiting);
+    assert_eq!(second.state("o-1").await.unwrap(), ShopState::Waiting);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    until(|| second.status("o-1") == Ok(Status::Finished(ShopState::Shipped))).await;
+    until(|| now(&second, "o-1") == Some(Status::Finished(ShopState::Shipped))).await;
 }
 
 async fn a_passed_deadline_fires_at_once(backend: impl Backend) {
@@ -329,7 +342,7 @@ async fn a_passed_deadline_fires_at_once(backend: impl Backend) {
         .send("o-1", ShopEvent::Checkout(Checkout { total: 1 }))
         .await
         .unwrap();
-    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    until(|| now(&first, "o-1").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
     first.shutdown().await;
     // Rewrite the newest row as if the deadline were long past.
     let store = backend.open();
@@ -349,7 +362,7 @@ async fn a_passed_deadline_fires_at_once(backend: impl Backend) {
 
     let second = engine_over(&backend, &desk);
     assert_eq!(second.recover().await.unwrap().resumed, 1);
-    until(|| second.status("o-1") == Ok(Status::Finished(ShopState::Shipped))).await;
+    until(|| now(&second, "o-1") == Some(Status::Finished(ShopState::Shipped))).await;
 }
 
 async fn unfinished_compensations_run_after_recovery(backend: impl Backend) {
@@ -361,7 +374,7 @@ async fn unfinished_compensations_run_after_recovery(backend: impl Backend) {
         .send("o-1", ShopEvent::Checkout(Checkout { total: 3 }))
         .await
         .unwrap();
-    until(|| first.state("o-1") == Ok(ShopState::Waiting)).await;
+    until(|| now(&first, "o-1").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
     first.send("o-1", ShopEvent::Cancel).await.unwrap();
     // `unpack` runs first (newest first), then `refund` is stuck.
     until(|| desk.calls("refund").len() == 1).await;
@@ -380,6 +393,10 @@ async fn unfinished_compensations_run_after_recovery(backend: impl Backend) {
     let refunds = desk.calls("refund");
     assert_eq!(refunds.len(), 2);
     assert_eq!(refunds[0], refunds[1], "the same key for the interrupted compensation");
+    // The compensation received the payment it undoes, before the restart
+    // and after it: the output is journaled with the completed step.
+    let paid = Payment("paid 3".into());
+    assert_eq!(*desk.refunded.lock().unwrap(), [paid.clone(), paid]);
     let store = backend.open();
     let (seqs, open) = journal(&store, "o-1").await;
     assert!(!open);
@@ -435,7 +452,7 @@ async fn a_corrupt_row_fails_only_its_instance(backend: impl Backend) {
     );
     // The broken instance answers with its error; the good one goes on.
     assert!(matches!(
-        second.status("bad-sum"),
+        second.status("bad-sum").await,
         Err(EngineError::Store(StoreError::Corrupt { .. }))
     ));
     assert!(matches!(
@@ -491,7 +508,7 @@ async fn a_changed_definition_is_refused_and_left_untouched(backend: impl Backen
     );
     assert_eq!(store.journal("Shop", "o-1").await.unwrap(), before);
     assert!(matches!(
-        new.state("o-1"),
+        new.state("o-1").await,
         Err(EngineError::Store(StoreError::DefinitionChanged { .. }))
     ));
 }
@@ -558,7 +575,10 @@ async fn a_batch_of_starts_is_committed_together(backend: impl Backend) {
     for id in ["a", "b"] {
         assert_eq!(journal(&store, id).await, (vec![1], true), "{id}");
     }
-    assert!(matches!(engine.state("taken"), Err(EngineError::UnknownInstance(_))));
+    assert!(matches!(
+        engine.state("taken").await,
+        Err(EngineError::UnknownInstance(_))
+    ));
     engine.send("b", ShopEvent::Poke).await.unwrap();
 }
 
@@ -573,7 +593,10 @@ async fn a_stored_id_is_a_duplicate(backend: impl Backend) {
         second.start("o-1", Cart::default()).await,
         Err(EngineError::DuplicateId("o-1".into()))
     );
-    assert!(matches!(second.state("o-1"), Err(EngineError::UnknownInstance(_))));
+    assert!(matches!(
+        second.state("o-1").await,
+        Err(EngineError::UnknownInstance(_))
+    ));
     second.start("o-2", Cart::default()).await.unwrap();
 }
 
@@ -586,6 +609,225 @@ async fn recovering_twice_resumes_nothing_new(backend: impl Backend) {
     assert_eq!(second.recover().await.unwrap().resumed, 1);
     assert_eq!(second.recover().await.unwrap().resumed, 0);
     second.send("o-1", ShopEvent::Poke).await.unwrap();
+}
+
+async fn recover_after_shutdown_is_refused_and_runs_nothing(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    desk.hold_pay.store(true, Ordering::SeqCst);
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 5 }))
+        .await
+        .unwrap();
+    until(|| desk.calls("pay").len() == 1).await;
+    first.shutdown().await;
+
+    let second = engine_over(&backend, &desk);
+    second.shutdown().await;
+    assert_eq!(second.recover().await, Err(EngineError::ShutDown));
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(desk.calls("pay").len(), 1, "no activity ran again");
+    assert_eq!(
+        second.status("o-1").await,
+        Err(EngineError::UnknownInstance("o-1".into()))
+    );
+    assert!(second.list().is_empty());
+    // Still there for an engine that is open.
+    let third = engine_over(&backend, &desk);
+    assert_eq!(third.recover().await.unwrap().resumed, 1);
+    until(|| desk.calls("pay").len() == 2).await;
+}
+
+/// Idempotency keys are a specified hash (128-bit FNV-1a of the id, the
+/// state's or compensation's name and the generation): these values hold
+/// for every process, platform and Rust release.
+#[tokio::test(start_paused = true)]
+async fn idempotency_keys_are_fixed_values() {
+    let desk = Arc::new(Desk::default());
+    let engine = engine(Arc::new(MemoryStore::new()), &desk);
+    engine.start("o-1", Cart::default()).await.unwrap();
+    engine
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 5 }))
+        .await
+        .unwrap();
+    until(|| desk.calls("pack").len() == 1).await;
+    assert_eq!(desk.calls("pay"), [0x2487_fea5_8ed8_e07e_32ba_2138_e1d7_8760]);
+    // Generation 2 went to Paying's completed step, which its compensation's
+    // key is made of.
+    assert_eq!(desk.calls("pack"), [0x200b_2af2_9617_fdda_cc7a_45c0_a227_f8e2]);
+    until(|| now(&engine, "o-1").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
+    engine.send("o-1", ShopEvent::Cancel).await.unwrap();
+    assert_eq!(engine.wait("o-1").await, Ok(ShopState::Failed));
+    assert_eq!(desk.calls("refund"), [0xebca_ce63_1224_64cb_1956_af15_76ba_f76f]);
+}
+
+/// Appends to `id`'s journal its newest row's document with `edit` applied,
+/// as row `seq` with a valid checksum: what another build of the workflow
+/// (or an older engine) wrote.
+async fn append_edited(store: &Arc<dyn Store>, id: &str, open: bool, edit: impl Fn(&str) -> String) {
+    let rows = store.journal("Shop", id).await.unwrap();
+    let newest = rows.last().unwrap();
+    let data = edit(std::str::from_utf8(&newest.data).unwrap()).into_bytes();
+    let row = Row {
+        instance: id.into(),
+        seq: newest.seq + 1,
+        open,
+        checksum: crc32fast::hash(&data),
+        data,
+    };
+    store.append("Shop", row).await.unwrap();
+}
+
+async fn a_context_that_no_longer_decodes_is_a_changed_definition(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first.shutdown().await;
+    // Same fingerprint, but a context whose `total` was a string: a field
+    // whose type changed inside the context, which no name shows.
+    let store = backend.open();
+    append_edited(&store, "o-1", true, |doc| {
+        doc.replace(r#""total":0"#, r#""total":"zero""#)
+    })
+    .await;
+    let before = store.journal("Shop", "o-1").await.unwrap();
+
+    let second = engine_over(&backend, &desk);
+    let recovery = second.recover().await.unwrap();
+    assert_eq!(recovery.resumed, 0);
+    assert!(
+        matches!(
+            &recovery.errors[..],
+            [StoreError::DefinitionChanged { instance, state, reason }]
+                if instance == "o-1" && state == "Open" && reason.starts_with("its context or events no longer decode")
+        ),
+        "{:?}",
+        recovery.errors
+    );
+    assert_eq!(store.journal("Shop", "o-1").await.unwrap(), before, "left untouched");
+}
+
+async fn an_open_row_in_a_final_state_is_finished_on_recovery(backend: impl Backend) {
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    first.start("o-1", Cart::default()).await.unwrap();
+    first
+        .send("o-1", ShopEvent::Checkout(Checkout { total: 2 }))
+        .await
+        .unwrap();
+    until(|| now(&first, "o-1").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
+    first.send("o-1", ShopEvent::Cancel).await.unwrap();
+    assert_eq!(first.wait("o-1").await, Ok(ShopState::Failed));
+    first.shutdown().await;
+    // The same final row, but open, with nothing left to compensate.
+    let store = backend.open();
+    append_edited(&store, "o-1", true, str::to_string).await;
+    let seq = store.journal("Shop", "o-1").await.unwrap().len();
+
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.recover().await.unwrap().resumed, 1);
+    // (The store commits in real time: `until` waits without letting the
+    // paused clock run ahead.)
+    until(|| now(&second, "o-1") == Some(Status::Finished(ShopState::Failed))).await;
+    assert_eq!(
+        second.wait("o-1").await,
+        Ok(ShopState::Failed),
+        "finished, not running forever"
+    );
+    let (seqs, open) = journal(&store, "o-1").await;
+    assert_eq!((seqs.len(), open), (seq + 1, false), "its journal is closed");
+    assert_eq!(desk.calls("refund").len(), 1, "nothing compensated twice");
+    assert_eq!(second.recover().await.unwrap().resumed, 0);
+}
+
+async fn a_finished_instance_is_answered_from_the_store(backend: impl Backend) {
+    use workflow::journal::{self, Step};
+
+    let desk = Arc::new(Desk::default());
+    let first = engine_over(&backend, &desk);
+    for id in ["failed", "cancelled", "running"] {
+        first.start(id, Cart::default()).await.unwrap();
+    }
+    first
+        .send("failed", ShopEvent::Checkout(Checkout { total: 2 }))
+        .await
+        .unwrap();
+    until(|| now(&first, "failed").map(|s| *s.state()) == Some(ShopState::Waiting)).await;
+    first.send("failed", ShopEvent::Cancel).await.unwrap();
+    assert_eq!(first.wait("failed").await, Ok(ShopState::Failed));
+    first.cancel("cancelled").await.unwrap();
+    first.shutdown().await;
+
+    // A new engine, nothing recovered: the finished instances are in the store.
+    let second = engine_over(&backend, &desk);
+    assert_eq!(second.status("failed").await, Ok(Status::Finished(ShopState::Failed)));
+    assert_eq!(second.state("failed").await, Ok(ShopState::Failed));
+    assert_eq!(second.wait("failed").await, Ok(ShopState::Failed));
+    assert_eq!(second.status("cancelled").await, Ok(Status::Cancelled(ShopState::Open)));
+    assert_eq!(
+        second.wait("cancelled").await,
+        Err(EngineError::Cancelled("cancelled".into()))
+    );
+    let snapshot = second.snapshot("failed").await.unwrap();
+    assert_eq!(snapshot.status, Status::Finished(ShopState::Failed));
+    assert_eq!(snapshot.context.total, 2);
+    let kinds: Vec<RecordKind> = snapshot.history.iter().map(|r| r.kind.clone()).collect();
+    assert_eq!(kinds[0], RecordKind::Started("Open".into()));
+    assert_eq!(
+        kinds[1],
+        RecordKind::Transition {
+            from: "Open".into(),
+            event: "Checkout",
+            to: "Paying".into()
+        }
+    );
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        [
+            RecordKind::Compensated {
+                compensation: "unpack",
+                error: None
+            },
+            RecordKind::Compensated {
+                compensation: "refund",
+                error: None
+            },
+        ]
+    );
+    // Unknown and unfinished (not recovered) instances are unknown, as before.
+    assert_eq!(
+        second.status("nobody").await,
+        Err(EngineError::UnknownInstance("nobody".into()))
+    );
+    assert_eq!(
+        second.wait("running").await,
+        Err(EngineError::UnknownInstance("running".into()))
+    );
+
+    // The rows decode with the workflow's types, no JSON parsing.
+    let store = backend.open();
+    let rows = store.journal("Shop", "failed").await.unwrap();
+    let entries: Vec<_> = rows.iter().map(|row| journal::decode::<Shop>(row).unwrap()).collect();
+    assert!(matches!(entries[0].step, Step::Started));
+    assert!(matches!(
+        &entries[2].step,
+        Step::Transition { event: ShopEvent::PayDone(Payment(p)), .. } if p == "paid 2"
+    ));
+    assert!(matches!(
+        &entries.last().unwrap().step,
+        Step::Compensated { compensation, error: None, kind: None } if compensation == "refund"
+    ));
+    assert_eq!(entries.last().unwrap().status, journal::Status::Finished);
+    assert_eq!(entries.last().unwrap().active, ["Failed"]);
+    let mut bad = rows[0].clone();
+    bad.checksum ^= 1;
+    assert!(matches!(
+        journal::decode::<Shop>(&bad),
+        Err(StoreError::Corrupt { seq: 1, .. })
+    ));
 }
 
 /// A store whose appends fail once `broken` is set: a full disk.
@@ -628,7 +870,7 @@ async fn a_failing_store_stops_the_instance_and_no_other() {
         Err(EngineError::Store(full.clone()))
     );
     assert_eq!(
-        engine.status("o-1").unwrap(),
+        engine.status("o-1").await.unwrap(),
         Status::Failed {
             state: ShopState::Open,
             reason: "store failure: database or disk is full".into()
@@ -637,6 +879,11 @@ async fn a_failing_store_stops_the_instance_and_no_other() {
     assert_eq!(
         engine.start("o-2", Cart::default()).await,
         Err(EngineError::Store(full.clone()))
+    );
+    // A start the store refused leaves no trace in the engine.
+    assert_eq!(
+        engine.status("o-2").await,
+        Err(EngineError::UnknownInstance("o-2".into()))
     );
     // The journal keeps the last committed step, to recover from later.
     assert_eq!(store.journal("Shop", "o-1").await.unwrap().len(), 1);
@@ -725,14 +972,14 @@ async fn a_statechart_resumes_its_regions_and_history(backend: impl Backend) {
     first.start("f-1", ()).await.unwrap();
     first.send("f-1", ForkEvent::PayOk).await.unwrap();
     first.send("f-1", ForkEvent::Pause).await.unwrap();
-    assert!(first.state("f-1").unwrap().is_in(ForkState::Paused));
+    assert!(first.state("f-1").await.unwrap().is_in(ForkState::Paused));
     first.shutdown().await;
 
     let second = Engine::<Fork, Nothing>::builder(Nothing).store(backend.open()).build();
     assert_eq!(second.recover().await.unwrap().resumed, 1);
     // The deep history recorded before the restart brings back Paid beside Reserving.
     second.send("f-1", ForkEvent::Resume).await.unwrap();
-    let state = second.state("f-1").unwrap();
+    let state = second.state("f-1").await.unwrap();
     assert!(
         state.is_in(ForkState::Paid) && state.is_in(ForkState::Reserving),
         "{state}"
@@ -774,7 +1021,16 @@ async fn a_context_that_cannot_be_encoded_is_refused_with_an_error() {
         matches!(&refused, Err(EngineError::Store(StoreError::Unencodable { instance, reason })) if instance == "g-1" && reason == "key must be a string"),
         "{refused:?}"
     );
+    // The refused start left no trace: no journal, no status, no history,
+    // no failure counted, and the id is free.
     assert!(store.journal("Grid", "g-1").await.unwrap().is_empty());
-    // An encodable context goes through.
-    engine.start("g-2", Pairs::default()).await.unwrap();
+    assert_eq!(
+        engine.status("g-1").await,
+        Err(EngineError::UnknownInstance("g-1".into()))
+    );
+    assert!(engine.list().is_empty());
+    assert_eq!(engine.metrics().failures, 0);
+    engine.start("g-1", Pairs::default()).await.unwrap();
+    assert_eq!(store.journal("Grid", "g-1").await.unwrap().len(), 1);
+    engine.send("g-1", unencodable::GridEvent::Close).await.unwrap();
 }

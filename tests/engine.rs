@@ -119,8 +119,8 @@ async fn is_pending<F: Future>(future: std::pin::Pin<&mut F>) -> bool {
 async fn start_send_state_snapshot_and_wait() {
     let engine = Engine::<Counter, Tracker>::with_config(Tracker::default(), exact());
     engine.start("c", Tally { seen: vec![7] }).await.unwrap();
-    assert_eq!(engine.state("c").unwrap(), CounterState::Open);
-    assert_eq!(engine.status("c").unwrap(), Status::Running(CounterState::Open));
+    assert_eq!(engine.state("c").await.unwrap(), CounterState::Open);
+    assert_eq!(engine.status("c").await.unwrap(), Status::Running(CounterState::Open));
 
     engine.send("c", add(1)).await.unwrap();
     tokio::time::sleep(ms(250)).await;
@@ -139,7 +139,10 @@ async fn start_send_state_snapshot_and_wait() {
 
     engine.send("c", CounterEvent::Close).await.unwrap();
     assert_eq!(engine.wait("c").await.unwrap(), CounterState::Closed);
-    assert_eq!(engine.status("c").unwrap(), Status::Finished(CounterState::Closed));
+    assert_eq!(
+        engine.status("c").await.unwrap(),
+        Status::Finished(CounterState::Closed)
+    );
     // A finished instance still answers snapshots, and waiting again gives
     // the same answer.
     let snapshot = engine.snapshot("c").await.unwrap();
@@ -171,14 +174,14 @@ async fn the_history_keeps_the_newest_records() {
 async fn an_order_runs_through_its_activities_to_completion() {
     let engine = Engine::<Order, Services>::with_config(Services::default(), exact());
     engine.start("o-1", OrderCtx::default()).await.unwrap();
-    assert_eq!(engine.state("o-1").unwrap(), OrderState::Start);
+    assert_eq!(engine.state("o-1").await.unwrap(), OrderState::Start);
     engine
         .send("o-1", SubmitOrder { id: 1, amount: 10 }.into())
         .await
         .unwrap();
     // charge_payment and reserve_stock run by themselves; Shipping waits.
     tokio::time::sleep(ms(10)).await;
-    assert_eq!(engine.state("o-1").unwrap(), OrderState::Shipping);
+    assert_eq!(engine.state("o-1").await.unwrap(), OrderState::Shipping);
     engine.send("o-1", OrderEvent::ShipmentReady).await.unwrap();
     engine.send("o-1", OrderEvent::OrderDelivered).await.unwrap();
     assert_eq!(engine.wait("o-1").await.unwrap(), OrderState::Completed);
@@ -372,6 +375,39 @@ async fn a_full_mailbox_refuses_try_send_and_send_waits_for_room() {
     }
 }
 
+/// Many tasks on a multi-thread runtime sending to one instance whose
+/// mailbox holds four: every `send` returns (none waits forever for room
+/// that was made while it waited), and every event is handled once.
+/// Repeated, each round under a timeout, so that a lost wake-up fails the
+/// test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiting_send_returns_once_there_is_room() {
+    const SENDERS: u32 = 1_000;
+    for round in 0..5 {
+        let config = Config { mailbox: 4, ..exact() };
+        let engine = Engine::<Counter, Tracker>::with_config(Tracker::default(), config);
+        engine.start("busy", Tally::default()).await.unwrap();
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.send("busy", add(100 + i)).await })
+            })
+            .collect();
+        let all = async {
+            for sender in senders {
+                sender.await.unwrap().unwrap();
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(30), all).await.is_err() {
+            let handled = engine.handlers().log().len();
+            panic!("round {round}: some sends never returned ({handled} of {SENDERS} events handled)");
+        }
+        let mut seen = engine.snapshot("busy").await.unwrap().context.seen;
+        seen.sort_unstable();
+        assert_eq!(seen, (100..100 + SENDERS).collect::<Vec<_>>(), "round {round}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn cancel_stops_an_instance_and_its_activity() {
     let services = Arc::new(Services::slow_payments(Duration::from_secs(5)));
@@ -384,8 +420,11 @@ async fn cancel_stops_an_instance_and_its_activity() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     engine.cancel("o").await.unwrap();
-    assert_eq!(engine.status("o").unwrap(), Status::Cancelled(OrderState::Charging));
-    assert_eq!(engine.state("o").unwrap(), OrderState::Charging);
+    assert_eq!(
+        engine.status("o").await.unwrap(),
+        Status::Cancelled(OrderState::Charging)
+    );
+    assert_eq!(engine.state("o").await.unwrap(), OrderState::Charging);
     assert_eq!(engine.wait("o").await, Err(EngineError::Cancelled("o".into())));
     assert_eq!(
         engine.list(),
@@ -396,7 +435,10 @@ async fn cancel_stops_an_instance_and_its_activity() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(services.payment_calls.load(Ordering::SeqCst), 1);
     assert_eq!(services.payments_completed.load(Ordering::SeqCst), 0);
-    assert_eq!(engine.status("o").unwrap(), Status::Cancelled(OrderState::Charging));
+    assert_eq!(
+        engine.status("o").await.unwrap(),
+        Status::Cancelled(OrderState::Charging)
+    );
     let stopped = Err(EngineError::Stopped("o".into()));
     assert_eq!(engine.send("o", OrderEvent::Cancel).await, stopped);
     assert_eq!(engine.try_send("o", OrderEvent::Ping), stopped);
@@ -471,8 +513,8 @@ async fn every_error_is_typed() {
     let unknown = || EngineError::UnknownInstance("nope".into());
     assert_eq!(engine.send("nope", OrderEvent::Cancel).await, Err(unknown()));
     assert_eq!(engine.try_send("nope", OrderEvent::Cancel), Err(unknown()));
-    assert_eq!(engine.status("nope"), Err(unknown()));
-    assert_eq!(engine.state("nope"), Err(unknown()));
+    assert_eq!(engine.status("nope").await, Err(unknown()));
+    assert_eq!(engine.state("nope").await, Err(unknown()));
     assert_eq!(engine.snapshot("nope").await.err(), Some(unknown()));
     assert_eq!(engine.wait("nope").await, Err(unknown()));
     assert_eq!(engine.cancel("nope").await, Err(unknown()));
@@ -503,7 +545,7 @@ async fn every_error_is_typed() {
         rejected.to_string(),
         "instance `a`: event `OrderDelivered` is not accepted in state `Start`"
     );
-    assert_eq!(engine.state("a").unwrap(), OrderState::Start);
+    assert_eq!(engine.state("a").await.unwrap(), OrderState::Start);
     let snapshot = engine.snapshot("a").await.unwrap();
     assert_eq!(
         snapshot.history.last().unwrap().kind,
@@ -556,8 +598,11 @@ async fn every_error_is_typed() {
     assert_eq!(engine.cancel("c").await, Err(EngineError::ShutDown));
     assert_eq!(EngineError::ShutDown.to_string(), "the engine is shut down");
     // Queries still answer.
-    assert_eq!(engine.status("a").unwrap(), Status::Finished(OrderState::Completed));
-    assert_eq!(engine.state("c").unwrap(), OrderState::Start);
+    assert_eq!(
+        engine.status("a").await.unwrap(),
+        Status::Finished(OrderState::Completed)
+    );
+    assert_eq!(engine.state("c").await.unwrap(), OrderState::Start);
     assert_eq!(engine.list().len(), 3);
 }
 
@@ -577,7 +622,7 @@ async fn a_panicking_guard_or_action_fails_only_its_instance() {
     assert_eq!(engine.send("guard", add(13)).await, Err(failed("guard", "unlucky 13")));
     assert_eq!(engine.wait("guard").await, Err(failed("guard", "unlucky 13")));
     assert_eq!(
-        engine.status("guard").unwrap(),
+        engine.status("guard").await.unwrap(),
         Status::Failed {
             state: CounterState::Open,
             reason: "unlucky 13".into()
@@ -601,7 +646,7 @@ async fn a_panicking_guard_or_action_fails_only_its_instance() {
     // An action panics (queued with try_send: `wait` reports it).
     engine.try_send("action", CounterEvent::Boom).unwrap();
     assert_eq!(engine.wait("action").await, Err(failed("action", "boom")));
-    assert!(matches!(engine.status("action").unwrap(), Status::Failed { .. }));
+    assert!(matches!(engine.status("action").await.unwrap(), Status::Failed { .. }));
 
     // The other instance, and the engine, go on.
     engine.send("healthy", add(5)).await.unwrap();
@@ -657,14 +702,17 @@ async fn shutdown_handles_every_accepted_event() {
     assert_eq!(engine.send("s-0", add(1)).await, Err(EngineError::ShutDown));
     assert_eq!(engine.try_send("s-0", add(1)), Err(EngineError::ShutDown));
     assert_eq!(engine.cancel("s-0").await, Err(EngineError::ShutDown));
-    assert_eq!(engine.status("s-0").unwrap(), Status::Running(CounterState::Open));
+    assert_eq!(engine.status("s-0").await.unwrap(), Status::Running(CounterState::Open));
     assert_eq!(engine.list().len(), 4);
     // An instance still running when the engine stopped will never finish.
     assert_eq!(engine.wait("s-0").await, Err(EngineError::Stopped("s-0".into())));
 
     // The activity in flight was stopped with its instance: it never reports.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(engine.status("busy").unwrap(), Status::Running(CounterState::Working));
+    assert_eq!(
+        engine.status("busy").await.unwrap(),
+        Status::Running(CounterState::Working)
+    );
     assert_eq!(engine.handlers().log().len(), accepted);
 }
 

@@ -15,7 +15,7 @@ use common::{exact, ms, rec, transition, Order, OrderCtx, OrderEvent, OrderState
 use tokio::time::Instant;
 use workflow::activity::Schedule;
 use workflow::prelude::*;
-use workflow::{Config, Engine, Record, RecordKind, Status};
+use workflow::{Config, Engine, Record, RecordKind, RecordedError, Status};
 
 /// What a job instance keeps of its activity's outcome.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -196,12 +196,12 @@ fn started(activity: &'static str, attempt: u32) -> RecordKind {
     RecordKind::AttemptStarted { activity, attempt }
 }
 
-fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<&str>) -> RecordKind {
+fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<(ErrorKind, &str)>) -> RecordKind {
     RecordKind::AttemptEnded {
         activity,
         attempt,
         duration,
-        error: error.map(str::to_string),
+        error: error.map(|(kind, message)| RecordedError::new(kind, message)),
     }
 }
 
@@ -266,11 +266,20 @@ async fn failed_attempts_are_retried_after_exact_exponential_backoff() {
             rec(ms(0), RecordKind::Started("Idle".into())),
             rec(ms(0), transition("Idle", "Retry", "Retrying")),
             rec(ms(0), started("flaky", 1)),
-            rec(ms(0), ended("flaky", 1, ms(0), Some("attempt 1 failed"))),
+            rec(
+                ms(0),
+                ended("flaky", 1, ms(0), Some((ErrorKind::Failed, "attempt 1 failed")))
+            ),
             rec(ms(100), started("flaky", 2)),
-            rec(ms(100), ended("flaky", 2, ms(0), Some("attempt 2 failed"))),
+            rec(
+                ms(100),
+                ended("flaky", 2, ms(0), Some((ErrorKind::Failed, "attempt 2 failed")))
+            ),
             rec(ms(300), started("flaky", 3)),
-            rec(ms(300), ended("flaky", 3, ms(0), Some("attempt 3 failed"))),
+            rec(
+                ms(300),
+                ended("flaky", 3, ms(0), Some((ErrorKind::Failed, "attempt 3 failed")))
+            ),
             rec(ms(700), started("flaky", 4)),
             rec(ms(700), ended("flaky", 4, ms(0), None)),
             rec(ms(700), transition("Retrying", "FlakyDone", "Done")),
@@ -372,9 +381,15 @@ async fn a_non_retryable_error_stops_at_once() {
         attempt_records(&snapshot.history),
         [
             rec(ms(0), started("flaky", 1)),
-            rec(ms(0), ended("flaky", 1, ms(0), Some("attempt 1 failed"))),
+            rec(
+                ms(0),
+                ended("flaky", 1, ms(0), Some((ErrorKind::Failed, "attempt 1 failed")))
+            ),
             rec(ms(100), started("flaky", 2)),
-            rec(ms(100), ended("flaky", 2, ms(0), Some("card declined"))),
+            rec(
+                ms(100),
+                ended("flaky", 2, ms(0), Some((ErrorKind::NonRetryable, "card declined")))
+            ),
         ]
     );
     // Let any (wrongly) scheduled retry come due: nothing more happens.
@@ -400,7 +415,12 @@ async fn a_panicking_attempt_is_a_failed_attempt() {
             rec(ms(0), started("flaky", 1)),
             rec(
                 ms(0),
-                ended("flaky", 1, ms(0), Some("activity panicked: service exploded"))
+                ended(
+                    "flaky",
+                    1,
+                    ms(0),
+                    Some((ErrorKind::Panicked, "activity panicked: service exploded"))
+                )
             ),
             rec(ms(100), started("flaky", 2)),
             rec(ms(100), ended("flaky", 2, ms(0), None)),
@@ -439,12 +459,22 @@ async fn a_hanging_attempt_times_out_and_is_retried() {
             rec(ms(0), started("timed", 1)),
             rec(
                 ms(1000),
-                ended("timed", 1, ms(1000), Some("attempt 1 of `timed` timed out after 1s"))
+                ended(
+                    "timed",
+                    1,
+                    ms(1000),
+                    Some((ErrorKind::TimedOut, "attempt 1 of `timed` timed out after 1s"))
+                )
             ),
             rec(ms(1500), started("timed", 2)),
             rec(
                 ms(2500),
-                ended("timed", 2, ms(1000), Some("attempt 2 of `timed` timed out after 1s"))
+                ended(
+                    "timed",
+                    2,
+                    ms(1000),
+                    Some((ErrorKind::TimedOut, "attempt 2 of `timed` timed out after 1s"))
+                )
             ),
         ]
     );
@@ -603,12 +633,22 @@ async fn the_activity_deadline_cuts_a_hanging_attempt() {
             rec(ms(0), started("timed", 1)),
             rec(
                 ms(1000),
-                ended("timed", 1, ms(1000), Some("attempt 1 of `timed` timed out after 1s"))
+                ended(
+                    "timed",
+                    1,
+                    ms(1000),
+                    Some((ErrorKind::TimedOut, "attempt 1 of `timed` timed out after 1s"))
+                )
             ),
             rec(ms(1500), started("timed", 2)),
             rec(
                 ms(2000),
-                ended("timed", 2, ms(500), Some("attempt 2 of `timed` timed out after 500ms"))
+                ended(
+                    "timed",
+                    2,
+                    ms(500),
+                    Some((ErrorKind::TimedOut, "attempt 2 of `timed` timed out after 500ms"))
+                )
             ),
         ]
     );
@@ -667,7 +707,7 @@ async fn a_targetless_transition_keeps_the_activity_running() {
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     // The payment finished at 5s (one attempt), then stock was reserved.
-    assert_eq!(engine.state("o").unwrap(), OrderState::Shipping);
+    assert_eq!(engine.state("o").await.unwrap(), OrderState::Shipping);
     assert_eq!(services.payment_calls.load(Ordering::SeqCst), 1);
     assert_eq!(services.payments_completed.load(Ordering::SeqCst), 1);
     let snapshot = engine.snapshot("o").await.unwrap();

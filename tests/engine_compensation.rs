@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{ms, Order, OrderCtx, OrderEvent, OrderHandlers, OrderState, Services, SubmitOrder};
 use tokio::time::Instant;
 use workflow::prelude::*;
-use workflow::{Config, Engine, Record, RecordKind, Status};
+use workflow::{Config, Engine, Record, RecordKind, RecordedError, Status};
 
 workflow! {
     /// A trip booked in three compensable steps, then reviewed.
@@ -136,19 +136,23 @@ fn config() -> Config {
     }
 }
 
-fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<&str>) -> RecordKind {
+fn started(activity: &'static str, attempt: u32) -> RecordKind {
+    RecordKind::AttemptStarted { activity, attempt }
+}
+
+fn ended(activity: &'static str, attempt: u32, duration: Duration, error: Option<(ErrorKind, &str)>) -> RecordKind {
     RecordKind::AttemptEnded {
         activity,
         attempt,
         duration,
-        error: error.map(str::to_string),
+        error: error.map(|(kind, message)| RecordedError::new(kind, message)),
     }
 }
 
-fn compensated(compensation: &'static str, error: Option<&str>) -> RecordKind {
+fn compensated(compensation: &'static str, error: Option<(ErrorKind, &str)>) -> RecordKind {
     RecordKind::Compensated {
         compensation,
-        error: error.map(str::to_string),
+        error: error.map(|(kind, message)| RecordedError::new(kind, message)),
     }
 }
 
@@ -180,7 +184,10 @@ async fn a_failure_final_compensates_completed_steps_in_reverse() {
     let engine = booked(&agency, config()).await;
     engine.send("trip", TripEvent::Abort).await.unwrap();
     assert_eq!(engine.wait("trip").await, Ok(TripState::Failed));
-    assert_eq!(engine.status("trip").unwrap(), Status::Finished(TripState::Failed));
+    assert_eq!(
+        engine.status("trip").await.unwrap(),
+        Status::Finished(TripState::Failed)
+    );
     assert_eq!(
         agency.names(),
         [
@@ -196,10 +203,13 @@ async fn a_failure_final_compensates_completed_steps_in_reverse() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_car", 1),
             ended("cancel_car", 1, ms(0), None),
             compensated("cancel_car", None),
+            started("cancel_hotel", 1),
             ended("cancel_hotel", 1, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -223,8 +233,10 @@ async fn only_completed_steps_are_compensated() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_hotel", 1),
             ended("cancel_hotel", 1, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -257,12 +269,27 @@ async fn compensations_are_retried_with_the_configured_policy() {
     assert_eq!(
         from_failure(&history),
         [
+            started("cancel_car", 1),
             ended("cancel_car", 1, ms(0), None),
             compensated("cancel_car", None),
-            ended("cancel_hotel", 1, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 2, ms(0), Some("cancel_hotel desk closed")),
+            started("cancel_hotel", 1),
+            ended(
+                "cancel_hotel",
+                1,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 2),
+            ended(
+                "cancel_hotel",
+                2,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 3),
             ended("cancel_hotel", 3, ms(0), None),
             compensated("cancel_hotel", None),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -284,7 +311,10 @@ async fn a_compensation_that_still_fails_is_recorded_and_the_instance_finishes()
     let aborted = Instant::now() - agency.0.epoch;
     engine.send("trip", TripEvent::Abort).await.unwrap();
     assert_eq!(engine.wait("trip").await, Ok(TripState::Failed));
-    assert_eq!(engine.status("trip").unwrap(), Status::Finished(TripState::Failed));
+    assert_eq!(
+        engine.status("trip").await.unwrap(),
+        Status::Finished(TripState::Failed)
+    );
 
     // cancel_car: 1s, +100ms, 1s, +200ms, 1s. Then cancel_hotel: three
     // immediate failures 100ms and 200ms apart. Then cancel_flight.
@@ -304,14 +334,36 @@ async fn a_compensation_that_still_fails_is_recorded_and_the_instance_finishes()
     assert_eq!(
         from_failure(&history),
         [
-            ended("cancel_car", 1, ms(1000), Some(&timed_out(1))),
-            ended("cancel_car", 2, ms(1000), Some(&timed_out(2))),
-            ended("cancel_car", 3, ms(1000), Some(&timed_out(3))),
-            compensated("cancel_car", Some(&timed_out(3))),
-            ended("cancel_hotel", 1, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 2, ms(0), Some("cancel_hotel desk closed")),
-            ended("cancel_hotel", 3, ms(0), Some("cancel_hotel desk closed")),
-            compensated("cancel_hotel", Some("cancel_hotel desk closed")),
+            started("cancel_car", 1),
+            ended("cancel_car", 1, ms(1000), Some((ErrorKind::TimedOut, &timed_out(1)))),
+            started("cancel_car", 2),
+            ended("cancel_car", 2, ms(1000), Some((ErrorKind::TimedOut, &timed_out(2)))),
+            started("cancel_car", 3),
+            ended("cancel_car", 3, ms(1000), Some((ErrorKind::TimedOut, &timed_out(3)))),
+            compensated("cancel_car", Some((ErrorKind::TimedOut, &timed_out(3)))),
+            started("cancel_hotel", 1),
+            ended(
+                "cancel_hotel",
+                1,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 2),
+            ended(
+                "cancel_hotel",
+                2,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            started("cancel_hotel", 3),
+            ended(
+                "cancel_hotel",
+                3,
+                ms(0),
+                Some((ErrorKind::Failed, "cancel_hotel desk closed"))
+            ),
+            compensated("cancel_hotel", Some((ErrorKind::Failed, "cancel_hotel desk closed"))),
+            started("cancel_flight", 1),
             ended("cancel_flight", 1, ms(0), None),
             compensated("cancel_flight", None),
         ]
@@ -432,4 +484,86 @@ impl OrderHandlers for RefundDesk {
     async fn release_stock(&self, ctx: &OrderCtx, call: &ActivityCall) -> Result<(), ActivityError> {
         self.services.release_stock(ctx, call).await
     }
+}
+
+workflow! {
+    /// A lap run again and again, each lap compensable, until aborted.
+    pub workflow Laps {
+        initial Start;
+        events { Begin, Again, Quit }
+        state Start { on Begin => Lap; }
+        state Lap {
+            invoke run_lap -> u32 { done => Between; error => Failed; }
+            compensate undo_lap;
+        }
+        state Between {
+            on Again => Lap;
+            on Quit => Failed;
+        }
+        final Failed (failure);
+    }
+}
+
+/// A service that deduplicates by idempotency key: a call with a key it
+/// has seen succeed is acknowledged but not performed again. Laps are
+/// numbered from 1; the first attempt of the first undo fails, so that it
+/// is retried.
+#[derive(Default)]
+struct Track {
+    laps: Mutex<u32>,
+    /// `(lap undone, attempt, key)` of every undo call.
+    calls: Mutex<Vec<(u32, u32, u128)>>,
+    performed: Mutex<std::collections::HashSet<u128>>,
+}
+
+impl LapsHandlers for Arc<Track> {
+    async fn run_lap(&self, _ctx: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
+        let mut laps = self.laps.lock().unwrap();
+        *laps += 1;
+        Ok(*laps)
+    }
+    async fn undo_lap(&self, _ctx: &(), lap: &u32, call: &ActivityCall) -> Result<(), ActivityError> {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((*lap, call.attempt, call.key));
+            calls.len() == 1
+        };
+        if first {
+            return Err(ActivityError::new("busy"));
+        }
+        self.performed.lock().unwrap().insert(call.key);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_completion_of_a_step_is_undone_under_its_own_key_with_its_output() {
+    let track = Arc::new(Track::default());
+    let engine = Engine::<Laps, Arc<Track>>::with_config(track.clone(), config());
+    engine.start("laps", ()).await.unwrap();
+    engine.send("laps", LapsEvent::Begin).await.unwrap();
+    for _ in 0..2 {
+        let mut status = engine.subscribe("laps").unwrap();
+        status
+            .wait_for(|s| *s == Status::Running(LapsState::Between))
+            .await
+            .unwrap();
+        engine.send("laps", LapsEvent::Again).await.unwrap();
+    }
+    let mut status = engine.subscribe("laps").unwrap();
+    status
+        .wait_for(|s| *s == Status::Running(LapsState::Between))
+        .await
+        .unwrap();
+    engine.send("laps", LapsEvent::Quit).await.unwrap();
+    assert_eq!(engine.wait("laps").await, Ok(LapsState::Failed));
+
+    let calls = track.calls.lock().unwrap().clone();
+    // Three undos, newest first, each given the output of the lap it
+    // undoes; the first retried once under its own key.
+    let laps_and_attempts: Vec<(u32, u32)> = calls.iter().map(|c| (c.0, c.1)).collect();
+    assert_eq!(laps_and_attempts, [(3, 1), (3, 2), (2, 1), (1, 1)]);
+    assert_eq!(calls[0].2, calls[1].2, "retries of one undo share its key");
+    // The service performed all three: each lap's undo has its own key.
+    assert_eq!(track.performed.lock().unwrap().len(), 3);
 }

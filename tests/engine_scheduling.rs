@@ -180,5 +180,8 @@ async fn without_a_scheduler_resources_are_unlimited() {
     engine.wait("b").await.unwrap();
     assert_eq!(began.elapsed(), Duration::from_millis(100));
     assert!(engine.metrics().resources.is_empty());
-    assert!(matches!(engine.state("zzz"), Err(EngineError::UnknownInstance(_))));
+    assert!(matches!(
+        engine.state("zzz").await,
+        Err(EngineError::UnknownInstance(_))
+    ));
 }

@@ -218,18 +218,18 @@ async fn a_timer_of_a_finished_or_cancelled_instance_never_fires() {
         engine.send(id, SubmitOrder { id: 1, amount: 1 }.into()).await.unwrap();
     }
     tokio::time::sleep(secs(1)).await;
-    assert_eq!(engine.state("cancelled").unwrap(), OrderState::Shipping);
+    assert_eq!(engine.state("cancelled").await.unwrap(), OrderState::Shipping);
     engine.cancel("cancelled").await.unwrap();
     engine.send("delivered", OrderEvent::ShipmentReady).await.unwrap();
     engine.send("delivered", OrderEvent::OrderDelivered).await.unwrap();
 
     tokio::time::sleep(Duration::from_secs(49 * 3600)).await;
     assert_eq!(
-        engine.status("cancelled").unwrap(),
+        engine.status("cancelled").await.unwrap(),
         Status::Cancelled(OrderState::Shipping)
     );
     assert_eq!(
-        engine.status("delivered").unwrap(),
+        engine.status("delivered").await.unwrap(),
         Status::Finished(OrderState::Completed)
     );
     let history = engine.snapshot("delivered").await.unwrap().history;
@@ -242,7 +242,7 @@ async fn a_send_timer_fires_after_its_state_was_left() {
     engine.start("b", 0).await.unwrap();
     tokio::time::sleep(secs(1)).await;
     engine.send("b", BeaconEvent::Leave).await.unwrap();
-    assert!(engine.state("b").unwrap().is_in(BeaconState::Away));
+    assert!(engine.state("b").await.unwrap().is_in(BeaconState::Away));
 
     tokio::time::sleep(secs(60)).await;
     let snapshot = engine.snapshot("b").await.unwrap();

@@ -230,9 +230,12 @@ fn the_machine_traits_expose_the_same_machine() {
 async fn run_compensation_runs_the_declared_compensation_once() {
     let services = Services::default();
     let order = Order::new(OrderCtx::default());
-    assert!(order.run_compensation(OrderState::Start, &services).await.is_none());
+    assert!(order
+        .run_compensation(OrderState::Start, None, &services)
+        .await
+        .is_none());
     assert_eq!(
-        order.run_compensation(OrderState::Reserving, &services).await,
+        order.run_compensation(OrderState::Reserving, None, &services).await,
         Some(Ok(()))
     );
     assert_eq!(*services.calls.lock().unwrap(), ["release_stock"]);
@@ -350,7 +353,7 @@ async fn a_machine_driven_by_hand_lends_each_attempt_its_call() {
         Some(ProbeEvent::FetchDone(2))
     ));
     probe
-        .run_compensation(ProbeState::Looking, &recorder)
+        .run_compensation(ProbeState::Looking, None, &recorder)
         .await
         .unwrap()
         .unwrap();

@@ -440,6 +440,6 @@ async fn the_engine_fails_an_instance_caught_in_an_eventless_loop() {
         reason: reason.into(),
     };
     assert_eq!(engine.send("spin", SpinnerEvent::Go).await, Err(failed.clone()));
-    assert!(matches!(engine.status("spin").unwrap(), Status::Failed { .. }));
+    assert!(matches!(engine.status("spin").await.unwrap(), Status::Failed { .. }));
     assert_eq!(engine.wait("spin").await, Err(failed));
 }

@@ -216,7 +216,7 @@ async fn an_oversized_event_fails_only_its_instance() {
             assert_eq!(sent, Ok(()), "{id}");
         }
     }
-    assert!(matches!(engine.status("m-07"), Ok(Status::Failed { .. })));
+    assert!(matches!(engine.status("m-07").await, Ok(Status::Failed { .. })));
     for id in ids.iter().filter(|id| *id != "m-07") {
         engine.send(id, MeterEvent::Close).await.unwrap();
         assert_eq!(engine.wait(id).await.unwrap(), MeterState::Closed);
@@ -346,7 +346,7 @@ async fn recovery_on_a_damaged_file_resumes_every_instance_it_can_read() {
     assert!(lost.contains(&"m-017"), "{lost:?}");
     assert!(lost.len() <= 5, "only the instances on the damaged page: {lost:?}");
     assert!(matches!(
-        engine.status("m-017"),
+        engine.status("m-017").await,
         Err(EngineError::Store(StoreError::Corrupt { .. }))
     ));
     let resumed = (0..40)
@@ -442,7 +442,7 @@ async fn rows_damaged_by_hand_are_reported_for_what_they_are() {
     // Not resumed under another id.
     assert_eq!(engine.list().len(), 1);
     assert!(matches!(
-        engine.status("o-\u{fffd}"),
+        engine.status("o-\u{fffd}").await,
         Err(EngineError::UnknownInstance(_))
     ));
     engine.send("good", MeterEvent::Close).await.unwrap();

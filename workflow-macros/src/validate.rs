@@ -20,8 +20,17 @@ pub struct Validated {
     pub guards: Vec<Handler>,
     pub actions: Vec<Handler>,
     pub activities: Vec<Activity>,
-    pub compensations: Vec<Ident>,
+    pub compensations: Vec<Compensation>,
     pub timers: Vec<Timer>,
+}
+
+/// A compensation of the handler trait.
+pub struct Compensation {
+    pub name: Ident,
+    /// The output of the activity it undoes, which it receives by
+    /// reference; `None` when its states invoke nothing or an activity
+    /// whose output is written `()`: then it takes no output parameter.
+    pub output: Option<Type>,
 }
 
 /// A guard or an action of the handler trait.
@@ -564,7 +573,7 @@ struct Signatures {
     guards: Vec<Handler>,
     actions: Vec<Handler>,
     activities: Vec<(Ident, Type)>,
-    compensations: Vec<Ident>,
+    compensations: Vec<Compensation>,
     /// Name -> (role, span of first use), to refuse one name in two roles.
     roles: HashMap<String, (&'static str, Span)>,
 }
@@ -592,10 +601,8 @@ impl Signatures {
                 }
             }
             if let Some((_, compensation)) = &state.compensate {
-                if self.role(compensation, "compensation", errors)
-                    && !self.compensations.iter().any(|c| same(c, compensation))
-                {
-                    self.compensations.push(compensation.clone());
+                if self.role(compensation, "compensation", errors) {
+                    self.compensation(compensation, state.invoke.as_ref().map(|i| &i.output), errors);
                 }
             }
             for &t in &state.transitions {
@@ -616,6 +623,35 @@ impl Signatures {
                     self.action(model, action, input.clone(), errors);
                 }
             }
+        }
+    }
+
+    /// Records compensation `name` of a state invoking an activity with
+    /// `output` (if any); one compensation receives one output type.
+    fn compensation(&mut self, name: &Ident, output: Option<&Type>, errors: &mut Errors) {
+        let output = output.filter(|t| !same_type(t, &unit())).cloned();
+        let shown = |t: &Option<Type>| match t {
+            Some(t) => format!("the output `{}`", t.to_token_stream()),
+            None => "no output (its state invokes nothing, or an activity with output `()`)".to_string(),
+        };
+        match self.compensations.iter().find(|c| same(&c.name, name)) {
+            None => self.compensations.push(Compensation {
+                name: name.clone(),
+                output,
+            }),
+            Some(c)
+                if c.output.as_ref().map(|t| t.to_token_stream().to_string())
+                    == output.as_ref().map(|t| t.to_token_stream().to_string()) => {}
+            Some(c) => errors.push(
+                name.span(),
+                format!(
+                    "compensation `{name}` would receive {} here but {} elsewhere: a compensation \
+                     receives the output of the activity it undoes, so the states it undoes need \
+                     activities with one output type",
+                    shown(&output),
+                    shown(&c.output)
+                ),
+            ),
         }
     }
 

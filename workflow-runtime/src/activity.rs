@@ -71,6 +71,10 @@ pub struct ActivityCall {
     pub attempt: u32,
     /// The same for every attempt of one invocation, so a service can
     /// deduplicate retried requests. Zero when the machine is driven by hand.
+    /// An engine computes it with a specified hash (128-bit FNV-1a of the
+    /// instance's id, the state's or compensation's name and the
+    /// invocation's number), so it is the same after a restart, on another
+    /// platform or with another Rust release.
     pub key: u128,
 }
 

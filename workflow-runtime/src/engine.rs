@@ -26,11 +26,11 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::activity::{self, ActivityCall, ActivityError, Attempt, RetryPolicy, Schedule};
+use crate::activity::{self, ActivityCall, ActivityError, Attempt, ErrorKind, RetryPolicy, Schedule};
 use crate::chart::{Scheduled, StateEnum};
 use crate::clock::{self, Clock, SystemClock};
 use crate::graph::{EventKind, Graph, StateKind};
-use crate::journal::{self, ActivityImage, StatusImage, TimerImage};
+use crate::journal::{self, ActivityImage, Status as StatusImage, StepImage, TimerImage};
 use crate::machine::{Machine, Reason, Saved, Workflow};
 use crate::mailbox::{Mailbox, Next, Refused};
 use crate::metrics::WorkflowMetrics;
@@ -172,23 +172,23 @@ pub enum RecordKind {
         /// The event.
         event: &'static str,
     },
-    /// An activity attempt started.
+    /// An activity's (or a compensation's) attempt started.
     AttemptStarted {
-        /// The activity.
+        /// The activity (or compensation).
         activity: &'static str,
         /// The attempt's number, from 1.
         attempt: u32,
     },
-    /// An activity attempt ended.
+    /// An activity's (or a compensation's) attempt ended.
     AttemptEnded {
-        /// The activity.
+        /// The activity (or compensation).
         activity: &'static str,
         /// The attempt's number, from 1.
         attempt: u32,
         /// How long it ran.
         duration: Duration,
         /// Its error, if it failed.
-        error: Option<String>,
+        error: Option<RecordedError>,
     },
     /// A running activity was cancelled because its state was left.
     ActivityCancelled(&'static str),
@@ -206,7 +206,7 @@ pub enum RecordKind {
         /// The compensation.
         compensation: &'static str,
         /// Its error, if it still failed after its retries.
-        error: Option<String>,
+        error: Option<RecordedError>,
     },
     /// A guard or an action panicked; the instance stopped.
     Panicked(String),
@@ -219,6 +219,38 @@ pub enum RecordKind {
         /// The row's number.
         seq: u64,
     },
+}
+
+/// An activity's or a compensation's error in the history: its kind
+/// (failed, non-retryable, timed out, panicked) and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedError {
+    /// Why it failed.
+    pub kind: ErrorKind,
+    /// What it said.
+    pub message: String,
+}
+
+impl RecordedError {
+    /// `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&ActivityError> for RecordedError {
+    fn from(error: &ActivityError) -> Self {
+        Self::new(error.kind(), error.message())
+    }
+}
+
+impl fmt::Display for RecordedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// An instance's state, context and history, as [`Engine::snapshot`] gives them.
@@ -445,7 +477,7 @@ struct Durable<W: Machine> {
     store: Arc<dyn Store>,
     fingerprint: String,
     encode: journal::Encode<W::Context, W::Event>,
-    decode: journal::Decode<W::Context, W::Event>,
+    open: journal::Open<W::Context, W::Event>,
 }
 
 impl<W: Machine, H> Shared<W, H> {
@@ -492,7 +524,7 @@ impl<W: Machine, H> Shared<W, H> {
 /// engine.start("T-2", ()).await?;
 /// let again = Engine::<Ticket, Desk>::builder(Desk).store(store).build();
 /// assert_eq!(again.recover().await?.resumed, 1);
-/// assert_eq!(again.state("T-2")?, TicketState::Open);
+/// assert_eq!(again.state("T-2").await?, TicketState::Open);
 /// # Ok(()) }
 /// ```
 pub struct EngineBuilder<W: Machine, H> {
@@ -543,9 +575,9 @@ impl<W: Machine, H> EngineBuilder<W, H> {
     /// let second = Engine::<Approval, Desk>::builder(Desk).store(store).clock(move || later).build();
     /// second.recover().await?;
     /// tokio::time::sleep(Duration::from_secs(59 * 60)).await;
-    /// assert_eq!(second.status("a-1")?, Status::Running(ApprovalState::Waiting));
+    /// assert_eq!(second.status("a-1").await?, Status::Running(ApprovalState::Waiting));
     /// tokio::time::sleep(Duration::from_secs(2 * 60)).await;
-    /// assert_eq!(second.status("a-1")?, Status::Finished(ApprovalState::Expired));
+    /// assert_eq!(second.status("a-1").await?, Status::Finished(ApprovalState::Expired));
     /// # Ok(()) }
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -616,9 +648,9 @@ where
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.durable = Some(Durable {
             store,
-            fingerprint: journal::fingerprint(&crate::graph::text::encode(W::graph())),
+            fingerprint: journal::definition::<W>(),
             encode: journal::encode::<W::Context, W::Event>,
-            decode: journal::decode::<W::Context, W::Event>,
+            open: journal::open::<W::Context, W::Event>,
         });
         self
     }
@@ -665,8 +697,9 @@ where
 }
 
 /// A started instance whose durable start may still be committing.
-struct Launched {
+struct Launched<W: Machine> {
     id: Arc<str>,
+    entry: Entry<W>,
     answer: Option<oneshot::Receiver<Result<(), EngineError>>>,
 }
 
@@ -872,10 +905,28 @@ where
         }
     }
 
+    /// Puts a new instance's mailbox in the map, unless the id is taken or
+    /// the engine is shut down.
+    fn register(&self, id: &Arc<str>, entry: Entry<W>) -> Result<(), EngineError> {
+        let mut shard = self.shard(id);
+        // Checked under the shard's lock: `shutdown` marks the engine
+        // closed, then closes the mailboxes shard by shard, so an instance
+        // registered in a shard already closed would never be closed (and
+        // `shutdown` would wait for it forever).
+        self.check_open()?;
+        if shard.contains_key(id) {
+            return Err(EngineError::DuplicateId(id.to_string()));
+        }
+        shard.insert(id.clone(), entry);
+        Ok(())
+    }
+
     /// Starts instance `id` with `context`: runs its initial entry actions
     /// and its initial activities and timers. With a store, the start is
     /// committed before this returns, and an id already in the store gives
-    /// [`EngineError::DuplicateId`].
+    /// [`EngineError::DuplicateId`]. A start the store does not take (a
+    /// stored id, a context that cannot be encoded, a failing store) leaves
+    /// no trace: no row, no status, and the id is free for another start.
     pub async fn start(&self, id: impl Into<String>, context: W::Context) -> Result<(), EngineError> {
         self.start_with_priority(id, context, 0).await
     }
@@ -931,19 +982,13 @@ where
 
     /// Registers instance `id` and spawns its task, which runs its first
     /// step; the answer of a durable start comes through [`started`](Self::started).
-    fn launch(&self, id: String, context: W::Context, priority: i32) -> Result<Launched, EngineError> {
+    fn launch(&self, id: String, context: W::Context, priority: i32) -> Result<Launched<W>, EngineError> {
         self.check_open()?;
         let machine = W::new(context);
         let id: Arc<str> = id.into();
         let (entry, mut instance) = self.entry(id.clone(), machine.state());
         instance.priority = priority;
-        {
-            let mut shard = self.shard(&id);
-            if shard.contains_key(&id) {
-                return Err(EngineError::DuplicateId(id.to_string()));
-            }
-            shard.insert(id.clone(), entry);
-        }
+        self.register(&id, entry.clone())?;
         instance.record(RecordKind::Started(machine.state().to_string()));
         // A durable start answers once committed; otherwise `start` awaits
         // nothing of the workflow's own futures.
@@ -957,25 +1002,30 @@ where
         let span = instance.span();
         instance.machine = Some(machine);
         tokio::spawn(async move { instance.run(Start::Fresh(ready)).await }.instrument(span));
-        Ok(Launched { id, answer })
+        Ok(Launched { id, entry, answer })
     }
 
-    /// Waits for a launched instance's durable start to be committed.
-    async fn started(&self, launched: Launched) -> Result<(), EngineError> {
-        let Launched { id, answer } = launched;
+    /// Waits for a launched instance's durable start to be committed. A
+    /// start the store did not take (the id is stored already, the context
+    /// cannot be encoded, the store failed) leaves no trace: its id is
+    /// free again and no query knows it.
+    async fn started(&self, launched: Launched<W>) -> Result<(), EngineError> {
+        let Launched { id, entry, answer } = launched;
         let Some(answer) = answer else {
             return Ok(());
         };
-        match answer.await {
-            Err(_) => Err(EngineError::Stopped(id.to_string())),
-            Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => {
-                self.shard(&id).remove(&id);
-                Err(EngineError::DuplicateId(id.to_string()))
-            }
+        let refused = match answer.await {
+            Err(_) => return Err(EngineError::Stopped(id.to_string())),
             // A panic in an entry action fails the instance, which exists.
-            Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error),
+            Ok(Err(EngineError::InstanceFailed { .. })) | Ok(Ok(())) => return Ok(()),
+            Ok(Err(EngineError::Store(StoreError::Conflict { .. }))) => EngineError::DuplicateId(id.to_string()),
+            Ok(Err(error)) => error,
+        };
+        let mut shard = self.shard(&id);
+        if shard.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+            shard.remove(&id);
         }
+        Err(refused)
     }
 
     /// The map entry of a new instance in `state`, and the task's side of it.
@@ -1061,20 +1111,101 @@ where
         self.status_receiver(id)
     }
 
-    /// Where instance `id` stands now.
-    pub fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
-        Ok(self.get(id)?.with(Published::current))
+    /// Where instance `id` stands now. A durable engine answers for a
+    /// finished instance it does not run (it finished before a restart)
+    /// from the store: the status of its journal's newest row. An
+    /// unfinished one it does not run is unknown until
+    /// [`recover`](Self::recover) resumes it.
+    pub async fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
+        match self.get(id) {
+            Ok(mailbox) => Ok(mailbox.with(Published::current)),
+            Err(_) => Ok(self.stored(id, false).await?.status),
+        }
     }
 
-    /// Instance `id`'s current state.
-    pub fn state(&self, id: &str) -> Result<W::State, EngineError> {
-        Ok(*self.status(id)?.state())
+    /// Instance `id`'s current state (read from the store as
+    /// [`status`](Self::status) is).
+    pub async fn state(&self, id: &str) -> Result<W::State, EngineError> {
+        Ok(*self.status(id).await?.state())
+    }
+
+    /// A finished durable instance this engine does not run, as its
+    /// journal holds it: its newest row's status and context, and with
+    /// `history` the steps of every row (timed zero: the journal keeps no
+    /// times). Unknown or unfinished: the error for a missing instance.
+    async fn stored(&self, id: &str, history: bool) -> Result<Snapshot<W>, EngineError> {
+        let Some(durable) = &self.inner.shared.durable else {
+            return Err(self.missing(id));
+        };
+        let rows = durable.store.journal(W::graph().name, id).await?;
+        let Some(newest) = rows.last().filter(|row| !row.open) else {
+            return Err(self.missing(id));
+        };
+        let entry = (durable.open)(newest, &durable.fingerprint)?;
+        let status = entry.status.clone();
+        let (state, context) = restored::<W>(id, entry)?;
+        let status = match status {
+            StatusImage::Running => Status::Running(state),
+            StatusImage::Finished => Status::Finished(state),
+            StatusImage::Failed { reason } => Status::Failed { state, reason },
+            StatusImage::Cancelled => Status::Cancelled(state),
+        };
+        let mut records = Vec::new();
+        if history {
+            for row in &rows {
+                let entry = (durable.open)(row, &durable.fingerprint)?;
+                let kind = match entry.step {
+                    journal::Step::Started => RecordKind::Started(restored::<W>(id, entry)?.0.to_string()),
+                    journal::Step::Transition { from, event, to } => RecordKind::Transition {
+                        from,
+                        event: event_name::<W>(&event),
+                        to,
+                    },
+                    journal::Step::Rejected { state, event } => RecordKind::Rejected {
+                        state,
+                        event: event_name::<W>(&event),
+                    },
+                    journal::Step::Compensated {
+                        compensation,
+                        error,
+                        kind,
+                    } => RecordKind::Compensated {
+                        compensation: W::graph()
+                            .states
+                            .iter()
+                            .find_map(|s| s.compensate.filter(|c| *c == compensation))
+                            .unwrap_or("?"),
+                        // Rows written before kinds were journaled say only `Failed`.
+                        error: error.map(|message| RecordedError::new(kind.unwrap_or(ErrorKind::Failed), message)),
+                    },
+                    journal::Step::Failed { reason } => RecordKind::Panicked(reason),
+                    journal::Step::Cancelled => RecordKind::Cancelled,
+                    journal::Step::Finished => continue,
+                };
+                records.push(Record {
+                    at: Duration::ZERO,
+                    kind,
+                });
+            }
+        }
+        Ok(Snapshot {
+            status,
+            context,
+            history: records,
+        })
     }
 
     /// Instance `id`'s status, context and history, once every event queued
-    /// before this call has been handled.
+    /// before this call has been handled. A durable engine answers for a
+    /// finished instance it does not run from the store (as
+    /// [`status`](Self::status) does): the history then holds its journal's
+    /// steps (starts, transitions, rejected timer events, compensations,
+    /// failure, cancellation), each timed zero.
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
-        let mailbox = self.get(id)?;
+        let mailbox = match self.get(id) {
+            Ok(mailbox) => mailbox,
+            Err(_) => return self.stored(id, true).await,
+        };
         let mut asked = None;
         let (reply, answer) = oneshot::channel();
         // A closed mailbox (shut down) refuses at once.
@@ -1094,14 +1225,18 @@ where
         })
     }
 
-    /// Waits until instance `id` reaches a final state, and gives it.
+    /// Waits until instance `id` reaches a final state, and gives it. A
+    /// durable engine answers for a finished instance it does not run from
+    /// the store (as [`status`](Self::status) does).
     pub async fn wait(&self, id: &str) -> Result<W::State, EngineError> {
-        let mut status = self.status_receiver(id)?;
-        let done = status
-            .wait_for(|s| !s.is_running())
-            .await
-            .map(|s| s.clone())
-            .map_err(|_| EngineError::Stopped(id.to_string()))?;
+        let done = match self.status_receiver(id) {
+            Ok(mut status) => status
+                .wait_for(|s| !s.is_running())
+                .await
+                .map(|s| s.clone())
+                .map_err(|_| EngineError::Stopped(id.to_string()))?,
+            Err(_) => self.stored(id, false).await?.status,
+        };
         match done {
             Status::Finished(state) => Ok(state),
             Status::Failed { reason, .. } => Err(EngineError::InstanceFailed {
@@ -1235,8 +1370,12 @@ where
     /// twice is harmless. An instance whose row is corrupt, or which no
     /// longer fits the workflow as compiled now, is reported in
     /// [`Recovery::errors`] and left untouched in the store; the others
-    /// resume. Only a failure to read the store at all is an `Err`.
-    pub async fn recover(&self) -> Result<Recovery, StoreError> {
+    /// resume. Only a failure to read the store at all is an `Err`
+    /// ([`EngineError::Store`]); after [`shutdown`](Self::shutdown) it
+    /// resumes nothing and gives [`EngineError::ShutDown`], as every other
+    /// call that would run something does.
+    pub async fn recover(&self) -> Result<Recovery, EngineError> {
+        self.check_open()?;
         let Some(durable) = &self.inner.shared.durable else {
             return Ok(Recovery::default());
         };
@@ -1244,15 +1383,14 @@ where
         let mut report = Recovery::default();
         for row in rows {
             // A row the store could not read comes as its error, by id.
-            let resumed = row.and_then(|row| {
-                if self.shard(&row.instance).contains_key(row.instance.as_str()) {
-                    return Ok(false);
-                }
-                self.resume(durable, row).map(|()| true)
-            });
+            let resumed = match row {
+                Ok(row) if self.shard(&row.instance).contains_key(row.instance.as_str()) => continue,
+                Ok(row) => self.resume(durable, row),
+                Err(error) => Err(EngineError::Store(error)),
+            };
             match resumed {
-                Ok(resumed) => report.resumed += usize::from(resumed),
-                Err(error) => {
+                Ok(()) => report.resumed += 1,
+                Err(EngineError::Store(error)) => {
                     if let Some(id) = error.instance() {
                         let mut broken = self
                             .inner
@@ -1263,52 +1401,37 @@ where
                     }
                     report.errors.push(error);
                 }
+                Err(EngineError::DuplicateId(_)) => {} // started here meanwhile
+                Err(error) => return Err(error),
             }
         }
         Ok(report)
     }
 
     /// Rebuilds one instance from its newest row and starts its task.
-    fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), StoreError> {
-        let Row {
-            instance: id,
-            seq,
-            checksum,
-            data,
-            ..
-        } = row;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            instance: id.clone(),
-            seq,
-            reason,
-        };
-        if crc32fast::hash(&data) != checksum {
-            return Err(corrupt("checksum mismatch".into()));
-        }
-        let envelope = journal::peek(&data).map_err(&corrupt)?;
-        if envelope.v != journal::FORMAT {
-            return Err(corrupt(format!(
-                "journal format {} (this build reads {})",
-                envelope.v,
-                journal::FORMAT
-            )));
-        }
+    fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), EngineError> {
+        let mut instance = self.rebuild(durable, row)?;
+        self.register(&instance.id.clone(), instance.mailbox.clone())?;
+        let span = instance.span();
+        tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
+        Ok(())
+    }
+
+    /// One instance as its newest row left it, not yet registered.
+    fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<Instance<W, H>, StoreError> {
+        let entry = (durable.open)(&row, &durable.fingerprint)?;
+        let Row { instance: id, seq, .. } = row;
         let changed = |state: &str, reason: String| StoreError::DefinitionChanged {
             instance: id.clone(),
             state: state.to_string(),
             reason,
         };
-        let here = envelope.active.last().cloned().unwrap_or_default();
-        let entry = match (durable.decode)(&data) {
-            Ok(entry) => entry,
-            Err(reason) if envelope.fingerprint != durable.fingerprint => {
-                return Err(changed(
-                    &here,
-                    format!("its journaled data no longer decodes: {reason}"),
-                ));
-            }
-            Err(reason) => return Err(corrupt(reason)),
+        let corrupt = |reason: String| StoreError::Corrupt {
+            instance: id.clone(),
+            seq,
+            reason,
         };
+        let here = entry.active.last().map_or_else(String::new, |s| s.to_string());
         let graph = W::graph();
         let index = |name: &str| {
             graph
@@ -1326,8 +1449,7 @@ where
         };
         let machine = W::restore(&saved, entry.context)
             .ok_or_else(|| changed(&here, "its active states are no longer a valid configuration".into()))?;
-        let key: Arc<str> = id.as_str().into();
-        let (map_entry, mut instance) = self.entry(key.clone(), machine.state());
+        let (_, mut instance) = self.entry(id.as_str().into(), machine.state());
         for activity in &entry.activities {
             let node = index(&activity.state)?;
             if graph.states[node].invoke.is_none() {
@@ -1373,17 +1495,20 @@ where
                 },
             ));
         }
-        instance.fx().succeeded = indices(&entry.succeeded)?;
-        instance.fx().completed = indices(&entry.completed)?;
-        if let Some(&node) = instance
-            .completed()
-            .iter()
-            .find(|&&n| graph.states[n].compensate.is_none())
-        {
-            return Err(changed(
-                graph.states[node].name,
-                "it no longer declares a compensation".into(),
-            ));
+        for succeeded in entry.succeeded {
+            let node = index(&succeeded.state)?;
+            instance.fx().succeeded.push((node, succeeded.done));
+        }
+        for completed in entry.completed {
+            let node = index(&completed.state)?;
+            if graph.states[node].compensate.is_none() {
+                return Err(changed(&completed.state, "it no longer declares a compensation".into()));
+            }
+            instance.fx().completed.push(Completed {
+                node,
+                generation: completed.generation,
+                done: completed.done,
+            });
         }
         // The counter grows by one per activity or timer started: a value
         // past 2^63 was damaged, not counted, and counting on from it could
@@ -1399,16 +1524,7 @@ where
         instance.seq = seq;
         instance.machine = Some(machine);
         instance.record(RecordKind::Recovered { seq });
-        {
-            let mut shard = self.shard(&key);
-            if shard.contains_key(&key) {
-                return Ok(()); // started here meanwhile
-            }
-            shard.insert(key, map_entry);
-        }
-        let span = instance.span();
-        tokio::spawn(async move { instance.run(Start::Resumed).await }.instrument(span));
-        Ok(())
+        Ok(instance)
     }
 }
 
@@ -1461,10 +1577,12 @@ struct Effects<E> {
     timers: Vec<(TimerKey, Timer<E>)>,
     /// Activities and timers a step planned, started once it is committed.
     pending: Vec<Pending>,
-    /// States whose activity completed while they were active.
-    succeeded: Vec<usize>,
+    /// States whose activity completed while they were active, with the
+    /// done event if the state is compensable (its compensation receives
+    /// the output).
+    succeeded: Vec<(usize, Option<E>)>,
     /// Compensable states whose step completed, in order.
-    completed: Vec<usize>,
+    completed: Vec<Completed<E>>,
 }
 
 impl<E> Default for Effects<E> {
@@ -1477,6 +1595,18 @@ impl<E> Default for Effects<E> {
             completed: Vec::new(),
         }
     }
+}
+
+/// A compensable state's completed step, to undo if the workflow fails.
+struct Completed<E> {
+    node: usize,
+    /// Drawn when the step completed: the compensation's idempotency key
+    /// is made of it, so each completion of a state (a loop completes it
+    /// again) gets its own key, the same after a restart.
+    generation: u64,
+    /// The done event its activity completed with, whose output the
+    /// compensation receives; `None` if it invokes nothing.
+    done: Option<E>,
 }
 
 /// An activity of an active state: its generation, and its task once started.
@@ -1577,15 +1707,19 @@ where
         match start {
             Start::Fresh(ready) => {
                 let begun = Box::pin(self.begin()).await;
-                let taken = matches!(begun, Err(EngineError::Store(StoreError::Conflict { .. })));
+                // The store took nothing of it: the instance does not exist.
+                let refused = begun.is_err() && self.seq == 0;
                 if let Some(ready) = ready {
                     let _ = ready.send(begun);
                 }
-                if taken {
+                if refused {
                     return;
                 }
             }
-            Start::Resumed => self.launch(),
+            Start::Resumed => {
+                self.launch();
+                Box::pin(self.finish_if_final()).await;
+            }
         }
         loop {
             if self.compensation_due() {
@@ -1854,6 +1988,23 @@ where
         Ok(())
     }
 
+    /// A resumed instance whose newest row is open although it stands in a
+    /// top-level final state with nothing left to compensate (a row a crash
+    /// or an older build left): finishes it, closing its journal, instead of
+    /// letting it run forever. A failure final with compensations left runs
+    /// them first, as usual.
+    async fn finish_if_final(&mut self) {
+        let Some(failure) = self.reached_final() else {
+            return;
+        };
+        if failure && !self.completed().is_empty() {
+            return;
+        }
+        let row = self.row(journal::Step::Finished, StatusImage::Finished, false);
+        // A store error stops the instance and is in its history.
+        let _ = self.settle((row, Some(failure))).await;
+    }
+
     /// Stops what left states had, plans what entered states need, and
     /// takes the timers `send` and `cancel` asked for.
     fn plan(&mut self, before: Vec<bool>, reentered: bool) {
@@ -1899,6 +2050,11 @@ where
             },
             (Err(error), _) => error,
         };
+        if self.seq == 0 {
+            // A start the store refused: nothing of the instance exists,
+            // so there is nothing to fail (`start` reports the error).
+            return Err(EngineError::Store(error));
+        }
         self.record(RecordKind::StoreFailed(error.to_string()));
         Counters::add(&self.engine.counters.failures);
         self.stop_all();
@@ -1956,7 +2112,7 @@ where
             event: &timer.event,
             deadline: self.engine.wall(timer.deadline),
         });
-        let entry = journal::Entry {
+        let entry = journal::Document {
             v: journal::FORMAT,
             fingerprint: Cow::Borrowed(&durable.fingerprint),
             step,
@@ -1977,8 +2133,24 @@ where
                 })
                 .collect(),
             timers: timers.collect(),
-            succeeded: effects.iter().flat_map(|e| &e.succeeded).map(name).collect(),
-            completed: self.completed().iter().map(name).collect(),
+            succeeded: effects
+                .iter()
+                .flat_map(|e| &e.succeeded)
+                .map(|(node, done)| StepImage {
+                    state: name(node),
+                    generation: 0,
+                    done: done.as_ref(),
+                })
+                .collect(),
+            completed: self
+                .completed()
+                .iter()
+                .map(|c| StepImage {
+                    state: name(&c.node),
+                    generation: c.generation,
+                    done: c.done.as_ref(),
+                })
+                .collect(),
             generation: self.generation,
             priority: self.priority,
         };
@@ -1991,7 +2163,7 @@ where
     }
 
     /// The compensable states whose step completed, in order.
-    fn completed(&self) -> &[usize] {
+    fn completed(&self) -> &[Completed<W::Event>] {
         self.effects.as_deref().map_or(&[], |e| &e.completed)
     }
 
@@ -2021,17 +2193,15 @@ where
         }
         self.cancel_timers(&TimerKey::State(node));
         let info = &W::graph().states[node];
-        let Some(effects) = self.effects.as_deref_mut() else {
-            if info.compensate.is_some() && info.invoke.is_none() {
-                self.fx().completed.push(node);
-            }
-            return;
-        };
-        let done = info.invoke.is_none() || effects.succeeded.contains(&node);
-        if info.compensate.is_some() && done {
-            effects.completed.push(node);
+        let succeeded = self.effects.as_deref_mut().and_then(|e| {
+            let at = e.succeeded.iter().position(|(s, _)| *s == node)?;
+            Some(e.succeeded.remove(at).1)
+        });
+        if info.compensate.is_some() && (info.invoke.is_none() || succeeded.is_some()) {
+            let generation = self.next_generation();
+            let done = succeeded.flatten();
+            self.fx().completed.push(Completed { node, generation, done });
         }
-        effects.succeeded.retain(|&s| s != node);
     }
 
     fn entered(&mut self, node: usize) {
@@ -2160,7 +2330,7 @@ where
                             activity,
                             attempt,
                             duration: elapsed,
-                            error: error.map(ToString::to_string),
+                            error: error.map(RecordedError::from),
                         },
                     };
                     report.push_own_quietly(Internal::Attempt {
@@ -2269,7 +2439,9 @@ where
                 self.take_activity(node);
                 let event = match result {
                     Ok(done) => {
-                        self.fx().succeeded.push(node);
+                        // Kept for the compensation, which receives its output.
+                        let kept = W::graph().states[node].compensate.map(|_| done.clone());
+                        self.fx().succeeded.push((node, kept));
                         Some(done)
                     }
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
@@ -2342,7 +2514,12 @@ where
     /// Runs the compensations of the completed steps, newest first,
     /// committing each, then the instance's end.
     async fn compensate(&mut self) -> Result<(), EngineError> {
-        while let Some(node) = self.fx().completed.pop() {
+        while let Some(Completed {
+            node,
+            generation,
+            mut done,
+        }) = self.fx().completed.pop()
+        {
             let (Some(machine), Some(state)) = (&self.machine, W::Node::from_index(node)) else {
                 continue;
             };
@@ -2356,38 +2533,45 @@ where
                 deadline: None,
                 resource: None,
             };
-            let key = idempotency_key(&self.id, name, u64::MAX);
+            let key = idempotency_key(&self.id, name, generation);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
+            let (context, handlers) = (&context, &*handlers);
+            // Lent uniquely: `&mut E` is `Send` where `&E` would need `E: Sync`.
+            let done = &mut done;
             let result = activity::run_observed(
                 name,
                 &policy,
                 &schedule,
                 key,
                 activity::admit_at_once,
-                |call| {
-                    let (context, handlers) = (&context, &*handlers);
+                move |call| {
+                    // Each attempt gets its own copy of the done event.
+                    let done = (*done).clone();
                     async move {
-                        match W::compensate(state, context, handlers, call) {
+                        match W::compensate(state, context, done, handlers, call) {
                             Some(future) => future.await,
                             None => Ok(()),
                         }
                     }
                 },
                 |a| {
-                    if let Attempt::Ended {
-                        attempt,
-                        elapsed,
-                        error,
-                    } = a
-                    {
-                        records.push(RecordKind::AttemptEnded {
+                    records.push(match a {
+                        Attempt::Started { attempt, .. } => RecordKind::AttemptStarted {
+                            activity: name,
+                            attempt,
+                        },
+                        Attempt::Ended {
+                            attempt,
+                            elapsed,
+                            error,
+                        } => RecordKind::AttemptEnded {
                             activity: name,
                             attempt,
                             duration: elapsed,
-                            error: error.map(ToString::to_string),
-                        });
-                    }
+                            error: error.map(RecordedError::from),
+                        },
+                    });
                 },
             )
             .await;
@@ -2395,14 +2579,15 @@ where
                 self.record(record);
             }
             Counters::add(&self.engine.counters.compensations);
-            let error = result.err().map(|e| e.to_string());
+            let error = result.err();
             self.record(RecordKind::Compensated {
                 compensation: name,
-                error: error.clone(),
+                error: error.as_ref().map(RecordedError::from),
             });
             let step = journal::Step::Compensated {
                 compensation: name.to_string(),
-                error,
+                kind: error.as_ref().map(ActivityError::kind),
+                error: error.map(|e| e.to_string()),
             };
             let open = !self.completed().is_empty();
             let status = if open {
@@ -2457,13 +2642,37 @@ where
 }
 
 /// The same for every attempt of one invocation, distinct across
-/// instances, states and invocations.
-fn idempotency_key(id: &str, state: &str, generation: u64) -> u128 {
-    let mut a = DefaultHasher::new();
-    (id, state, generation).hash(&mut a);
-    let mut b = DefaultHasher::new();
-    (generation, state, id).hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+/// instances, states and invocations: the 128-bit FNV-1a hash of the
+/// instance's id, the state's (or the compensation's) name and the
+/// invocation's generation, strings length-prefixed, numbers as 8
+/// little-endian bytes. Stable across processes, platforms and Rust
+/// releases (see `fnv`): a call in flight across an upgrade keeps its key.
+fn idempotency_key(id: &str, name: &str, generation: u64) -> u128 {
+    crate::fnv::Fnv128::new().str(id).str(name).u64(generation).finish()
+}
+
+/// The state and context a journal row holds, restored in workflow `W`.
+fn restored<W: Machine>(
+    id: &str,
+    entry: journal::Document<'static, W::Context, W::Event>,
+) -> Result<(W::State, W::Context), StoreError> {
+    let graph = W::graph();
+    let here = entry.active.last().map_or_else(String::new, |s| s.to_string());
+    let active = entry
+        .active
+        .iter()
+        .map(|name| graph.state_index(name))
+        .collect::<Option<Vec<_>>>();
+    let saved = Saved {
+        active: active.unwrap_or_default(),
+        history: Vec::new(),
+    };
+    let machine = W::restore(&saved, entry.context).ok_or_else(|| StoreError::DefinitionChanged {
+        instance: id.to_string(),
+        state: here,
+        reason: "its active states are no longer a valid configuration".into(),
+    })?;
+    Ok((machine.state(), machine.into_context()))
 }
 
 /// An event's name, from the graph.

@@ -1,4 +1,7 @@
-//! What a durable engine writes in each row of an instance's journal.
+//! What a durable engine writes in each row of an instance's journal, and
+//! [`decode`], which reads a row back with the workflow's types (an
+//! [`Entry`]: its step, status, active states and context) so that nobody
+//! needs to parse the JSON by hand.
 //!
 //! Every row's `data` is one JSON document, format version 1:
 //!
@@ -9,12 +12,20 @@
 //!  "timers":[],"succeeded":[],"completed":[],"generation":2}
 //! ```
 //!
-//! - `fingerprint`: a hash of the workflow's graph as compiled when the row
-//!   was written; recovery under a different one checks that the instance
-//!   still fits (its states, activities and timers exist);
+//! - `fingerprint`: a hash of the workflow's definition as compiled when
+//!   the row was written: its graph (states, events with their fields'
+//!   types, activities with their output types, transitions) and its
+//!   context type's name (`std::any::type_name`, whose text may change with
+//!   the compiler: a changed fingerprint costs nothing but the fit check).
+//!   Recovery checks that the instance still fits (its states, activities
+//!   and timers exist); a row whose checksum holds but whose context or
+//!   events no longer decode is a changed definition, not corruption (a
+//!   context field whose type changed changes no name);
 //! - `step`: what the row records: `started`, `transition` (with the event,
 //!   which carries an activity's output), `rejected` (a timer's event the
-//!   state did not accept), `compensated`, `finished`, `failed`, `cancelled`;
+//!   state did not accept), `compensated` (with its `error` and `error_kind`
+//!   if it still failed), `finished` (by recovery, for an open row standing
+//!   in a final state), `failed`, `cancelled`;
 //! - `status`, `active`, `history` (the states each history state recorded),
 //!   `context`: the instance after the step;
 //! - `activities`: those in flight, by state and generation (the generation
@@ -22,9 +33,14 @@
 //!   restart);
 //! - `timers`: pending timers with their event and absolute `deadline` in
 //!   milliseconds since the Unix epoch;
-//! - `succeeded`, `completed`: states whose activity succeeded, and
-//!   compensable states whose step completed (compensated in reverse order
-//!   if the workflow fails);
+//! - `succeeded`: states whose activity succeeded while they are active;
+//! - `completed`: compensable states whose step completed, each with the
+//!   generation its compensation's idempotency key is made of, compensated
+//!   in reverse order if the workflow fails;
+//! - in both, `done`: the done event the state's activity completed with,
+//!   kept for a compensable state, whose compensation receives its output
+//!   after a restart too (`{"state":"Paying","generation":3,
+//!   "done":{"PayDone":"r-1"}}`);
 //! - `generation`: the instance's counter of activity and timer generations;
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
@@ -37,6 +53,10 @@ use std::borrow::Cow;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
+use crate::activity::ErrorKind;
+use crate::machine::Machine;
+use crate::store::{Row, StoreError};
+
 /// A state's or a timer's name, or the fingerprint: borrowed when written,
 /// owned when read.
 pub(crate) type Name<'a> = Cow<'a, str>;
@@ -45,10 +65,10 @@ pub(crate) type Name<'a> = Cow<'a, str>;
 pub const FORMAT: u32 = 1;
 
 /// Writes a row's document: `encode` for a workflow's context and event types.
-pub(crate) type Encode<C, E> = for<'a> fn(&Entry<'a, &'a C, &'a E>) -> Result<Vec<u8>, String>;
+pub(crate) type Encode<C, E> = for<'a> fn(&Document<'a, &'a C, &'a E>) -> Result<Vec<u8>, String>;
 
-/// Reads a row's document: `decode` for a workflow's context and event types.
-pub(crate) type Decode<C, E> = fn(&[u8]) -> Result<Entry<'static, C, E>, String>;
+/// Checks and reads a row: `open` for a workflow's context and event types.
+pub(crate) type Open<C, E> = fn(&Row, &str) -> Result<Document<'static, C, E>, StoreError>;
 
 /// One row's document; `C` and `E` are the context and event types, or
 /// references to them when writing.
@@ -57,11 +77,11 @@ pub(crate) type Decode<C, E> = fn(&[u8]) -> Result<Entry<'static, C, E>, String>
     serialize = "C: Serialize, E: Serialize",
     deserialize = "C: DeserializeOwned, E: DeserializeOwned"
 ))]
-pub(crate) struct Entry<'a, C, E> {
+pub(crate) struct Document<'a, C, E> {
     pub v: u32,
     pub fingerprint: Name<'a>,
     pub step: Step<E>,
-    pub status: StatusImage,
+    pub status: Status,
     pub active: Vec<Name<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<(Name<'a>, Vec<Name<'a>>)>,
@@ -71,9 +91,9 @@ pub(crate) struct Entry<'a, C, E> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timers: Vec<TimerImage<'a, E>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub succeeded: Vec<Name<'a>>,
+    pub succeeded: Vec<StepImage<'a, E>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub completed: Vec<Name<'a>>,
+    pub completed: Vec<StepImage<'a, E>>,
     pub generation: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
@@ -83,39 +103,111 @@ fn is_zero(priority: &i32) -> bool {
     *priority == 0
 }
 
-/// What a row records.
-#[derive(Serialize, Deserialize)]
+/// What a row records: the step that led to it. `E` is the workflow's event
+/// type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[serde(bound(serialize = "E: Serialize", deserialize = "E: DeserializeOwned"))]
-pub(crate) enum Step<E> {
+#[non_exhaustive]
+pub enum Step<E> {
+    /// The instance started (its initial entry actions ran).
     Started,
+    /// A transition (a statechart's macrostep) on `event`; an activity's
+    /// outcome is its `…Done` or `…Failed` event, carrying its output.
     Transition {
+        /// The state (configuration) before.
         from: String,
+        /// The event.
         event: E,
+        /// The state (configuration) after.
         to: String,
     },
+    /// A timer's event that the state did not accept (the timer is spent).
     Rejected {
+        /// The state (configuration).
         state: String,
+        /// The event.
         event: E,
     },
+    /// A compensation ran, with its retries.
     Compensated {
+        /// The compensation.
         compensation: String,
+        /// Its error's message, if it still failed.
         error: Option<String>,
+        /// Its error's kind, if it still failed (`None` in rows written
+        /// before kinds were journaled).
+        #[serde(
+            rename = "error_kind",
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "kind"
+        )]
+        kind: Option<ErrorKind>,
     },
+    /// The instance was finished by recovery: its row was open although it
+    /// stood in a final state.
     Finished,
+    /// A guard or an action panicked.
     Failed {
+        /// The panic's message.
         reason: String,
     },
+    /// The instance was cancelled.
     Cancelled,
 }
 
-/// An instance's status after a step.
+/// An [`ErrorKind`] in a row, by name (`failed`, `non_retryable`,
+/// `timed_out`, `panicked`), whatever the crate's `serde` feature.
+mod kind {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::activity::ErrorKind;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Name {
+        Failed,
+        NonRetryable,
+        TimedOut,
+        Panicked,
+    }
+
+    pub(super) fn serialize<S: Serializer>(kind: &Option<ErrorKind>, serializer: S) -> Result<S::Ok, S::Error> {
+        kind.map(|kind| match kind {
+            ErrorKind::Failed => Name::Failed,
+            ErrorKind::NonRetryable => Name::NonRetryable,
+            ErrorKind::TimedOut => Name::TimedOut,
+            ErrorKind::Panicked => Name::Panicked,
+        })
+        .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ErrorKind>, D::Error> {
+        Ok(Option::<Name>::deserialize(deserializer)?.map(|name| match name {
+            Name::Failed => ErrorKind::Failed,
+            Name::NonRetryable => ErrorKind::NonRetryable,
+            Name::TimedOut => ErrorKind::TimedOut,
+            Name::Panicked => ErrorKind::Panicked,
+        }))
+    }
+}
+
+/// An instance's status after a row's step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub(crate) enum StatusImage {
+#[non_exhaustive]
+pub enum Status {
+    /// Still running: the row is open, recovery resumes it.
     Running,
+    /// Reached a final state (after its compensations, for a failure final).
     Finished,
-    Failed { reason: String },
+    /// Failed: a guard or an action panicked.
+    Failed {
+        /// The panic's message.
+        reason: String,
+    },
+    /// Cancelled.
     Cancelled,
 }
 
@@ -124,6 +216,67 @@ pub(crate) enum StatusImage {
 pub(crate) struct ActivityImage<'a> {
     pub state: Name<'a>,
     pub generation: u64,
+}
+
+/// A state's step whose activity succeeded (in `succeeded`) or which
+/// completed (in `completed`): the state; for a completed step, the
+/// generation its compensation's idempotency key is made of; and the done
+/// event of its activity, kept if the state has a compensation (which
+/// receives its output). Rows written before these were kept hold the
+/// state's name alone (read as generation 0, no done event).
+#[derive(Serialize, Deserialize)]
+#[serde(from = "StepForm<'a, E>")]
+#[serde(bound(serialize = "E: Serialize", deserialize = "E: DeserializeOwned"))]
+pub(crate) struct StepImage<'a, E> {
+    pub state: Name<'a>,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done: Option<E>,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a step is read: as written now, or as a bare name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[serde(bound(deserialize = "E: DeserializeOwned"))]
+enum StepForm<'a, E> {
+    Full {
+        state: Name<'a>,
+        #[serde(default)]
+        generation: u64,
+        #[serde(default = "none")]
+        done: Option<E>,
+    },
+    Name(Name<'a>),
+}
+
+fn none<E>() -> Option<E> {
+    None
+}
+
+impl<'a, E> From<StepForm<'a, E>> for StepImage<'a, E> {
+    fn from(form: StepForm<'a, E>) -> Self {
+        match form {
+            StepForm::Full {
+                state,
+                generation,
+                done,
+            } => StepImage {
+                state,
+                generation,
+                done,
+            },
+            StepForm::Name(state) => StepImage {
+                state,
+                generation: 0,
+                done: None,
+            },
+        }
+    }
 }
 
 /// A pending timer: a state's `after` (`state` set) or a `send` (`send` set).
@@ -142,7 +295,7 @@ pub(crate) struct TimerImage<'a, E> {
 /// A row's document, written. A float that is NaN or infinite is refused:
 /// JSON has no number for it (serde_json would write `null`, which does not
 /// read back as a float), and a row must read back as it was written.
-pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Entry<'_, &C, &E>) -> Result<Vec<u8>, String> {
+pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Document<'_, &C, &E>) -> Result<Vec<u8>, String> {
     entry.serialize(finite::Finite).map_err(|e| e.to_string())?;
     // Most rows fit: one allocation instead of a series of regrowths.
     let mut out = Vec::with_capacity(512);
@@ -151,22 +304,148 @@ pub(crate) fn encode<C: Serialize, E: Serialize>(entry: &Entry<'_, &C, &E>) -> R
 }
 
 /// A row's document, read with the types of the workflow as compiled now.
-pub(crate) fn decode<C: DeserializeOwned, E: DeserializeOwned>(data: &[u8]) -> Result<Entry<'static, C, E>, String> {
+fn read<C: DeserializeOwned, E: DeserializeOwned>(data: &[u8]) -> Result<Document<'static, C, E>, String> {
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
 /// A row's document without its contexts and events: what recovery can
 /// still tell about a row the current types cannot read.
-pub(crate) fn peek(data: &[u8]) -> Result<Entry<'static, IgnoredAny, IgnoredAny>, String> {
+fn peek(data: &[u8]) -> Result<Document<'static, IgnoredAny, IgnoredAny>, String> {
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
-/// A stable 64-bit FNV-1a hash of a graph's text: the workflow's fingerprint.
-pub(crate) fn fingerprint(graph_text: &str) -> String {
-    let hash = graph_text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+/// Checks `row` and reads its document with the types compiled now, for
+/// a workflow whose fingerprint is `fingerprint`. A failed checksum, a
+/// document that is not a journal row, or another format version is
+/// [`StoreError::Corrupt`]; a row whose checksum holds but whose context or
+/// events no longer decode is [`StoreError::DefinitionChanged`]: these are
+/// the bytes written, and the types reading them changed (a context field
+/// whose type changed changes no name the fingerprint covers).
+pub(crate) fn open<C: DeserializeOwned, E: DeserializeOwned>(
+    row: &Row,
+    fingerprint: &str,
+) -> Result<Document<'static, C, E>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        instance: row.instance.clone(),
+        seq: row.seq,
+        reason,
+    };
+    if crc32fast::hash(&row.data) != row.checksum {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    let envelope = peek(&row.data).map_err(corrupt)?;
+    if envelope.v != FORMAT {
+        return Err(corrupt(format!(
+            "journal format {} (this build reads {FORMAT})",
+            envelope.v
+        )));
+    }
+    read(&row.data).map_err(|reason| {
+        let under = if envelope.fingerprint == fingerprint {
+            String::new()
+        } else {
+            format!("written under definition {}, now {fingerprint}; ", envelope.fingerprint)
+        };
+        StoreError::DefinitionChanged {
+            instance: row.instance.clone(),
+            state: envelope.active.last().map_or_else(String::new, |s| s.to_string()),
+            reason: format!("{under}its context or events no longer decode: {reason}"),
+        }
+    })
+}
+
+/// One row of an instance's journal, decoded with its workflow's types:
+/// what [`decode`] gives. `C` is the context type, `E` the event type.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Entry<C, E> {
+    /// The instance's id.
+    pub instance: String,
+    /// The row's number in the instance's journal, from 1.
+    pub seq: u64,
+    /// The step the row records.
+    pub step: Step<E>,
+    /// The instance's status after the step.
+    pub status: Status,
+    /// Its active states after the step, ancestors included, in document
+    /// order.
+    pub active: Vec<String>,
+    /// Its context after the step.
+    pub context: C,
+    /// The fingerprint of the workflow's definition that wrote the row.
+    pub fingerprint: String,
+}
+
+/// Decodes one row of a journal (as [`Store::journal`](crate::Store::journal)
+/// gives them) with workflow `W`'s types as compiled now: what a user
+/// reads instead of parsing the JSON. The checks are recovery's: a failed
+/// checksum or a document that is not a journal row is
+/// [`StoreError::Corrupt`]; a context or event that no longer decodes is
+/// [`StoreError::DefinitionChanged`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use workflow::prelude::*;
+/// use workflow::journal::{self, Status, Step};
+/// use workflow::{Engine, MemoryStore, Store};
+///
+/// workflow! {
+///     workflow Ticket {
+///         context u32;
+///         initial Open;
+///         events { Close }
+///         state Open { on Close => Closed; }
+///         final Closed;
+///     }
+/// }
+/// struct Desk;
+/// impl TicketHandlers for Desk {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Arc::new(MemoryStore::new());
+/// let engine = Engine::<Ticket, Desk>::builder(Desk).store(store.clone()).build();
+/// engine.start("T-1", 7).await?;
+/// engine.send("T-1", TicketEvent::Close).await?;
+///
+/// let rows = store.journal("Ticket", "T-1").await?;
+/// let last = journal::decode::<Ticket>(&rows[1])?;
+/// assert!(matches!(last.step, Step::Transition { event: TicketEvent::Close, .. }));
+/// assert_eq!((last.status, last.active, last.context), (Status::Finished, vec!["Closed".to_string()], 7));
+/// # Ok(()) }
+/// ```
+pub fn decode<W>(row: &Row) -> Result<Entry<W::Context, W::Event>, StoreError>
+where
+    W: Machine,
+    W::Context: DeserializeOwned,
+    W::Event: DeserializeOwned,
+{
+    let fingerprint = definition::<W>();
+    let document = open::<W::Context, W::Event>(row, &fingerprint)?;
+    Ok(Entry {
+        instance: row.instance.clone(),
+        seq: row.seq,
+        step: document.step,
+        status: document.status,
+        active: document.active.into_iter().map(Cow::into_owned).collect(),
+        context: document.context,
+        fingerprint: document.fingerprint.into_owned(),
+    })
+}
+
+/// Workflow `W`'s fingerprint as compiled now.
+pub(crate) fn definition<W: Machine>() -> String {
+    fingerprint(
+        &crate::graph::text::encode(W::graph()),
+        std::any::type_name::<W::Context>(),
+    )
+}
+
+/// The workflow's fingerprint: a 64-bit FNV-1a hash of its graph's text
+/// (states, events with their fields' types, activities with their output
+/// types, transitions) and of its context type's name.
+pub(crate) fn fingerprint(graph_text: &str, context_type: &str) -> String {
+    let text = format!("{graph_text}\ncontext {context_type}");
+    format!("{:016x}", crate::fnv::fnv1a_64(text.as_bytes()))
 }
 
 /// A serializer that writes nothing and fails on a float that is not
@@ -444,15 +723,15 @@ mod tests {
     fn round_trip_and_peek() {
         let event = "Go".to_string();
         let context = 7_u32;
-        let entry = Entry {
+        let entry = Document {
             v: FORMAT,
-            fingerprint: fingerprint("W").into(),
+            fingerprint: fingerprint("W", "u32").into(),
             step: Step::Transition {
                 from: "A".into(),
                 event: &event,
                 to: "B".into(),
             },
-            status: StatusImage::Running,
+            status: Status::Running,
             active: vec!["B".into()],
             history: vec![],
             context: &context,
@@ -468,18 +747,22 @@ mod tests {
                 deadline: 1_000,
             }],
             succeeded: vec![],
-            completed: vec!["A".into()],
+            completed: vec![StepImage {
+                state: "A".into(),
+                generation: 2,
+                done: Some(&event),
+            }],
             generation: 4,
             priority: 0,
         };
         let bytes = encode(&entry).unwrap();
-        let back: Entry<'static, u32, String> = decode(&bytes).unwrap();
+        let back: Document<'static, u32, String> = read(&bytes).unwrap();
         assert_eq!(back.context, 7);
         assert!(matches!(back.step, Step::Transition { ref event, .. } if event == "Go"));
         assert_eq!(back.timers[0].deadline, 1_000);
         assert_eq!(back.activities, entry.activities);
         // A different context type fails the typed decode but not the peek.
-        assert!(decode::<String, String>(&bytes).is_err());
+        assert!(read::<String, String>(&bytes).is_err());
         assert_eq!(peek(&bytes).unwrap().active, vec![Name::from("B")]);
         assert!(peek(b"{not json").is_err());
     }
@@ -493,7 +776,7 @@ mod tests {
         }
         let encode_context = |price: &Price| {
             let event = ();
-            encode(&Entry {
+            encode(&Document {
                 v: FORMAT,
                 fingerprint: "f".into(),
                 step: Step::Transition {
@@ -501,7 +784,7 @@ mod tests {
                     event: &event,
                     to: "B".into(),
                 },
-                status: StatusImage::Running,
+                status: Status::Running,
                 active: vec!["B".into()],
                 history: vec![],
                 context: price,
@@ -537,8 +820,22 @@ mod tests {
     }
 
     #[test]
+    fn a_completed_step_written_as_a_bare_name_still_reads() {
+        let old = br#"{"v":1,"fingerprint":"f","step":{"kind":"started"},"status":{"state":"running"},
+            "active":["B"],"context":1,"completed":["A",{"state":"B","generation":4}],"generation":4}"#;
+        let entry: Document<'static, u32, String> = read(old).unwrap();
+        let completed: Vec<(&str, u64)> = entry.completed.iter().map(|c| (&*c.state, c.generation)).collect();
+        assert_eq!(completed, [("A", 0), ("B", 4)]);
+    }
+
+    #[test]
     fn fingerprints_are_stable_and_distinct() {
-        assert_eq!(fingerprint(""), "cbf29ce484222325");
-        assert_ne!(fingerprint("a"), fingerprint("b"));
+        assert_eq!(fingerprint("W", "u32"), fingerprint("W", "u32"));
+        assert_ne!(fingerprint("a", "u32"), fingerprint("b", "u32"));
+        assert_ne!(
+            fingerprint("a", "u32"),
+            fingerprint("a", "u64"),
+            "the context type counts"
+        );
     }
 }

@@ -40,6 +40,7 @@ pub mod clock;
 mod configuration;
 mod diagram;
 pub mod engine;
+mod fnv;
 pub mod graph;
 pub mod interop;
 pub mod journal;
@@ -53,7 +54,9 @@ pub mod store;
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
 pub use diagram::format_duration;
-pub use engine::{Config, Engine, EngineBuilder, EngineError, Record, RecordKind, Recovery, Snapshot, Status};
+pub use engine::{
+    Config, Engine, EngineBuilder, EngineError, Record, RecordKind, RecordedError, Recovery, Snapshot, Status,
+};
 pub use graph::Graph;
 pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};

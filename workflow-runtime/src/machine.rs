@@ -24,7 +24,10 @@ pub trait Machine: Sized {
     /// for one with nested or parallel states.
     type State: Copy + Eq + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static;
     /// The event enum (`OrderEvent`), including the generated activity and timer events.
-    type Event: fmt::Debug + Send + 'static;
+    ///
+    /// `Clone`: the engine keeps the done event of a compensable state's
+    /// activity, whose output its compensation receives.
+    type Event: Clone + fmt::Debug + Send + 'static;
     /// The user's context type, owned by each instance.
     type Context;
 
@@ -186,10 +189,15 @@ pub trait Workflow<H: ?Sized>: Machine {
         H: 'a;
 
     /// One attempt of the compensation `node` declares; `None` if it
-    /// declares none.
+    /// declares none. `done` is the event `node`'s activity completed with
+    /// (given, not lent: the future owns it, so it need not be `Sync`): a
+    /// compensation receives the output it carries (and fails,
+    /// non-retryable, without it); one whose state invokes nothing, or an
+    /// activity with output `()`, ignores it.
     fn compensate<'a>(
         node: Self::Node,
         context: &'a Self::Context,
+        done: Option<Self::Event>,
         handlers: &'a H,
         call: ActivityCall,
     ) -> Option<impl Future<Output = Result<(), ActivityError>> + Send + 'a>

@@ -183,9 +183,18 @@ impl<C, O, T> Mailbox<C, O, T> {
                 return Poll::Ready(Next::Own(message));
             }
             if let Some(request) = inner.requests.pop_front() {
-                let was_full = inner.requests.len() + 1 >= self.capacity;
+                // Every slot freed while senders wait wakes one of them,
+                // whether or not the queue was full: a sender woken by an
+                // earlier pop may not have taken its slot yet, so "was
+                // full" would miss the room this pop makes (a lost
+                // wake-up: senders waiting forever beside an empty queue).
+                // A sender counted here is registered with `room` (it
+                // enabled its `Notified` before it was counted), and a
+                // notification to a sender dropped meanwhile passes on to
+                // the next.
+                let wake = inner.waiting > 0;
                 drop(inner);
-                if was_full {
+                if wake {
                     self.room.notify_one();
                 }
                 return Poll::Ready(Next::Request(request));
@@ -303,6 +312,29 @@ mod tests {
         assert!(matches!(mailbox.next().await, Next::Request(1)));
         assert!(sender.await.unwrap());
         assert!(matches!(mailbox.next().await, Next::Request(2)));
+    }
+
+    #[tokio::test]
+    async fn every_slot_freed_wakes_a_waiting_sender() {
+        // Full, two senders waiting, two requests taken back to back: the
+        // second pop finds the queue no longer full but must still wake
+        // the second sender.
+        let mailbox = Arc::new(Box3::new(2, 0));
+        assert!(mailbox.try_send(1).is_ok() && mailbox.try_send(2).is_ok());
+        let senders: Vec<_> = [3, 4]
+            .into_iter()
+            .map(|n| {
+                let mailbox = mailbox.clone();
+                tokio::spawn(async move { mailbox.send(n).await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(matches!(mailbox.next().await, Next::Request(1)));
+        assert!(matches!(mailbox.next().await, Next::Request(2)));
+        for sender in senders {
+            let got_in = tokio::time::timeout(Duration::from_secs(5), sender).await;
+            assert!(matches!(got_in, Ok(Ok(true))), "a sender was never woken");
+        }
     }
 
     #[tokio::test]

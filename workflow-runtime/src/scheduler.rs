@@ -145,9 +145,7 @@ impl Job {
     /// A flow key for a string id (such as an engine's instance id): its
     /// 64-bit FNV-1a hash, stable across runs and platforms.
     pub fn flow_key(id: &str) -> u64 {
-        let mut hasher = Fnv::default();
-        hasher.write(id.as_bytes());
-        hasher.finish()
+        crate::fnv::fnv1a_64(id.as_bytes())
     }
 }
 

@@ -56,7 +56,7 @@ impl OrderHandlers for Services {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         Ok(())
     }
-    async fn refund(&self, _ctx: &OrderCtx, _call: &ActivityCall) -> Result<(), ActivityError> {
+    async fn refund(&self, _ctx: &OrderCtx, _receipt: &Receipt, _call: &ActivityCall) -> Result<(), ActivityError> {
         Ok(())
     }
 }
@@ -108,7 +108,10 @@ fn main() {
                 key: 1,
             };
             let receipt = handlers.charge_payment(&ctx, &call).await;
-            let refunded = handlers.refund(&ctx, &call).await;
+            let refunded = match &receipt {
+                Ok(receipt) => handlers.refund(&ctx, receipt, &call).await,
+                Err(error) => Err(error.clone()),
+            };
             (receipt, refunded)
         }))
     };

@@ -431,16 +431,27 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
             "Activity `{name}`: the service call of {}. Write it as an `async fn`; an `Err` or a panic is a failed attempt.",
             states_invoking(v, name)
         ));
-        future_method(docs, name, context_param(v, name, false), output)
+        future_method(docs, name, context_param(v, name, false), None, output)
     });
-    let compensations = v.compensations.iter().map(|name| {
+    let compensations = v.compensations.iter().map(|c| {
+        let name = &c.name;
+        let receives = match &c.output {
+            Some(_) => " It receives the output of the activity it undoes (the `done` output of that step).",
+            None => "",
+        };
         let docs = doc(format!(
-            "Compensation `{name}`: undoes the step of a state that declared it when the workflow fails."
+            "Compensation `{name}`: undoes the step of a state that declared it when the workflow fails.{receives}"
         ));
+        let output = c
+            .output
+            .as_ref()
+            .and_then(|ty| input_param(v, names, name, &Input::Output(Box::new(ty.clone()))))
+            .map(|param| quote!(#param,));
         future_method(
             docs,
             name,
             context_param(v, name, false),
+            output,
             &syn::parse_quote_spanned!(at(name.span())=> ()),
         )
     });
@@ -460,10 +471,16 @@ fn handler_trait(v: &Validated, names: &Names) -> TokenStream {
     }
 }
 
-fn future_method(docs: TokenStream, name: &Ident, context: TokenStream, output: &Type) -> TokenStream {
+fn future_method(
+    docs: TokenStream,
+    name: &Ident,
+    context: TokenStream,
+    input: Option<TokenStream>,
+    output: &Type,
+) -> TokenStream {
     quote_spanned! {at(name.span())=>
         #docs
-        fn #name(&self, context: #context, call: &::workflow::ActivityCall)
+        fn #name(&self, context: #context, #input call: &::workflow::ActivityCall)
             -> impl ::core::future::Future<Output = ::core::result::Result<#output, ::workflow::ActivityError>>
                 + ::core::marker::Send;
     }
@@ -715,6 +732,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             fn compensate<'a>(
                 node: #state,
                 context: &'a #context,
+                done: ::core::option::Option<#event>,
                 handlers: &'a H,
                 call: ::workflow::ActivityCall,
             ) -> ::core::option::Option<
@@ -725,6 +743,7 @@ fn machine_type(v: &Validated, names: &Names) -> TokenStream {
             where
                 H: 'a,
             {
+                let _ = done;
                 #compensate_body
             }
         }
@@ -798,10 +817,11 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
     let compensations = m
         .states
         .iter()
-        .filter_map(|s| {
-            s.compensate
-                .as_ref()
-                .map(|(_, c)| (&s.name, quote!(handlers.#c(context, &call).await)))
+        .enumerate()
+        .filter_map(|(id, s)| {
+            let (_, c) = s.compensate.as_ref()?;
+            let call = with_output(v, names, id, |output| quote!(handlers.#c(context, #output &call).await));
+            Some((&s.name, call))
         })
         .collect();
     let unit_arms: Vec<TokenStream> = event_variants(v)
@@ -833,38 +853,87 @@ fn engine_hooks(v: &Validated, names: &Names) -> (TokenStream, TokenStream, Toke
     )
 }
 
+/// A call of state `id`'s compensation, made by `call` with the output
+/// argument (`output,`, or nothing when the compensation takes none). A
+/// compensation that receives its activity's output takes it from `done`
+/// (an `Option` of the event or of a reference to it, in scope): the
+/// activity's done event; without it, the call is a non-retryable error.
+fn with_output(
+    v: &Validated,
+    names: &Names,
+    id: StateId,
+    call: impl FnOnce(TokenStream) -> TokenStream,
+) -> TokenStream {
+    let s = &v.model.states[id];
+    let receives = s
+        .compensate
+        .as_ref()
+        .and_then(|(_, c)| v.compensations.iter().find(|k| &k.name == c))
+        .is_some_and(|c| c.output.is_some());
+    let (true, Some(activity)) = (receives, v.activity_of(id)) else {
+        return call(TokenStream::new());
+    };
+    let Names { event, .. } = names;
+    let done = &activity.done_variant;
+    let missing = format!(
+        "the compensation of `{}` needs the output of `{}`, and its `{done}` event was not given",
+        s.name, activity.name
+    );
+    let call = call(quote!(output,));
+    quote! {
+        // `done` is the event or a reference to it: either way `output`
+        // is a reference.
+        match done.as_ref() {
+            ::core::option::Option::Some(#event::#done(output)) => #call,
+            _ => ::core::result::Result::Err(::workflow::ActivityError::non_retryable(#missing)),
+        }
+    }
+}
+
 /// `run_compensation`: runs the compensation a state declares.
 fn compensation_fn(v: &Validated, names: &Names) -> TokenStream {
-    let Names { state, handlers, .. } = names;
+    let Names {
+        state, handlers, event, ..
+    } = names;
     let arms: Vec<TokenStream> = v
         .model
         .states
         .iter()
-        .filter_map(|s| {
+        .enumerate()
+        .filter_map(|(id, s)| {
             let (_, method) = s.compensate.as_ref()?;
-            let (name, attempt) = (&s.name, attempt_by_hand(method));
+            let name = &s.name;
+            let run = with_output(v, names, id, |output| {
+                let attempt = attempt_by_hand(method, output);
+                quote!(::workflow::activity::once(#attempt).await)
+            });
             Some(quote! {
-                #state::#name => ::core::option::Option::Some(::workflow::activity::once(#attempt).await),
+                #state::#name => ::core::option::Option::Some(#run),
             })
         })
         .collect();
     let (params, body) = if arms.is_empty() {
         (
-            quote!(_state: #state, _handlers: &H),
+            quote!(_state: #state, _done: ::core::option::Option<&#event>, _handlers: &H),
             quote!(::core::option::Option::None),
         )
     } else {
         let rest = (arms.len() < v.model.states.len()).then(|| quote!(_ => ::core::option::Option::None,));
         (
-            quote!(state: #state, handlers: &H),
-            quote!(match state { #(#arms)* #rest }),
+            quote!(state: #state, done: ::core::option::Option<&#event>, handlers: &H),
+            quote!({ let _ = done; match state { #(#arms)* #rest } }),
         )
     };
     quote! {
         /// Runs, once, the compensation that `state` declares
         /// (`compensate ACTION;`) to undo its step; `None` if it declares
-        /// none. The engine runs these in reverse order, with retries, when a
-        /// workflow ends in a failure state.
+        /// none. `done` is the event the state's activity completed with
+        /// (its `…Done` event): a compensation that receives the output of
+        /// the activity it undoes takes it from there, and fails
+        /// (non-retryable) without it; one whose state invokes nothing, or
+        /// an activity with output `()`, needs none. The engine runs these in
+        /// reverse order, with retries, when a workflow ends in a failure
+        /// state.
         pub async fn run_compensation<H: #handlers + ?::core::marker::Sized>(
             &self,
             #params,
@@ -928,7 +997,7 @@ fn run_activity_fn(
         let method = &activity.name;
         let policy = policy(invoke);
         let run = if policy.max_attempts == 1 && policy.timeout.is_none() {
-            let attempt = attempt_by_hand(method);
+            let attempt = attempt_by_hand(method, TokenStream::new());
             quote!(::workflow::activity::once(#attempt))
         } else {
             // Each retry gets its own call, so the attempt's future owns it.
@@ -1003,10 +1072,11 @@ fn run_activity_fn(
 /// The one attempt of a handler's activity or compensation when a machine is
 /// driven by hand: its future, lent a constant call (attempt 1, key 0) that
 /// rustc promotes to a static, so the future holds a pointer, not the call.
-fn attempt_by_hand(method: &Ident) -> TokenStream {
+/// `output` is a compensation's output argument (`output,`), if it takes one.
+fn attempt_by_hand(method: &Ident, output: TokenStream) -> TokenStream {
     let text = text(method);
     quote! {
-        handlers.#method(&self.context, &::workflow::ActivityCall { activity: #text, attempt: 1, key: 0 })
+        handlers.#method(&self.context, #output &::workflow::ActivityCall { activity: #text, attempt: 1, key: 0 })
     }
 }
 

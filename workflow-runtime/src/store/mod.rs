@@ -74,8 +74,10 @@ pub trait Store: Send + Sync {
 /// What can go wrong storing or reading journals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreError {
-    /// A row failed its checksum or could not be decoded. The instance is
-    /// marked failed; every other instance goes on.
+    /// A row failed its checksum or is not a journal row at all. (A row
+    /// whose checksum holds but whose context or events no longer decode
+    /// with the types compiled now is [`DefinitionChanged`](Self::DefinitionChanged).)
+    /// The instance is marked failed; every other instance goes on.
     Corrupt {
         /// The instance.
         instance: String,
