@@ -1137,6 +1137,10 @@ where
         let Some(durable) = &self.inner.shared.durable else {
             return Err(self.missing(id));
         };
+        // Recovery's reason, for an instance it could not resume, before the store's word.
+        if let error @ EngineError::Store(_) = self.missing(id) {
+            return Err(error);
+        }
         let rows = durable.store.journal(W::graph().name, id).await?;
         let Some(newest) = rows.last().filter(|row| !row.open) else {
             return Err(self.missing(id));
