@@ -34,10 +34,11 @@
 //! Peers' figures (`../shared/peers.md`, measured on this machine on the
 //! same order workflow) are printed beside ours; they are not re-measured.
 //!
-//! Run: `cargo bench --bench durable` (about 50 s on a quiet machine; the
-//! figures move 10-20% with other load), or filter as with
-//! any criterion benchmark: `cargo bench --bench durable -- recovery`.
-//! Without `--bench` (`cargo test --benches`) each benchmark runs once on
+//! Run: `cargo bench -p workflow-benches --bench durable` (about 50 s on a
+//! quiet machine; the figures move 10-20% with other load), or filter as with
+//! any criterion benchmark:
+//! `cargo bench -p workflow-benches --bench durable -- recovery`.
+//! Without `--bench` (`cargo test -p workflow-benches --benches`) each benchmark runs once on
 //! small sizes, as a smoke test.
 
 use std::path::{Path, PathBuf};

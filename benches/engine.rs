@@ -24,10 +24,11 @@
 //! slow the next one down; the load average before and after each section
 //! is printed, and a table of the figures against their targets at the end.
 //!
-//! Run: `cargo bench --bench engine` (everything, about 2.5 minutes), or name
-//! sections: `cargo bench --bench engine -- throughput workflows`. Without
-//! `--bench` (as `cargo test --benches` runs it) every section runs once on
-//! small sizes, in this process, as a smoke test.
+//! Run: `cargo bench -p workflow-benches --bench engine` (everything, about
+//! 2.5 minutes), or name sections:
+//! `cargo bench -p workflow-benches --bench engine -- throughput workflows`.
+//! Without `--bench` (as `cargo test -p workflow-benches --benches` runs it)
+//! every section runs once on small sizes, in this process, as a smoke test.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -509,7 +510,8 @@ fn overhead(c: &mut Criterion, rt: &Runtime) {
 fn overhead_summary() {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        // The workspace's target directory: this package sits in benches/.
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
         .join("criterion/engine_overhead");
     let read = |name: &str| -> Option<f64> {
         let text = std::fs::read_to_string(dir.join(name).join("new/estimates.json")).ok()?;

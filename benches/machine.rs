@@ -22,8 +22,8 @@
 //! the targets' verdicts: the ratios, not criterion's separate medians, are
 //! what the targets are judged on (see `paired_rounds`).
 //!
-//! Run: `cargo bench --bench machine -- --warm-up-time 1 --measurement-time 3`
-//! (`cargo bench --bench machine -- none` skips criterion and runs only the
+//! Run: `cargo bench -p workflow-benches --bench machine -- --warm-up-time 1 --measurement-time 3`
+//! (`cargo bench -p workflow-benches --bench machine -- none` skips criterion and runs only the
 //! paired rounds).
 
 #![allow(dead_code)] // the machines are complete; the benchmarks use part of them

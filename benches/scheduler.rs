@@ -53,8 +53,8 @@
 //!   whatever limits the calls (the instance is resumed later with its
 //!   memory cold): the `semaphore` row shows it.
 //!
-//! Run: `cargo bench --bench scheduler -- --warm-up-time 1 --measurement-time 2`
-//! (`cargo bench --bench scheduler -- engine` for the engine group alone).
+//! Run: `cargo bench -p workflow-benches --bench scheduler -- --warm-up-time 1 --measurement-time 2`
+//! (`cargo bench -p workflow-benches --bench scheduler -- engine` for the engine group alone).
 
 use std::cell::RefCell;
 use std::hint::black_box;

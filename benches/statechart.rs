@@ -42,7 +42,7 @@
 //!   which `benches/summary.py` reads.)
 //! - `chart_start/<impl>`: `new` + `start` (entering the initial configuration).
 //!
-//! Run: `cargo bench --bench statechart -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p workflow-benches --bench statechart -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::mem::size_of;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints the medians of the last `cargo bench --bench machine` run as a table.
+"""Prints the medians of the last machine benchmark run as a table
+(`cargo bench -p workflow-benches --bench machine`).
 
 Reads criterion's `target/criterion/<group>/<impl>/new/estimates.json`
 (or under $CARGO_TARGET_DIR). The targets are judged by the benchmark itself,
@@ -46,7 +47,10 @@ def cell(value, divide=1):
 def main():
     data = {(g, i): median_ns(g, i) for g in GROUPS for i, _ in IMPLS}
     if not any(v is not None for v in data.values()):
-        sys.exit(f"no criterion results under {CRITERION}: run `cargo bench --bench machine` first")
+        sys.exit(
+            f"no criterion results under {CRITERION}: "
+            "run `cargo bench -p workflow-benches --bench machine` first"
+        )
     print("| implementation | ns, happy path (4 transitions) | ns per transition | ns, rejected | ns, async step |")
     print("|---|---:|---:|---:|---:|")
     for key, label in IMPLS:

@@ -3,7 +3,11 @@
 //! The corpus directory is `$WORKFLOW_CONFORMANCE_DIR` (relative paths are
 //! taken from this package's directory), by default
 //! `<CARGO_MANIFEST_DIR>/../../shared/conformance/scion`. A missing corpus does
-//! not fail the build: the generated runner fails and says why.
+//! not fail the build: the generated runner has no cases and says so when it
+//! runs (it passes, or fails on CI: the `CI` variable is read by the test
+//! when it runs, so changing it rebuilds nothing). A missing directory is
+//! watched too (cargo reruns this script while the path does not exist), so
+//! a corpus put there later is found by the next build.
 //!
 //! `WORKFLOW_CONFORMANCE_SKIP` (comma- or space-separated `group/name` list)
 //! leaves cases out of the build, e.g. to get the rest compiling while one
@@ -31,29 +35,41 @@ fn main() {
         Some(d) if !d.is_empty() => manifest_dir.join(d),
         _ => manifest_dir.join("../../shared/conformance/scion"),
     };
-    let shown = dir.canonicalize().unwrap_or_else(|_| dir.clone());
     println!("cargo:rerun-if-changed={}", dir.display());
 
+    let shown = shown(&dir);
     let text = if !dir.is_dir() {
-        println!(
-            "cargo:warning=conformance corpus not found at {}; tests/scion.rs will fail (set {ENV_DIR})",
-            shown.display()
-        );
-        translate::generate_missing(&format!(
-            "the SCION conformance corpus was not found at {} (the directory comes from the environment variable {ENV_DIR}, \
-             default <CARGO_MANIFEST_DIR>/../../shared/conformance/scion); set {ENV_DIR} to the corpus's `scion` directory",
-            shown.display()
-        ))
+        translate::generate_missing(&shown.display().to_string())
     } else {
         match collect(&dir) {
             Ok(cases) => translate::generate(&shown.display().to_string(), &cases),
-            Err(why) => translate::generate_missing(&format!(
+            Err(why) => translate::generate_unreadable(&format!(
                 "could not read the SCION conformance corpus at {} ({ENV_DIR}): {why}",
                 shown.display()
             )),
         }
     };
     fs::write(&out, text).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
+/// `dir` without `..` and symbolic links, also when it does not exist: its
+/// nearest existing ancestor canonicalized, then the rest.
+fn shown(dir: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = dir;
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            // `..` at the end, or no existing ancestor: leave it as it is.
+            _ => return dir.to_path_buf(),
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<String, String> {

@@ -10,8 +10,15 @@
 //! `../shared/conformance/scion` next to the repository; set
 //! `WORKFLOW_CONFORMANCE_DIR` to use another). Arguments after `--` filter the
 //! tests by substring of `group/name`.
+//!
+//! The corpus is not part of the repository. Without it the runner prints one
+//! line saying it did not run and how to run it, and passes, so that
+//! `cargo test --workspace` passes on a clone of the repository alone; when
+//! the `CI` environment variable is set (CI has the corpus), a missing corpus
+//! fails. A corpus that is there but unusable always fails.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -260,13 +267,76 @@ pub fn drive<S: Sut>(sut: S, script: &Script) -> Result<(), String> {
     Ok(())
 }
 
+/// The environment variable naming the corpus directory (read by `build.rs`).
+pub const ENV_DIR: &str = "WORKFLOW_CONFORMANCE_DIR";
+
+/// What `build.rs` found where the corpus should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corpus {
+    /// The corpus was read: its tests are the generated `CASES`.
+    Read,
+    /// There is no directory at `dir`: a clone of the repository alone.
+    Missing {
+        /// Where the corpus was looked for.
+        dir: &'static str,
+    },
+    /// The directory is there but could not be used.
+    Unreadable {
+        /// What went wrong.
+        why: &'static str,
+    },
+}
+
+/// Whether the value of the `CI` environment variable says the tests run on
+/// CI: set to anything but nothing, `false` or `0` (CI services set
+/// `CI=true`).
+pub fn on_ci(ci: Option<&OsStr>) -> bool {
+    ci.is_some_and(|v| !(v.is_empty() || v == "false" || v == "0"))
+}
+
+/// What the runner does with what `build.rs` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Run the cases.
+    Run,
+    /// Print this one line and pass: there is no corpus here.
+    Skip(String),
+    /// Print this and fail.
+    Fail(String),
+}
+
+/// Decides whether the corpus tests run: a missing corpus is skipped unless
+/// `ci` (see [`on_ci`]); an unusable one always fails.
+pub fn verdict(corpus: Corpus, ci: bool) -> Verdict {
+    match corpus {
+        Corpus::Read => Verdict::Run,
+        Corpus::Missing { dir } if ci => Verdict::Fail(format!(
+            "conformance: FAILED: CI is set and the SCION corpus is missing: no directory {dir} \
+             (put the corpus's `scion` directory there, or set {ENV_DIR} to it)"
+        )),
+        Corpus::Missing { dir } => Verdict::Skip(format!(
+            "conformance: not run: no SCION corpus at {dir}; put the corpus's `scion` directory \
+             there (or set {ENV_DIR} to it) and run `cargo test -p conformance`"
+        )),
+        Corpus::Unreadable { why } => Verdict::Fail(format!("conformance: FAILED: {why}")),
+    }
+}
+
 /// Runs the cases whose `group/name` contains one of `filters` (all when
 /// there is none), prints one line per failure and the summary
-/// `N passed, M failed`, and returns the process exit code.
-pub fn run_all(corpus_error: Option<&str>, cases: &[Case], filters: &[String]) -> i32 {
-    if let Some(why) = corpus_error {
-        eprintln!("conformance: {why}");
-        return 1;
+/// `N passed, M failed`, and returns the process exit code. Without cases to
+/// run, [`verdict`] decides (`ci`: see [`on_ci`]).
+pub fn run_all(corpus: Corpus, cases: &[Case], filters: &[String], ci: bool) -> i32 {
+    match verdict(corpus, ci) {
+        Verdict::Run => {}
+        Verdict::Skip(line) => {
+            println!("{line}");
+            return 0;
+        }
+        Verdict::Fail(why) => {
+            eprintln!("{why}");
+            return 1;
+        }
     }
     // Panics are reported as failures with their message, not printed twice.
     let default_hook = std::panic::take_hook();
@@ -299,4 +369,83 @@ pub fn run_all(corpus_error: Option<&str>, cases: &[Case], filters: &[String]) -
     std::panic::set_hook(default_hook);
     println!("{passed} passed, {failed} failed");
     i32::from(failed > 0)
+}
+
+#[cfg(test)]
+mod corpus_tests {
+    use super::*;
+
+    const DIR: &str = "/nowhere/shared/conformance/scion";
+
+    #[test]
+    fn ci_is_any_value_but_empty_false_or_zero() {
+        assert!(!on_ci(None));
+        for off in ["", "false", "0"] {
+            assert!(!on_ci(Some(OsStr::new(off))), "{off:?}");
+        }
+        for on in ["true", "1", "yes"] {
+            assert!(on_ci(Some(OsStr::new(on))), "{on:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_corpus_is_one_line_saying_how_to_run_it_and_passes_off_ci() {
+        let Verdict::Skip(line) = verdict(Corpus::Missing { dir: DIR }, false) else {
+            panic!("a missing corpus off CI must be skipped");
+        };
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("conformance: not run"), "{line}");
+        for needle in [DIR, ENV_DIR, "cargo test -p conformance"] {
+            assert!(line.contains(needle), "missing {needle:?} in {line}");
+        }
+        let cases = [Case {
+            group: "g",
+            name: "n",
+            run: || Err("must not run".into()),
+        }];
+        assert_eq!(run_all(Corpus::Missing { dir: DIR }, &cases, &[], false), 0);
+    }
+
+    #[test]
+    fn a_missing_corpus_fails_on_ci() {
+        let Verdict::Fail(why) = verdict(Corpus::Missing { dir: DIR }, true) else {
+            panic!("a missing corpus on CI must fail");
+        };
+        assert!(
+            why.contains(DIR) && why.contains(ENV_DIR) && why.contains("CI"),
+            "{why}"
+        );
+        assert_eq!(run_all(Corpus::Missing { dir: DIR }, &[], &[], true), 1);
+    }
+
+    #[test]
+    fn an_unreadable_corpus_fails_everywhere() {
+        for ci in [false, true] {
+            let corpus = Corpus::Unreadable { why: "no scxml files" };
+            assert_eq!(
+                verdict(corpus, ci),
+                Verdict::Fail("conformance: FAILED: no scxml files".into())
+            );
+            assert_eq!(run_all(corpus, &[], &[], ci), 1);
+        }
+    }
+
+    #[test]
+    fn a_read_corpus_runs_its_cases_and_fails_with_them() {
+        assert_eq!(verdict(Corpus::Read, true), Verdict::Run);
+        let failing = [Case {
+            group: "g",
+            name: "n",
+            run: || Err("differs".into()),
+        }];
+        let passing = [Case {
+            group: "g",
+            name: "n",
+            run: || Ok(()),
+        }];
+        for ci in [false, true] {
+            assert_eq!(run_all(Corpus::Read, &failing, &[], ci), 1);
+            assert_eq!(run_all(Corpus::Read, &passing, &[], ci), 0);
+        }
+    }
 }

@@ -287,7 +287,26 @@ fn generated_case_has_driver_and_name_maps() {
     assert!(text.contains("untranslatable: gone"), "{text}");
     let all = generate("here", &[broken]);
     assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run },\n];"), "{all}");
-    assert!(generate_missing("no corpus at /x").contains("Some(\"no corpus at /x\")"));
+    assert!(
+        all.contains("pub const CORPUS: ::conformance::Corpus = ::conformance::Corpus::Read;"),
+        "{all}"
+    );
+    let missing = generate_missing("/x/scion");
+    assert!(
+        missing.contains(
+            "pub const CORPUS: ::conformance::Corpus = ::conformance::Corpus::Missing { dir: \"/x/scion\" };"
+        ),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("pub const CASES: &[::conformance::Case] = &[];"),
+        "{missing}"
+    );
+    let unreadable = generate_unreadable("no `<group>/<name>.scxml` files in it");
+    assert!(
+        unreadable.contains("::conformance::Corpus::Unreadable { why: \"no `<group>/<name>.scxml` files in it\" }"),
+        "{unreadable}"
+    );
 }
 
 // ---------------------------------------------------------------------------
