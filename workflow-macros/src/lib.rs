@@ -119,8 +119,10 @@ use proc_macro2::TokenStream;
 /// fn action(&self, context: &mut Ctx, error: &ActivityError);        // error => ... / action
 /// async fn activity(&self, context: &Ctx, call: &ActivityCall)       // invoke activity -> Output
 ///     -> Result<Output, ActivityError>;
-/// async fn compensation(&self, context: &Ctx, call: &ActivityCall)   // compensate compensation
-///     -> Result<(), ActivityError>;
+/// async fn compensation(&self, context: &Ctx, output: &Output,       // compensate compensation, in a state
+///     call: &ActivityCall) -> Result<(), ActivityError>;             //   whose activity returns Output
+/// async fn compensation(&self, context: &Ctx, call: &ActivityCall)   // compensate compensation, in a state
+///     -> Result<(), ActivityError>;                                  //   invoking nothing or `-> ()`
 /// ```
 ///
 /// Every one of them, in a workflow that compiles and runs:
@@ -194,7 +196,9 @@ use proc_macro2::TokenStream;
 ///     async fn charge(&self, cart: &Cart, call: &ActivityCall) -> Result<String, ActivityError> {
 ///         Ok(format!("{} cents, attempt {}", cart.cents, call.attempt)) // call the payment service here
 ///     }
-///     async fn refund(&self, _cart: &Cart, _call: &ActivityCall) -> Result<(), ActivityError> {
+///     // A compensation receives the output of the activity it undoes.
+///     async fn refund(&self, _cart: &Cart, receipt: &String, _call: &ActivityCall) -> Result<(), ActivityError> {
+///         assert!(!receipt.is_empty()); // refund this payment here
 ///         Ok(())
 ///     }
 /// }
