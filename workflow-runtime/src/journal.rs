@@ -634,49 +634,53 @@ mod finite {
         }
     }
 
-    impl ser::SerializeSeq for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
-            value.serialize(Finite)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
+    /// The compound serializers: each element checked as a value of its own, each struct field
+    /// under its name.
+    macro_rules! elements {
+        ($($kind:ident),*) => {$(
+            impl ser::$kind for Finite {
+                type Ok = ();
+                type Error = NotFinite;
+                fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+                    value.serialize(Finite)
+                }
+                fn end(self) -> Result<(), NotFinite> {
+                    Ok(())
+                }
+            }
+        )*};
     }
-
-    impl ser::SerializeTuple for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
-            value.serialize(Finite)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
+    macro_rules! fields {
+        ($($kind:ident),*) => {$(
+            impl ser::$kind for Finite {
+                type Ok = ();
+                type Error = NotFinite;
+                fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+                    value.serialize(Finite)
+                }
+                fn end(self) -> Result<(), NotFinite> {
+                    Ok(())
+                }
+            }
+        )*};
     }
-
-    impl ser::SerializeTupleStruct for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
-            value.serialize(Finite)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
+    macro_rules! named_fields {
+        ($($kind:ident),*) => {$(
+            impl ser::$kind for Finite {
+                type Ok = ();
+                type Error = NotFinite;
+                fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), NotFinite> {
+                    inside(key, value)
+                }
+                fn end(self) -> Result<(), NotFinite> {
+                    Ok(())
+                }
+            }
+        )*};
     }
-
-    impl ser::SerializeTupleVariant for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
-            value.serialize(Finite)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
-    }
+    elements!(SerializeSeq, SerializeTuple);
+    fields!(SerializeTupleStruct, SerializeTupleVariant);
+    named_fields!(SerializeStruct, SerializeStructVariant);
 
     impl ser::SerializeMap for Finite {
         type Ok = ();
@@ -686,28 +690,6 @@ mod finite {
         }
         fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
             value.serialize(Finite)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeStruct for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), NotFinite> {
-            inside(key, value)
-        }
-        fn end(self) -> Result<(), NotFinite> {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeStructVariant for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), NotFinite> {
-            inside(key, value)
         }
         fn end(self) -> Result<(), NotFinite> {
             Ok(())
