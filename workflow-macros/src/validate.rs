@@ -213,7 +213,8 @@ fn check_shadowed(model: &Model, errors: &mut Errors) {
                 Trigger::Events(list) => any || list.iter().all(|e| events.contains(e)),
                 Trigger::Any => any,
                 Trigger::Done | Trigger::Error | Trigger::After(_) => any || others.contains(&&transition.trigger),
-                Trigger::Always | Trigger::StateDone => others.contains(&&transition.trigger),
+                Trigger::Always | Trigger::StateDone | Trigger::DoneOf(_) => others.contains(&&transition.trigger),
+                Trigger::Initial => false,
             };
             if shadowed {
                 let message = format!(
@@ -221,7 +222,7 @@ fn check_shadowed(model: &Model, errors: &mut Errors) {
                     state.name
                 );
                 lint(model, id, Lint::ShadowedTransition, transition.span, message, errors);
-            } else if transition.guard.is_none() {
+            } else if !transition.is_guarded() {
                 match &transition.trigger {
                     Trigger::Events(list) => events.extend(list),
                     Trigger::Any => any = true,
@@ -308,10 +309,10 @@ fn check_graph(model: &Model, errors: &mut Errors) {
             .ancestors_or_self(id)
             .any(|a| model.states[a].kind == StateKind::Parallel);
         let way_out = model.ancestors_or_self(id).any(|a| {
-            model.states[a]
-                .transitions
-                .iter()
-                .any(|&t| !model.transitions[t].targets.is_empty())
+            model.states[a].transitions.iter().any(|&t| {
+                let t = &model.transitions[t];
+                !t.targets.is_empty() && t.trigger != Trigger::Initial
+            })
         });
         if !way_out && !in_parallel {
             let message = format!(
@@ -325,12 +326,14 @@ fn check_graph(model: &Model, errors: &mut Errors) {
         }
     }
     for t in &model.transitions {
-        if t.trigger != Trigger::StateDone {
-            continue;
-        }
-        if let Some(region) = never_completes(model, t.source) {
+        let (of, written) = match t.trigger {
+            Trigger::StateDone => (t.source, "`on done`".to_string()),
+            Trigger::DoneOf(of) => (of, format!("`on done({})`", model.states[of].name)),
+            _ => continue,
+        };
+        if let Some(region) = never_completes(model, of) {
             let message = format!(
-                "`on done` of `{}` can never fire: `{}` has no final state to reach",
+                "{written} of `{}` can never fire: `{}` has no final state to reach",
                 model.states[t.source].name, model.states[region].name
             );
             lint(model, t.source, Lint::NeverDone, t.span, message, errors);
@@ -417,7 +420,7 @@ fn check_eventless(model: &Model, errors: &mut Errors) {
         }
         let only_guarded_always = state.transitions.iter().all(|&t| {
             let t = &model.transitions[t];
-            t.trigger == Trigger::Always && t.guard.is_some()
+            t.trigger == Trigger::Always && t.is_guarded() && !t.targets.is_empty()
         });
         if only_guarded_always {
             let message = format!(
@@ -428,12 +431,31 @@ fn check_eventless(model: &Model, errors: &mut Errors) {
             lint(model, id, Lint::DecisionWithoutElse, state.name.span(), message, errors);
         }
     }
+    // A targetless `always` changes nothing that could stop it: without a
+    // guard method it fires again at once, forever (`in(..)` conditions keep
+    // holding, as the configuration stays the same).
+    for t in model
+        .transitions
+        .iter()
+        .filter(|t| t.trigger == Trigger::Always && t.targets.is_empty())
+    {
+        if t.guard.is_none() {
+            let message = format!(
+                "an eventless loop: an `always` without a target or a guard method in `{}` fires again as soon as it \
+                 has fired, forever; the interpreter cuts the macrostep short after {} microsteps and `handle` returns \
+                 an error; add `if GUARD` whose method the actions make false",
+                model.states[t.source].name,
+                workflow_runtime::chart::MAX_MICROSTEPS
+            );
+            lint(model, t.source, Lint::EventlessLoop, t.span, message, errors);
+        }
+    }
     // A state whose first `always` transition has no guard takes it as soon
     // as it is active, unless a descendant's eventless transition goes first.
     let n = model.states.len();
     let fires: Vec<Option<&crate::model::Transition>> = (0..n)
         .map(|s| {
-            let first = always(s).next().filter(|t| t.guard.is_none())?;
+            let first = always(s).next().filter(|t| !t.is_guarded())?;
             let inner = (s + 1..model.states[s].end).any(|d| always(d).next().is_some());
             (!is_history(model, s) && !inner).then_some(first)
         })
@@ -607,7 +629,11 @@ impl Signatures {
                         Input::Output(Box::new(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())))
                     }
                     Trigger::Error => Input::Error,
-                    Trigger::After(_) | Trigger::Always | Trigger::StateDone => Input::Nothing,
+                    Trigger::After(_)
+                    | Trigger::Always
+                    | Trigger::StateDone
+                    | Trigger::DoneOf(_)
+                    | Trigger::Initial => Input::Nothing,
                 };
                 if let Some(guard) = &transition.guard {
                     self.guard(model, guard, input.clone(), errors);

@@ -216,9 +216,17 @@ impl Graph<'_> {
             Trigger::Any => "_".to_string(),
             Trigger::Always => "always".to_string(),
             Trigger::StateDone => "done".to_string(),
+            Trigger::DoneOf(s) => format!("done({})", self.states[s].name),
+            Trigger::Initial => "initial".to_string(),
         };
-        if let Some(guard) = t.guard {
-            let _ = write!(text, " [{guard}]");
+        let conditions: Vec<String> = t
+            .in_states
+            .iter()
+            .map(|&s| format!("in({})", self.states[s].name))
+            .chain(t.guard.map(str::to_string))
+            .collect();
+        if !conditions.is_empty() {
+            let _ = write!(text, " [{}]", conditions.join(" && "));
         }
         if !t.actions.is_empty() {
             let _ = write!(text, " / {}", t.actions.join(", "));
@@ -323,6 +331,7 @@ mod tests {
                 source: 0,
                 trigger: Trigger::Events(&[0]),
                 guard: Some("unlocked"),
+                in_states: &[],
                 targets: &[1],
                 internal: false,
                 actions: &["creak", "count"],
@@ -331,6 +340,7 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[3]),
                 guard: None,
+                in_states: &[],
                 targets: &[0],
                 internal: false,
                 actions: &[],
@@ -339,6 +349,7 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[1, 2]),
                 guard: None,
+                in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -347,6 +358,7 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Any,
                 guard: None,
+                in_states: &[],
                 targets: &[],
                 internal: false,
                 actions: &["answer"],
@@ -398,6 +410,7 @@ mod tests {
                 source: 0,
                 trigger: Trigger::StateDone,
                 guard: None,
+                in_states: &[],
                 targets: &[7],
                 internal: false,
                 actions: &[],
@@ -406,6 +419,7 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Always,
                 guard: None,
+                in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -437,6 +451,7 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[0]),
                 guard: None,
+                in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -445,6 +460,7 @@ mod tests {
                 source: 2,
                 trigger: Trigger::Events(&[0]),
                 guard: None,
+                in_states: &[],
                 targets: &[3],
                 internal: false,
                 actions: &[],

@@ -153,8 +153,12 @@ pub struct TransitionInfo<'a> {
     pub source: usize,
     /// What makes the transition fire.
     pub trigger: Trigger<'a>,
-    /// The guard that must hold for it to fire.
+    /// The guard that must hold for it to fire: a method of the handlers.
     pub guard: Option<&'a str>,
+    /// States that must be active for it to fire (`if in(Paid)`, SCXML
+    /// `In('Paid')`), checked on the configuration at selection time,
+    /// before [`guard`](Self::guard).
+    pub in_states: &'a [usize],
     /// Indices of the target states; empty for a targetless transition,
     /// which runs its actions without leaving the state.
     pub targets: &'a [usize],
@@ -177,6 +181,14 @@ pub enum Trigger<'a> {
     Always,
     /// The source, a compound or parallel state, completed (`on done`).
     StateDone,
+    /// The compound or parallel state with this index, not the source,
+    /// completed (`on done(Payment)`, SCXML `done.state.Payment`).
+    DoneOf(usize),
+    /// The default entry of the source, a compound state: taken instead of
+    /// entering its initial child when the block's `initial` names several
+    /// states, a deeper descendant or actions (`initial A, B / act;`, SCXML
+    /// `<initial><transition>`). Always the source's first transition.
+    Initial,
 }
 
 impl<'a> Graph<'a> {
@@ -288,12 +300,15 @@ pub mod text {
                 Trigger::Any => "*".to_string(),
                 Trigger::Always => "a".to_string(),
                 Trigger::StateDone => "d".to_string(),
+                Trigger::DoneOf(s) => format!("D{s}"),
+                Trigger::Initial => "i".to_string(),
             };
             let _ = writeln!(
                 out,
-                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
+                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
                 t.source,
                 t.guard.unwrap_or_default(),
+                numbers(t.in_states),
                 numbers(t.targets),
                 u8::from(t.internal),
                 list(t.actions)
@@ -430,7 +445,7 @@ pub mod text {
     }
 
     fn transition(f: &[&'static str]) -> Result<TransitionInfo<'static>, String> {
-        let [_, source, trigger, guard, targets, internal, actions] = f else {
+        let [_, source, trigger, guard, in_states, targets, internal, actions] = f else {
             return Err(format!("bad transition record {f:?}"));
         };
         let trigger = match trigger.split_at_checked(1) {
@@ -438,12 +453,15 @@ pub mod text {
             Some(("*", _)) => Trigger::Any,
             Some(("a", _)) => Trigger::Always,
             Some(("d", _)) => Trigger::StateDone,
+            Some(("D", state)) => Trigger::DoneOf(number(state)?),
+            Some(("i", _)) => Trigger::Initial,
             _ => return Err(format!("bad trigger `{trigger}`")),
         };
         Ok(TransitionInfo {
             source: number(source)?,
             trigger,
             guard: if guard.is_empty() { None } else { Some(guard) },
+            in_states: numbers(in_states)?,
             targets: numbers(targets)?,
             internal: *internal == "1",
             actions: names(actions),
