@@ -454,6 +454,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
     }
 
     let mut histories = 0;
+    let is_history: Vec<bool> = pending.iter().map(|p| p.history.is_some()).collect();
     let mut states = Vec::with_capacity(pending.len());
     let mut transitions = Vec::new();
     let children_of = |id: StateId, pending: &[Pending]| -> Vec<StateId> {
@@ -592,7 +593,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             }
                             Some(s) => {
                                 let completes = matches!(pending[s].kind, StateDefKind::State | StateDefKind::Parallel)
-                                    && pending[s].history.is_none()
+                                    && !is_history[s]
                                     && pending[s].end > s + 1;
                                 if !completes {
                                     errors.push(
@@ -609,7 +610,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     };
                     let (targets, target_spans) = resolver.states(&on.targets, &mut errors);
                     let actions = resolver.actions(on.actions, &mut errors);
-                    let (guard, in_states) = resolver.guard(on.guard, |s| pending[s].history.is_some(), &mut errors);
+                    let (guard, in_states) = resolver.guard(on.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger,
@@ -627,8 +628,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 Item::Always(always) => {
                     let (targets, target_spans) = resolver.states(&always.targets, &mut errors);
                     let actions = resolver.actions(always.actions, &mut errors);
-                    let (guard, in_states) =
-                        resolver.guard(always.guard, |s| pending[s].history.is_some(), &mut errors);
+                    let (guard, in_states) = resolver.guard(always.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger: Trigger::Always,

@@ -365,6 +365,11 @@ fn check_targets(model: &Model, errors: &mut Errors) {
             }
         }
         // Each pair is reported at the later target.
+        let targets = if t.trigger == Trigger::Initial {
+            "initial states"
+        } else {
+            "targets"
+        };
         for (i, &a) in t.targets.iter().enumerate() {
             for (&b, &span) in t.targets[i + 1..].iter().zip(&t.target_spans[i + 1..]) {
                 let why = if a == b {
@@ -372,7 +377,7 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                 } else if contains(model, a, b) || contains(model, b, a) {
                     let (outer, inner) = if a < b { (a, b) } else { (b, a) };
                     format!(
-                        "targets `{}` and `{}` overlap (`{}` is inside `{}`): several targets must be in different regions of one parallel state",
+                        "{targets} `{}` and `{}` overlap (`{}` is inside `{}`): several {targets} must be in different regions of one parallel state",
                         name(a),
                         name(b),
                         name(inner),
@@ -382,7 +387,7 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                     continue;
                 } else {
                     format!(
-                        "targets `{}` and `{}` cannot be active at once: several targets must be in different regions of one parallel state",
+                        "{targets} `{}` and `{}` cannot be active at once: several {targets} must be in different regions of one parallel state",
                         name(a),
                         name(b)
                     )
