@@ -1260,7 +1260,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                         self.step(tables, index, Some(e), queue);
                     }
                 }
-                Internal::Done(s) if !(C::WILDCARD && tables.wildcard) && !tables.done_elsewhere.contains(*s) => {
+                Internal::Done(s) if !Self::done_selects(tables, *s) => {
                     if let Some(plan) = self.done_transition(tables, *s) {
                         self.take(tables, plan, None, queue);
                     }
@@ -1369,7 +1369,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     /// Adds to `enabled` the transitions the completion of state `done` enables.
     fn select_done(&self, tables: &Tables<W>, done: usize, enabled: &mut Selected) {
-        if (C::WILDCARD && tables.wildcard) || tables.done_elsewhere.contains(done) {
+        if Self::done_selects(tables, done) {
             // `on _` or `on done(STATE)` transitions anywhere may take it:
             // the full walk.
             let fires = |trigger: Trigger<'_>, source: usize| match trigger {
@@ -1383,6 +1383,14 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         if let Some(plan) = self.done_transition(tables, done) {
             enabled.push(plan.index());
         }
+    }
+
+    /// Whether the completion of `done` goes through full selection: an
+    /// `on _` or an `on done(done)` of another state may take it. Otherwise
+    /// only `done`'s own `on done` transitions can ([`done_transition`](Self::done_transition)).
+    #[inline(always)]
+    fn done_selects(tables: &Tables<W>, done: usize) -> bool {
+        (C::WILDCARD && tables.wildcard) || tables.done_elsewhere.contains(done)
     }
 
     /// The transition the completion of `done` enables when no `on _`

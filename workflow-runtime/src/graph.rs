@@ -566,6 +566,56 @@ mod tests {
     }
 
     #[test]
+    fn chart_triggers_and_in_conditions_round_trip_through_their_text() {
+        static TRANSITIONS: [TransitionInfo<'static>; 4] = [
+            TransitionInfo {
+                source: 0,
+                trigger: Trigger::Initial,
+                guard: None,
+                in_states: &[],
+                targets: &[1, 2],
+                internal: false,
+                actions: &["open"],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::DoneOf(0),
+                guard: Some("ready"),
+                in_states: &[2, 3],
+                targets: &[3],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 2,
+                trigger: Trigger::Always,
+                guard: None,
+                in_states: &[1],
+                targets: &[],
+                internal: false,
+                actions: &["act"],
+            },
+            TransitionInfo {
+                source: 3,
+                trigger: Trigger::StateDone,
+                guard: None,
+                in_states: &[],
+                targets: &[3],
+                internal: true,
+                actions: &[],
+            },
+        ];
+        let graph = Graph {
+            transitions: &TRANSITIONS,
+            ..PAYMENT
+        };
+        let text: &'static str = Box::leak(text::encode(&graph).into_boxed_str());
+        assert_eq!(text::decode(text).unwrap(), graph);
+        let bad: &'static str = Box::leak(text.replace("\u{1f}D0\u{1f}", "\u{1f}Dx\u{1f}").into_boxed_str());
+        assert_eq!(text::decode(bad).unwrap_err(), "bad number `x`");
+    }
+
+    #[test]
     fn a_malformed_invoke_is_an_error() {
         let text = text::encode(&PAYMENT);
         // The record of an invoke without its resource and expected fields.

@@ -134,7 +134,11 @@ impl Graph<'_> {
     /// and `id`) and `cancel` (`<cancel sendid>`). The rest is carried in the
     /// [`SCXML_NAMESPACE`] (prefix `wf`):
     ///
-    /// - a guard is the transition's `cond`, holding the guard's name;
+    /// - a guard is the transition's `cond`, holding the guard's name, after an `In('S')` for
+    ///   each `in(S)` condition, joined by `&&` (`In('Paid') && ready`);
+    /// - a compound state's default entry (`initial A, B / act;`) is `initial="A B"`, or an
+    ///   `<initial>` element whose transition holds the actions;
+    /// - `on done(P)` is a transition on `done.state.P`;
     /// - an action is `<wf:action name=".."/>` in the transition, `<onentry>` or `<onexit>`;
     /// - an activity is `<invoke id="ACTIVITY" type="urn:x-workflow-rs:activity">` with `wf:output`
     ///   and, where declared, `wf:attempts`, `wf:backoff`, `wf:timeout`, `wf:resource` and
@@ -348,9 +352,14 @@ impl Graph<'_> {
     /// `provide`; `raise`, `send` and `cancel` are parameterised actions
     /// (`{"type": "workflow.raise", "params": {"event": "Pong"}}`,
     /// `{"type": "workflow.send", "params": {"event": "E", "delay": 3600000, "id": "r"}}`,
-    /// `{"type": "workflow.cancel", "params": {"id": "r"}}`). What XState has no place for is in
-    /// `meta`: a final state's `failure`, a compensation, an activity's output type and policy,
-    /// and (on the root) the declared events with their payload fields.
+    /// `{"type": "workflow.cancel", "params": {"id": "r"}}`). `in(S)` conditions make the guard
+    /// `{"type": "workflow.in", "params": {"states": ["#S"], "guard": "g"}}` (JSON cannot name
+    /// XState's `stateIn`: a consumer turns it into `and([stateIn('#S'), 'g'])`); `on done(P)`
+    /// listens to `xstate.done.state.P`. What XState has no place for is in `meta`: a final
+    /// state's `failure`, a compensation, an activity's output type and policy, a compound
+    /// state's exact default entry (`initial: {target, actions}`, when `initial` names deeper
+    /// states or has actions; XState's own `initial` is the child holding the first), and (on
+    /// the root) the declared events with their payload fields.
     ///
     /// ```
     /// use workflow::prelude::*;
