@@ -27,6 +27,7 @@ workflow! {
                 state Waiting {
                     on Ship if in(Paid) => Sent;
                     on Check if in(Paid) && ready => Sent / note;
+                    on Check if !in(Paid) / remind;
                 }
                 state Sent {}
             }
@@ -42,6 +43,9 @@ impl ShopHandlers for Ready {
     }
     fn note(&self, trace: &mut Trace, _event: &Check) {
         trace.0.push("note");
+    }
+    fn remind(&self, trace: &mut Trace, _event: &Check) {
+        trace.0.push("remind");
     }
 }
 
@@ -65,16 +69,33 @@ fn an_in_condition_holds_only_while_its_state_is_active() {
 fn an_in_condition_and_a_guard_must_both_hold() {
     let mut m = Shop::new(Trace::default());
     m.start(&Ready(true));
-    assert!(m.handle(&ShopEvent::Check, &Ready(true)).is_err(), "ready but not paid");
+    // Ready but not paid: only the `!in(Paid)` arm is enabled.
+    m.handle(&ShopEvent::Check, &Ready(true)).unwrap();
+    assert_eq!(shop_states(&m), ["Unpaid", "Waiting"]);
     m.handle(&ShopEvent::Pay, &Ready(false)).unwrap();
     assert!(
         m.handle(&ShopEvent::Check, &Ready(false)).is_err(),
         "paid but not ready"
     );
-    assert!(m.context().0.is_empty());
+    assert_eq!(m.context().0, ["remind"]);
     m.handle(&ShopEvent::Check, &Ready(true)).unwrap();
     assert_eq!(shop_states(&m), ["Paid", "Sent"]);
-    assert_eq!(m.context().0, ["note"]);
+    assert_eq!(m.context().0, ["remind", "note"]);
+}
+
+#[test]
+fn a_negated_in_condition_holds_only_while_its_state_is_not_active() {
+    let mut m = Shop::new(Trace::default());
+    m.start(&Ready(false));
+    m.handle(&ShopEvent::Check, &Ready(false)).unwrap();
+    assert_eq!(m.context().0, ["remind"], "not paid: the reminder");
+    assert_eq!(shop_states(&m), ["Unpaid", "Waiting"]);
+    m.handle(&ShopEvent::Pay, &Ready(false)).unwrap();
+    assert!(
+        m.handle(&ShopEvent::Check, &Ready(false)).is_err(),
+        "paid: no reminder, not ready"
+    );
+    assert_eq!(m.context().0, ["remind"]);
 }
 
 #[test]
@@ -93,9 +114,23 @@ fn in_conditions_are_exported_to_both_formats() {
         json.contains(r##""guard": {"type": "workflow.in", "params": {"states": ["#Paid"], "guard": "ready"}}"##),
         "{json}"
     );
-    assert!(Shop::graph()
-        .to_mermaid()
-        .contains("Waiting --> Sent: Check [in(Paid) && ready] / note"));
+    assert!(
+        scxml.contains(r#"<transition event="Check" cond="!In(&apos;Paid&apos;)">"#),
+        "{scxml}"
+    );
+    assert!(
+        json.contains(r##""guard": {"type": "workflow.in", "params": {"states": [], "not": ["#Paid"]}}"##),
+        "{json}"
+    );
+    let mermaid = Shop::graph().to_mermaid();
+    assert!(
+        mermaid.contains("Waiting --> Sent: Check [in(Paid) && ready] / note"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("Waiting --> Waiting: Check [!in(Paid)] / remind"),
+        "{mermaid}"
+    );
 }
 
 workflow! {

@@ -276,9 +276,9 @@ pub enum Action {
 pub struct Transition {
     /// The raw `event` attribute.
     pub event: Option<String>,
-    /// The ids of a `cond` of `In('id')` terms (the only expressions of the
-    /// null data model).
-    pub in_states: Vec<String>,
+    /// The terms of a `cond` of `In('id')` and `!In('id')` terms (the only
+    /// expressions of the null data model): `(negated, id)`.
+    pub in_states: Vec<(bool, String)>,
     /// Target ids (empty: targetless).
     pub targets: Vec<String>,
     /// `type="internal"`.
@@ -402,12 +402,16 @@ fn parse_actions(parent: roxmltree::Node) -> Result<Vec<Action>, String> {
     Ok(out)
 }
 
-/// The state ids of a `cond` that is `In('a') && In('b') ..`, the predicate of
-/// the null data model; any other expression is refused.
-pub fn parse_cond(cond: &str) -> Result<Vec<String>, String> {
+/// The terms of a `cond` that is `In('a') && !In('b') ..`, the predicate of
+/// the null data model, as `(negated, id)`; any other expression is refused.
+pub fn parse_cond(cond: &str) -> Result<Vec<(bool, String)>, String> {
     cond.split("&&")
         .map(|term| {
             let term = term.trim();
+            let (negated, term) = match term.strip_prefix('!') {
+                Some(rest) => (true, rest.trim_start()),
+                None => (false, term),
+            };
             term.strip_prefix("In(")
                 .and_then(|t| t.strip_suffix(')'))
                 .map(str::trim)
@@ -417,8 +421,10 @@ pub fn parse_cond(cond: &str) -> Result<Vec<String>, String> {
                         .or_else(|| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
                 })
                 .filter(|id| !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || "'\"()".contains(c)))
-                .map(str::to_string)
-                .ok_or_else(|| format!("cond=\"{cond}\": only In('id') terms joined by && are translated"))
+                .map(|id| (negated, id.to_string()))
+                .ok_or_else(|| {
+                    format!("cond=\"{cond}\": only In('id') and !In('id') terms joined by && are translated")
+                })
         })
         .collect()
 }
@@ -824,7 +830,7 @@ impl Emitter<'_> {
 
     /// One transition as a line: `head`, then its conditions, targets and actions.
     fn transition_line(&mut self, depth: usize, head: String, t: &Transition) -> Result<(), String> {
-        if let Some(h) = t.in_states.iter().find(|id| self.tree.history.contains(*id)) {
+        if let Some((_, h)) = t.in_states.iter().find(|(_, id)| self.tree.history.contains(id)) {
             return Err(format!("In('{h}') names a history state, which is never active"));
         }
         self.tree.together(&t.targets)?;
@@ -833,7 +839,7 @@ impl Emitter<'_> {
             let conditions = t
                 .in_states
                 .iter()
-                .map(|id| Ok(format!("in({})", self.state(id)?)))
+                .map(|(negated, id)| Ok(format!("{}in({})", if *negated { "!" } else { "" }, self.state(id)?)))
                 .collect::<Result<Vec<_>, String>>()?;
             text.push_str(" if ");
             text.push_str(&conditions.join(" && "));

@@ -223,7 +223,7 @@ fn unsupported_content_is_refused() {
         ),
         (
             r#"<state id="a"><transition event="t" cond="In('a') || In('b')" target="a"/></state>"#,
-            "only In('id') terms",
+            "only In('id') and !In('id') terms",
         ),
         (r#"<state id="a"><onentry><log expr="1"/></onentry></state>"#, "<log>"),
         (r#"<datamodel/><state id="a"/>"#, "<datamodel>"),
@@ -420,6 +420,7 @@ fn translates_the_chart_constructs() {
             <initial><transition target="x1 y1"><raise event="opened"/></transition></initial>
             <transition event="done.state.p go" target="z"/>
             <transition cond="In('x1') &amp;&amp; In(&quot;y1&quot;)"><raise event="both"/></transition>
+            <transition event="go" cond="!In('x0')" target="x0"/>
             <parallel id="p">
                 <state id="x"><state id="x0"/><state id="x1"/></state>
                 <state id="y" initial="y0"><state id="y0"/><state id="y1"/><final id="yf"/></state>
@@ -434,6 +435,7 @@ fn translates_the_chart_constructs() {
         "on done(S_p) => S_z;",
         "on E_go => S_z;",
         "always if in(S_x1) && in(S_y1) / raise E_both;",
+        "on E_go if !in(S_x0) => S_x0;",
         "on done(S_y) => S_s;",
     ] {
         assert!(t.dsl.contains(line), "{line} in\n{}", t.dsl);

@@ -63,7 +63,7 @@ use proc_macro2::TokenStream;
 /// event        := ATTR* NAME [ "{" FIELD: TYPE,* "}" ]
 /// events       := EVENT ("|" EVENT)* | "_" | "done" ["(" STATE ")"]
 /// guard        := cond ("&&" cond)*                        -- at most one GUARD method
-/// cond         := GUARD | "in" "(" STATE ")"
+/// cond         := GUARD | ["!"] "in" "(" STATE ")"
 /// invoke_item  := "retry" N ["backoff" DURATION ".." DURATION] ";"   -- each clause at most once, any order
 ///               | "timeout" DURATION ";"
 ///               | "resource" NAME ";"
@@ -91,9 +91,9 @@ use proc_macro2::TokenStream;
 ///   that only `cancel ID` stops.
 /// - Several targets (`=> A, B`) must be in different regions of one
 ///   parallel state; a history's default targets lie inside its parent.
-/// - `in(STATE)` holds while that state is active (SCXML `In()`), checked
-///   on the configuration when the transition is selected, before the
-///   guard method; `if in(Paid) && ready` needs both.
+/// - `in(STATE)` holds while that state is active (SCXML `In()`), `!in(STATE)`
+///   while it is not, checked on the configuration when the transition is
+///   selected, before the guard method; `if in(Paid) && ready` needs both.
 /// - `initial A, B / act;` in a compound state names states inside it
 ///   (several: one in each region of a parallel descendant, checked) and
 ///   actions: entering the state by default runs its `entry` actions, then

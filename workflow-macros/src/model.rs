@@ -204,6 +204,8 @@ pub struct Transition {
     pub guard: Option<Ident>,
     /// `in(STATE)` conditions: states that must be active.
     pub in_states: Vec<StateId>,
+    /// `!in(STATE)` conditions: states that must not be active.
+    pub not_in_states: Vec<StateId>,
     /// Empty for a targetless transition.
     pub targets: Vec<StateId>,
     /// Where each target is named, for errors about it.
@@ -222,7 +224,7 @@ impl Transition {
 
     /// Whether a guard method or an `in(..)` condition may keep it from firing.
     pub fn is_guarded(&self) -> bool {
-        self.guard.is_some() || !self.in_states.is_empty()
+        self.guard.is_some() || !self.in_states.is_empty() || !self.not_in_states.is_empty()
     }
 }
 
@@ -269,6 +271,7 @@ impl Model {
                 Trigger::Any | Trigger::Always | Trigger::StateDone | Trigger::DoneOf(_) | Trigger::Initial
             ) || t.targets.len() > 1
                 || !t.in_states.is_empty()
+                || !t.not_in_states.is_empty()
                 || t.internal
                 || t.actions.iter().any(|a| !matches!(a, Action::Call(_)))
         })
@@ -503,6 +506,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     span: name.span(),
                     guard: None,
                     in_states: Vec::new(),
+                    not_in_states: Vec::new(),
                     targets,
                     target_spans,
                     internal: false,
@@ -544,6 +548,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     span: *span,
                     guard: None,
                     in_states: Vec::new(),
+                    not_in_states: Vec::new(),
                     targets,
                     target_spans,
                     internal: false,
@@ -610,13 +615,18 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     };
                     let (targets, target_spans) = resolver.states(&on.targets, &mut errors);
                     let actions = resolver.actions(on.actions, &mut errors);
-                    let (guard, in_states) = resolver.guard(on.guard, |s| is_history[s], &mut errors);
+                    let Guard {
+                        guard,
+                        in_states,
+                        not_in_states,
+                    } = resolver.guard(on.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger,
                         span: on.span,
                         guard,
                         in_states,
+                        not_in_states,
                         targets,
                         target_spans,
                         internal: on.internal,
@@ -628,13 +638,18 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 Item::Always(always) => {
                     let (targets, target_spans) = resolver.states(&always.targets, &mut errors);
                     let actions = resolver.actions(always.actions, &mut errors);
-                    let (guard, in_states) = resolver.guard(always.guard, |s| is_history[s], &mut errors);
+                    let Guard {
+                        guard,
+                        in_states,
+                        not_in_states,
+                    } = resolver.guard(always.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger: Trigger::Always,
                         span: always.span,
                         guard,
                         in_states,
+                        not_in_states,
                         targets,
                         target_spans,
                         internal: always.internal,
@@ -652,6 +667,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         span: after.span,
                         guard: None,
                         in_states: Vec::new(),
+                        not_in_states: Vec::new(),
                         targets,
                         target_spans,
                         internal: false,
@@ -689,6 +705,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             span: arm.span,
                             guard: None,
                             in_states: Vec::new(),
+                            not_in_states: Vec::new(),
                             targets,
                             target_spans,
                             internal: false,
@@ -810,6 +827,13 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
 }
 
 /// Looks names up, reporting unknown ones with a suggestion.
+/// A transition's resolved conditions.
+struct Guard {
+    guard: Option<Ident>,
+    in_states: Vec<StateId>,
+    not_in_states: Vec<StateId>,
+}
+
 struct Resolver<'a> {
     state_index: &'a HashMap<String, StateId>,
     event_index: &'a HashMap<String, EventId>,
@@ -834,24 +858,27 @@ impl Resolver<'_> {
             .unzip()
     }
 
-    /// The guard method and the states of the `in(..)` conditions; a
-    /// history state (`history[s]`) is never active, so it is refused.
-    fn guard(
-        &self,
-        def: GuardDef,
-        history: impl Fn(StateId) -> bool,
-        errors: &mut Errors,
-    ) -> (Option<Ident>, Vec<StateId>) {
-        let (states, spans) = self.states(&def.in_states, errors);
-        for ((&s, span), name) in states.iter().zip(spans).zip(&def.in_states) {
-            if history(s) {
-                errors.push(
-                    span,
-                    format!("`in({name})` never holds: a history state is never active; name a state it restores"),
-                );
+    /// The guard method and the states of the `in(..)` and `!in(..)`
+    /// conditions; a history state (`history[s]`) is never active, so it is
+    /// refused.
+    fn guard(&self, def: GuardDef, history: impl Fn(StateId) -> bool, errors: &mut Errors) -> Guard {
+        let mut resolve = |names: &[Ident]| {
+            let (states, spans) = self.states(names, errors);
+            for ((&s, span), name) in states.iter().zip(spans).zip(names) {
+                if history(s) {
+                    errors.push(
+                        span,
+                        format!("`in({name})` never holds: a history state is never active; name a state it restores"),
+                    );
+                }
             }
+            states
+        };
+        Guard {
+            in_states: resolve(&def.in_states),
+            not_in_states: resolve(&def.not_in_states),
+            guard: def.guard,
         }
-        (def.guard, states)
     }
 
     fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {

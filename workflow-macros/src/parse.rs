@@ -125,11 +125,13 @@ pub enum EventsDef {
     Done(Span, Option<Ident>),
 }
 
-/// `if COND && ...`: at most one guard method and any number of `in(STATE)`.
+/// `if COND && ...`: at most one guard method and any number of `in(STATE)`
+/// and `!in(STATE)`.
 #[derive(Default)]
 pub struct GuardDef {
     pub guard: Option<Ident>,
     pub in_states: Vec<Ident>,
+    pub not_in_states: Vec<Ident>,
 }
 
 /// `on EVENTS [if GUARD] [=> [internal] TARGETS] [/ ACTIONS];`
@@ -464,13 +466,22 @@ fn parse_guard(input: ParseStream) -> syn::Result<GuardDef> {
     }
     input.parse::<Token![if]>()?;
     loop {
+        let not = input.peek(Token![!]) && input.peek2(Token![in]);
+        if not {
+            input.parse::<Token![!]>()?;
+        }
         if input.peek(Token![in]) {
             input.parse::<Token![in]>()?;
             let content;
             parenthesized!(content in input);
-            def.in_states.push(content.parse()?);
+            let state = content.parse()?;
             if !content.is_empty() {
                 return Err(content.error("expected `)`: `in(STATE)` names one state"));
+            }
+            if not {
+                def.not_in_states.push(state);
+            } else {
+                def.in_states.push(state);
             }
         } else {
             let guard: Ident = input.parse()?;
@@ -988,6 +999,17 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(error.to_string(), "expected `)`: `in(STATE)` names one state");
+        let Ok(def) = parse(quote! { workflow W { state A { on E if !in(B) && in(C) && !in(D) => A; } } }) else {
+            panic!("`!in(..)` parses")
+        };
+        let Item::State(a) = &def.items[0] else {
+            panic!("expected a state")
+        };
+        let Item::On(on) = &a.body[0] else {
+            panic!("expected on")
+        };
+        assert_eq!(on.guard.in_states, ["C"]);
+        assert_eq!(on.guard.not_in_states, ["B", "D"]);
     }
 
     #[test]

@@ -364,9 +364,10 @@ pub struct Tables<const W: usize> {
     /// States whose completion an `on done(STATE)` transition of another
     /// state listens to: their `done.state` event goes through selection.
     done_elsewhere: StateSet<W>,
-    /// For each transition with `in(..)` conditions, the states that must
-    /// be active ([`IN_STATES`]); empty for the others.
-    in_states: Vec<StateSet<W>>,
+    /// For each transition with `in(..)` conditions ([`IN_STATES`]), the
+    /// states that must be active and those that must not (`!in(..)`);
+    /// empty for the others.
+    in_states: Vec<(StateSet<W>, StateSet<W>)>,
     /// The default entry transitions with actions that starting an instance
     /// takes, as `(compound state, transition)` in document order.
     initial_defaults: Vec<(usize, usize)>,
@@ -702,12 +703,13 @@ impl<const W: usize> Tables<W> {
             if transition.guard.is_some() {
                 plan.flags |= GUARDED;
             }
-            let mut needed = StateSet::EMPTY;
+            let (mut needed, mut excluded) = (StateSet::EMPTY, StateSet::EMPTY);
             transition.in_states.iter().for_each(|&s| needed.insert(s));
-            if !needed.is_empty() {
+            transition.not_in_states.iter().for_each(|&s| excluded.insert(s));
+            if !needed.is_empty() || !excluded.is_empty() {
                 plan.flags |= GUARDED | IN_STATES;
             }
-            tables.in_states.push(needed);
+            tables.in_states.push((needed, excluded));
             if transition.targets.is_empty() {
                 plan.flags |= STATIC;
             } else if !through_history {
@@ -1337,10 +1339,11 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
     }
 
     /// Whether every state the `in(..)` conditions of `plan` name is active
-    /// (SCXML `In()`, on the configuration at selection time).
+    /// and none of the `!in(..)` ones (SCXML `In()`, on the configuration at
+    /// selection time).
     fn in_states(&self, plan: &Plan<W>) -> bool {
-        let needed = &C::tables().in_states[plan.index()];
-        self.core.active.and(needed) == *needed
+        let (needed, excluded) = &C::tables().in_states[plan.index()];
+        self.core.active.and(needed) == *needed && !self.core.active.intersects(excluded)
     }
 
     /// Adds to `enabled` the transitions event `index` (`tables.events`:

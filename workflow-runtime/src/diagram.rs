@@ -223,6 +223,7 @@ impl Graph<'_> {
             .in_states
             .iter()
             .map(|&s| format!("in({})", self.states[s].name))
+            .chain(t.not_in_states.iter().map(|&s| format!("!in({})", self.states[s].name)))
             .chain(t.guard.map(str::to_string))
             .collect();
         if !conditions.is_empty() {
@@ -332,6 +333,7 @@ mod tests {
                 trigger: Trigger::Events(&[0]),
                 guard: Some("unlocked"),
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[1],
                 internal: false,
                 actions: &["creak", "count"],
@@ -341,6 +343,7 @@ mod tests {
                 trigger: Trigger::Events(&[3]),
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[0],
                 internal: false,
                 actions: &[],
@@ -350,6 +353,7 @@ mod tests {
                 trigger: Trigger::Events(&[1, 2]),
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -359,6 +363,7 @@ mod tests {
                 trigger: Trigger::Any,
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[],
                 internal: false,
                 actions: &["answer"],
@@ -411,6 +416,7 @@ mod tests {
                 trigger: Trigger::StateDone,
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[7],
                 internal: false,
                 actions: &[],
@@ -420,6 +426,7 @@ mod tests {
                 trigger: Trigger::Always,
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -452,6 +459,7 @@ mod tests {
                 trigger: Trigger::Events(&[0]),
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -461,6 +469,7 @@ mod tests {
                 trigger: Trigger::Events(&[0]),
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[3],
                 internal: false,
                 actions: &[],

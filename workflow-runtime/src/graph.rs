@@ -159,6 +159,9 @@ pub struct TransitionInfo<'a> {
     /// `In('Paid')`), checked on the configuration at selection time,
     /// before [`guard`](Self::guard).
     pub in_states: &'a [usize],
+    /// States that must not be active for it to fire (`if !in(Paid)`,
+    /// SCXML `!In('Paid')`), checked with [`in_states`](Self::in_states).
+    pub not_in_states: &'a [usize],
     /// Indices of the target states; empty for a targetless transition,
     /// which runs its actions without leaving the state.
     pub targets: &'a [usize],
@@ -305,10 +308,11 @@ pub mod text {
             };
             let _ = writeln!(
                 out,
-                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
+                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
                 t.source,
                 t.guard.unwrap_or_default(),
                 numbers(t.in_states),
+                numbers(t.not_in_states),
                 numbers(t.targets),
                 u8::from(t.internal),
                 list(t.actions)
@@ -445,7 +449,7 @@ pub mod text {
     }
 
     fn transition(f: &[&'static str]) -> Result<TransitionInfo<'static>, String> {
-        let [_, source, trigger, guard, in_states, targets, internal, actions] = f else {
+        let [_, source, trigger, guard, in_states, not_in_states, targets, internal, actions] = f else {
             return Err(format!("bad transition record {f:?}"));
         };
         let trigger = match trigger.split_at_checked(1) {
@@ -462,6 +466,7 @@ pub mod text {
             trigger,
             guard: if guard.is_empty() { None } else { Some(guard) },
             in_states: numbers(in_states)?,
+            not_in_states: numbers(not_in_states)?,
             targets: numbers(targets)?,
             internal: *internal == "1",
             actions: names(actions),
@@ -573,6 +578,7 @@ mod tests {
                 trigger: Trigger::Initial,
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[1, 2],
                 internal: false,
                 actions: &["open"],
@@ -582,6 +588,7 @@ mod tests {
                 trigger: Trigger::DoneOf(0),
                 guard: Some("ready"),
                 in_states: &[2, 3],
+                not_in_states: &[0],
                 targets: &[3],
                 internal: false,
                 actions: &[],
@@ -591,6 +598,7 @@ mod tests {
                 trigger: Trigger::Always,
                 guard: None,
                 in_states: &[1],
+                not_in_states: &[],
                 targets: &[],
                 internal: false,
                 actions: &["act"],
@@ -600,6 +608,7 @@ mod tests {
                 trigger: Trigger::StateDone,
                 guard: None,
                 in_states: &[],
+                not_in_states: &[],
                 targets: &[3],
                 internal: true,
                 actions: &[],

@@ -104,6 +104,11 @@ fn scxml_cond(graph: &Graph<'_>, t: &TransitionInfo<'_>) -> Option<String> {
         .in_states
         .iter()
         .map(|&s| format!("In('{}')", graph.states[s].name))
+        .chain(
+            t.not_in_states
+                .iter()
+                .map(|&s| format!("!In('{}')", graph.states[s].name)),
+        )
         .chain(t.guard.map(str::to_string))
         .collect();
     (!conditions.is_empty()).then(|| conditions.join(" && "))
@@ -135,7 +140,8 @@ impl Graph<'_> {
     /// [`SCXML_NAMESPACE`] (prefix `wf`):
     ///
     /// - a guard is the transition's `cond`, holding the guard's name, after an `In('S')` for
-    ///   each `in(S)` condition, joined by `&&` (`In('Paid') && ready`);
+    ///   each `in(S)` condition and a `!In('S')` for each `!in(S)`, joined by `&&`
+    ///   (`In('Paid') && ready`);
     /// - a compound state's default entry (`initial A, B / act;`) is `initial="A B"`, or an
     ///   `<initial>` element whose transition holds the actions;
     /// - `on done(P)` is a transition on `done.state.P`;
@@ -353,8 +359,9 @@ impl Graph<'_> {
     /// (`{"type": "workflow.raise", "params": {"event": "Pong"}}`,
     /// `{"type": "workflow.send", "params": {"event": "E", "delay": 3600000, "id": "r"}}`,
     /// `{"type": "workflow.cancel", "params": {"id": "r"}}`). `in(S)` conditions make the guard
-    /// `{"type": "workflow.in", "params": {"states": ["#S"], "guard": "g"}}` (JSON cannot name
-    /// XState's `stateIn`: a consumer turns it into `and([stateIn('#S'), 'g'])`); `on done(P)`
+    /// `{"type": "workflow.in", "params": {"states": ["#S"], "not": ["#T"], "guard": "g"}}` (JSON
+    /// cannot name XState's `stateIn`: a consumer turns it into
+    /// `and([stateIn('#S'), not(stateIn('#T')), 'g'])`; `not` and `guard` only when present); `on done(P)`
     /// listens to `xstate.done.state.P`. What XState has no place for is in `meta`: a final
     /// state's `failure`, a compensation, an activity's output type and policy, a compound
     /// state's exact default entry (`initial: {target, actions}`, when `initial` names deeper
@@ -578,15 +585,20 @@ impl Graph<'_> {
         if !t.targets.is_empty() {
             parts.push(format!("\"target\": {}", self.xstate_targets(t)));
         }
-        if !t.in_states.is_empty() {
+        if !t.in_states.is_empty() || !t.not_in_states.is_empty() {
             // XState's `stateIn` guard cannot be named in JSON: a consumer turns this into
-            // `and([stateIn('#A'), .., guard])`.
-            let states: Vec<String> = t
-                .in_states
-                .iter()
-                .map(|&x| json(&format!("#{}", self.states[x].name)))
-                .collect();
-            let mut params = format!("\"states\": [{}]", states.join(", "));
+            // `and([stateIn('#A'), .., not(stateIn('#B')), .., guard])`.
+            let ids = |states: &[usize]| {
+                let ids: Vec<String> = states
+                    .iter()
+                    .map(|&x| json(&format!("#{}", self.states[x].name)))
+                    .collect();
+                ids.join(", ")
+            };
+            let mut params = format!("\"states\": [{}]", ids(t.in_states));
+            if !t.not_in_states.is_empty() {
+                let _ = write!(params, ", \"not\": [{}]", ids(t.not_in_states));
+            }
             if let Some(guard) = t.guard {
                 let _ = write!(params, ", \"guard\": {}", json(guard));
             }

@@ -54,7 +54,7 @@ workflow! {
                 always => Waiting;
             }
             state Waiting {
-                always if over / counted;
+                always if over && !in(Paused) / counted;
                 on _ => internal Decide;
             }
         }

@@ -1180,6 +1180,7 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
             },
             guard: guards[i].as_deref(),
             in_states: &t.in_states,
+            not_in_states: &t.not_in_states,
             targets: &t.targets,
             internal: t.internal,
             actions: &action_refs[i],
