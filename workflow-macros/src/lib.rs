@@ -133,7 +133,7 @@ use proc_macro2::TokenStream;
 /// fn guard(&self, context: &Ctx) -> bool;                            // always if guard, on done if guard
 /// fn action(&self, context: &mut Ctx, event: &Payload);              // on EVENT ... / action
 /// fn action(&self, context: &mut Ctx, event: &OrderEvent);           // the same action on several events
-/// fn action(&self, context: &mut Ctx);                               // entry, exit, after, always, on done
+/// fn action(&self, context: &mut Ctx);                               // entry, exit, after, always, on done, initial
 /// fn action(&self, context: &mut Ctx, output: &Output);              // done => ... / action
 /// fn action(&self, context: &mut Ctx, error: &ActivityError);        // error => ... / action
 /// async fn activity(&self, context: &Ctx, call: &ActivityCall)       // invoke activity -> Output
