@@ -1161,6 +1161,43 @@ mod tests {
     }
 
     #[test]
+    fn the_default_entry_transition_comes_first_and_only_when_needed() {
+        let m = model(quote! {
+            workflow W {
+                initial S;
+                events { E }
+                state S {
+                    on E => S;
+                    initial A, B / act;
+                    parallel P { state RA { state A {} } state RB { state B {} } }
+                }
+                state T { initial U; state U { on E if in(A) && !in(B) => T; on done(S) => T; } }
+            }
+        })
+        .unwrap();
+        let s = &m.states[0];
+        let first = &m.transitions[s.transitions[0]];
+        assert_eq!(first.trigger, Trigger::Initial, "first, although written after `on E`");
+        assert_eq!(first.targets, [3, 5]);
+        assert_eq!(first.actions.len(), 1);
+        assert_eq!(s.kind, StateKind::Compound { initial: 1 }, "the child holding `A`");
+        let t = m.states.iter().position(|x| x.name == "T").unwrap();
+        assert!(
+            m.states[t].transitions.is_empty(),
+            "a plain `initial U;` needs no transition"
+        );
+        let u = &m.states[t + 1];
+        let guarded = &m.transitions[u.transitions[0]];
+        assert_eq!(
+            (&guarded.in_states[..], &guarded.not_in_states[..]),
+            (&[3][..], &[5][..])
+        );
+        assert!(guarded.is_guarded() && guarded.guard.is_none());
+        assert_eq!(m.transitions[u.transitions[1]].trigger, Trigger::DoneOf(0));
+        assert!(m.is_chart());
+    }
+
+    #[test]
     fn misplaced_items_are_errors() {
         let errors = messages(model(quote! {
             workflow W {
