@@ -249,6 +249,12 @@ fn the_initial_transition_is_exported_to_both_formats() {
         json.contains(r##""meta": {"initial": {"target": ["#Card", "#Address"], "actions": ["open_form"]}}"##),
         "{json}"
     );
+    let mermaid = Form::graph().to_mermaid();
+    assert!(
+        mermaid.contains("        [*] --> Card: / open_form\n        [*] --> Address: / open_form\n"),
+        "{mermaid}"
+    );
+    assert!(!mermaid.contains("Checkout --> Card"), "{mermaid}");
     let graph = Form::graph();
     let checkout = graph.state_index("Checkout").unwrap();
     let first = &graph.transitions_from(checkout)[0];

@@ -21,7 +21,8 @@ impl Graph<'_> {
             self.mermaid_state(s, 1, &mut out);
         }
         for t in self.transitions {
-            if matches!(self.states[t.source].kind, StateKind::History { .. }) {
+            // History defaults and default entries are drawn inside their states.
+            if matches!(self.states[t.source].kind, StateKind::History { .. }) || t.trigger == Trigger::Initial {
                 continue;
             }
             let source = self.states[t.source].name;
@@ -52,7 +53,26 @@ impl Graph<'_> {
         match state.kind {
             StateKind::Compound { initial } => {
                 let _ = writeln!(out, "{pad}state {} {{", state.name);
-                let _ = writeln!(out, "{pad}    [*] --> {}", self.states[initial].name);
+                match self
+                    .transitions_from(s)
+                    .first()
+                    .filter(|t| t.trigger == Trigger::Initial)
+                {
+                    // `initial A, B / act;`: the default entry's own targets and actions.
+                    Some(t) => {
+                        let actions = if t.actions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": / {}", t.actions.join(", "))
+                        };
+                        for &target in t.targets {
+                            let _ = writeln!(out, "{pad}    [*] --> {}{actions}", self.states[target].name);
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(out, "{pad}    [*] --> {}", self.states[initial].name);
+                    }
+                }
                 for c in self.children(Some(s)) {
                     self.mermaid_state(c, depth + 1, out);
                 }
