@@ -1093,6 +1093,31 @@ mod tests {
     }
 
     #[test]
+    fn targetless_and_internal_eventless_loops_are_linted() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Log;
+                events { Go }
+                state Log { always / log; on Go => Watch; }
+                state Watch { always if in(Watch) / log; on Go => Count; }
+                state Count { always if below / count; on Go => Move; }
+                state Move { always => internal A; state A { on Go => Done; } }
+                final Done;
+            }
+        });
+        let loops: Vec<&String> = errors.iter().filter(|e| e.starts_with("an eventless loop")).collect();
+        assert_eq!(
+            loops,
+            [
+                "an eventless loop: an `always` without a target or a guard method in `Log` fires again as soon as it has fired, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error; add `if GUARD` whose method the actions make false",
+                "an eventless loop: an `always` without a target or a guard method in `Watch` fires again as soon as it has fired, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error; add `if GUARD` whose method the actions make false",
+                "an eventless loop: `always` transitions without guards lead from `Move` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+            ],
+            "a guard method may end a targetless loop (`count` makes `below` false)"
+        );
+    }
+
+    #[test]
     fn a_decision_without_else_is_linted() {
         let errors = messages(quote! {
             #[allow(unreachable_state)]
