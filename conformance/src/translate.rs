@@ -4,12 +4,14 @@
 //! `#[path = "src/translate.rs"]`), which runs it over the corpus, and by the
 //! library under `#[cfg(test)]`, where its pieces are unit-tested.
 //!
-//! Only the expression-free subset of SCXML that the SCION corpus uses is
-//! translated: `scxml`, `state`, `parallel`, `final`, `history`, `initial`,
-//! `transition`, `onentry`, `onexit`, `raise` and `send` with a literal `event`
-//! and `delay`. Anything else makes the test "untranslatable": it is reported
-//! as a failure with the reason instead of producing a block that may not
-//! mean the same thing.
+//! Only the expression-free subset of SCXML is translated: `scxml`, `state`,
+//! `parallel`, `final`, `history`, `initial` (attribute or element, one or
+//! several states, with actions), `transition` (with or without event and
+//! target, internal, `cond` made of `In('id')` terms joined by `&&`, event
+//! `done.state.ID`), `onentry`, `onexit`, `raise` and `send` with a literal
+//! `event` and `delay`. Anything else makes the test "untranslatable": it is
+//! reported as a failure with the reason instead of producing a block that
+//! may not mean the same thing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,7 +20,8 @@ use std::fmt::Write as _;
 pub const SCXML_NS: &str = "http://www.w3.org/2005/07/scxml";
 
 /// The graph lints the corpus breaks on purpose.
-pub const ALLOWED_LINTS: &str = "dead_end, unreachable_state, no_path_to_final, shadowed_transition";
+pub const ALLOWED_LINTS: &str = "dead_end, unreachable_state, no_path_to_final, shadowed_transition, eventless_loop, \
+                                 never_done, decision_without_else";
 
 // ---------------------------------------------------------------------------
 // Identifiers
@@ -273,6 +276,9 @@ pub enum Action {
 pub struct Transition {
     /// The raw `event` attribute.
     pub event: Option<String>,
+    /// The terms of a `cond` of `In('id')` and `!In('id')` terms (the only
+    /// expressions of the null data model): `(negated, id)`.
+    pub in_states: Vec<(bool, String)>,
     /// Target ids (empty: targetless).
     pub targets: Vec<String>,
     /// `type="internal"`.
@@ -308,8 +314,11 @@ pub struct History {
 pub struct Node {
     pub id: String,
     pub kind: Kind,
-    /// The initial child (from the attribute or the `<initial>` element), if given.
-    pub initial: Option<String>,
+    /// The initial states (from the attribute or the `<initial>` element);
+    /// empty if not given.
+    pub initial: Vec<String>,
+    /// The actions of the `<initial>` element's transition.
+    pub initial_actions: Vec<Action>,
     pub entry: Vec<Action>,
     pub exit: Vec<Action>,
     pub transitions: Vec<Transition>,
@@ -393,8 +402,35 @@ fn parse_actions(parent: roxmltree::Node) -> Result<Vec<Action>, String> {
     Ok(out)
 }
 
+/// The terms of a `cond` that is `In('a') && !In('b') ..`, the predicate of
+/// the null data model, as `(negated, id)`; any other expression is refused.
+pub fn parse_cond(cond: &str) -> Result<Vec<(bool, String)>, String> {
+    cond.split("&&")
+        .map(|term| {
+            let term = term.trim();
+            let (negated, term) = match term.strip_prefix('!') {
+                Some(rest) => (true, rest.trim_start()),
+                None => (false, term),
+            };
+            term.strip_prefix("In(")
+                .and_then(|t| t.strip_suffix(')'))
+                .map(str::trim)
+                .and_then(|t| {
+                    t.strip_prefix('\'')
+                        .and_then(|t| t.strip_suffix('\''))
+                        .or_else(|| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+                })
+                .filter(|id| !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || "'\"()".contains(c)))
+                .map(|id| (negated, id.to_string()))
+                .ok_or_else(|| {
+                    format!("cond=\"{cond}\": only In('id') and !In('id') terms joined by && are translated")
+                })
+        })
+        .collect()
+}
+
 fn parse_transition(t: roxmltree::Node) -> Result<Transition, String> {
-    only_attrs(&t, &["event", "target", "type"])?;
+    only_attrs(&t, &["event", "target", "type", "cond"])?;
     let internal = match t.attribute("type") {
         None | Some("external") => false,
         Some("internal") => true,
@@ -402,6 +438,7 @@ fn parse_transition(t: roxmltree::Node) -> Result<Transition, String> {
     };
     Ok(Transition {
         event: t.attribute("event").map(str::to_string),
+        in_states: t.attribute("cond").map(parse_cond).transpose()?.unwrap_or_default(),
         targets: t.attribute("target").map(ids).unwrap_or_default(),
         internal,
         actions: parse_actions(t)?,
@@ -426,7 +463,8 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
     let mut node = Node {
         id,
         kind,
-        initial: None,
+        initial: vec![],
+        initial_actions: vec![],
         entry: vec![],
         exit: vec![],
         transitions: vec![],
@@ -434,14 +472,7 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
         children: vec![],
     };
     if let Some(init) = n.attribute("initial") {
-        let v = ids(init);
-        if v.len() != 1 {
-            return Err(format!(
-                "state `{}` has initial=\"{init}\": several initial states are not supported",
-                node.id
-            ));
-        }
-        node.initial = Some(v[0].clone());
+        node.initial = ids(init);
     }
     for c in elements(n) {
         check_ns(&c)?;
@@ -476,7 +507,7 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
                         return Err(format!("<{}> inside <history>", local(&t)));
                     }
                     let t = parse_transition(t)?;
-                    if !t.actions.is_empty() || t.event.is_some() || t.internal {
+                    if !t.actions.is_empty() || t.event.is_some() || t.internal || !t.in_states.is_empty() {
                         return Err(format!("history `{hid}`'s default transition has actions or an event"));
                     }
                     default = t.targets;
@@ -485,7 +516,7 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
             }
             "initial" => {
                 only_attrs(&c, &["id"])?;
-                if node.initial.is_some() {
+                if !node.initial.is_empty() {
                     return Err(format!(
                         "state `{}` has both an initial attribute and <initial>",
                         node.id
@@ -496,19 +527,14 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
                     return Err(format!("<initial> of `{}` must hold one <transition>", node.id));
                 }
                 let t = parse_transition(ts[0])?;
-                if !t.actions.is_empty() {
+                if t.targets.is_empty() || t.event.is_some() || !t.in_states.is_empty() {
                     return Err(format!(
-                        "<initial> transition of `{}` has actions, which the DSL cannot express",
+                        "<initial> transition of `{}` needs a target and no event or cond",
                         node.id
                     ));
                 }
-                if t.targets.len() != 1 {
-                    return Err(format!(
-                        "<initial> transition of `{}` needs exactly one target",
-                        node.id
-                    ));
-                }
-                node.initial = Some(t.targets[0].clone());
+                node.initial = t.targets;
+                node.initial_actions = t.actions;
             }
             other => return Err(format!("<{other}> is not supported by the translation")),
         }
@@ -516,8 +542,8 @@ fn parse_node(n: roxmltree::Node) -> Result<Node, String> {
     if node.kind == Kind::Final && !node.children.is_empty() {
         return Err(format!("final state `{}` has child states", node.id));
     }
-    if node.kind == Kind::State && !node.children.is_empty() && node.initial.is_none() {
-        node.initial = Some(node.children[0].id.clone());
+    if node.kind == Kind::State && !node.children.is_empty() && node.initial.is_empty() {
+        node.initial = vec![node.children[0].id.clone()];
     }
     Ok(node)
 }
@@ -569,6 +595,7 @@ fn all_actions(chart: &Chart) -> Vec<&Action> {
     let mut out = Vec::new();
     walk_nodes(&chart.states, &mut |n| {
         out.extend(n.entry.iter());
+        out.extend(n.initial_actions.iter());
         for t in &n.transitions {
             out.extend(t.actions.iter());
         }
@@ -609,6 +636,77 @@ pub fn all_ids(chart: &Chart) -> Vec<String> {
     out
 }
 
+/// Where each state sits, for the checks `workflow!` makes that the
+/// translation must not fail at compile time (a compile error would break
+/// the whole conformance build, not one case).
+#[derive(Default)]
+pub struct Tree {
+    /// Each id's parent (`None` at the top).
+    parent: BTreeMap<String, Option<String>>,
+    /// The ids of parallel states.
+    parallel: std::collections::BTreeSet<String>,
+    /// The ids of compound and parallel states: those that complete.
+    completing: std::collections::BTreeSet<String>,
+    /// The ids of history states.
+    history: std::collections::BTreeSet<String>,
+}
+
+impl Tree {
+    /// The tree of `chart`.
+    pub fn of(chart: &Chart) -> Tree {
+        fn add(tree: &mut Tree, n: &Node, parent: Option<&str>) {
+            tree.parent.insert(n.id.clone(), parent.map(str::to_string));
+            if n.kind == Kind::Parallel {
+                tree.parallel.insert(n.id.clone());
+            }
+            if n.kind != Kind::Final && !n.children.is_empty() {
+                tree.completing.insert(n.id.clone());
+            }
+            for h in &n.histories {
+                tree.parent.insert(h.id.clone(), Some(n.id.clone()));
+                tree.history.insert(h.id.clone());
+            }
+            for c in &n.children {
+                add(tree, c, Some(&n.id));
+            }
+        }
+        let mut tree = Tree::default();
+        for n in &chart.states {
+            add(&mut tree, n, None);
+        }
+        tree
+    }
+
+    /// `id`'s proper ancestors, innermost first.
+    fn ancestors<'t>(&'t self, id: &str) -> impl Iterator<Item = &'t str> + 't {
+        let first = self.parent.get(id).and_then(|p| p.as_deref());
+        std::iter::successors(first, move |a| self.parent.get(*a).and_then(|p| p.as_deref()))
+    }
+
+    /// Whether `inner` is a proper descendant of `outer`.
+    fn inside(&self, inner: &str, outer: &str) -> bool {
+        self.ancestors(inner).any(|a| a == outer)
+    }
+
+    /// Why `ids` cannot be active together, if they cannot: each pair must
+    /// lie in different regions of one parallel state.
+    pub fn together(&self, ids: &[String]) -> Result<(), String> {
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                let common = self.ancestors(a).find(|x| *x == b.as_str() || self.inside(b, x));
+                let apart = a != b
+                    && !self.inside(a, b)
+                    && !self.inside(b, a)
+                    && common.is_some_and(|c| self.parallel.contains(c));
+                if !apart {
+                    return Err(format!("`{a}` and `{b}` cannot be active together"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The atomic states (no child states), as SCXML ids, in document order.
 pub fn atomic_ids(chart: &Chart) -> Vec<String> {
     let mut out = Vec::new();
@@ -628,6 +726,7 @@ struct Emitter<'a> {
     states: &'a BTreeMap<String, String>,
     events: &'a BTreeMap<String, String>,
     world: &'a [String],
+    tree: &'a Tree,
     out: String,
     uses_send: bool,
 }
@@ -676,7 +775,34 @@ impl Emitter<'_> {
     }
 
     fn transition(&mut self, depth: usize, t: &Transition) -> Result<(), String> {
-        let head = match expand_descriptors(t.event.as_deref(), self.world) {
+        // `done.state.ID` descriptors are completions, raised by the machine:
+        // each is an `on done(ID)` of its own, next to the rest (an event
+        // matches one of them at most, so the split keeps priority).
+        let mut rest: Vec<&str> = Vec::new();
+        let mut completions: Vec<String> = Vec::new();
+        for d in t.event.as_deref().unwrap_or("").split_whitespace() {
+            match d.strip_prefix("done.state.") {
+                Some(id) if self.tree.completing.contains(id) => {
+                    completions.push(format!("on done({})", self.state(id)?));
+                }
+                // Only compound and parallel states complete.
+                Some(id) if self.states.contains_key(id) => {}
+                _ if d.starts_with("done.") || d == "done" => {
+                    return Err(format!(
+                        "event descriptor `{d}`: only done.state.ID of a state is translated"
+                    ))
+                }
+                _ => rest.push(d),
+            }
+        }
+        for head in completions {
+            self.transition_line(depth, head, t)?;
+        }
+        if t.event.is_some() && rest.is_empty() {
+            return Ok(());
+        }
+        let event = t.event.as_ref().map(|_| rest.join(" "));
+        let head = match expand_descriptors(event.as_deref(), self.world) {
             Trigger::Eventless => "always".to_string(),
             Trigger::Any => "on _".to_string(),
             Trigger::Events(names) if names.is_empty() => {
@@ -699,7 +825,30 @@ impl Emitter<'_> {
                 )
             }
         };
+        self.transition_line(depth, head, t)
+    }
+
+    /// One transition as a line: `head`, then its conditions, targets and actions.
+    fn transition_line(&mut self, depth: usize, head: String, t: &Transition) -> Result<(), String> {
+        if let Some((_, h)) = t.in_states.iter().find(|(_, id)| self.tree.history.contains(id)) {
+            return Err(format!("In('{h}') names a history state, which is never active"));
+        }
+        self.tree.together(&t.targets)?;
         let mut text = head;
+        if !t.in_states.is_empty() {
+            let conditions = t
+                .in_states
+                .iter()
+                .map(|(negated, id)| Ok(format!("{}in({})", if *negated { "!" } else { "" }, self.state(id)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            text.push_str(" if ");
+            text.push_str(&conditions.join(" && "));
+        }
+        if t.targets.is_empty() && t.actions.is_empty() && t.event.is_none() {
+            return Err(
+                "an eventless transition without target or actions (it would only block others, forever)".into(),
+            );
+        }
         if !t.targets.is_empty() {
             text.push_str(" => ");
             if t.internal {
@@ -735,18 +884,17 @@ impl Emitter<'_> {
         }
         self.line(depth, &format!("{keyword} {name} {{"));
         if n.kind == Kind::State && !n.children.is_empty() {
-            let init = n
-                .initial
-                .as_deref()
-                .expect("compound states get an initial child when parsed");
-            let is_child = n.children.iter().any(|c| c.id == init) || n.histories.iter().any(|h| h.id == init);
-            if !is_child {
-                return Err(format!(
-                    "initial `{init}` of `{}` is not a child state or history of it",
-                    n.id
-                ));
+            if let Some(outside) = n.initial.iter().find(|id| !self.tree.inside(id, &n.id)) {
+                return Err(format!("initial `{outside}` of `{}` is not inside it", n.id));
             }
-            let line = format!("initial {};", self.state(init)?);
+            self.tree.together(&n.initial)?;
+            let mut line = format!("initial {}", self.targets(&n.initial)?);
+            if !n.initial_actions.is_empty() {
+                let actions = self.actions(&n.initial_actions);
+                line.push_str(" / ");
+                line.push_str(&actions);
+            }
+            line.push(';');
             self.line(depth + 1, &line);
         }
         if !n.entry.is_empty() {
@@ -810,6 +958,7 @@ pub fn translate(group: &str, name: &str, chart: &Chart, script: &Script) -> Res
         states: &states,
         events: &events,
         world: &world,
+        tree: &Tree::of(chart),
         out: String::new(),
         uses_send: false,
     };

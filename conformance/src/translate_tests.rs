@@ -134,7 +134,7 @@ fn translates_nested_parallel_history_and_actions() {
     );
     let t = translate("g+x", "n.1", &c, &script(&["t", "foo.bar", "foobar"])).unwrap();
     let expected = "\
-#[allow(dead_end, unreachable_state, no_path_to_final, shadowed_transition)]
+#[allow(dead_end, unreachable_state, no_path_to_final, shadowed_transition, eventless_loop, never_done, decision_without_else)]
 workflow T_g_x_n_1 {
     initial S_a;
     events { E_t, E_foo_bar, E_foobar, E_go, E_s, E_late }
@@ -220,6 +220,10 @@ fn unsupported_content_is_refused() {
         (
             r#"<state id="a"><transition event="t" cond="x" target="a"/></state>"#,
             "cond",
+        ),
+        (
+            r#"<state id="a"><transition event="t" cond="In('a') || In('b')" target="a"/></state>"#,
+            "only In('id') and !In('id') terms",
         ),
         (r#"<state id="a"><onentry><log expr="1"/></onentry></state>"#, "<log>"),
         (r#"<datamodel/><state id="a"/>"#, "<datamodel>"),
@@ -425,4 +429,69 @@ fn driver_reports_the_differing_step() {
         drive(Fake::default(), &INIT),
         Err("initial configuration: expected [z], actual [a]".to_string())
     );
+}
+
+#[test]
+fn translates_the_chart_constructs() {
+    let c = chart(
+        r#"
+        <state id="s">
+            <initial><transition target="x1 y1"><raise event="opened"/></transition></initial>
+            <transition event="done.state.p go" target="z"/>
+            <transition cond="In('x1') &amp;&amp; In(&quot;y1&quot;)"><raise event="both"/></transition>
+            <transition event="go" cond="!In('x0')" target="x0"/>
+            <parallel id="p">
+                <state id="x"><state id="x0"/><state id="x1"/></state>
+                <state id="y" initial="y0"><state id="y0"/><state id="y1"/><final id="yf"/></state>
+            </parallel>
+            <state id="z"><transition event="done.state.y done.state.z0" target="s"/><state id="z0"/></state>
+        </state>"#,
+        "",
+    );
+    let t = translate("g", "n", &c, &script(&["go"])).unwrap();
+    for line in [
+        "initial S_x1, S_y1 / raise E_opened;",
+        "on done(S_p) => S_z;",
+        "on E_go => S_z;",
+        "always if in(S_x1) && in(S_y1) / raise E_both;",
+        "on E_go if !in(S_x0) => S_x0;",
+        "on done(S_y) => S_s;",
+    ] {
+        assert!(t.dsl.contains(line), "{line} in\n{}", t.dsl);
+    }
+    assert!(
+        !t.dsl.contains("S_z0)"),
+        "an atomic state never completes: left out\n{}",
+        t.dsl
+    );
+}
+
+#[test]
+fn chart_constructs_the_macro_would_refuse_are_untranslatable() {
+    for (body, why) in [
+        (
+            r#"<state id="s" initial="a b"><state id="a"/><state id="b"/></state>"#,
+            "`a` and `b` cannot be active together",
+        ),
+        (
+            r#"<state id="s" initial="t"><state id="a"/></state><state id="t"/>"#,
+            "initial `t` of `s` is not inside it",
+        ),
+        (
+            r#"<state id="s"><history id="h"/><state id="a"><transition event="e" cond="In('h')" target="s"/></state></state>"#,
+            "In('h') names a history state",
+        ),
+        (
+            r#"<state id="s"><transition/></state>"#,
+            "an eventless transition without target or actions",
+        ),
+        (
+            r#"<state id="s"><transition event="done.invoke.x" target="s"/></state>"#,
+            "only done.state.ID of a state is translated",
+        ),
+    ] {
+        let c = chart(body, "");
+        let err = translate("g", "n", &c, &script(&["e"])).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
 }

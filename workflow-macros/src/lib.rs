@@ -46,20 +46,24 @@ use proc_macro2::TokenStream;
 /// workflow     := ATTR* VIS "workflow" NAME "{" item* "}"
 /// item         := "context" TYPE ";"                       -- top level only; optional, default ()
 ///               | "events" "{" event,* "}"                 -- top level only; may appear several times
-///               | "initial" STATE ";"                      -- required at the top; in a state: its default child
+///               | "initial" STATE ";"                      -- required at the top: the state the workflow starts in
+///               | "initial" STATE,+ actions                -- in a compound state: its default entry (several: one per region)
 ///               | ATTR* "state" NAME "{" item* "}"         -- atomic, or compound when it has child states
 ///               | ATTR* "parallel" NAME "{" item* "}"      -- every child state (region) active at once
 ///               | ATTR* "final" NAME ["(" "failure" ")"] ( ";" | "{" item* "}" )
 ///               | "history" ["deep"] NAME ["=>" STATE,+ actions] ";"
-///               | "on" events ["if" GUARD] ["=>" ["internal"] STATE,+] actions
-///               | "always" ["if" GUARD] "=>" STATE,+ actions
+///               | "on" events ["if" guard] ["=>" ["internal"] STATE,+] actions
+///               | "always" ["if" guard] "=>" ["internal"] STATE,+ actions
+///               | "always" ["if" guard] "/" action,+ ";"   -- targetless: runs its actions while the guard holds
 ///               | "entry" action,+ ";"
 ///               | "exit" action,+ ";"
 ///               | "invoke" ACTIVITY "->" TYPE ( ";" | "{" invoke_item* "}" )
 ///               | "after" DURATION "=>" STATE actions
 ///               | "compensate" COMPENSATION ";"
 /// event        := ATTR* NAME [ "{" FIELD: TYPE,* "}" ]
-/// events       := EVENT ("|" EVENT)* | "_" | "done"
+/// events       := EVENT ("|" EVENT)* | "_" | "done" ["(" STATE ")"]
+/// guard        := cond ("&&" cond)*                        -- at most one GUARD method
+/// cond         := GUARD | ["!"] "in" "(" STATE ")"
 /// invoke_item  := "retry" N ["backoff" DURATION ".." DURATION] ";"   -- each clause at most once, any order
 ///               | "timeout" DURATION ";"
 ///               | "resource" NAME ";"
@@ -87,6 +91,21 @@ use proc_macro2::TokenStream;
 ///   that only `cancel ID` stops.
 /// - Several targets (`=> A, B`) must be in different regions of one
 ///   parallel state; a history's default targets lie inside its parent.
+/// - `in(STATE)` holds while that state is active (SCXML `In()`), `!in(STATE)`
+///   while it is not, checked on the configuration when the transition is
+///   selected, before the guard method; `if in(Paid) && ready` needs both.
+/// - `initial A, B / act;` in a compound state names states inside it
+///   (several: one in each region of a parallel descendant, checked) and
+///   actions: entering the state by default runs its `entry` actions, then
+///   these, then enters `A` and `B` (SCXML `<initial><transition>`).
+///   Entering it through an explicit target inside it does neither.
+/// - `always if g / act;` (no target) runs `act` whenever `g` holds,
+///   leaving and entering nothing; without a guard method it would fire
+///   forever (the `eventless_loop` lint). `always => internal C` moves to a
+///   descendant without leaving the source.
+/// - `on done` hears the completion of its own state; `on done(P)` that of
+///   the compound or parallel state `P` (SCXML `done.state.P`), from any
+///   state, selected like any internal event.
 /// - A raw identifier names what its bare word names: generated code uses
 ///   it as written, names made from it drop the `r#` (activity `r#static`
 ///   makes `StaticDone`) and names as text are the bare word.
@@ -111,10 +130,10 @@ use proc_macro2::TokenStream;
 /// ```text
 /// fn guard(&self, context: &Ctx, event: &Payload) -> bool;           // on EVENT if guard (a unit event: &Cancel)
 /// fn guard(&self, context: &Ctx, event: &OrderEvent) -> bool;        // on A | B if guard, on _ if guard
-/// fn guard(&self, context: &Ctx) -> bool;                            // always if guard
+/// fn guard(&self, context: &Ctx) -> bool;                            // always if guard, on done if guard
 /// fn action(&self, context: &mut Ctx, event: &Payload);              // on EVENT ... / action
 /// fn action(&self, context: &mut Ctx, event: &OrderEvent);           // the same action on several events
-/// fn action(&self, context: &mut Ctx);                               // entry, exit, after, always, on done
+/// fn action(&self, context: &mut Ctx);                               // entry, exit, after, always, on done, initial
 /// fn action(&self, context: &mut Ctx, output: &Output);              // done => ... / action
 /// fn action(&self, context: &mut Ctx, error: &ActivityError);        // error => ... / action
 /// async fn activity(&self, context: &Ctx, call: &ActivityCall)       // invoke activity -> Output
@@ -222,14 +241,16 @@ use proc_macro2::TokenStream;
 /// reported in one build: unknown names (with the nearest known one),
 /// duplicates, misplaced items, malformed durations and retry counts, an
 /// `invoke` without `done`, a final state with transitions, several
-/// targets that cannot be active together, a history default outside its
-/// parent, one name in two roles, one handler given conflicting inputs,
+/// targets (or initial states) that cannot be active together, initial
+/// states outside their state, a history default outside its parent,
+/// `in(..)` of a history state, `done(S)` of a state without children, two
+/// guard methods on one transition, one name in two roles, one handler given conflicting inputs,
 /// reserved generated names, `#[cfg]` where it would remove only part of
 /// what is generated. Graph checks are lints, each switched off with
 /// `#[allow(NAME)]`: `unreachable_state`, `dead_end`, `no_path_to_final`,
 /// `shadowed_transition`, `unhandled_error`, `never_done`,
 /// `eventless_loop` (unguarded `always` transitions that lead back to
-/// their state: at run time the interpreter cuts the loop short and
+/// their state, or a targetless `always` without a guard method: at run time the interpreter cuts the loop short and
 /// `handle` returns a `Rejected` with `Reason::EventlessLoop`) and
 /// `decision_without_else` (a state whose only transitions are guarded
 /// `always` arms, stuck when no guard holds).

@@ -13,7 +13,7 @@ use syn::ext::IdentExt;
 use syn::{Attribute, Field, Ident, Type, Visibility};
 
 use crate::errors::{unknown, Errors};
-use crate::parse::{ActionDef, ArmDef, EventsDef, InvokeDef, Item, StateDef, StateDefKind, WorkflowDef};
+use crate::parse::{ActionDef, ArmDef, EventsDef, GuardDef, InvokeDef, Item, StateDef, StateDefKind, WorkflowDef};
 
 pub type StateId = usize;
 pub type EventId = usize;
@@ -202,6 +202,10 @@ pub struct Transition {
     /// The span of the keyword (`on`, `after`, `done`, `error`, `always`) that declares it.
     pub span: Span,
     pub guard: Option<Ident>,
+    /// `in(STATE)` conditions: states that must be active.
+    pub in_states: Vec<StateId>,
+    /// `!in(STATE)` conditions: states that must not be active.
+    pub not_in_states: Vec<StateId>,
     /// Empty for a targetless transition.
     pub targets: Vec<StateId>,
     /// Where each target is named, for errors about it.
@@ -217,6 +221,11 @@ impl Transition {
     pub fn target(&self) -> Option<StateId> {
         self.targets.first().copied()
     }
+
+    /// Whether a guard method or an `in(..)` condition may keep it from firing.
+    pub fn is_guarded(&self) -> bool {
+        self.guard.is_some() || !self.in_states.is_empty() || !self.not_in_states.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +238,11 @@ pub enum Trigger {
     Always,
     /// `on done`: this compound or parallel state completed.
     StateDone,
+    /// `on done(STATE)`: another compound or parallel state completed.
+    DoneOf(StateId),
+    /// The default entry of a compound state (`initial A, B / act;`): its
+    /// first transition, taken instead of entering its initial child.
+    Initial,
     /// The source state's activity completed.
     Done,
     /// The source state's activity failed for good.
@@ -252,8 +266,12 @@ impl Model {
                 )
                 || s.entry.iter().chain(&s.exit).any(|a| !matches!(a, Action::Call(_)))
         }) || self.transitions.iter().any(|t| {
-            matches!(t.trigger, Trigger::Any | Trigger::Always | Trigger::StateDone)
-                || t.targets.len() > 1
+            matches!(
+                t.trigger,
+                Trigger::Any | Trigger::Always | Trigger::StateDone | Trigger::DoneOf(_) | Trigger::Initial
+            ) || t.targets.len() > 1
+                || !t.in_states.is_empty()
+                || !t.not_in_states.is_empty()
                 || t.internal
                 || t.actions.iter().any(|a| !matches!(a, Action::Call(_)))
         })
@@ -341,11 +359,23 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 }
                 context = Some(ty);
             }
-            Item::Initial { span, state } => {
+            Item::Initial { span, states, actions } => {
                 if initial.is_some() {
                     errors.push(span, "duplicate `initial`: a workflow has one initial state");
                 }
-                initial = Some(state);
+                if let Some(second) = states.get(1) {
+                    errors.push(
+                        second.span(),
+                        "the workflow starts in one state: put several initial states in a compound state, `state S { initial A, B; .. }`",
+                    );
+                }
+                if !actions.is_empty() {
+                    errors.push(
+                        span,
+                        "the workflow's `initial` takes no actions: use `entry` actions of the initial state, or put the `initial` with actions in a compound state",
+                    );
+                }
+                initial = states.into_iter().next();
             }
             Item::Events { events: defs, .. } => {
                 for event in defs {
@@ -427,6 +457,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
     }
 
     let mut histories = 0;
+    let is_history: Vec<bool> = pending.iter().map(|p| p.history.is_some()).collect();
     let mut states = Vec::with_capacity(pending.len());
     let mut transitions = Vec::new();
     let children_of = |id: StateId, pending: &[Pending]| -> Vec<StateId> {
@@ -438,7 +469,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
         let children = children_of(id, &pending);
         let p = &mut pending[id];
         let (attrs, state_allowed) = split_state_attrs(std::mem::take(&mut p.attrs), &mut errors);
-        let items = std::mem::take(&mut p.items);
+        let mut items = std::mem::take(&mut p.items);
         let history = p.history.take();
         let name = p.def_name.clone();
         let regions: Vec<StateId> = children
@@ -474,6 +505,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     trigger: Trigger::Always,
                     span: name.span(),
                     guard: None,
+                    in_states: Vec::new(),
+                    not_in_states: Vec::new(),
                     targets,
                     target_spans,
                     internal: false,
@@ -485,18 +518,49 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             states.push(built);
             continue;
         }
+        // `initial`, and its default entry transition when it needs one (it
+        // comes first among the state's transitions).
         let mut initial_child: Option<(Span, Ident)> = None;
+        let mut initial_named: Vec<Ident> = Vec::new();
+        for item in &mut items {
+            let Item::Initial { span, states, actions } = item else {
+                continue;
+            };
+            if initial_child.is_some() {
+                errors.push(
+                    *span,
+                    format!("duplicate `initial`: state `{name}` has one initial child"),
+                );
+                continue;
+            }
+            initial_child = Some((*span, states[0].clone()));
+            // Misplaced (no children, or a parallel state): reported below.
+            if regions.is_empty() || !matches!(pending[id].kind, StateDefKind::State) {
+                continue;
+            }
+            initial_named.clone_from(states);
+            let (targets, target_spans) = resolver.states(states, &mut errors);
+            let deeper = targets.iter().any(|t| !children.contains(t));
+            if targets.len() > 1 || deeper || !actions.is_empty() {
+                let transition = Transition {
+                    source: id,
+                    trigger: Trigger::Initial,
+                    span: *span,
+                    guard: None,
+                    in_states: Vec::new(),
+                    not_in_states: Vec::new(),
+                    targets,
+                    target_spans,
+                    internal: false,
+                    actions: resolver.actions(std::mem::take(actions), &mut errors),
+                    delay_text: None,
+                };
+                push(transition, &mut built);
+            }
+        }
         for item in items {
             match item {
-                Item::Initial { span, state } => {
-                    if initial_child.is_some() {
-                        errors.push(
-                            span,
-                            format!("duplicate `initial`: state `{name}` has one initial child"),
-                        );
-                    }
-                    initial_child = Some((span, state));
-                }
+                Item::Initial { .. } => {}
                 Item::Entry { actions, .. } => built.entry.extend(resolver.actions(actions, &mut errors)),
                 Item::Exit { actions, .. } => built.exit.extend(resolver.actions(actions, &mut errors)),
                 Item::Compensate { span, action } => {
@@ -511,7 +575,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             Trigger::Events(list.iter().filter_map(|e| resolver.event(e, &mut errors)).collect())
                         }
                         EventsDef::Any => Trigger::Any,
-                        EventsDef::Done(span) => {
+                        EventsDef::Done(span, None) => {
                             if children.is_empty() {
                                 errors.push(
                                     span,
@@ -520,14 +584,49 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             }
                             Trigger::StateDone
                         }
+                        EventsDef::Done(_, Some(of)) => match resolver.state(&of, &mut errors) {
+                            Some(s) if s == id => {
+                                if children.is_empty() {
+                                    errors.push(
+                                        of.span(),
+                                        format!(
+                                            "`on done` needs child states: `{name}` has none, so it never completes"
+                                        ),
+                                    );
+                                }
+                                Trigger::StateDone
+                            }
+                            Some(s) => {
+                                let completes = matches!(pending[s].kind, StateDefKind::State | StateDefKind::Parallel)
+                                    && !is_history[s]
+                                    && pending[s].end > s + 1;
+                                if !completes {
+                                    errors.push(
+                                        of.span(),
+                                        format!(
+                                            "`done({of})` never happens: only a compound or parallel state completes, and `{of}` is neither"
+                                        ),
+                                    );
+                                }
+                                Trigger::DoneOf(s)
+                            }
+                            None => Trigger::StateDone,
+                        },
                     };
                     let (targets, target_spans) = resolver.states(&on.targets, &mut errors);
                     let actions = resolver.actions(on.actions, &mut errors);
+                    let Guard {
+                        guard,
+                        in_states,
+                        not_in_states,
+                    } = resolver.guard(on.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger,
                         span: on.span,
-                        guard: on.guard,
+                        guard,
+                        in_states,
+                        not_in_states,
                         targets,
                         target_spans,
                         internal: on.internal,
@@ -539,14 +638,21 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 Item::Always(always) => {
                     let (targets, target_spans) = resolver.states(&always.targets, &mut errors);
                     let actions = resolver.actions(always.actions, &mut errors);
+                    let Guard {
+                        guard,
+                        in_states,
+                        not_in_states,
+                    } = resolver.guard(always.guard, |s| is_history[s], &mut errors);
                     let transition = Transition {
                         source: id,
                         trigger: Trigger::Always,
                         span: always.span,
-                        guard: always.guard,
+                        guard,
+                        in_states,
+                        not_in_states,
                         targets,
                         target_spans,
-                        internal: false,
+                        internal: always.internal,
                         actions,
                         delay_text: None,
                     };
@@ -560,6 +666,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                         trigger: Trigger::After(after.delay.value),
                         span: after.span,
                         guard: None,
+                        in_states: Vec::new(),
+                        not_in_states: Vec::new(),
                         targets,
                         target_spans,
                         internal: false,
@@ -596,6 +704,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                             trigger,
                             span: arm.span,
                             guard: None,
+                            in_states: Vec::new(),
+                            not_in_states: Vec::new(),
                             targets,
                             target_spans,
                             internal: false,
@@ -667,20 +777,29 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 StateKind::Atomic
             }
             StateDefKind::State => {
+                // The child holding the first initial state; every initial
+                // state must be inside this state (the default entry
+                // transition's targets are checked in `validate`).
+                let inside = |c: StateId| children.iter().copied().find(|&k| k <= c && c < pending[k].end);
                 let initial = match &initial_child {
                     None => regions[0],
-                    Some((_, child)) => match resolver.state(child, &mut errors) {
-                        Some(c) if children.contains(&c) => c,
-                        Some(_) => {
-                            errors.push(
-                                child.span(),
-                                format!("the initial state of `{name}` must be one of its children"),
-                            );
-                            regions[0]
-                        }
+                    Some((_, child)) => match resolver.state_index.get(&text(child)).copied() {
+                        Some(c) => inside(c).unwrap_or(regions[0]),
                         None => regions[0],
                     },
                 };
+                for child in &initial_named {
+                    if resolver
+                        .state_index
+                        .get(&text(child))
+                        .is_some_and(|&c| inside(c).is_none())
+                    {
+                        errors.push(
+                            child.span(),
+                            format!("the initial state of `{name}` must be inside it: `{child}` is not"),
+                        );
+                    }
+                }
                 StateKind::Compound { initial }
             }
         };
@@ -708,6 +827,13 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
 }
 
 /// Looks names up, reporting unknown ones with a suggestion.
+/// A transition's resolved conditions.
+struct Guard {
+    guard: Option<Ident>,
+    in_states: Vec<StateId>,
+    not_in_states: Vec<StateId>,
+}
+
 struct Resolver<'a> {
     state_index: &'a HashMap<String, StateId>,
     event_index: &'a HashMap<String, EventId>,
@@ -730,6 +856,29 @@ impl Resolver<'_> {
             .iter()
             .filter_map(|n| Some((self.state(n, errors)?, n.span())))
             .unzip()
+    }
+
+    /// The guard method and the states of the `in(..)` and `!in(..)`
+    /// conditions; a history state (`history[s]`) is never active, so it is
+    /// refused.
+    fn guard(&self, def: GuardDef, history: impl Fn(StateId) -> bool, errors: &mut Errors) -> Guard {
+        let mut resolve = |names: &[Ident]| {
+            let (states, spans) = self.states(names, errors);
+            for ((&s, span), name) in states.iter().zip(spans).zip(names) {
+                if history(s) {
+                    errors.push(
+                        span,
+                        format!("`in({name})` never holds: a history state is never active; name a state it restores"),
+                    );
+                }
+            }
+            states
+        };
+        Guard {
+            in_states: resolve(&def.in_states),
+            not_in_states: resolve(&def.not_in_states),
+            guard: def.guard,
+        }
     }
 
     fn event(&self, name: &Ident, errors: &mut Errors) -> Option<EventId> {
@@ -1008,6 +1157,43 @@ mod tests {
         assert!(
             matches!(&decide.actions[..], [Action::Raise { .. }, Action::Send { id, .. }, Action::Cancel { .. }] if id == "retry")
         );
+        assert!(m.is_chart());
+    }
+
+    #[test]
+    fn the_default_entry_transition_comes_first_and_only_when_needed() {
+        let m = model(quote! {
+            workflow W {
+                initial S;
+                events { E }
+                state S {
+                    on E => S;
+                    initial A, B / act;
+                    parallel P { state RA { state A {} } state RB { state B {} } }
+                }
+                state T { initial U; state U { on E if in(A) && !in(B) => T; on done(S) => T; } }
+            }
+        })
+        .unwrap();
+        let s = &m.states[0];
+        let first = &m.transitions[s.transitions[0]];
+        assert_eq!(first.trigger, Trigger::Initial, "first, although written after `on E`");
+        assert_eq!(first.targets, [3, 5]);
+        assert_eq!(first.actions.len(), 1);
+        assert_eq!(s.kind, StateKind::Compound { initial: 1 }, "the child holding `A`");
+        let t = m.states.iter().position(|x| x.name == "T").unwrap();
+        assert!(
+            m.states[t].transitions.is_empty(),
+            "a plain `initial U;` needs no transition"
+        );
+        let u = &m.states[t + 1];
+        let guarded = &m.transitions[u.transitions[0]];
+        assert_eq!(
+            (&guarded.in_states[..], &guarded.not_in_states[..]),
+            (&[3][..], &[5][..])
+        );
+        assert!(guarded.is_guarded() && guarded.guard.is_none());
+        assert_eq!(m.transitions[u.transitions[1]].trigger, Trigger::DoneOf(0));
         assert!(m.is_chart());
     }
 

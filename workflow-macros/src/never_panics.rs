@@ -32,7 +32,8 @@ const VALID: &str = r#"
 /// The seed with a raw identifier at every identifier position: the
 /// workflow, the context type, states, events, fields, guards, actions,
 /// activities, resources, compensations, `send` and `cancel` ids, history
-/// states, parallel regions.
+/// states, parallel regions, `in(..)` conditions, `done(..)`, initial states
+/// and their actions.
 const VALID_RAW: &str = r#"
     pub workflow r#Order {
         context r#type;
@@ -46,14 +47,14 @@ const VALID_RAW: &str = r#"
             compensate r#return;
         }
         state r#await {
-            initial r#const;
+            initial r#as, r#else / r#yield;
             history deep r#while => r#const;
             parallel r#const {
                 state r#ref { state r#as { on r#in => r#for / raise r#Cancel, send r#in after 1s as r#where, cancel r#where; } final r#for; }
                 state r#box { final r#else; }
                 on done => r#true;
             }
-            state r#true { always if r#unsafe => r#final; always => r#dyn; }
+            state r#true { always if in(r#as) && !in(r#else) && r#unsafe => r#final; on done(r#const) / r#yield; always => r#dyn; }
         }
         final r#final;
         final r#dyn (failure);
@@ -85,6 +86,13 @@ const WORDS: &[&str] = &[
     "after",
     "compensate",
     "failure",
+    "always",
+    "internal",
+    "parallel",
+    "history",
+    "in",
+    "!",
+    "&&",
     "Start",
     "Done",
     "Go",

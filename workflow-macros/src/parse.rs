@@ -54,15 +54,19 @@ pub enum Item {
     Context { span: Span, ty: Type },
     /// `events { EVENT, ... }`
     Events { span: Span, events: Vec<EventDef> },
-    /// `initial STATE;`
-    Initial { span: Span, state: Ident },
+    /// `initial STATE, ... [/ ACTIONS];`
+    Initial {
+        span: Span,
+        states: Vec<Ident>,
+        actions: Vec<ActionDef>,
+    },
     /// `state NAME { ... }`, `parallel NAME { ... }` or `final NAME ...`
     State(StateDef),
     /// `history [deep] NAME [=> TARGETS [/ ACTIONS]];`
     History(HistoryDef),
     /// `on EVENTS [if GUARD] [=> [internal] TARGETS] [/ ACTIONS];`
     On(OnDef),
-    /// `always [if GUARD] => TARGETS [/ ACTIONS];`
+    /// `always [if GUARD] => [internal] TARGETS [/ ACTIONS];` or `always [if GUARD] / ACTIONS;`
     Always(AlwaysDef),
     /// `entry ACTIONS;`
     Entry { span: Span, actions: Vec<ActionDef> },
@@ -116,24 +120,36 @@ pub enum EventsDef {
     List(Vec<Ident>),
     /// `_`: every event.
     Any,
-    /// `done`: the completion of this compound or parallel state.
-    Done(Span),
+    /// `done`: the completion of this compound or parallel state;
+    /// `done(STATE)`: that state's.
+    Done(Span, Option<Ident>),
+}
+
+/// `if COND && ...`: at most one guard method and any number of `in(STATE)`
+/// and `!in(STATE)`.
+#[derive(Default)]
+pub struct GuardDef {
+    pub guard: Option<Ident>,
+    pub in_states: Vec<Ident>,
+    pub not_in_states: Vec<Ident>,
 }
 
 /// `on EVENTS [if GUARD] [=> [internal] TARGETS] [/ ACTIONS];`
 pub struct OnDef {
     pub span: Span,
     pub events: EventsDef,
-    pub guard: Option<Ident>,
+    pub guard: GuardDef,
     pub internal: bool,
     pub targets: Vec<Ident>,
     pub actions: Vec<ActionDef>,
 }
 
-/// `always [if GUARD] => TARGETS [/ ACTIONS];`
+/// `always [if GUARD] => [internal] TARGETS [/ ACTIONS];` or `always [if GUARD] / ACTIONS;`
 pub struct AlwaysDef {
     pub span: Span,
-    pub guard: Option<Ident>,
+    pub guard: GuardDef,
+    pub internal: bool,
+    /// Empty for a targetless `always`.
     pub targets: Vec<Ident>,
     pub actions: Vec<ActionDef>,
 }
@@ -264,9 +280,9 @@ impl Parse for Item {
             })
         } else if lookahead.peek(kw::initial) {
             let span = input.parse::<kw::initial>()?.span;
-            let state = input.parse()?;
-            input.parse::<Token![;]>()?;
-            Ok(Item::Initial { span, state })
+            let states = parse_targets(input)?;
+            let actions = parse_actions(input)?;
+            Ok(Item::Initial { span, states, actions })
         } else if lookahead.peek(kw::history) {
             input.parse::<kw::history>()?;
             let deep = input.peek(kw::deep) && input.peek2(Ident);
@@ -291,15 +307,7 @@ impl Parse for Item {
             let span = input.parse::<kw::on>()?.span;
             let events = parse_events(input)?;
             let guard = parse_guard(input)?;
-            let (mut internal, mut targets) = (false, Vec::new());
-            if input.peek(Token![=>]) {
-                input.parse::<Token![=>]>()?;
-                if input.peek(kw::internal) && input.peek2(Ident) {
-                    input.parse::<kw::internal>()?;
-                    internal = true;
-                }
-                targets = parse_targets(input)?;
-            }
+            let (internal, targets) = parse_optional_targets(input)?;
             let actions = parse_actions(input)?;
             Ok(Item::On(OnDef {
                 span,
@@ -312,17 +320,16 @@ impl Parse for Item {
         } else if lookahead.peek(kw::always) {
             let span = input.parse::<kw::always>()?.span;
             let guard = parse_guard(input)?;
-            if !input.peek(Token![=>]) {
-                return Err(
-                    input.error("expected `=> TARGET`: an `always` transition without a target would fire forever")
-                );
+            if !input.peek(Token![=>]) && !input.peek(Token![/]) {
+                return Err(input
+                    .error("expected `=> TARGET` or `/ ACTIONS`: an `always` transition without either does nothing"));
             }
-            input.parse::<Token![=>]>()?;
-            let targets = parse_targets(input)?;
+            let (internal, targets) = parse_optional_targets(input)?;
             let actions = parse_actions(input)?;
             Ok(Item::Always(AlwaysDef {
                 span,
                 guard,
+                internal,
                 targets,
                 actions,
             }))
@@ -431,7 +438,17 @@ fn parse_events(input: ParseStream) -> syn::Result<EventsDef> {
         return Ok(EventsDef::Any);
     }
     if input.peek(kw::done) {
-        return Ok(EventsDef::Done(input.parse::<kw::done>()?.span));
+        let span = input.parse::<kw::done>()?.span;
+        let mut state = None;
+        if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            state = Some(content.parse()?);
+            if !content.is_empty() {
+                return Err(content.error("expected `)`: `done(STATE)` names one compound or parallel state"));
+            }
+        }
+        return Ok(EventsDef::Done(span, state));
     }
     let mut events = vec![input.parse::<Ident>()?];
     while input.peek(Token![|]) {
@@ -441,14 +458,61 @@ fn parse_events(input: ParseStream) -> syn::Result<EventsDef> {
     Ok(EventsDef::List(events))
 }
 
-/// `[if GUARD]`
-fn parse_guard(input: ParseStream) -> syn::Result<Option<Ident>> {
-    if input.peek(Token![if]) {
-        input.parse::<Token![if]>()?;
-        Ok(Some(input.parse()?))
-    } else {
-        Ok(None)
+/// `[if COND && ...]`, each `COND` a guard method or `in(STATE)`.
+fn parse_guard(input: ParseStream) -> syn::Result<GuardDef> {
+    let mut def = GuardDef::default();
+    if !input.peek(Token![if]) {
+        return Ok(def);
     }
+    input.parse::<Token![if]>()?;
+    loop {
+        let not = input.peek(Token![!]) && input.peek2(Token![in]);
+        if not {
+            input.parse::<Token![!]>()?;
+        }
+        if input.peek(Token![in]) {
+            input.parse::<Token![in]>()?;
+            let content;
+            parenthesized!(content in input);
+            let state = content.parse()?;
+            if !content.is_empty() {
+                return Err(content.error("expected `)`: `in(STATE)` names one state"));
+            }
+            if not {
+                def.not_in_states.push(state);
+            } else {
+                def.in_states.push(state);
+            }
+        } else {
+            let guard: Ident = input.parse()?;
+            if let Some(first) = &def.guard {
+                return Err(syn::Error::new(
+                    guard.span(),
+                    format!(
+                        "a transition has one guard method: combine `{first}` and `{guard}` in one method (only `in(STATE)` conditions add to it)"
+                    ),
+                ));
+            }
+            def.guard = Some(guard);
+        }
+        if !input.peek(Token![&&]) {
+            return Ok(def);
+        }
+        input.parse::<Token![&&]>()?;
+    }
+}
+
+/// `[=> [internal] TARGETS]`
+fn parse_optional_targets(input: ParseStream) -> syn::Result<(bool, Vec<Ident>)> {
+    if !input.peek(Token![=>]) {
+        return Ok((false, Vec::new()));
+    }
+    input.parse::<Token![=>]>()?;
+    let internal = input.peek(kw::internal) && input.peek2(Ident);
+    if internal {
+        input.parse::<kw::internal>()?;
+    }
+    Ok((internal, parse_targets(input)?))
 }
 
 /// `=> TARGET`
@@ -769,7 +833,7 @@ mod tests {
         let Item::On(on) = &start.body[2] else {
             panic!("expected `on`")
         };
-        assert_eq!(on.guard.as_ref().unwrap(), "ok");
+        assert_eq!(on.guard.guard.as_ref().unwrap(), "ok");
         assert_eq!(on.targets, ["Busy"]);
         assert_eq!(on.actions.len(), 2);
         let Item::On(targetless) = &start.body[3] else {
@@ -822,7 +886,7 @@ mod tests {
         let Item::State(a) = &p.body[0] else {
             panic!("expected a state")
         };
-        assert!(matches!(&a.body[0], Item::Initial { state, .. } if state == "A1"));
+        assert!(matches!(&a.body[0], Item::Initial { states, actions, .. } if states == &["A1"] && actions.is_empty()));
         let Item::History(h) = &a.body[1] else {
             panic!("expected history")
         };
@@ -833,7 +897,7 @@ mod tests {
         let Item::Always(always) = &a1.body[0] else {
             panic!("expected always")
         };
-        assert_eq!(always.guard.as_ref().unwrap(), "g");
+        assert_eq!(always.guard.guard.as_ref().unwrap(), "g");
         let Item::On(on) = &a1.body[1] else {
             panic!("expected on")
         };
@@ -866,21 +930,86 @@ mod tests {
         assert!(matches!(
             &b.body[1],
             Item::On(OnDef {
-                events: EventsDef::Done(_),
+                events: EventsDef::Done(_, None),
                 ..
             })
         ));
     }
 
     #[test]
-    fn an_always_without_target_is_an_error() {
-        let error = parse(quote! { workflow W { state A { always / act; } } })
+    fn an_always_without_target_or_actions_is_an_error() {
+        let error = parse(quote! { workflow W { state A { always if g; } } }).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "expected `=> TARGET` or `/ ACTIONS`: an `always` transition without either does nothing"
+        );
+    }
+
+    #[test]
+    fn chart_constructs_parse() {
+        let def = parse(quote! {
+            workflow W {
+                initial S;
+                state S {
+                    initial A, B / open, raise Go;
+                    always if in(A) && ready && in(B) / act;
+                    always => internal A;
+                    on done(P) => S;
+                    on done => S;
+                }
+            }
+        })
+        .unwrap();
+        let Item::State(s) = &def.items[1] else {
+            panic!("expected a state")
+        };
+        assert!(
+            matches!(&s.body[0], Item::Initial { states, actions, .. } if states == &["A", "B"] && actions.len() == 2)
+        );
+        let Item::Always(targetless) = &s.body[1] else {
+            panic!("expected always")
+        };
+        assert_eq!(targetless.guard.guard.as_ref().unwrap(), "ready");
+        assert_eq!(targetless.guard.in_states, ["A", "B"]);
+        assert!(targetless.targets.is_empty() && targetless.actions.len() == 1 && !targetless.internal);
+        let Item::Always(internal) = &s.body[2] else {
+            panic!("expected always")
+        };
+        assert!(internal.internal && internal.targets == ["A"]);
+        assert!(matches!(&s.body[3], Item::On(OnDef { events: EventsDef::Done(_, Some(p)), .. }) if p == "P"));
+        assert!(matches!(
+            &s.body[4],
+            Item::On(OnDef {
+                events: EventsDef::Done(_, None),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_transition_has_one_guard_method() {
+        let error = parse(quote! { workflow W { state A { on E if a && in(B) && b => A; } } })
             .err()
             .unwrap();
         assert_eq!(
             error.to_string(),
-            "expected `=> TARGET`: an `always` transition without a target would fire forever"
+            "a transition has one guard method: combine `a` and `b` in one method (only `in(STATE)` conditions add to it)"
         );
+        let error = parse(quote! { workflow W { state A { on E if in(B, C) => A; } } })
+            .err()
+            .unwrap();
+        assert_eq!(error.to_string(), "expected `)`: `in(STATE)` names one state");
+        let Ok(def) = parse(quote! { workflow W { state A { on E if !in(B) && in(C) && !in(D) => A; } } }) else {
+            panic!("`!in(..)` parses")
+        };
+        let Item::State(a) = &def.items[0] else {
+            panic!("expected a state")
+        };
+        let Item::On(on) = &a.body[0] else {
+            panic!("expected on")
+        };
+        assert_eq!(on.guard.in_states, ["C"]);
+        assert_eq!(on.guard.not_in_states, ["B", "D"]);
     }
 
     #[test]

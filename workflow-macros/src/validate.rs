@@ -222,7 +222,8 @@ fn check_shadowed(model: &Model, errors: &mut Errors) {
                 Trigger::Events(list) => any || list.iter().all(|e| events.contains(e)),
                 Trigger::Any => any,
                 Trigger::Done | Trigger::Error | Trigger::After(_) => any || others.contains(&&transition.trigger),
-                Trigger::Always | Trigger::StateDone => others.contains(&&transition.trigger),
+                Trigger::Always | Trigger::StateDone | Trigger::DoneOf(_) => others.contains(&&transition.trigger),
+                Trigger::Initial => false,
             };
             if shadowed {
                 let message = format!(
@@ -230,7 +231,7 @@ fn check_shadowed(model: &Model, errors: &mut Errors) {
                     state.name
                 );
                 lint(model, id, Lint::ShadowedTransition, transition.span, message, errors);
-            } else if transition.guard.is_none() {
+            } else if !transition.is_guarded() {
                 match &transition.trigger {
                     Trigger::Events(list) => events.extend(list),
                     Trigger::Any => any = true,
@@ -317,10 +318,10 @@ fn check_graph(model: &Model, errors: &mut Errors) {
             .ancestors_or_self(id)
             .any(|a| model.states[a].kind == StateKind::Parallel);
         let way_out = model.ancestors_or_self(id).any(|a| {
-            model.states[a]
-                .transitions
-                .iter()
-                .any(|&t| !model.transitions[t].targets.is_empty())
+            model.states[a].transitions.iter().any(|&t| {
+                let t = &model.transitions[t];
+                !t.targets.is_empty() && t.trigger != Trigger::Initial
+            })
         });
         if !way_out && !in_parallel {
             let message = format!(
@@ -334,12 +335,14 @@ fn check_graph(model: &Model, errors: &mut Errors) {
         }
     }
     for t in &model.transitions {
-        if t.trigger != Trigger::StateDone {
-            continue;
-        }
-        if let Some(region) = never_completes(model, t.source) {
+        let (of, written) = match t.trigger {
+            Trigger::StateDone => (t.source, "`on done`".to_string()),
+            Trigger::DoneOf(of) => (of, format!("`on done({})`", model.states[of].name)),
+            _ => continue,
+        };
+        if let Some(region) = never_completes(model, of) {
             let message = format!(
-                "`on done` of `{}` can never fire: `{}` has no final state to reach",
+                "{written} of `{}` can never fire: `{}` has no final state to reach",
                 model.states[t.source].name, model.states[region].name
             );
             lint(model, t.source, Lint::NeverDone, t.span, message, errors);
@@ -371,6 +374,11 @@ fn check_targets(model: &Model, errors: &mut Errors) {
             }
         }
         // Each pair is reported at the later target.
+        let targets = if t.trigger == Trigger::Initial {
+            "initial states"
+        } else {
+            "targets"
+        };
         for (i, &a) in t.targets.iter().enumerate() {
             for (&b, &span) in t.targets[i + 1..].iter().zip(&t.target_spans[i + 1..]) {
                 let why = if a == b {
@@ -378,7 +386,7 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                 } else if contains(model, a, b) || contains(model, b, a) {
                     let (outer, inner) = if a < b { (a, b) } else { (b, a) };
                     format!(
-                        "targets `{}` and `{}` overlap (`{}` is inside `{}`): several targets must be in different regions of one parallel state",
+                        "{targets} `{}` and `{}` overlap (`{}` is inside `{}`): several {targets} must be in different regions of one parallel state",
                         name(a),
                         name(b),
                         name(inner),
@@ -388,7 +396,7 @@ fn check_targets(model: &Model, errors: &mut Errors) {
                     continue;
                 } else {
                     format!(
-                        "targets `{}` and `{}` cannot be active at once: several targets must be in different regions of one parallel state",
+                        "{targets} `{}` and `{}` cannot be active at once: several {targets} must be in different regions of one parallel state",
                         name(a),
                         name(b)
                     )
@@ -426,7 +434,7 @@ fn check_eventless(model: &Model, errors: &mut Errors) {
         }
         let only_guarded_always = state.transitions.iter().all(|&t| {
             let t = &model.transitions[t];
-            t.trigger == Trigger::Always && t.guard.is_some()
+            t.trigger == Trigger::Always && t.is_guarded() && !t.targets.is_empty()
         });
         if only_guarded_always {
             let message = format!(
@@ -437,12 +445,31 @@ fn check_eventless(model: &Model, errors: &mut Errors) {
             lint(model, id, Lint::DecisionWithoutElse, state.name.span(), message, errors);
         }
     }
+    // A targetless `always` changes nothing that could stop it: without a
+    // guard method it fires again at once, forever (`in(..)` conditions keep
+    // holding, as the configuration stays the same).
+    for t in model
+        .transitions
+        .iter()
+        .filter(|t| t.trigger == Trigger::Always && t.targets.is_empty())
+    {
+        if t.guard.is_none() {
+            let message = format!(
+                "an eventless loop: an `always` without a target or a guard method in `{}` fires again as soon as it \
+                 has fired, forever; the interpreter cuts the macrostep short after {} microsteps and `handle` returns \
+                 an error; add `if GUARD` whose method the actions make false",
+                model.states[t.source].name,
+                workflow_runtime::chart::MAX_MICROSTEPS
+            );
+            lint(model, t.source, Lint::EventlessLoop, t.span, message, errors);
+        }
+    }
     // A state whose first `always` transition has no guard takes it as soon
     // as it is active, unless a descendant's eventless transition goes first.
     let n = model.states.len();
     let fires: Vec<Option<&crate::model::Transition>> = (0..n)
         .map(|s| {
-            let first = always(s).next().filter(|t| t.guard.is_none())?;
+            let first = always(s).next().filter(|t| !t.is_guarded())?;
             let inner = (s + 1..model.states[s].end).any(|d| always(d).next().is_some());
             (!is_history(model, s) && !inner).then_some(first)
         })
@@ -614,7 +641,11 @@ impl Signatures {
                         Input::Output(Box::new(state.invoke.as_ref().map_or_else(unit, |i| i.output.clone())))
                     }
                     Trigger::Error => Input::Error,
-                    Trigger::After(_) | Trigger::Always | Trigger::StateDone => Input::Nothing,
+                    Trigger::After(_)
+                    | Trigger::Always
+                    | Trigger::StateDone
+                    | Trigger::DoneOf(_)
+                    | Trigger::Initial => Input::Nothing,
                 };
                 if let Some(guard) = &transition.guard {
                     self.guard(model, guard, input.clone(), errors);
@@ -1094,6 +1125,31 @@ mod tests {
                 "an eventless loop: `always` transitions without guards lead from `Outer` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
             ],
             "a guard may end a loop, and an inner eventless transition may go first"
+        );
+    }
+
+    #[test]
+    fn targetless_and_internal_eventless_loops_are_linted() {
+        let errors = messages(quote! {
+            workflow W {
+                initial Log;
+                events { Go }
+                state Log { always / log; on Go => Watch; }
+                state Watch { always if in(Watch) / log; on Go => Count; }
+                state Count { always if below / count; on Go => Move; }
+                state Move { always => internal A; state A { on Go => Done; } }
+                final Done;
+            }
+        });
+        let loops: Vec<&String> = errors.iter().filter(|e| e.starts_with("an eventless loop")).collect();
+        assert_eq!(
+            loops,
+            [
+                "an eventless loop: an `always` without a target or a guard method in `Log` fires again as soon as it has fired, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error; add `if GUARD` whose method the actions make false",
+                "an eventless loop: an `always` without a target or a guard method in `Watch` fires again as soon as it has fired, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error; add `if GUARD` whose method the actions make false",
+                "an eventless loop: `always` transitions without guards lead from `Move` back to it, forever; the interpreter cuts the macrostep short after 10000 microsteps and `handle` returns an error",
+            ],
+            "a guard method may end a targetless loop (`count` makes `below` false)"
         );
     }
 

@@ -361,6 +361,16 @@ pub struct Tables<const W: usize> {
     entry_work: StateSet<W>,
     /// Whether any state has an `on _` transition (which sees completions too).
     wildcard: bool,
+    /// States whose completion an `on done(STATE)` transition of another
+    /// state listens to: their `done.state` event goes through selection.
+    done_elsewhere: StateSet<W>,
+    /// For each transition with `in(..)` conditions ([`IN_STATES`]), the
+    /// states that must be active and those that must not (`!in(..)`);
+    /// empty for the others.
+    in_states: Vec<(StateSet<W>, StateSet<W>)>,
+    /// The default entry transitions with actions that starting an instance
+    /// takes, as `(compound state, transition)` in document order.
+    initial_defaults: Vec<(usize, usize)>,
     /// Each state's proper descendants.
     subtree: Vec<StateSet<W>>,
     /// For each final state, the completion events its entry may raise.
@@ -558,7 +568,7 @@ struct Plan<const W: usize> {
     transition: u32,
     source: u32,
     /// [`STATIC_EXIT`], [`STATIC_ENTRY`], [`ACTIONS`], [`GUARDED`],
-    /// [`ENTRY_WORK`], [`ONE_FINAL`], [`EXPRESS`].
+    /// [`ENTRY_WORK`], [`ONE_FINAL`], [`EXPRESS`], [`IN_STATES`].
     flags: u32,
     /// With [`ONE_FINAL`], what entering that final state raises.
     completion: Completion<W>,
@@ -572,8 +582,10 @@ const STATIC_ENTRY: u32 = 2;
 const STATIC: u32 = STATIC_EXIT | STATIC_ENTRY;
 /// The transition has actions.
 const ACTIONS: u32 = 4;
-/// The transition has a guard.
+/// The transition has a guard or `in(..)` conditions.
 const GUARDED: u32 = 8;
+/// The transition has `in(..)` conditions: [`Tables::in_states`].
+const IN_STATES: u32 = 128;
 /// The entry set holds states whose entry does more than join the
 /// configuration (entry actions, completions).
 const ENTRY_WORK: u32 = 16;
@@ -614,9 +626,10 @@ impl<const W: usize> Tables<W> {
     /// workflow and keeps the result in a static.
     pub fn new(graph: &'static Graph<'static>) -> Self {
         let n = graph.states.len();
+        let start = entry_of::<W>(graph, graph.initial);
         let mut tables = Tables {
             graph,
-            initial: enter(graph, graph.initial),
+            initial: start.states,
             states: n,
             events: graph.events.len(),
             atomic: StateSet::EMPTY,
@@ -627,6 +640,9 @@ impl<const W: usize> Tables<W> {
             has_exit: StateSet::EMPTY,
             entry_work: StateSet::EMPTY,
             wildcard: false,
+            done_elsewhere: StateSet::EMPTY,
+            in_states: Vec::with_capacity(graph.transitions.len()),
+            initial_defaults: start.defaults,
             subtree: Vec::with_capacity(n),
             completions: vec![Completion::NOTHING; n],
             region_finals: Vec::new(),
@@ -687,6 +703,13 @@ impl<const W: usize> Tables<W> {
             if transition.guard.is_some() {
                 plan.flags |= GUARDED;
             }
+            let (mut needed, mut excluded) = (StateSet::EMPTY, StateSet::EMPTY);
+            transition.in_states.iter().for_each(|&s| needed.insert(s));
+            transition.not_in_states.iter().for_each(|&s| excluded.insert(s));
+            if !needed.is_empty() || !excluded.is_empty() {
+                plan.flags |= GUARDED | IN_STATES;
+            }
+            tables.in_states.push((needed, excluded));
             if transition.targets.is_empty() {
                 plan.flags |= STATIC;
             } else if !through_history {
@@ -701,7 +724,7 @@ impl<const W: usize> Tables<W> {
                 plan.flags |= STATIC_EXIT;
                 let mut entry = Entry::<W>::default();
                 walker.entry_set(t, &mut entry);
-                if !entry.used_history {
+                if !entry.dynamic {
                     plan.entry = entry.states;
                     plan.flags |= STATIC_ENTRY;
                 }
@@ -743,6 +766,9 @@ impl<const W: usize> Tables<W> {
                     (parent, NONE) => parent,
                     _ => continue,
                 };
+                if tables.done_elsewhere.contains(done as usize) {
+                    continue;
+                }
                 if let &[join] = tables.done_plans(done as usize) {
                     if tables.plans[join.index()].flags & (EXPRESS | ENTRY_WORK) == EXPRESS {
                         tables.plans[t].completion.join = join.transition;
@@ -802,7 +828,7 @@ impl<const W: usize> Tables<W> {
                                 Trigger::Events(list) => list.contains(&e),
                                 Trigger::Any => e < self.events,
                                 Trigger::Always => e == self.events,
-                                Trigger::StateDone => false,
+                                Trigger::StateDone | Trigger::DoneOf(_) | Trigger::Initial => false,
                             };
                             if fires {
                                 self.candidates.push(self.plans[t]);
@@ -835,8 +861,12 @@ impl<const W: usize> Tables<W> {
                         done_listeners.insert(s);
                         self.done_plans.push(self.plans[t]);
                     }
+                    Trigger::DoneOf(of) => {
+                        done_listeners.insert(of);
+                        self.done_elsewhere.insert(of);
+                    }
                     Trigger::Any => self.wildcard = true,
-                    Trigger::Always | Trigger::Events(_) => {}
+                    Trigger::Always | Trigger::Events(_) | Trigger::Initial => {}
                 }
             }
             self.done_offsets.push(to_u32(self.done_plans.len()));
@@ -963,6 +993,12 @@ pub struct Run<'a, C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> {
 /// instance starts in `enter(graph, graph.initial)`, which
 /// [`Tables::initial`] keeps.
 pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
+    entry_of(graph, state).states
+}
+
+/// What entering `state` from nothing enters, and the default transitions
+/// it takes.
+fn entry_of<const W: usize>(graph: &Graph<'_>, state: usize) -> Entry<W> {
     let mut entry = Entry::<W>::default();
     let history = [];
     let mut walker = Walker::<W, 0> {
@@ -971,7 +1007,7 @@ pub fn enter<const W: usize>(graph: &Graph<'_>, state: usize) -> StateSet<W> {
     };
     walker.add_descendants(state, &mut entry);
     walker.add_ancestors(state, None, &mut entry);
-    entry.states
+    entry
 }
 
 /// A rejection for `reason` naming the innermost active state containing
@@ -1044,8 +1080,15 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         let tables = C::tables();
         let mut queue = Queue::new();
         let states = self.core.active;
-        for s in states.and(&tables.has_entry).iter() {
-            self.act(Site::Entry(s), None, &mut queue);
+        let mut work = states.and(&tables.has_entry);
+        tables.initial_defaults.iter().for_each(|&(s, _)| work.insert(s));
+        for s in work.iter() {
+            if tables.has_entry.contains(s) {
+                self.act(Site::Entry(s), None, &mut queue);
+            }
+            for &(_, t) in tables.initial_defaults.iter().filter(|(state, _)| *state == s) {
+                self.act(Site::Transition(t), None, &mut queue);
+            }
         }
         for s in states.and(&tables.finals).iter() {
             self.completion(tables, s, &states, &mut queue);
@@ -1219,7 +1262,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                         self.step(tables, index, Some(e), queue);
                     }
                 }
-                Internal::Done(s) if !(C::WILDCARD && tables.wildcard) => {
+                Internal::Done(s) if !Self::done_selects(tables, *s) => {
                     if let Some(plan) = self.done_transition(tables, *s) {
                         self.take(tables, plan, None, queue);
                     }
@@ -1290,7 +1333,17 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     #[inline(always)]
     fn guard(&self, plan: &Plan<W>, event: Option<&C::Event>) -> bool {
-        !(C::GUARDS && plan.flags & GUARDED != 0) || C::guard(self.handlers, self.context, plan.index(), event)
+        !(C::GUARDS && plan.flags & GUARDED != 0)
+            || ((plan.flags & IN_STATES == 0 || self.in_states(plan))
+                && C::guard(self.handlers, self.context, plan.index(), event))
+    }
+
+    /// Whether every state the `in(..)` conditions of `plan` name is active
+    /// and none of the `!in(..)` ones (SCXML `In()`, on the configuration at
+    /// selection time).
+    fn in_states(&self, plan: &Plan<W>) -> bool {
+        let (needed, excluded) = &C::tables().in_states[plan.index()];
+        self.core.active.and(needed) == *needed && !self.core.active.intersects(excluded)
     }
 
     /// Adds to `enabled` the transitions event `index` (`tables.events`:
@@ -1319,10 +1372,12 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
 
     /// Adds to `enabled` the transitions the completion of state `done` enables.
     fn select_done(&self, tables: &Tables<W>, done: usize, enabled: &mut Selected) {
-        if C::WILDCARD && tables.wildcard {
-            // `on _` transitions anywhere may take it: the full walk.
+        if Self::done_selects(tables, done) {
+            // `on _` or `on done(STATE)` transitions anywhere may take it:
+            // the full walk.
             let fires = |trigger: Trigger<'_>, source: usize| match trigger {
                 Trigger::StateDone => source == done,
+                Trigger::DoneOf(of) => of == done,
                 Trigger::Any => true,
                 _ => false,
             };
@@ -1331,6 +1386,14 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         if let Some(plan) = self.done_transition(tables, done) {
             enabled.push(plan.index());
         }
+    }
+
+    /// Whether the completion of `done` goes through full selection: an
+    /// `on _` or an `on done(done)` of another state may take it. Otherwise
+    /// only `done`'s own `on done` transitions can ([`done_transition`](Self::done_transition)).
+    #[inline(always)]
+    fn done_selects(tables: &Tables<W>, done: usize) -> bool {
+        (C::WILDCARD && tables.wildcard) || tables.done_elsewhere.contains(done)
     }
 
     /// The transition the completion of `done` enables when no `on _`
@@ -1502,7 +1565,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
                 walker.entry_set(t, &mut entry);
             }
         }
-        self.enter_states(tables, entry.states, &entry.history_defaults, event, queue);
+        self.enter_states(tables, entry.states, &entry.defaults, event, queue);
         !exit.is_empty()
     }
 
@@ -1539,7 +1602,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         &mut self,
         tables: &Tables<W>,
         states: StateSet<W>,
-        history_defaults: &[(usize, usize)],
+        defaults: &[(usize, usize)],
         event: Option<&C::Event>,
         queue: &mut Queue<C::Event>,
     ) {
@@ -1550,7 +1613,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
         // need a visit; states join the configuration in document order, so
         // a completion sees those entered before it (`up_to`).
         let mut work = states.and(&tables.entry_work);
-        history_defaults
+        defaults
             .iter()
             .filter(|(parent, _)| states.contains(*parent))
             .for_each(|&(parent, _)| work.insert(parent));
@@ -1558,7 +1621,7 @@ impl<C: Chart<H, W>, H: ?Sized, const W: usize, const N: usize> Run<'_, C, H, W,
             if tables.has_entry.contains(s) {
                 self.act(Site::Entry(s), event, queue);
             }
-            if let Some(&(_, t)) = history_defaults.iter().find(|(parent, _)| *parent == s) {
+            for &(_, t) in defaults.iter().filter(|(state, _)| *state == s) {
                 self.act(Site::Transition(t), event, queue);
             }
             if tables.finals.contains(s) {
@@ -1638,10 +1701,15 @@ fn add_region_finals<const W: usize>(g: &Graph<'_>, s: usize, out: &mut Vec<Stat
 #[derive(Default)]
 struct Entry<const W: usize> {
     states: StateSet<W>,
-    /// Whether a history state was entered (the set then depends on memory).
-    used_history: bool,
-    /// `(parent, default transition)` of history states used before they recorded anything.
-    history_defaults: Vec<(usize, usize)>,
+    /// Whether the entry cannot be precomputed: a history state was entered
+    /// (the set then depends on memory), or a default transition with
+    /// actions was taken (they run in the microstep).
+    dynamic: bool,
+    /// Default transitions taken whose actions run after `state`'s entry,
+    /// as `(state, transition)`: those of history states used before they
+    /// recorded anything (`state` the history's parent), and the default
+    /// entry transitions of compound states (`initial A, B / act;`).
+    defaults: Vec<(usize, usize)>,
 }
 
 /// Graph walks that need the history memory but not the context.
@@ -1744,13 +1812,13 @@ impl<const W: usize, const N: usize> Walker<'_, W, N> {
         let g = self.graph;
         match g.states[s].kind {
             StateKind::History { slot, .. } => {
-                entry.used_history = true;
+                entry.dynamic = true;
                 let parent = g.states[s].parent;
                 let memory = self.history.get(slot).copied().unwrap_or_default();
                 let targets: Vec<usize> = if memory.is_empty() {
                     let Some(d) = self.history_default(s) else { return };
                     if let Some(p) = parent {
-                        entry.history_defaults.push((p, d));
+                        entry.defaults.push((p, d));
                     }
                     g.transitions[d].targets.to_vec()
                 } else {
@@ -1765,8 +1833,22 @@ impl<const W: usize, const N: usize> Walker<'_, W, N> {
             }
             StateKind::Compound { initial } => {
                 entry.states.insert(s);
-                self.add_descendants(initial, entry);
-                self.add_ancestors(initial, Some(s), entry);
+                let Some(t) = initial_transition(g, s) else {
+                    self.add_descendants(initial, entry);
+                    self.add_ancestors(initial, Some(s), entry);
+                    return;
+                };
+                let transition = &g.transitions[t];
+                if !transition.actions.is_empty() {
+                    entry.dynamic = true;
+                    entry.defaults.push((s, t));
+                }
+                for &target in transition.targets {
+                    self.add_descendants(target, entry);
+                }
+                for &target in transition.targets {
+                    self.add_ancestors(target, Some(s), entry);
+                }
             }
             StateKind::Parallel => {
                 entry.states.insert(s);
@@ -1806,6 +1888,13 @@ impl<const W: usize, const N: usize> Walker<'_, W, N> {
             ancestor = g.states[a].parent;
         }
     }
+}
+
+/// The default entry transition of compound state `s` (`Trigger::Initial`,
+/// always its first), if it has one.
+fn initial_transition(g: &Graph<'_>, s: usize) -> Option<usize> {
+    let range = g.states[s].transitions;
+    (range.start < range.end && g.transitions[range.start].trigger == Trigger::Initial).then_some(range.start)
 }
 
 /// Whether `s` is a proper descendant of `ancestor`.

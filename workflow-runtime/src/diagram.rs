@@ -21,7 +21,8 @@ impl Graph<'_> {
             self.mermaid_state(s, 1, &mut out);
         }
         for t in self.transitions {
-            if matches!(self.states[t.source].kind, StateKind::History { .. }) {
+            // History defaults and default entries are drawn inside their states.
+            if matches!(self.states[t.source].kind, StateKind::History { .. }) || t.trigger == Trigger::Initial {
                 continue;
             }
             let source = self.states[t.source].name;
@@ -52,7 +53,26 @@ impl Graph<'_> {
         match state.kind {
             StateKind::Compound { initial } => {
                 let _ = writeln!(out, "{pad}state {} {{", state.name);
-                let _ = writeln!(out, "{pad}    [*] --> {}", self.states[initial].name);
+                match self
+                    .transitions_from(s)
+                    .first()
+                    .filter(|t| t.trigger == Trigger::Initial)
+                {
+                    // `initial A, B / act;`: the default entry's own targets and actions.
+                    Some(t) => {
+                        let actions = if t.actions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": / {}", t.actions.join(", "))
+                        };
+                        for &target in t.targets {
+                            let _ = writeln!(out, "{pad}    [*] --> {}{actions}", self.states[target].name);
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(out, "{pad}    [*] --> {}", self.states[initial].name);
+                    }
+                }
                 for c in self.children(Some(s)) {
                     self.mermaid_state(c, depth + 1, out);
                 }
@@ -216,9 +236,18 @@ impl Graph<'_> {
             Trigger::Any => "_".to_string(),
             Trigger::Always => "always".to_string(),
             Trigger::StateDone => "done".to_string(),
+            Trigger::DoneOf(s) => format!("done({})", self.states[s].name),
+            Trigger::Initial => "initial".to_string(),
         };
-        if let Some(guard) = t.guard {
-            let _ = write!(text, " [{guard}]");
+        let conditions: Vec<String> = t
+            .in_states
+            .iter()
+            .map(|&s| format!("in({})", self.states[s].name))
+            .chain(t.not_in_states.iter().map(|&s| format!("!in({})", self.states[s].name)))
+            .chain(t.guard.map(str::to_string))
+            .collect();
+        if !conditions.is_empty() {
+            let _ = write!(text, " [{}]", conditions.join(" && "));
         }
         if !t.actions.is_empty() {
             let _ = write!(text, " / {}", t.actions.join(", "));
@@ -323,6 +352,8 @@ mod tests {
                 source: 0,
                 trigger: Trigger::Events(&[0]),
                 guard: Some("unlocked"),
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[1],
                 internal: false,
                 actions: &["creak", "count"],
@@ -331,6 +362,8 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[3]),
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[0],
                 internal: false,
                 actions: &[],
@@ -339,6 +372,8 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[1, 2]),
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -347,6 +382,8 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Any,
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[],
                 internal: false,
                 actions: &["answer"],
@@ -398,6 +435,8 @@ mod tests {
                 source: 0,
                 trigger: Trigger::StateDone,
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[7],
                 internal: false,
                 actions: &[],
@@ -406,6 +445,8 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Always,
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -437,6 +478,8 @@ mod tests {
                 source: 1,
                 trigger: Trigger::Events(&[0]),
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[2],
                 internal: false,
                 actions: &[],
@@ -445,6 +488,8 @@ mod tests {
                 source: 2,
                 trigger: Trigger::Events(&[0]),
                 guard: None,
+                in_states: &[],
+                not_in_states: &[],
                 targets: &[3],
                 internal: false,
                 actions: &[],

@@ -153,8 +153,15 @@ pub struct TransitionInfo<'a> {
     pub source: usize,
     /// What makes the transition fire.
     pub trigger: Trigger<'a>,
-    /// The guard that must hold for it to fire.
+    /// The guard that must hold for it to fire: a method of the handlers.
     pub guard: Option<&'a str>,
+    /// States that must be active for it to fire (`if in(Paid)`, SCXML
+    /// `In('Paid')`), checked on the configuration at selection time,
+    /// before [`guard`](Self::guard).
+    pub in_states: &'a [usize],
+    /// States that must not be active for it to fire (`if !in(Paid)`,
+    /// SCXML `!In('Paid')`), checked with [`in_states`](Self::in_states).
+    pub not_in_states: &'a [usize],
     /// Indices of the target states; empty for a targetless transition,
     /// which runs its actions without leaving the state.
     pub targets: &'a [usize],
@@ -177,6 +184,14 @@ pub enum Trigger<'a> {
     Always,
     /// The source, a compound or parallel state, completed (`on done`).
     StateDone,
+    /// The compound or parallel state with this index, not the source,
+    /// completed (`on done(Payment)`, SCXML `done.state.Payment`).
+    DoneOf(usize),
+    /// The default entry of the source, a compound state: taken instead of
+    /// entering its initial child when the block's `initial` names several
+    /// states, a deeper descendant or actions (`initial A, B / act;`, SCXML
+    /// `<initial><transition>`). Always the source's first transition.
+    Initial,
 }
 
 impl<'a> Graph<'a> {
@@ -288,12 +303,16 @@ pub mod text {
                 Trigger::Any => "*".to_string(),
                 Trigger::Always => "a".to_string(),
                 Trigger::StateDone => "d".to_string(),
+                Trigger::DoneOf(s) => format!("D{s}"),
+                Trigger::Initial => "i".to_string(),
             };
             let _ = writeln!(
                 out,
-                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
+                "T{FIELD}{}{FIELD}{trigger}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}{FIELD}{}",
                 t.source,
                 t.guard.unwrap_or_default(),
+                numbers(t.in_states),
+                numbers(t.not_in_states),
                 numbers(t.targets),
                 u8::from(t.internal),
                 list(t.actions)
@@ -430,7 +449,7 @@ pub mod text {
     }
 
     fn transition(f: &[&'static str]) -> Result<TransitionInfo<'static>, String> {
-        let [_, source, trigger, guard, targets, internal, actions] = f else {
+        let [_, source, trigger, guard, in_states, not_in_states, targets, internal, actions] = f else {
             return Err(format!("bad transition record {f:?}"));
         };
         let trigger = match trigger.split_at_checked(1) {
@@ -438,12 +457,16 @@ pub mod text {
             Some(("*", _)) => Trigger::Any,
             Some(("a", _)) => Trigger::Always,
             Some(("d", _)) => Trigger::StateDone,
+            Some(("D", state)) => Trigger::DoneOf(number(state)?),
+            Some(("i", _)) => Trigger::Initial,
             _ => return Err(format!("bad trigger `{trigger}`")),
         };
         Ok(TransitionInfo {
             source: number(source)?,
             trigger,
             guard: if guard.is_empty() { None } else { Some(guard) },
+            in_states: numbers(in_states)?,
+            not_in_states: numbers(not_in_states)?,
             targets: numbers(targets)?,
             internal: *internal == "1",
             actions: names(actions),
@@ -545,6 +568,60 @@ mod tests {
         assert_eq!(charging.expected, Some(Duration::from_millis(200)));
         let notifying = decoded.states[1].invoke.unwrap();
         assert_eq!((notifying.resource, notifying.expected), (None, None));
+    }
+
+    #[test]
+    fn chart_triggers_and_in_conditions_round_trip_through_their_text() {
+        static TRANSITIONS: [TransitionInfo<'static>; 4] = [
+            TransitionInfo {
+                source: 0,
+                trigger: Trigger::Initial,
+                guard: None,
+                in_states: &[],
+                not_in_states: &[],
+                targets: &[1, 2],
+                internal: false,
+                actions: &["open"],
+            },
+            TransitionInfo {
+                source: 1,
+                trigger: Trigger::DoneOf(0),
+                guard: Some("ready"),
+                in_states: &[2, 3],
+                not_in_states: &[0],
+                targets: &[3],
+                internal: false,
+                actions: &[],
+            },
+            TransitionInfo {
+                source: 2,
+                trigger: Trigger::Always,
+                guard: None,
+                in_states: &[1],
+                not_in_states: &[],
+                targets: &[],
+                internal: false,
+                actions: &["act"],
+            },
+            TransitionInfo {
+                source: 3,
+                trigger: Trigger::StateDone,
+                guard: None,
+                in_states: &[],
+                not_in_states: &[],
+                targets: &[3],
+                internal: true,
+                actions: &[],
+            },
+        ];
+        let graph = Graph {
+            transitions: &TRANSITIONS,
+            ..PAYMENT
+        };
+        let text: &'static str = Box::leak(text::encode(&graph).into_boxed_str());
+        assert_eq!(text::decode(text).unwrap(), graph);
+        let bad: &'static str = Box::leak(text.replace("\u{1f}D0\u{1f}", "\u{1f}Dx\u{1f}").into_boxed_str());
+        assert_eq!(text::decode(bad).unwrap_err(), "bad number `x`");
     }
 
     #[test]

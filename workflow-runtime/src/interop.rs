@@ -91,9 +91,35 @@ fn trigger_names(graph: &Graph<'_>, t: &TransitionInfo<'_>) -> Vec<String> {
             })
             .collect(),
         Trigger::Any => vec!["*".to_string()],
-        Trigger::Always => Vec::new(),
+        Trigger::Always | Trigger::Initial => Vec::new(),
         Trigger::StateDone => vec![format!("done.state.{}", graph.states[t.source].name)],
+        Trigger::DoneOf(s) => vec![format!("done.state.{}", graph.states[s].name)],
     }
+}
+
+/// A transition's SCXML `cond`: `In('S')` for each state it needs active, then its guard's
+/// name, joined by `&&`; `None` without either.
+fn scxml_cond(graph: &Graph<'_>, t: &TransitionInfo<'_>) -> Option<String> {
+    let conditions: Vec<String> = t
+        .in_states
+        .iter()
+        .map(|&s| format!("In('{}')", graph.states[s].name))
+        .chain(
+            t.not_in_states
+                .iter()
+                .map(|&s| format!("!In('{}')", graph.states[s].name)),
+        )
+        .chain(t.guard.map(str::to_string))
+        .collect();
+    (!conditions.is_empty()).then(|| conditions.join(" && "))
+}
+
+/// The default entry transition of compound state `s` (`initial A, B / act;`), if it has one.
+fn initial_transition<'g>(graph: &'g Graph<'_>, s: usize) -> Option<&'g TransitionInfo<'g>> {
+    graph
+        .transitions_from(s)
+        .first()
+        .filter(|t| t.trigger == Trigger::Initial)
 }
 
 /// The timers (`after`) of state `s`: each timer event's index, name and delay.
@@ -113,7 +139,12 @@ impl Graph<'_> {
     /// and `id`) and `cancel` (`<cancel sendid>`). The rest is carried in the
     /// [`SCXML_NAMESPACE`] (prefix `wf`):
     ///
-    /// - a guard is the transition's `cond`, holding the guard's name;
+    /// - a guard is the transition's `cond`, holding the guard's name, after an `In('S')` for
+    ///   each `in(S)` condition and a `!In('S')` for each `!in(S)`, joined by `&&`
+    ///   (`In('Paid') && ready`);
+    /// - a compound state's default entry (`initial A, B / act;`) is `initial="A B"`, or an
+    ///   `<initial>` element whose transition holds the actions;
+    /// - `on done(P)` is a transition on `done.state.P`;
     /// - an action is `<wf:action name=".."/>` in the transition, `<onentry>` or `<onexit>`;
     /// - an activity is `<invoke id="ACTIVITY" type="urn:x-workflow-rs:activity">` with `wf:output`
     ///   and, where declared, `wf:attempts`, `wf:backoff`, `wf:timeout`, `wf:resource` and
@@ -182,7 +213,11 @@ impl Graph<'_> {
         let id = xml(state.name);
         let (tag, attributes) = match state.kind {
             StateKind::Atomic => ("state", String::new()),
-            StateKind::Compound { initial } => ("state", format!(" initial=\"{}\"", xml(self.states[initial].name))),
+            StateKind::Compound { initial } => match initial_transition(self, s) {
+                Some(t) if t.actions.is_empty() => ("state", format!(" initial=\"{}\"", xml(&self.names(t.targets)))),
+                Some(_) => ("state", String::new()),
+                None => ("state", format!(" initial=\"{}\"", xml(self.states[initial].name))),
+            },
             StateKind::Parallel => ("parallel", String::new()),
             StateKind::Final { failure } => (
                 "final",
@@ -269,17 +304,28 @@ impl Graph<'_> {
             let _ = writeln!(out, "{pad}  <wf:compensate name=\"{}\"/>", xml(compensate));
         }
         for t in transitions {
+            if t.trigger == Trigger::Initial {
+                if !t.actions.is_empty() {
+                    let _ = writeln!(out, "{pad}  <initial>");
+                    let _ = writeln!(out, "{pad}    <transition target=\"{}\">", xml(&self.names(t.targets)));
+                    for action in t.actions {
+                        scxml_action(action, depth + 3, out);
+                    }
+                    let _ = writeln!(out, "{pad}    </transition>");
+                    let _ = writeln!(out, "{pad}  </initial>");
+                }
+                continue;
+            }
             let mut open = format!("{pad}  <transition");
             let events = trigger_names(self, t);
             if !events.is_empty() {
                 let _ = write!(open, " event=\"{}\"", xml(&events.join(" ")));
             }
-            if let Some(guard) = t.guard {
-                let _ = write!(open, " cond=\"{}\"", xml(guard));
+            if let Some(cond) = scxml_cond(self, t) {
+                let _ = write!(open, " cond=\"{}\"", xml(&cond));
             }
             if !t.targets.is_empty() {
-                let targets: Vec<&str> = t.targets.iter().map(|&x| self.states[x].name).collect();
-                let _ = write!(open, " target=\"{}\"", xml(&targets.join(" ")));
+                let _ = write!(open, " target=\"{}\"", xml(&self.names(t.targets)));
             }
             if t.internal {
                 open.push_str(" type=\"internal\"");
@@ -312,9 +358,15 @@ impl Graph<'_> {
     /// `provide`; `raise`, `send` and `cancel` are parameterised actions
     /// (`{"type": "workflow.raise", "params": {"event": "Pong"}}`,
     /// `{"type": "workflow.send", "params": {"event": "E", "delay": 3600000, "id": "r"}}`,
-    /// `{"type": "workflow.cancel", "params": {"id": "r"}}`). What XState has no place for is in
-    /// `meta`: a final state's `failure`, a compensation, an activity's output type and policy,
-    /// and (on the root) the declared events with their payload fields.
+    /// `{"type": "workflow.cancel", "params": {"id": "r"}}`). `in(S)` conditions make the guard
+    /// `{"type": "workflow.in", "params": {"states": ["#S"], "not": ["#T"], "guard": "g"}}` (JSON
+    /// cannot name XState's `stateIn`: a consumer turns it into
+    /// `and([stateIn('#S'), not(stateIn('#T')), 'g'])`; `not` and `guard` only when present); `on done(P)`
+    /// listens to `xstate.done.state.P`. What XState has no place for is in `meta`: a final
+    /// state's `failure`, a compensation, an activity's output type and policy, a compound
+    /// state's exact default entry (`initial: {target, actions}`, when `initial` names deeper
+    /// states or has actions; XState's own `initial` is the child holding the first), and (on
+    /// the root) the declared events with their payload fields.
     ///
     /// ```
     /// use workflow::prelude::*;
@@ -379,7 +431,18 @@ impl Graph<'_> {
                     fields.push("\"type\": \"parallel\"".into());
                 }
             }
-            StateKind::Compound { initial } => fields.push(format!("\"initial\": {}", json(self.states[initial].name))),
+            StateKind::Compound { initial } => {
+                fields.push(format!("\"initial\": {}", json(self.states[initial].name)));
+                // XState enters one child by default and runs no actions on the way: the
+                // exact default entry is kept in `meta`.
+                if let Some(t) = initial_transition(self, s) {
+                    let mut text = format!("\"target\": {}", self.xstate_targets(t));
+                    if !t.actions.is_empty() {
+                        let _ = write!(text, ", \"actions\": {}", xstate_actions(t.actions));
+                    }
+                    meta.push(format!("\"initial\": {{{text}}}"));
+                }
+            }
             StateKind::Final { failure } => {
                 fields.push("\"type\": \"final\"".into());
                 if failure {
@@ -412,6 +475,8 @@ impl Graph<'_> {
             match t.trigger {
                 Trigger::Always => always.push(text),
                 Trigger::StateDone => done.push(text),
+                Trigger::DoneOf(of) => push_keyed(&mut on, format!("xstate.done.state.{}", self.states[of].name), text),
+                Trigger::Initial => {}
                 Trigger::Any => push_keyed(&mut on, "*".into(), text),
                 Trigger::Events(list) => {
                     for &e in list {
@@ -497,6 +562,12 @@ impl Graph<'_> {
         let _ = write!(out, "\n{pad}}}");
     }
 
+    /// The names of `states`, space-separated (an SCXML `target` or `initial`).
+    fn names(&self, states: &[usize]) -> String {
+        let names: Vec<&str> = states.iter().map(|&x| self.states[x].name).collect();
+        names.join(" ")
+    }
+
     fn xstate_targets(&self, t: &TransitionInfo<'_>) -> String {
         let targets: Vec<String> = t
             .targets
@@ -514,7 +585,27 @@ impl Graph<'_> {
         if !t.targets.is_empty() {
             parts.push(format!("\"target\": {}", self.xstate_targets(t)));
         }
-        if let Some(guard) = t.guard {
+        if !t.in_states.is_empty() || !t.not_in_states.is_empty() {
+            // XState's `stateIn` guard cannot be named in JSON: a consumer turns this into
+            // `and([stateIn('#A'), .., not(stateIn('#B')), .., guard])`.
+            let ids = |states: &[usize]| {
+                let ids: Vec<String> = states
+                    .iter()
+                    .map(|&x| json(&format!("#{}", self.states[x].name)))
+                    .collect();
+                ids.join(", ")
+            };
+            let mut params = format!("\"states\": [{}]", ids(t.in_states));
+            if !t.not_in_states.is_empty() {
+                let _ = write!(params, ", \"not\": [{}]", ids(t.not_in_states));
+            }
+            if let Some(guard) = t.guard {
+                let _ = write!(params, ", \"guard\": {}", json(guard));
+            }
+            parts.push(format!(
+                "\"guard\": {{\"type\": \"workflow.in\", \"params\": {{{params}}}}}"
+            ));
+        } else if let Some(guard) = t.guard {
             parts.push(format!("\"guard\": {}", json(guard)));
         }
         if !t.actions.is_empty() {

@@ -32,7 +32,7 @@ workflow! {
             Resume,
         }
         state Order {
-            initial Work;
+            initial Charging, Reserving / counted;
             entry send Reminder after 1h as reminder;
             exit cancel reminder;
             on Cancel => Cancelled;
@@ -44,16 +44,17 @@ workflow! {
                     final Charged;
                 }
                 state Stock {
-                    state Reserving { on Reserved if known_sku => Held / keep_sku; }
+                    state Reserving { on Reserved if known_sku => Held / keep_sku; on done(Payment) / counted; }
                     final Held;
                 }
                 on done => Decide;
             }
             state Decide {
-                always if ready => Shipped;
+                always if in(Order) && ready => Shipped;
                 always => Waiting;
             }
             state Waiting {
+                always if over && !in(Paused) / counted;
                 on _ => internal Decide;
             }
         }
@@ -75,6 +76,9 @@ impl FulfilHandlers for Rules {
     }
     fn keep_sku(&self, ctx: &mut Ctx, event: &Reserved) {
         ctx.count += event.sku;
+    }
+    fn over(&self, ctx: &Ctx) -> bool {
+        ctx.count > 1000
     }
     fn counted(&self, ctx: &mut Ctx) {
         ctx.count += 1;

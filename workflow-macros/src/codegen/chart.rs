@@ -238,7 +238,7 @@ fn chart_impl(v: &Validated, names: &Names) -> TokenStream {
     let history = m.states.iter().any(|s| matches!(s.kind, StateKind::History { .. }));
     let exit_actions = m.states.iter().any(|s| !s.exit.is_empty());
     let eventless = m.transitions.iter().any(|t| t.trigger == Trigger::Always);
-    let guards = m.transitions.iter().any(|t| t.guard.is_some());
+    let guards = m.transitions.iter().any(|t| t.is_guarded());
     let wildcard = m.transitions.iter().any(|t| t.trigger == Trigger::Any);
     let raises = m
         .states

@@ -525,6 +525,8 @@ fn transition_label(v: &Validated, t: &Transition) -> String {
         Trigger::Any => "_".to_string(),
         Trigger::Always => "always".to_string(),
         Trigger::StateDone => "done".to_string(),
+        Trigger::DoneOf(s) => format!("done({})", m.states[*s].name),
+        Trigger::Initial => "initial".to_string(),
         Trigger::Done => "done".to_string(),
         Trigger::Error => "error".to_string(),
         Trigger::After(d) => format!("after {}", workflow_runtime::format_duration(*d)),
@@ -1240,11 +1242,15 @@ fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
                 Trigger::Any => GraphTrigger::Any,
                 Trigger::Always => GraphTrigger::Always,
                 Trigger::StateDone => GraphTrigger::StateDone,
+                Trigger::DoneOf(s) => GraphTrigger::DoneOf(s),
+                Trigger::Initial => GraphTrigger::Initial,
                 Trigger::Events(_) | Trigger::Done | Trigger::Error | Trigger::After(_) => {
                     GraphTrigger::Events(&triggers[i])
                 }
             },
             guard: guards[i].as_deref(),
+            in_states: &t.in_states,
+            not_in_states: &t.not_in_states,
             targets: &t.targets,
             internal: t.internal,
             actions: &action_refs[i],
@@ -1278,7 +1284,7 @@ fn event_indices(v: &Validated, t: &Transition) -> Vec<usize> {
             .map(|x| declared + 2 * v.activities.len() + x)
             .into_iter()
             .collect(),
-        Trigger::Any | Trigger::Always | Trigger::StateDone => Vec::new(),
+        Trigger::Any | Trigger::Always | Trigger::StateDone | Trigger::DoneOf(_) | Trigger::Initial => Vec::new(),
     }
 }
 

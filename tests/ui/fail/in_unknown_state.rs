@@ -1,0 +1,20 @@
+use workflow::prelude::*;
+
+workflow! {
+    workflow Shop {
+        initial Run;
+        events { Pay, Ship }
+        parallel Run {
+            state Payment {
+                state Unpaid { on Pay => Paid; }
+                final Paid;
+            }
+            state Shipping {
+                state Waiting { on Ship if in(Payd) => Sent; }
+                final Sent;
+            }
+        }
+    }
+}
+
+fn main() {}
