@@ -19,7 +19,7 @@ pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
                 line: p.row,
                 column: p.col,
             },
-            format!("bad XML: {e}"),
+            format!("bad XML: {}", e.to_string().trim_end_matches(&format!(" at {p}"))),
         )
     })?;
     let r = Reader { doc: &doc };
@@ -366,11 +366,6 @@ impl<'a, 'i> Reader<'a, 'i> {
     }
 
     fn invoke(&self, n: XmlNode<'a, 'i>) -> Result<Invoke, ImportError> {
-        self.attributes_with(
-            n,
-            &["id", "type"],
-            &["output", "attempts", "backoff", "timeout", "resource", "expected"],
-        )?;
         if n.attribute("type") != Some(ACTIVITY) {
             return Err(self.error(
                 n,
@@ -380,6 +375,11 @@ impl<'a, 'i> Reader<'a, 'i> {
                 ),
             ));
         }
+        self.attributes_with(
+            n,
+            &["id", "type"],
+            &["output", "attempts", "backoff", "timeout", "resource", "expected"],
+        )?;
         if let Some(c) = self.elements(n)?.first() {
             return Err(self.unsupported(*c, "<invoke>"));
         }
@@ -546,7 +546,12 @@ impl<'a, 'i> Reader<'a, 'i> {
                     let event = self.named(a, "event")?;
                     let delay = match a.attribute("delay") {
                         None => Duration::ZERO,
-                        Some(d) => self.duration(a, "delay", d)?,
+                        Some(d) => css_time(d).ok_or_else(|| {
+                            self.error(
+                                a,
+                                format!("<send delay=\"{d}\">: a delay is a whole number of milliseconds, such as `1.5s` or `500ms`"),
+                            )
+                        })?,
                     };
                     let id = match a.attribute("id") {
                         None => event.name.clone(),
@@ -563,5 +568,58 @@ impl<'a, 'i> Reader<'a, 'i> {
             out.push(action);
         }
         Ok(out)
+    }
+}
+
+/// A CSS2 time (`500ms`, `1.5s`; also `m`, `h`, `d`), if it is a whole number of milliseconds.
+fn css_time(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    let mut ms = whole.parse::<u64>().ok()?.checked_mul(scale)?;
+    let mut place = scale;
+    for digit in fraction.bytes() {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        let d = u64::from(digit - b'0');
+        if place % 10 != 0 {
+            // Below a millisecond: only zeros.
+            if d != 0 {
+                return None;
+            }
+            continue;
+        }
+        place /= 10;
+        ms = ms.checked_add(d * place)?;
+    }
+    Some(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::css_time;
+    use std::time::Duration;
+
+    #[test]
+    fn css_times_in_whole_milliseconds() {
+        for (text, ms) in [("1.5s", 1500), ("500ms", 500), ("0.25s", 250), ("2m", 120_000), ("1.0ms", 1), ("3h", 10_800_000)] {
+            assert_eq!(css_time(text), Some(Duration::from_millis(ms)), "{text}");
+        }
+        for text in ["1.5ms", "s", ".5s", "1..5s", "5", "5x", "99999999999999999999d"] {
+            assert_eq!(css_time(text), None, "{text}");
+        }
     }
 }
