@@ -54,10 +54,7 @@ pub fn parse_from(input: ParseStream) -> syn::Result<(Vec<Item>, Source)> {
     let text = std::fs::read_to_string(&path).map_err(|e| {
         syn::Error::new(
             span,
-            format!(
-                "cannot read the chart `{shown}` ({}): {e} (the path is relative to the crate's Cargo.toml)",
-                path.display()
-            ),
+            format!("cannot read the chart `{shown}`: {e} (the path is relative to the crate's Cargo.toml)"),
         )
     })?;
     let imported = import(format, &text).map_err(|e| syn::Error::new(span, format!("{shown}:{e}")))?;
