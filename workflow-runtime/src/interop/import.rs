@@ -686,6 +686,8 @@ impl Context<'_> {
         }
         if body.is_empty() && matches!(n.kind, Kind::Final { .. }) {
             let _ = writeln!(out, "{pad}final {name}{failure};");
+        } else if body.is_empty() {
+            let _ = writeln!(out, "{pad}{keyword} {name} {{}}");
         } else {
             let _ = writeln!(out, "{pad}{keyword} {name}{failure} {{");
             out.push_str(&body);

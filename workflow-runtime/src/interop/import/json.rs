@@ -115,7 +115,9 @@ impl Reader<'_> {
                         let key_pos = self.position();
                         match self.text.get(self.at) {
                             Some(b'"') => {}
-                            Some(b'}') => return Err(self.error("bad JSON: a comma before `}` (JSON has no trailing commas)")),
+                            Some(b'}') => {
+                                return Err(self.error("bad JSON: a comma before `}` (JSON has no trailing commas)"))
+                            }
                             _ => return Err(self.error("bad JSON: expected a key in double quotes")),
                         }
                         let key = self.string()?;
@@ -276,8 +278,18 @@ mod tests {
             ("", 1, 1, "bad JSON: unexpected end of the document"),
             ("{\"a\": 1.2.3}", 1, 7, "bad JSON: `1.2.3` is not a number"),
             ("{a: 1}", 1, 2, "bad JSON: expected a key in double quotes"),
-            ("{\"a\": 1,\n}", 2, 1, "bad JSON: a comma before `}` (JSON has no trailing commas)"),
-            ("[1,]", 1, 4, "bad JSON: a comma before `]` (JSON has no trailing commas)"),
+            (
+                "{\"a\": 1,\n}",
+                2,
+                1,
+                "bad JSON: a comma before `}` (JSON has no trailing commas)",
+            ),
+            (
+                "[1,]",
+                1,
+                4,
+                "bad JSON: a comma before `]` (JSON has no trailing commas)",
+            ),
         ] {
             let error = parse(text).unwrap_err();
             assert_eq!(

@@ -615,7 +615,14 @@ mod tests {
 
     #[test]
     fn css_times_in_whole_milliseconds() {
-        for (text, ms) in [("1.5s", 1500), ("500ms", 500), ("0.25s", 250), ("2m", 120_000), ("1.0ms", 1), ("3h", 10_800_000)] {
+        for (text, ms) in [
+            ("1.5s", 1500),
+            ("500ms", 500),
+            ("0.25s", 250),
+            ("2m", 120_000),
+            ("1.0ms", 1),
+            ("3h", 10_800_000),
+        ] {
             assert_eq!(css_time(text), Some(Duration::from_millis(ms)), "{text}");
         }
         for text in ["1.5ms", "s", ".5s", "1..5s", "5", "5x", "99999999999999999999d"] {

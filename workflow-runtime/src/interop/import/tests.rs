@@ -62,10 +62,8 @@ state Busy {
     history deep Again;
 }
 parallel Both {
-    state Left {
-    }
-    state Right {
-    }
+    state Left {}
+    state Right {}
 }
 final Done {
     entry bye;
@@ -105,8 +103,7 @@ state idle_state {
     initial resting;
     on FETCH => loading;
     on PEEK => internal peeking;
-    state resting {
-    }
+    state resting {}
     state peeking {
         on DONE => idle_state;
     }
@@ -126,7 +123,11 @@ final failed (failure);
     );
     assert_eq!(import(Format::XState, config).unwrap().name(), Some("fetcher"));
     let unnamed = config.replace(r#""id": "fetcher","#, r#""id": "my-fetcher","#);
-    assert_eq!(import(Format::XState, &unnamed).unwrap().name(), None, "not an identifier");
+    assert_eq!(
+        import(Format::XState, &unnamed).unwrap().name(),
+        None,
+        "not an identifier"
+    );
 }
 
 #[test]
@@ -139,7 +140,10 @@ fn xstate_reenter_and_self_targets() {
     };
     // Without `reenter`, a target inside the source does not leave it, however it is spelled.
     for target in [r#""a.c""#, r##""#(machine).a.c""##, r#"".c""#, r#"{"target": ".c"}"#] {
-        assert!(body(Format::XState, &config(target)).contains("on E => internal c;"), "{target}");
+        assert!(
+            body(Format::XState, &config(target)).contains("on E => internal c;"),
+            "{target}"
+        );
     }
     assert!(body(Format::XState, &config(r#"{"target": ".c", "reenter": true}"#)).contains("on E => c;"));
     assert!(body(Format::XState, &config(r#"{"target": "a", "reenter": true}"#)).contains("on E => a;"));
@@ -236,7 +240,10 @@ fn unsupported_scxml_names_the_element_and_its_place() {
 #[test]
 fn unsupported_xstate_names_the_key_and_its_place() {
     for (config, expected) in [
-        (r#"{"states": {"a": {"on": {"E": "b"}}}}"#, "1:31: unknown target \"b\": no state \"b\" there (did you mean `a`?)"),
+        (
+            r#"{"states": {"a": {"on": {"E": "b"}}}}"#,
+            "1:31: unknown target \"b\": no state \"b\" there (did you mean `a`?)",
+        ),
         (
             r#"{"states": {"idle": {"on": {"E": "idel"}}}}"#,
             "1:34: unknown target \"idel\": no state \"idel\" there (did you mean `idle`?)",
@@ -277,11 +284,26 @@ fn unsupported_xstate_names_the_key_and_its_place() {
             r#"{"states": {"a": {"on": {"E": {"actions": {"type": "assign", "params": {"x": 1}}}}}}}"#,
             "1:43: the action \"assign\" has params, which a workflow's actions do not take",
         ),
-        (r#"{"states": {"a": {"on": {"E": 3}}}}"#, "1:31: a transition of \"on.E\" is a number: a target, an object or an array of them"),
-        (r#"{"states": {"a": {"type": "compund"}}}"#, "1:27: the \"type\" of state \"a\" is \"compund\": atomic, compound, parallel, final or history"),
-        (r#"{"initial": "zzz", "states": {"a": {}}}"#, "1:13: the machine's \"initial\": no state \"zzz\""),
-        (r#"[1, 2]"#, "1:1: an XState machine configuration is an object, not an array"),
-        (r#"{"states": {"a": {"on": {"E": "a"}}"#, "1:36: bad JSON: expected `,` or `}`"),
+        (
+            r#"{"states": {"a": {"on": {"E": 3}}}}"#,
+            "1:31: a transition of \"on.E\" is a number: a target, an object or an array of them",
+        ),
+        (
+            r#"{"states": {"a": {"type": "compund"}}}"#,
+            "1:27: the \"type\" of state \"a\" is \"compund\": atomic, compound, parallel, final or history",
+        ),
+        (
+            r#"{"initial": "zzz", "states": {"a": {}}}"#,
+            "1:13: the machine's \"initial\": no state \"zzz\"",
+        ),
+        (
+            r#"[1, 2]"#,
+            "1:1: an XState machine configuration is an object, not an array",
+        ),
+        (
+            r#"{"states": {"a": {"on": {"E": "a"}}"#,
+            "1:36: bad JSON: expected `,` or `}`",
+        ),
         (
             r#"{"states": {"a": {"on": {"done.state.b": "a"}}}}"#,
             "1:26: \"on\": \"done.state.b\": only the state's own completion is supported yet (use \"onDone\")",
@@ -323,7 +345,9 @@ fn mutated_charts_never_panic() {
                 let mut mutated = bytes[..i].to_vec();
                 mutated.extend_from_slice(replacement);
                 mutated.extend_from_slice(&bytes[i + 1..]);
-                let Ok(mutated) = String::from_utf8(mutated) else { continue };
+                let Ok(mutated) = String::from_utf8(mutated) else {
+                    continue;
+                };
                 outcomes[usize::from(import(format, &mutated).is_ok())] += 1;
             }
         }

@@ -17,12 +17,14 @@ pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
     for (key, pos, _) in members {
         match key.as_str() {
             "id" | "initial" | "states" | "meta" | "context" | "description" | "tags" | "version" | "types" => {}
-            "on" | "always" | "after" | "entry" | "exit" | "invoke" | "onDone" => return Err(ImportError::new(
-                *pos,
-                format!(
+            "on" | "always" | "after" | "entry" | "exit" | "invoke" | "onDone" => {
+                return Err(ImportError::new(
+                    *pos,
+                    format!(
                     "\"{key}\" on the machine itself is not supported: a workflow has no root state, put it on a state"
                 ),
-            )),
+                ))
+            }
             "type" => {
                 return Err(ImportError::new(
                     *pos,
