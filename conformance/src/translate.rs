@@ -896,9 +896,9 @@ fn script_literal(script: &Script) -> String {
     s
 }
 
-/// The module for one test: its `workflow!` block and its driver, or a
-/// `run` that reports why there is none.
-pub fn case_module(case: &SourceCase) -> (String, String) {
+/// The module for one test: its `workflow!` block, its driver and its round
+/// trip, or a `run` that reports why there is none; and whether it has them.
+pub fn case_module(case: &SourceCase) -> (String, String, bool) {
     let module = module_ident(&case.group, &case.name);
     let source = format!("scion/{}/{}", case.group, case.name);
     let fail = |why: String| {
@@ -908,7 +908,7 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
         )
     };
     if let Some(why) = &case.skip {
-        return (module.clone(), fail(why.clone()));
+        return (module.clone(), fail(why.clone()), false);
     }
     let parsed = (|| {
         let scxml = case.scxml.as_ref().map_err(|e| e.clone())?;
@@ -920,7 +920,7 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
     })();
     let (script, t) = match parsed {
         Ok(p) => p,
-        Err(why) => return (module.clone(), fail(format!("untranslatable: {why}"))),
+        Err(why) => return (module.clone(), fail(format!("untranslatable: {why}")), false),
     };
     let w = &t.workflow;
     let mut m = String::new();
@@ -1005,10 +1005,15 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
     );
     let _ = writeln!(
         m,
-        "    pub(crate) fn run() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::drive(Sut({w}::new(())), &SCRIPT)\n    }}"
+        "    pub(crate) fn run() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::drive(Sut({w}::new(())), &SCRIPT)\n    }}\n"
+    );
+    let _ = writeln!(
+        m,
+        "    pub(crate) fn round_trip() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::round_trip({w}::graph(), {})\n    }}",
+        rust_str(ALLOWED_LINTS)
     );
     let _ = writeln!(m, "}}");
-    (module, m)
+    (module, m, true)
 }
 
 /// The whole generated file: one module per case and the `CASES` table.
@@ -1025,11 +1030,16 @@ pub fn generate(corpus: &str, cases: &[SourceCase]) -> String {
     );
     let mut table = Vec::new();
     for c in cases {
-        let (module, text) = case_module(c);
+        let (module, text, translated) = case_module(c);
+        let round_trip = if translated {
+            format!("::core::option::Option::Some({module}::round_trip)")
+        } else {
+            "::core::option::Option::None".to_string()
+        };
         out.push_str(&text);
         out.push('\n');
         table.push(format!(
-            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run }},",
+            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run, round_trip: {round_trip} }},",
             rust_str(&c.group),
             rust_str(&c.name)
         ));

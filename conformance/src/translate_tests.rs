@@ -267,7 +267,8 @@ fn generated_case_has_driver_and_name_maps() {
         ),
         skip: None,
     };
-    let (module, text) = case_module(&case);
+    let (module, text, translated) = case_module(&case);
+    assert!(translated);
     assert_eq!(module, "case_basic__basic1");
     for needle in [
         "workflow T_basic_basic1 {",
@@ -283,10 +284,11 @@ fn generated_case_has_driver_and_name_maps() {
         scxml: Err("gone".into()),
         ..case
     };
-    let (_, text) = case_module(&broken);
+    let (_, text, translated) = case_module(&broken);
+    assert!(!translated);
     assert!(text.contains("untranslatable: gone"), "{text}");
     let all = generate("here", &[broken]);
-    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run },\n];"), "{all}");
+    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run, round_trip: ::core::option::Option::Some(case_basic__basic1::round_trip) },\n];"), "{all}");
     assert!(generate_missing("no corpus at /x").contains("Some(\"no corpus at /x\")"));
 }
 

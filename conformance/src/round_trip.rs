@@ -1,0 +1,85 @@
+//! Export, import, compile again: a machine's graph written as SCXML
+//! ([`Graph::to_scxml`]), read back by the importer, and its block put through the macro's own
+//! stages must give the same graph (compared in the graph's text encoding, which holds all of
+//! it).
+
+use workflow_runtime::graph::{text, Graph};
+use workflow_runtime::interop::import::{import, Format};
+
+/// The graph (as [`text::encode`] writes it) of the workflow `block` declares, as the
+/// `workflow!` macro builds it; `Err` with the macro's messages if it does not compile.
+pub fn graph_text(block: &str) -> Result<String, String> {
+    let def: crate::parse::WorkflowDef = syn::parse_str(block).map_err(|e| format!("does not parse: {e}"))?;
+    let validated = crate::model::build(def)
+        .and_then(crate::validate::validate)
+        .map_err(|e| {
+            let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            format!("does not compile: {}", messages.join("; "))
+        })?;
+    Ok(crate::codegen::with_graph(&validated, text::encode))
+}
+
+/// Exports `graph` to SCXML, imports it with the lints in `allow` switched off (as the original
+/// block had them), compiles the block and compares the graphs.
+pub fn round_trip(graph: &Graph<'_>, allow: &str) -> Result<(), String> {
+    let scxml = graph.to_scxml();
+    let imported = import(Format::Scxml, &scxml).map_err(|e| format!("the export does not import: {e}"))?;
+    let block = format!("#[allow({allow})]\n{}", imported.block("", graph.name));
+    let again = graph_text(&block).map_err(|e| format!("the imported block {e}\n{block}"))?;
+    let original = text::encode(graph);
+    if again == original {
+        return Ok(());
+    }
+    let differs = original
+        .lines()
+        .zip(again.lines())
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("`{}` became `{}`", a.replace('\u{1f}', "|"), b.replace('\u{1f}', "|")))
+        .unwrap_or_else(|| "a different number of records".into());
+    Err(format!("the imported graph differs: {differs}\n{block}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIGHT: &str = "#[allow(no_path_to_final)] workflow Light { initial Off; events { Flip } state Off { on Flip => On; } state On { on Flip => Off; after 2h => Off; } }";
+
+    #[test]
+    fn a_block_compiles_to_its_graph() {
+        let encoded = graph_text(LIGHT).unwrap();
+        let graph = text::decode(Box::leak(encoded.into_boxed_str())).unwrap();
+        assert_eq!(graph.name, "Light");
+        assert_eq!(graph.states.len(), 2);
+        assert_eq!(graph.events[1].name, "OnAfter2h");
+        round_trip(&graph, "no_path_to_final").unwrap();
+    }
+
+    #[test]
+    fn errors_say_what_did_not_compile() {
+        assert!(graph_text("workflow {").unwrap_err().starts_with("does not parse"));
+        assert_eq!(
+            graph_text("workflow W { initial A; state A { on Go => A; } }").unwrap_err(),
+            "does not compile: unknown event `Go`: none is declared"
+        );
+    }
+
+    #[test]
+    fn a_graph_that_changes_on_the_way_is_reported() {
+        let encoded = graph_text(LIGHT).unwrap();
+        let graph = text::decode(Box::leak(encoded.into_boxed_str())).unwrap();
+        // The export cannot carry a guard on a timer: the import refuses it, and says so.
+        let mut transitions = graph.transitions.to_vec();
+        let timer = transitions
+            .iter()
+            .position(|t| t.guard.is_none() && t.source == 1 && t.targets == [0])
+            .unwrap();
+        transitions[timer + 1].guard = Some("late");
+        let changed = Graph {
+            transitions: &transitions,
+            ..graph
+        };
+        let error = round_trip(&changed, "no_path_to_final").unwrap_err();
+        assert!(error.contains("a timer (`after`) has no guard"), "{error}");
+    }
+}
