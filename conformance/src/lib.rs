@@ -44,6 +44,9 @@ mod validate;
 mod round_trip;
 pub use round_trip::{graph_text, round_trip};
 
+pub mod xstate;
+pub use xstate::{differential, Differential};
+
 #[cfg(test)]
 mod translate_tests;
 
@@ -99,6 +102,8 @@ pub trait Sut {
     fn handle(&mut self, event: &Self::Event);
     /// The active atomic states, as SCXML ids.
     fn active(&self) -> Vec<String>;
+    /// The active atomic states, as the machine names them.
+    fn active_names(&self) -> Vec<String>;
     /// Sends and cancels requested since the last call.
     fn take_scheduled(&mut self) -> Vec<Sched<Self::Event>>;
     /// The event variant for an SCXML event name.
@@ -117,6 +122,8 @@ pub struct Case {
     /// Its machine's graph exported to SCXML and imported again: `Err` says what differed.
     /// `None` when the chart was not translated.
     pub round_trip: Option<fn() -> Result<(), String>>,
+    /// Its side of the differential against XState; `None` when the chart was not translated.
+    pub xstate: Option<fn() -> Result<Differential, String>>,
 }
 
 /// Safety valve: external events processed in one step of the script before

@@ -949,6 +949,10 @@ pub fn case_module(case: &SourceCase) -> (String, String, bool) {
         m,
         "        fn active(&self) -> ::std::vec::Vec<::std::string::String> {{\n            self.0.active_states().map(|s| scxml_id(s.name())).collect()\n        }}"
     );
+    let _ = writeln!(
+        m,
+        "        fn active_names(&self) -> ::std::vec::Vec<::std::string::String> {{\n            self.0.active_states().map(|s| ::std::string::ToString::to_string(s.name())).collect()\n        }}"
+    );
     if t.uses_send {
         let _ = writeln!(
             m,
@@ -1009,8 +1013,12 @@ pub fn case_module(case: &SourceCase) -> (String, String, bool) {
     );
     let _ = writeln!(
         m,
-        "    pub(crate) fn round_trip() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::round_trip({w}::graph(), {})\n    }}",
+        "    pub(crate) fn round_trip() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::round_trip({w}::graph(), {})\n    }}\n",
         rust_str(ALLOWED_LINTS)
+    );
+    let _ = writeln!(
+        m,
+        "    pub(crate) fn xstate() -> ::core::result::Result<::conformance::Differential, ::std::string::String> {{\n        ::conformance::differential(Sut({w}::new(())), &SCRIPT, {w}::graph())\n    }}"
     );
     let _ = writeln!(m, "}}");
     (module, m, true)
@@ -1031,15 +1039,18 @@ pub fn generate(corpus: &str, cases: &[SourceCase]) -> String {
     let mut table = Vec::new();
     for c in cases {
         let (module, text, translated) = case_module(c);
-        let round_trip = if translated {
-            format!("::core::option::Option::Some({module}::round_trip)")
-        } else {
-            "::core::option::Option::None".to_string()
+        let some = |f: &str| {
+            if translated {
+                format!("::core::option::Option::Some({module}::{f})")
+            } else {
+                "::core::option::Option::None".to_string()
+            }
         };
+        let (round_trip, xstate) = (some("round_trip"), some("xstate"));
         out.push_str(&text);
         out.push('\n');
         table.push(format!(
-            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run, round_trip: {round_trip} }},",
+            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run, round_trip: {round_trip}, xstate: {xstate} }},",
             rust_str(&c.group),
             rust_str(&c.name)
         ));

@@ -288,7 +288,7 @@ fn generated_case_has_driver_and_name_maps() {
     assert!(!translated);
     assert!(text.contains("untranslatable: gone"), "{text}");
     let all = generate("here", &[broken]);
-    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run, round_trip: ::core::option::Option::Some(case_basic__basic1::round_trip) },\n];"), "{all}");
+    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run, round_trip: ::core::option::Option::Some(case_basic__basic1::round_trip), xstate: ::core::option::Option::Some(case_basic__basic1::xstate) },\n];"), "{all}");
     assert!(generate_missing("no corpus at /x").contains("Some(\"no corpus at /x\")"));
 }
 
