@@ -44,8 +44,8 @@ mod validate;
 mod round_trip;
 pub use round_trip::{graph_text, round_trip};
 
-pub mod xstate;
-pub use xstate::{differential, Differential};
+pub mod differential;
+pub use differential::{differential, Differential};
 
 #[cfg(test)]
 mod translate_tests;

@@ -1,5 +1,5 @@
 // Runs charts exported by `Graph::to_xstate` in XState's own interpreter, for the conformance
-// runner's differential (conformance/src/xstate.rs). Reads the cases as JSON on stdin:
+// runner's differential (conformance/src/differential.rs). Reads the cases as JSON on stdin:
 //   [{"name": "group/name", "config": {...}, "steps": [{"after": ms | null, "event": "E"}]}]
 // and prints one JSON line a case: {"name", "configurations": [[leaf, ...], ...]} (after start and
 // after each step) or {"name", "error"}.
@@ -72,7 +72,7 @@ function configuration(actor) {
 
 const cases = JSON.parse(readFileSync(0, 'utf8'));
 for (const c of cases) {
-  if (process.env.WORKFLOW_XSTATE_DUMP === c.name) console.error(JSON.stringify(c.config, null, 1));
+  if (process.env.WORKFLOW_DIFFERENTIAL_DUMP === c.name) console.error(JSON.stringify(c.config, null, 1));
   try {
     const clock = new VirtualClock();
     const machine = createMachine(c.config).provide({ actions });
