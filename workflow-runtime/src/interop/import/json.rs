@@ -2,7 +2,7 @@
 //! position of every value and the order of an object's keys (XState reads document order from
 //! it). Syntax errors name their line and column.
 
-use super::{ImportError, Position};
+use super::{ImportError, Lines, Position};
 
 /// A JSON value and where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,7 @@ pub(super) fn parse(text: &str) -> Result<Json, ImportError> {
         text: text.as_bytes(),
         at: 0,
         source: text,
+        lines: Lines::new(text),
     };
     reader.space();
     let value = reader.value(0)?;
@@ -79,11 +80,12 @@ struct Reader<'a> {
     text: &'a [u8],
     at: usize,
     source: &'a str,
+    lines: Lines<'a>,
 }
 
 impl Reader<'_> {
     fn position(&self) -> Position {
-        Position::at(self.source, self.at)
+        self.lines.position(self.at)
     }
 
     fn error(&self, message: &str) -> ImportError {

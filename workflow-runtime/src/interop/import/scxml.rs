@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use roxmltree::{Document, Node as XmlNode};
 
-use super::{identifier, type_text, Act, Chart, ImportError, Invoke, Kind, Named, Node, Position, Tr, Trig};
+use super::{identifier, type_text, Act, Chart, ImportError, Invoke, Kind, Lines, Named, Node, Position, Tr, Trig};
 use crate::interop::{parse_duration, SCXML_NAMESPACE};
 
 const SCXML: &str = "http://www.w3.org/2005/07/scxml";
@@ -22,7 +22,10 @@ pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
             format!("bad XML: {}", e.to_string().trim_end_matches(&format!(" at {p}"))),
         )
     })?;
-    let r = Reader { doc: &doc };
+    let r = Reader {
+        lines: Lines::new(text),
+        document: std::marker::PhantomData,
+    };
     let root = doc.root_element();
     if root.tag_name().namespace() != Some(SCXML) || root.tag_name().name() != "scxml" {
         return Err(r.error(
@@ -58,16 +61,14 @@ pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
 }
 
 struct Reader<'a, 'i> {
-    doc: &'a Document<'i>,
+    lines: Lines<'i>,
+    /// The nodes read borrow the document.
+    document: std::marker::PhantomData<&'a Document<'i>>,
 }
 
 impl<'a, 'i> Reader<'a, 'i> {
     fn pos(&self, n: XmlNode) -> Position {
-        let p = self.doc.text_pos_at(n.range().start);
-        Position {
-            line: p.row,
-            column: p.col,
-        }
+        self.lines.position(n.range().start)
     }
 
     fn error(&self, n: XmlNode, message: String) -> ImportError {
@@ -107,7 +108,7 @@ impl<'a, 'i> Reader<'a, 'i> {
                 Some(_) => true,
             };
             if !known {
-                let p = self.doc.text_pos_at(a.range().start);
+                let position = self.lines.position(a.range().start);
                 let prefix = if a.namespace() == Some(SCXML_NAMESPACE) {
                     "wf:"
                 } else {
@@ -119,10 +120,7 @@ impl<'a, 'i> Reader<'a, 'i> {
                     _ => "",
                 };
                 return Err(ImportError::new(
-                    Position {
-                        line: p.row,
-                        column: p.col,
-                    },
+                    position,
                     format!(
                         "<{} {prefix}{}=\"{}\"> is not supported{hint}",
                         n.tag_name().name(),

@@ -324,8 +324,15 @@ fn formats_come_from_extensions() {
 
 #[test]
 fn positions_count_characters() {
-    assert_eq!(Position::at("ab\ncé\nx", 7), Position { line: 3, column: 1 });
-    assert_eq!(Position::at("ab\ncéd", 6), Position { line: 2, column: 3 });
+    let lines = Lines::new("ab\ncé\nx");
+    assert_eq!(lines.position(7), Position { line: 3, column: 1 });
+    assert_eq!(lines.position(6), Position { line: 2, column: 3 }, "é is one column");
+    assert_eq!(lines.position(0), Position { line: 1, column: 1 });
+    assert_eq!(
+        lines.position(2),
+        Position { line: 1, column: 3 },
+        "the newline ends its line"
+    );
 }
 
 /// Every one-byte deletion, and a few replacements, of both committed exports: an error or a
