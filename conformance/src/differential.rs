@@ -13,7 +13,6 @@
 //!
 //! `WORKFLOW_DIFFERENTIAL_DUMP=group/name` prints that chart's exports on stderr.
 
-use std::fmt::Debug;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,10 +36,7 @@ pub struct Differential {
 }
 
 /// Runs `sut` on `script` as [`drive`](crate::drive) does, recording its configurations.
-pub fn differential<S: Sut>(sut: S, script: &Script, graph: &Graph<'_>) -> Result<Differential, String>
-where
-    S::Event: Debug,
-{
+pub fn differential<S: Sut>(sut: S, script: &Script, graph: &Graph<'_>) -> Result<Differential, String> {
     let mut env = Env::new(sut);
     env.start()?;
     let sorted = |mut v: Vec<String>| {
@@ -54,9 +50,7 @@ where
             env.advance(ms)?;
         }
         let event = S::event(step.event).ok_or_else(|| format!("event `{}` is not declared", step.event))?;
-        // The variant's name: `E_go` of `E_go(E_go)`.
-        let name = format!("{event:?}");
-        let name = name.split('(').next().unwrap_or_default().to_string();
+        let name = S::event_name(&event);
         env.deliver(&event)?;
         steps.push((step.after, name));
         ours.push(sorted(env.sut().active_names()));
@@ -89,12 +83,30 @@ pub const EXPECTED: &[Expected] = &[Expected {
              matching transition in document order; the export keeps the order, XState does not use it",
 }];
 
-/// The interpreters: name, script, the package that must be installed, and the export each runs.
-const INTERPRETERS: [(&str, &str, &str, fn(&Differential) -> String); 2] = [
-    ("xstate", "xstate.mjs", "xstate", |d| d.xstate.clone()),
-    ("scion", "scion.mjs", "@scion-scxml/scxml", |d| {
-        serde_json::Value::from(d.scxml.as_str()).to_string()
-    }),
+/// An interpreter the exports run in.
+struct Interpreter {
+    name: &'static str,
+    /// Its driver in `conformance/node`.
+    script: &'static str,
+    /// The npm package it is.
+    package: &'static str,
+    /// The export it runs, as a JSON value.
+    export: fn(&Differential) -> String,
+}
+
+const INTERPRETERS: [Interpreter; 2] = [
+    Interpreter {
+        name: "xstate",
+        script: "xstate.mjs",
+        package: "xstate",
+        export: |d| d.xstate.clone(),
+    },
+    Interpreter {
+        name: "scion",
+        script: "scion.mjs",
+        package: "@scion-scxml/scxml",
+        export: |d| serde_json::Value::from(d.scxml.as_str()).to_string(),
+    },
 ];
 
 /// Runs both differentials over `cases` (those matching `filters`); prints one line per
@@ -103,11 +115,14 @@ const INTERPRETERS: [(&str, &str, &str, fn(&Differential) -> String); 2] = [
 pub fn run(cases: &[crate::Case], filters: &[String]) -> i32 {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
     let how = "run `npm ci --prefix conformance/node` (node 18 or later) to run them";
-    let missing = if let Some((_, _, package, _)) = INTERPRETERS
+    let missing = if let Some(i) = INTERPRETERS
         .iter()
-        .find(|(_, _, package, _)| !dir.join("node_modules").join(package).join("package.json").is_file())
+        .find(|i| !dir.join("node_modules").join(i.package).join("package.json").is_file())
     {
-        Some(format!("{package} is not installed (conformance/node/node_modules)"))
+        Some(format!(
+            "{} is not installed (conformance/node/node_modules)",
+            i.package
+        ))
     } else if Command::new("node")
         .arg("--version")
         .output()
@@ -137,7 +152,13 @@ pub fn run(cases: &[crate::Case], filters: &[String]) -> i32 {
         }
     }
     let mut code = 0;
-    for (interpreter, script, package, export) in INTERPRETERS {
+    for Interpreter {
+        name: interpreter,
+        script,
+        package,
+        export,
+    } in INTERPRETERS
+    {
         let inputs: Vec<String> = recorded
             .iter()
             .map(|(full, d)| {

@@ -108,6 +108,8 @@ pub trait Sut {
     fn take_scheduled(&mut self) -> Vec<Sched<Self::Event>>;
     /// The event variant for an SCXML event name.
     fn event(name: &str) -> Option<Self::Event>;
+    /// The machine's name of an event (its variant's).
+    fn event_name(event: &Self::Event) -> String;
 }
 
 /// One test of the corpus.

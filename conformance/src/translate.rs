@@ -964,6 +964,10 @@ pub fn case_module(case: &SourceCase) -> (String, String, bool) {
             "        fn take_scheduled(&mut self) -> ::std::vec::Vec<::conformance::Sched<{w}Event>> {{\n            ::std::vec::Vec::new()\n        }}"
         );
     }
+    let _ = writeln!(
+        m,
+        "        fn event_name(event: &{w}Event) -> ::std::string::String {{\n            ::std::string::ToString::to_string(event.name())\n        }}"
+    );
     let _ = writeln!(m, "        fn event(name: &str) -> ::core::option::Option<{w}Event> {{");
     if t.events.is_empty() {
         let _ = writeln!(

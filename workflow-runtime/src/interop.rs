@@ -534,7 +534,7 @@ impl Graph<'_> {
         // SCXML (and in the interpreter); XState needs `reenter` to leave and enter again.
         let end = self.states[t.source].end;
         let inside = t.targets.iter().all(|&x| x > t.source && x < end);
-        if !t.targets.is_empty() && !(t.internal && inside) {
+        if !(t.targets.is_empty() || t.internal && inside) {
             parts.push("\"reenter\": true".into());
         }
         format!("{{{}}}", parts.join(", "))

@@ -215,13 +215,16 @@ struct Named {
     pos: Position,
 }
 
+/// A declared event and its payload fields `(name, type)`.
+type EventDecl = (Named, Vec<(String, String)>);
+
 #[derive(Default)]
 struct Chart {
     name: Option<String>,
     /// `None`: the first top-level state.
     initial: Option<Named>,
     /// Declared events with their payload fields; `None` when the chart lists none.
-    events: Option<Vec<(Named, Vec<(String, String)>)>>,
+    events: Option<Vec<EventDecl>>,
     states: Vec<Node>,
 }
 
@@ -368,8 +371,8 @@ fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
         for (i, row) in d.iter_mut().enumerate() {
             row[0] = i;
         }
-        for j in 0..=b.len() {
-            d[0][j] = j;
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
         }
         for i in 1..=a.len() {
             for j in 1..=b.len() {

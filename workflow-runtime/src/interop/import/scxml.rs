@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use roxmltree::{Document, Node as XmlNode};
 
-use super::{identifier, type_text, Act, Chart, ImportError, Invoke, Kind, Lines, Named, Node, Position, Tr, Trig};
+use super::{
+    identifier, type_text, Act, Chart, EventDecl, ImportError, Invoke, Kind, Lines, Named, Node, Position, Tr, Trig,
+};
 use crate::interop::{parse_duration, SCXML_NAMESPACE};
 
 const SCXML: &str = "http://www.w3.org/2005/07/scxml";
@@ -187,7 +189,7 @@ impl<'a, 'i> Reader<'a, 'i> {
         })
     }
 
-    fn events(&self, n: XmlNode<'a, 'i>) -> Result<Vec<(Named, Vec<(String, String)>)>, ImportError> {
+    fn events(&self, n: XmlNode<'a, 'i>) -> Result<Vec<EventDecl>, ImportError> {
         let mut out = Vec::new();
         for e in self.elements(n)? {
             if e.tag_name().namespace() != Some(SCXML_NAMESPACE) || e.tag_name().name() != "event" {

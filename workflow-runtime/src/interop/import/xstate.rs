@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::json::{self, Json, Value};
-use super::{identifier, type_text, Act, Chart, ImportError, Invoke, Kind, Named, Node, Position, Tr, Trig};
+use super::{identifier, type_text, Act, Chart, EventDecl, ImportError, Invoke, Kind, Named, Node, Position, Tr, Trig};
 use crate::format_duration;
 
 pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
@@ -169,7 +169,7 @@ fn child_named(nodes: &[Info], candidates: &[usize], key: &Json, what: &str) -> 
     }
 }
 
-fn declared_events(events: &Json) -> Result<Vec<(Named, Vec<(String, String)>)>, ImportError> {
+fn declared_events(events: &Json) -> Result<Vec<EventDecl>, ImportError> {
     let Some(members) = events.members() else {
         return Err(ImportError::new(
             events.pos,
