@@ -121,7 +121,8 @@ pub struct Case {
     pub name: &'static str,
     /// Runs it: `Err` says what differed.
     pub run: fn() -> Result<(), String>,
-    /// Its machine's graph exported to SCXML and imported again: `Err` says what differed.
+    /// Its machine's graph exported to SCXML and XState and imported again: `Err` says what
+    /// differed.
     /// `None` when the chart was not translated.
     pub round_trip: Option<fn() -> Result<(), String>>,
     /// Its side of the differential against XState; `None` when the chart was not translated.
@@ -334,7 +335,7 @@ pub fn run_all(corpus_error: Option<&str>, cases: &[Case], filters: &[String]) -
     std::panic::set_hook(default_hook);
     println!("{passed} passed, {failed} failed");
     println!(
-        "round trip (the machine's graph exported to SCXML, imported, compiled again): {round_passed} passed, {round_failed} failed, {untranslated} not translated"
+        "round trip (the machine's graph exported to SCXML and to XState, imported, compiled again): {round_passed} passed, {round_failed} failed, {untranslated} not translated"
     );
     i32::from(failed > 0 || round_failed > 0)
 }

@@ -1,7 +1,7 @@
-//! Export, import, compile again: a machine's graph written as SCXML
-//! ([`Graph::to_scxml`]), read back by the importer, and its block put through the macro's own
-//! stages must give the same graph (compared in the graph's text encoding, which holds all of
-//! it).
+//! Export, import, compile again: a machine's graph written as SCXML ([`Graph::to_scxml`]) and
+//! as XState ([`Graph::to_xstate`]), read back by the importer, and the blocks put through the
+//! macro's own stages must give the same graph (compared in the graph's text encoding, which
+//! holds all of it; through XState up to what XState's format regroups).
 
 use workflow_runtime::graph::{text, Graph};
 use workflow_runtime::interop::import::{import, Format};
@@ -19,24 +19,89 @@ pub fn graph_text(block: &str) -> Result<String, String> {
     Ok(crate::codegen::with_graph(&validated, text::encode))
 }
 
-/// Exports `graph` to SCXML, imports it with the lints in `allow` switched off (as the original
-/// block had them), compiles the block and compares the graphs.
+/// Exports `graph` to SCXML and to XState, imports each with the lints in `allow` switched off
+/// (as the original block had them), compiles the blocks and compares the graphs: the SCXML one
+/// must be the same, the XState one the same up to what XState's format regroups: the order of
+/// a state's transitions of different kinds (XState keeps `on`, `after`, `always` and `onDone`
+/// apart), a transition on several events (one per event key in XState), and `internal` on a
+/// transition whose targets are not inside its source (external in SCXML, said so to XState).
 pub fn round_trip(graph: &Graph<'_>, allow: &str) -> Result<(), String> {
-    let scxml = graph.to_scxml();
-    let imported = import(Format::Scxml, &scxml).map_err(|e| format!("the export does not import: {e}"))?;
-    let block = format!("#[allow({allow})]\n{}", imported.block("", graph.name));
-    let again = graph_text(&block).map_err(|e| format!("the imported block {e}\n{block}"))?;
     let original = text::encode(graph);
-    if again == original {
-        return Ok(());
+    let again = imported(Format::Scxml, &graph.to_scxml(), graph.name, allow)?;
+    if again != original {
+        return Err(format!(
+            "through SCXML: the imported graph differs: {}",
+            first_difference(&original, &again)
+        ));
     }
-    let differs = original
+    let again = imported(Format::XState, &graph.to_xstate(), graph.name, allow)?;
+    let again = text::decode(Box::leak(again.into_boxed_str())).map_err(|e| format!("through XState: {e}"))?;
+    let canonical = |g: &Graph<'_>| -> Vec<String> {
+        use workflow_runtime::graph::{StateInfo, TransitionInfo, TransitionRange, Trigger};
+        let states: Vec<StateInfo<'_>> = g
+            .states
+            .iter()
+            .map(|s| StateInfo {
+                transitions: TransitionRange::default(),
+                ..*s
+            })
+            .collect();
+        let mut out = vec![format!("{:?} {:?} {:?}", g.initial, states, g.events)];
+        for (s, state) in g.states.iter().enumerate() {
+            let mut transitions = Vec::new();
+            for t in g.transitions_from(s) {
+                let inside = t.targets.iter().all(|&x| x > t.source && x < state.end);
+                let t = TransitionInfo {
+                    internal: t.internal && inside,
+                    ..*t
+                };
+                // XState has one transition per event key.
+                match t.trigger {
+                    Trigger::Events(list) => transitions.extend(list.iter().map(|e| {
+                        format!(
+                            "{:?}",
+                            TransitionInfo {
+                                trigger: Trigger::Events(std::slice::from_ref(e)),
+                                ..t
+                            }
+                        )
+                    })),
+                    _ => transitions.push(format!("{t:?}")),
+                }
+            }
+            transitions.sort();
+            out.extend(transitions);
+        }
+        out
+    };
+    let (a, b) = (canonical(graph), canonical(&again));
+    if a != b {
+        return Err(format!(
+            "through XState: the imported graph differs: {}",
+            first_difference(&a.join("\n"), &b.join("\n"))
+        ));
+    }
+    Ok(())
+}
+
+/// The graph text of `chart` imported and compiled.
+fn imported(format: Format, chart: &str, name: &str, allow: &str) -> Result<String, String> {
+    let through = match format {
+        Format::Scxml => "through SCXML",
+        Format::XState => "through XState",
+    };
+    let imported = import(format, chart).map_err(|e| format!("{through}: the export does not import: {e}"))?;
+    let block = format!("#[allow({allow})]\n{}", imported.block("", name));
+    graph_text(&block).map_err(|e| format!("{through}: the imported block {e}\n{block}"))
+}
+
+fn first_difference(original: &str, again: &str) -> String {
+    original
         .lines()
         .zip(again.lines())
         .find(|(a, b)| a != b)
         .map(|(a, b)| format!("`{}` became `{}`", a.replace('\u{1f}', "|"), b.replace('\u{1f}', "|")))
-        .unwrap_or_else(|| "a different number of records".into());
-    Err(format!("the imported graph differs: {differs}\n{block}"))
+        .unwrap_or_else(|| "a different number of records".into())
 }
 
 #[cfg(test)]
