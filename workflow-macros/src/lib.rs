@@ -71,4 +71,6 @@ fn expand(input: TokenStream) -> TokenStream {
 }
 
 #[cfg(test)]
+mod import_tests;
+#[cfg(test)]
 mod never_panics;
