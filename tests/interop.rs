@@ -1,5 +1,6 @@
 //! A statechart exported to SCXML and XState: the documents parse, and their state trees,
-//! transitions and actions are the graph's.
+//! transitions and actions are the graph's; imported again (by the macro's `from`), they give the
+//! same graph.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ workflow! {
             exit cancel reminder;
             on Cancel => Cancelled / log;
             on Pause => Paused;
+            on Resume => internal Decide;
             parallel Prepare {
                 state Payment {
                     state Charging {
@@ -211,7 +213,10 @@ fn xstate_is_the_graph() {
     let shipping = find(&root, "Shipping").unwrap();
     assert_eq!(shipping["after"]["172800000"][0]["target"], "#Escalated");
     assert_eq!(shipping["on"]["Ping"][0]["actions"][0]["type"], "workflow.raise");
-    assert_eq!(shipping["on"]["Pong"][0].get("reenter"), None, "internal");
+    // `=> internal Shipping` from Shipping itself: SCXML makes that external, so XState re-enters.
+    assert_eq!(shipping["on"]["Pong"][0]["reenter"], true);
+    let prepare = find(&root, "Prepare").unwrap();
+    assert_eq!(prepare["onDone"][0]["reenter"], true);
     assert_eq!(shipping["on"]["*"][0]["actions"][0], "count");
     assert_eq!(find(&root, "Prepare").unwrap()["onDone"][0]["target"], "#Decide");
     let back = find(&root, "Back").unwrap();
@@ -223,7 +228,116 @@ fn xstate_is_the_graph() {
     assert_eq!(work["entry"][0]["params"]["delay"], 3_600_000);
     assert_eq!(work["exit"][0]["type"], "workflow.cancel");
     assert_eq!(work["on"]["Cancel"][0]["reenter"], true);
+    assert_eq!(work["on"]["Resume"][0].get("reenter"), None, "internal, into a child");
     assert_eq!(find(&root, "Cancelled").unwrap()["meta"]["failure"], true);
     assert_eq!(root["meta"]["events"]["Order"]["items"], "Vec<String>");
     assert_eq!(text, graph().to_xstate(), "deterministic");
+}
+
+// The exports of `Job`, committed (`exports_are_the_committed_charts` keeps them current) and
+// imported again at compile time.
+mod scxml {
+    use workflow::prelude::*;
+    workflow! {
+        pub workflow JobFromScxml from "tests/charts/job.scxml";
+    }
+}
+
+mod xstate {
+    use workflow::prelude::*;
+    workflow! {
+        pub workflow JobFromXState from "tests/charts/job.json";
+    }
+}
+
+use scxml::{JobFromScxml, JobFromScxmlEvent, JobFromScxmlHandlers};
+use xstate::JobFromXState;
+
+/// Writes the charts when `WORKFLOW_BLESS` is set (after a deliberate change to the export).
+#[test]
+fn exports_are_the_committed_charts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/charts");
+    for (file, text) in [("job.scxml", graph().to_scxml()), ("job.json", graph().to_xstate())] {
+        let path = dir.join(file);
+        if std::env::var_os("WORKFLOW_BLESS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(committed, text, "{file} is stale: run with WORKFLOW_BLESS=1");
+    }
+}
+
+/// `graph` under another name.
+fn renamed<'a>(graph: &Graph<'a>, name: &'a str) -> Graph<'a> {
+    Graph { name, ..*graph }
+}
+
+#[test]
+fn exported_scxml_imports_as_the_same_graph() {
+    assert_eq!(renamed(JobFromScxml::graph(), "Job"), *graph());
+}
+
+/// XState keeps `on`, `after`, `always` and `onDone` apart, so a state's transitions come back
+/// grouped by kind; and `=> internal Shipping` from Shipping itself, external in SCXML, comes
+/// back as the external transition it is. Everything else is the same.
+#[test]
+fn exported_xstate_imports_as_the_same_graph_up_to_transition_grouping() {
+    let imported = renamed(JobFromXState::graph(), "Job");
+    let original = graph();
+    assert_eq!(imported.states, original.states);
+    assert_eq!(imported.events, original.events);
+    assert_eq!(imported.initial, original.initial);
+    for s in 0..original.states.len() {
+        let key = |t: &workflow::graph::TransitionInfo<'_>| {
+            let end = original.states[t.source].end;
+            let inside = t.targets.iter().all(|&x| x > t.source && x < end);
+            format!(
+                "{:?}",
+                workflow::graph::TransitionInfo {
+                    internal: t.internal && inside,
+                    ..*t
+                }
+            )
+        };
+        let mut a: Vec<String> = imported.transitions_from(s).iter().map(key).collect();
+        let mut b: Vec<String> = original.transitions_from(s).iter().map(key).collect();
+        if s == original.state_index("Shipping").unwrap() {
+            assert_ne!(a, b, "Shipping's timer comes after its `on` transitions");
+        }
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{}", original.states[s].name);
+    }
+}
+
+#[test]
+fn an_imported_chart_runs() {
+    struct H;
+    impl JobFromScxmlHandlers for H {
+        fn enough(&self, _: &(), _: &scxml::Order) -> bool {
+            true
+        }
+        fn in_stock(&self, _: &()) -> bool {
+            false
+        }
+        fn log(&self, _: &mut (), _: &scxml::Cancel) {}
+        fn keep(&self, _: &mut (), _: &String) {}
+        fn count(&self, _: &mut (), _: &JobFromScxmlEvent) {}
+        async fn charge(&self, _: &(), _: &ActivityCall) -> Result<String, ActivityError> {
+            Ok(String::new())
+        }
+        async fn refund(&self, _: &(), _: &String, _: &ActivityCall) -> Result<(), ActivityError> {
+            Ok(())
+        }
+    }
+    let mut job = JobFromScxml::new(());
+    job.start(&H);
+    let active = |job: &JobFromScxml| job.active_states().map(|s| s.name()).collect::<Vec<_>>();
+    assert_eq!(active(&job), ["Charging", "Reserving"]);
+    job.handle(&scxml::Order { id: 1, items: vec![] }.into(), &H).unwrap();
+    assert_eq!(active(&job), ["Charging", "Reserved"]);
+    job.handle(&JobFromScxmlEvent::Pause, &H).unwrap();
+    assert_eq!(active(&job), ["Paused"]);
+    job.handle(&JobFromScxmlEvent::Resume, &H).unwrap();
+    assert_eq!(active(&job), ["Charging", "Reserved"], "deep history");
 }

@@ -26,6 +26,34 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 #[path = "translate.rs"]
 mod translate;
 
+// The macro's stages, compiled here as well (never copied) so that a block's text can become its
+// graph at run time, for the round trip. They sit at the crate root, where their `crate::` paths
+// point; what the macro's expansion alone uses is dead here.
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/codegen/mod.rs"]
+mod codegen;
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/errors.rs"]
+mod errors;
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/import.rs"]
+mod import;
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/model.rs"]
+mod model;
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/parse.rs"]
+mod parse;
+#[allow(dead_code)]
+#[path = "../../workflow-macros/src/validate.rs"]
+mod validate;
+
+mod round_trip;
+pub use round_trip::{graph_text, round_trip};
+
+pub mod differential;
+pub use differential::{differential, Differential};
+
 #[cfg(test)]
 mod translate_tests;
 
@@ -81,10 +109,14 @@ pub trait Sut {
     fn handle(&mut self, event: &Self::Event);
     /// The active atomic states, as SCXML ids.
     fn active(&self) -> Vec<String>;
+    /// The active atomic states, as the machine names them.
+    fn active_names(&self) -> Vec<String>;
     /// Sends and cancels requested since the last call.
     fn take_scheduled(&mut self) -> Vec<Sched<Self::Event>>;
     /// The event variant for an SCXML event name.
     fn event(name: &str) -> Option<Self::Event>;
+    /// The machine's name of an event (its variant's).
+    fn event_name(event: &Self::Event) -> String;
 }
 
 /// One test of the corpus.
@@ -96,6 +128,12 @@ pub struct Case {
     pub name: &'static str,
     /// Runs it: `Err` says what differed.
     pub run: fn() -> Result<(), String>,
+    /// Its machine's graph exported to SCXML and XState and imported again: `Err` says what
+    /// differed.
+    /// `None` when the chart was not translated.
+    pub round_trip: Option<fn() -> Result<(), String>>,
+    /// Its side of the differential against XState; `None` when the chart was not translated.
+    pub xstate: Option<fn() -> Result<Differential, String>>,
 }
 
 /// Safety valve: external events processed in one step of the script before
@@ -342,33 +380,49 @@ pub fn run_all(corpus: Corpus, cases: &[Case], filters: &[String], ci: bool) -> 
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let (mut passed, mut failed) = (0usize, 0usize);
+    let (mut round_passed, mut round_failed, mut untranslated) = (0usize, 0usize, 0usize);
     for case in cases {
         let full = format!("{}/{}", case.group, case.name);
         if !filters.is_empty() && !filters.iter().any(|f| full.contains(f.as_str())) {
             continue;
         }
-        let outcome = match catch_unwind(AssertUnwindSafe(case.run)) {
-            Ok(r) => r,
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(non-string panic)".into());
-                Err(format!("panicked: {msg}"))
-            }
-        };
-        match outcome {
+        match guarded(case.run) {
             Ok(()) => passed += 1,
             Err(why) => {
                 failed += 1;
                 println!("FAILED {full}: {why}");
             }
         }
+        match case.round_trip.map(guarded) {
+            None => untranslated += 1,
+            Some(Ok(())) => round_passed += 1,
+            Some(Err(why)) => {
+                round_failed += 1;
+                println!("FAILED round trip {full}: {why}");
+            }
+        }
     }
     std::panic::set_hook(default_hook);
     println!("{passed} passed, {failed} failed");
-    i32::from(failed > 0)
+    println!(
+        "round trip (the machine's graph exported to SCXML and to XState, imported, compiled again): {round_passed} passed, {round_failed} failed, {untranslated} not translated"
+    );
+    i32::from(failed > 0 || round_failed > 0)
+}
+
+/// Runs `f`, a panic becoming an `Err` with its message.
+fn guarded(f: fn() -> Result<(), String>) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic)".into());
+            Err(format!("panicked: {msg}"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -402,6 +456,8 @@ mod corpus_tests {
             group: "g",
             name: "n",
             run: || Err("must not run".into()),
+            round_trip: None,
+            xstate: None,
         }];
         assert_eq!(run_all(Corpus::Missing { dir: DIR }, &cases, &[], false), 0);
     }
@@ -437,11 +493,15 @@ mod corpus_tests {
             group: "g",
             name: "n",
             run: || Err("differs".into()),
+            round_trip: None,
+            xstate: None,
         }];
         let passing = [Case {
             group: "g",
             name: "n",
             run: || Ok(()),
+            round_trip: None,
+            xstate: None,
         }];
         for ci in [false, true] {
             assert_eq!(run_all(Corpus::Read, &failing, &[], ci), 1);

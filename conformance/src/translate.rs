@@ -1045,9 +1045,9 @@ fn script_literal(script: &Script) -> String {
     s
 }
 
-/// The module for one test: its `workflow!` block and its driver, or a
-/// `run` that reports why there is none.
-pub fn case_module(case: &SourceCase) -> (String, String) {
+/// The module for one test: its `workflow!` block, its driver and its round
+/// trip, or a `run` that reports why there is none; and whether it has them.
+pub fn case_module(case: &SourceCase) -> (String, String, bool) {
     let module = module_ident(&case.group, &case.name);
     let source = format!("scion/{}/{}", case.group, case.name);
     let fail = |why: String| {
@@ -1057,7 +1057,7 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
         )
     };
     if let Some(why) = &case.skip {
-        return (module.clone(), fail(why.clone()));
+        return (module.clone(), fail(why.clone()), false);
     }
     let parsed = (|| {
         let scxml = case.scxml.as_ref().map_err(|e| e.clone())?;
@@ -1069,7 +1069,7 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
     })();
     let (script, t) = match parsed {
         Ok(p) => p,
-        Err(why) => return (module.clone(), fail(format!("untranslatable: {why}"))),
+        Err(why) => return (module.clone(), fail(format!("untranslatable: {why}")), false),
     };
     let w = &t.workflow;
     let mut m = String::new();
@@ -1098,6 +1098,10 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
         m,
         "        fn active(&self) -> ::std::vec::Vec<::std::string::String> {{\n            self.0.active_states().map(|s| scxml_id(s.name())).collect()\n        }}"
     );
+    let _ = writeln!(
+        m,
+        "        fn active_names(&self) -> ::std::vec::Vec<::std::string::String> {{\n            self.0.active_states().map(|s| ::std::string::ToString::to_string(s.name())).collect()\n        }}"
+    );
     if t.uses_send {
         let _ = writeln!(
             m,
@@ -1109,6 +1113,10 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
             "        fn take_scheduled(&mut self) -> ::std::vec::Vec<::conformance::Sched<{w}Event>> {{\n            ::std::vec::Vec::new()\n        }}"
         );
     }
+    let _ = writeln!(
+        m,
+        "        fn event_name(event: &{w}Event) -> ::std::string::String {{\n            ::std::string::ToString::to_string(event.name())\n        }}"
+    );
     let _ = writeln!(m, "        fn event(name: &str) -> ::core::option::Option<{w}Event> {{");
     if t.events.is_empty() {
         let _ = writeln!(
@@ -1154,10 +1162,19 @@ pub fn case_module(case: &SourceCase) -> (String, String) {
     );
     let _ = writeln!(
         m,
-        "    pub(crate) fn run() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::drive(Sut({w}::new(())), &SCRIPT)\n    }}"
+        "    pub(crate) fn run() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::drive(Sut({w}::new(())), &SCRIPT)\n    }}\n"
+    );
+    let _ = writeln!(
+        m,
+        "    pub(crate) fn round_trip() -> ::core::result::Result<(), ::std::string::String> {{\n        ::conformance::round_trip({w}::graph(), {})\n    }}\n",
+        rust_str(ALLOWED_LINTS)
+    );
+    let _ = writeln!(
+        m,
+        "    pub(crate) fn xstate() -> ::core::result::Result<::conformance::Differential, ::std::string::String> {{\n        ::conformance::differential(Sut({w}::new(())), &SCRIPT, {w}::graph())\n    }}"
     );
     let _ = writeln!(m, "}}");
-    (module, m)
+    (module, m, true)
 }
 
 /// The whole generated file: one module per case and the `CASES` table.
@@ -1174,11 +1191,19 @@ pub fn generate(corpus: &str, cases: &[SourceCase]) -> String {
     );
     let mut table = Vec::new();
     for c in cases {
-        let (module, text) = case_module(c);
+        let (module, text, translated) = case_module(c);
+        let some = |f: &str| {
+            if translated {
+                format!("::core::option::Option::Some({module}::{f})")
+            } else {
+                "::core::option::Option::None".to_string()
+            }
+        };
+        let (round_trip, xstate) = (some("round_trip"), some("xstate"));
         out.push_str(&text);
         out.push('\n');
         table.push(format!(
-            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run }},",
+            "    ::conformance::Case {{ group: {}, name: {}, run: {module}::run, round_trip: {round_trip}, xstate: {xstate} }},",
             rust_str(&c.group),
             rust_str(&c.name)
         ));

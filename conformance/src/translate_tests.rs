@@ -271,7 +271,8 @@ fn generated_case_has_driver_and_name_maps() {
         ),
         skip: None,
     };
-    let (module, text) = case_module(&case);
+    let (module, text, translated) = case_module(&case);
+    assert!(translated);
     assert_eq!(module, "case_basic__basic1");
     for needle in [
         "workflow T_basic_basic1 {",
@@ -287,10 +288,11 @@ fn generated_case_has_driver_and_name_maps() {
         scxml: Err("gone".into()),
         ..case
     };
-    let (_, text) = case_module(&broken);
+    let (_, text, translated) = case_module(&broken);
+    assert!(!translated);
     assert!(text.contains("untranslatable: gone"), "{text}");
     let all = generate("here", &[broken]);
-    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run },\n];"), "{all}");
+    assert!(all.contains("pub const CASES: &[::conformance::Case] = &[\n    ::conformance::Case { group: \"basic\", name: \"basic1\", run: case_basic__basic1::run, round_trip: ::core::option::Option::None, xstate: ::core::option::Option::None },\n];"), "{all}");
     assert!(
         all.contains("pub const CORPUS: ::conformance::Corpus = ::conformance::Corpus::Read;"),
         "{all}"
@@ -361,6 +363,12 @@ impl Sut for Fake {
     }
     fn active(&self) -> Vec<String> {
         vec![self.state.to_string()]
+    }
+    fn active_names(&self) -> Vec<String> {
+        vec![format!("S_{}", self.state)]
+    }
+    fn event_name(event: &&'static str) -> String {
+        format!("E_{event}")
     }
     fn take_scheduled(&mut self) -> Vec<Sched<&'static str>> {
         std::mem::take(&mut self.pending)
@@ -494,4 +502,44 @@ fn chart_constructs_the_macro_would_refuse_are_untranslatable() {
         let err = translate("g", "n", &c, &script(&["e"])).unwrap_err();
         assert!(err.contains(why), "{err}");
     }
+}
+
+#[test]
+fn the_differential_records_our_configurations_and_the_exports() {
+    static STEPS: [StaticStep; 2] = [
+        StaticStep {
+            after: None,
+            event: "go",
+            expected: &[],
+        },
+        StaticStep {
+            after: Some(15),
+            event: "noop",
+            expected: &[],
+        },
+    ];
+    let script = StaticScript {
+        initial: &[],
+        steps: &STEPS,
+    };
+    let graph = workflow_runtime::Graph {
+        name: "Fake",
+        initial: 0,
+        states: &[],
+        events: &[],
+        transitions: &[],
+    };
+    let d = crate::differential(Fake::default(), &script, &graph).unwrap();
+    assert_eq!(d.steps, [(None, "E_go".to_string()), (Some(15), "E_noop".to_string())]);
+    // After `go`: b; 15ms later `tick` (due at 10) has moved it to c before `noop`.
+    assert_eq!(
+        d.ours,
+        [
+            vec!["S_a".to_string()],
+            vec!["S_b".to_string()],
+            vec!["S_c".to_string()]
+        ]
+    );
+    assert_eq!(d.xstate, graph.to_xstate());
+    assert_eq!(d.scxml, graph.to_scxml());
 }

@@ -30,6 +30,7 @@
 
 mod codegen;
 mod errors;
+mod import;
 mod model;
 mod parse;
 mod validate;
@@ -265,14 +266,28 @@ pub fn workflow(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 /// The whole expansion on `proc_macro2` tokens: never panics, and turns every
 /// error into `compile_error!` invocations at the offending spans.
 fn expand(input: TokenStream) -> TokenStream {
-    syn::parse2::<parse::WorkflowDef>(input)
-        .and_then(model::build)
-        .and_then(validate::validate)
-        .map_or_else(
-            |error| error.to_compile_error(),
-            |validated| codegen::generate(&validated),
-        )
+    let mut def = match syn::parse2::<parse::WorkflowDef>(input) {
+        Ok(def) => def,
+        Err(error) => return error.to_compile_error(),
+    };
+    let from = def.from.take();
+    let expansion = model::build(def).and_then(validate::validate).map_or_else(
+        |error| match &from {
+            Some(source) => source.locate(error).to_compile_error(),
+            None => error.to_compile_error(),
+        },
+        |validated| codegen::generate(&validated),
+    );
+    match from {
+        Some(source) => {
+            let track = source.track();
+            quote::quote!(#expansion #track)
+        }
+        None => expansion,
+    }
 }
 
+#[cfg(test)]
+mod import_tests;
 #[cfg(test)]
 mod never_panics;

@@ -36,14 +36,17 @@ pub mod kw {
     syn::custom_keyword!(raise);
     syn::custom_keyword!(send);
     syn::custom_keyword!(cancel);
+    syn::custom_keyword!(from);
 }
 
-/// `ATTRS VIS workflow NAME { ITEM* }`
+/// `ATTRS VIS workflow NAME { ITEM* }`, or `ATTRS VIS workflow NAME from "CHART"; ITEM*`
 pub struct WorkflowDef {
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
     pub items: Vec<Item>,
+    /// The chart the items were imported from.
+    pub from: Option<crate::import::Source>,
 }
 
 /// An item of the workflow's body or of a state's body. Which items belong
@@ -225,6 +228,16 @@ impl Parse for WorkflowDef {
         }
         input.parse::<kw::workflow>()?;
         let name: Ident = input.parse()?;
+        if input.peek(kw::from) {
+            let (items, source) = crate::import::parse_from(input)?;
+            return Ok(WorkflowDef {
+                attrs,
+                vis,
+                name,
+                items,
+                from: Some(source),
+            });
+        }
         let items = parse_body(input)?;
         if !input.is_empty() {
             return Err(input.error(
@@ -236,6 +249,7 @@ impl Parse for WorkflowDef {
             vis,
             name,
             items,
+            from: None,
         })
     }
 }

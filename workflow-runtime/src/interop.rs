@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::graph::{EventKind, Graph, StateKind, TransitionInfo, Trigger};
 
+#[cfg(feature = "import")]
+pub mod import;
+
 /// The XML namespace of this crate's SCXML extension elements and attributes (prefix `wf`).
 pub const SCXML_NAMESPACE: &str = "urn:x-workflow-rs:scxml:1";
 
@@ -353,8 +356,8 @@ impl Graph<'_> {
     /// `history: "deep"` and the default `target`), `entry`, `exit`, `on` (`*` for `on _`),
     /// `always`, `after` (milliseconds), `onDone` and `invoke` (`src` the activity, `onDone` /
     /// `onError` its outcomes) are XState's own; transitions leave their source and enter it
-    /// again (`reenter: true`) unless the block wrote `=> internal`, as SCXML's external
-    /// transitions do. Guards and actions are referenced by name, for the application to
+    /// again (`reenter: true`) unless the block wrote `=> internal` with targets inside the
+    /// source, as SCXML's external transitions do. Guards and actions are referenced by name, for the application to
     /// `provide`; `raise`, `send` and `cancel` are parameterised actions
     /// (`{"type": "workflow.raise", "params": {"event": "Pong"}}`,
     /// `{"type": "workflow.send", "params": {"event": "E", "delay": 3600000, "id": "r"}}`,
@@ -365,8 +368,9 @@ impl Graph<'_> {
     /// listens to `xstate.done.state.P`. What XState has no place for is in `meta`: a final
     /// state's `failure`, a compensation, an activity's output type and policy, a compound
     /// state's exact default entry (`initial: {target, actions}`, when `initial` names deeper
-    /// states or has actions; XState's own `initial` is the child holding the first), and (on
-    /// the root) the declared events with their payload fields.
+    /// states or has actions; XState's own `initial` is the child holding the first), the names
+    /// of a state's timer events by delay (`"timers": {"7200000": "OpenAfter2h"}`), and (on the
+    /// root) the declared events with their payload fields.
     ///
     /// ```
     /// use workflow::prelude::*;
@@ -546,6 +550,12 @@ impl Graph<'_> {
         if let Some(compensate) = state.compensate {
             meta.push(format!("\"compensate\": {}", json(compensate)));
         }
+        let named: Vec<String> = timers(self, s)
+            .map(|(event, delay)| format!("\"{}\": {}", delay.as_millis(), json(event)))
+            .collect();
+        if !named.is_empty() {
+            meta.push(format!("\"timers\": {{{}}}", named.join(", ")));
+        }
         if !meta.is_empty() {
             fields.push(format!("\"meta\": {{{}}}", meta.join(", ")));
         }
@@ -611,7 +621,11 @@ impl Graph<'_> {
         if !t.actions.is_empty() {
             parts.push(format!("\"actions\": {}", xstate_actions(t.actions)));
         }
-        if !t.targets.is_empty() && !t.internal {
+        // An internal transition whose targets are not all inside its source is external in
+        // SCXML (and in the interpreter); XState needs `reenter` to leave and enter again.
+        let end = self.states[t.source].end;
+        let inside = t.targets.iter().all(|&x| x > t.source && x < end);
+        if !(t.targets.is_empty() || t.internal && inside) {
             parts.push("\"reenter\": true".into());
         }
         format!("{{{}}}", parts.join(", "))

@@ -12,7 +12,10 @@
 //!   (timeouts, retries with backoff, panics caught);
 //! - [`chart`], the W3C SCXML interpreter that statechart machines (nested
 //!   and parallel states, history, eventless transitions, internal events)
-//!   run on, with their [`Configuration`] of active states.
+//!   run on, with their [`Configuration`] of active states;
+//! - [`interop`], the graph as SCXML and XState charts and, with the `import`
+//!   feature (which the macro turns on for `workflow NAME from "chart";`),
+//!   charts read back as `workflow!` source.
 //!
 //! ```
 //! use workflow_runtime::{activity, ActivityError, ErrorKind, RetryPolicy};

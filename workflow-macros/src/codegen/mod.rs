@@ -1117,8 +1117,9 @@ fn policy_tokens(p: &RetryPolicy) -> TokenStream {
 }
 
 /// Builds the runtime's [`Graph`] of the workflow from borrowed text, for
-/// the diagram in the rustdoc and for the static the machine exposes.
-fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
+/// the diagram in the rustdoc and for the static the machine exposes (and,
+/// in the conformance runner, which compiles these stages too, for the round trip).
+pub(crate) fn with_graph<R>(v: &Validated, f: impl FnOnce(&Graph<'_>) -> R) -> R {
     let m = &v.model;
     let labels = |list: &[Action]| list.iter().map(|a| action_label(v, a)).collect::<Vec<_>>();
     let state_names: Vec<String> = m.states.iter().map(|s| text(&s.name)).collect();
