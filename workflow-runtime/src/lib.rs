@@ -37,6 +37,7 @@
 pub mod activity;
 pub mod chart;
 pub mod clock;
+pub mod codec;
 mod configuration;
 mod diagram;
 pub mod engine;
