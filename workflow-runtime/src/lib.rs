@@ -49,6 +49,7 @@ mod machine;
 mod mailbox;
 pub mod metrics;
 pub mod scheduler;
+mod secret;
 pub mod serde_impls;
 pub mod store;
 
@@ -61,6 +62,7 @@ pub use engine::{
 pub use graph::Graph;
 pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
+pub use secret::{Secret, REDACTED};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
 pub use store::{MemoryStore, Row, Store, StoreError};
 #[cfg(feature = "sqlite")]
