@@ -47,6 +47,7 @@ pub mod interop;
 pub mod journal;
 mod machine;
 mod mailbox;
+mod panics;
 pub mod metrics;
 pub mod scheduler;
 mod secret;
