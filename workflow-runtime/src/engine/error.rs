@@ -1,0 +1,76 @@
+//! What can go wrong talking to an engine.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+/// What can go wrong talking to an engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineError {
+    /// No instance has this id.
+    UnknownInstance(String),
+    /// An instance with this id already exists.
+    DuplicateId(String),
+    /// The instance's current state does not accept the event; nothing changed.
+    Rejected {
+        /// The instance.
+        id: String,
+        /// Its state, displayed.
+        state: String,
+        /// The event's name.
+        event: &'static str,
+    },
+    /// The instance's mailbox is full (from [`Engine::try_send`](super::Engine::try_send)).
+    MailboxFull(String),
+    /// The instance has stopped: it finished, failed or was cancelled.
+    Stopped(String),
+    /// The instance failed: a guard or an action panicked, or an event led
+    /// into an eventless loop ([`Reason::EventlessLoop`](crate::Reason::EventlessLoop)).
+    InstanceFailed {
+        /// The instance.
+        id: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The instance was cancelled before it finished.
+    Cancelled(String),
+    /// The engine is shut down and takes nothing new.
+    ShutDown,
+    /// The store failed to commit the instance's step (the instance
+    /// stopped; its journal holds its last committed step), or recovery
+    /// could not resume it.
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        EngineError::Store(error)
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::UnknownInstance(id) => write!(f, "no instance `{id}`"),
+            EngineError::DuplicateId(id) => write!(f, "an instance `{id}` already exists"),
+            EngineError::Rejected { id, state, event } => {
+                write!(f, "instance `{id}`: event `{event}` is not accepted in state `{state}`")
+            }
+            EngineError::MailboxFull(id) => write!(f, "the mailbox of instance `{id}` is full"),
+            EngineError::Stopped(id) => write!(f, "instance `{id}` has stopped"),
+            EngineError::InstanceFailed { id, reason } => write!(f, "instance `{id}` failed: {reason}"),
+            EngineError::Cancelled(id) => write!(f, "instance `{id}` was cancelled"),
+            EngineError::ShutDown => f.write_str("the engine is shut down"),
+            EngineError::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Store(error) => Some(error),
+            _ => None,
+        }
+    }
+}
