@@ -23,6 +23,11 @@ where
         let Some(durable) = &self.inner.shared.durable else {
             return Err(self.missing(id));
         };
+        // An instance recovery could not resume is reported by its error, which reading its
+        // journal again (a damaged page, say) would hide behind another.
+        if let missing @ EngineError::Store(_) = self.missing(id) {
+            return Err(missing);
+        }
         let rows = durable.store.journal(W::graph().name, id).await?;
         let Some(newest) = rows.last().filter(|row| !row.open) else {
             return Err(self.missing(id));
