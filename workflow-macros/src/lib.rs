@@ -194,7 +194,7 @@ use proc_macro2::TokenStream;
 ///     async fn charge(&self, cart: &Cart, call: &ActivityCall) -> Result<String, ActivityError> {
 ///         Ok(format!("{} cents, attempt {}", cart.cents, call.attempt)) // call the payment service here
 ///     }
-///     async fn refund(&self, _cart: &Cart, _call: &ActivityCall) -> Result<(), ActivityError> {
+///     async fn refund(&self, _cart: &Cart, _receipt: &String, _call: &ActivityCall) -> Result<(), ActivityError> {
 ///         Ok(())
 ///     }
 /// }

@@ -62,7 +62,7 @@ mod flat {
             assert_eq!(call.activity, "static");
             Ok(7)
         }
-        async fn r#return(&self, _context: &r#type, _call: &ActivityCall) -> Result<(), ActivityError> {
+        async fn r#return(&self, _context: &r#type, _output: &u8, _call: &ActivityCall) -> Result<(), ActivityError> {
             Ok(())
         }
     }
