@@ -47,8 +47,8 @@ pub mod interop;
 pub mod journal;
 mod machine;
 mod mailbox;
-mod panics;
 pub mod metrics;
+mod panics;
 pub mod scheduler;
 mod secret;
 pub mod serde_impls;
@@ -63,8 +63,8 @@ pub use engine::{
 pub use graph::Graph;
 pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
-pub use secret::{Secret, REDACTED};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
+pub use secret::{Secret, REDACTED};
 pub use store::{MemoryStore, Row, Store, StoreError};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteOptions, SqliteStore};

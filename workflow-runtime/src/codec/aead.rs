@@ -80,7 +80,9 @@ impl Aead {
 
 impl std::fmt::Debug for Aead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aead").field("keys", &self.names).finish_non_exhaustive()
+        f.debug_struct("Aead")
+            .field("keys", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +100,11 @@ impl Codec for Aead {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
         let tag = cipher
-            .encrypt_in_place_detached(&nonce, &row.authenticated_data(&header), &mut out[Header::LEN + NONCE..])
+            .encrypt_in_place_detached(
+                &nonce,
+                &row.authenticated_data(&header),
+                &mut out[Header::LEN + NONCE..],
+            )
             .map_err(|_| CodecError::Failed("the row is too large to encrypt".into()))?;
         out.extend_from_slice(&tag);
         Ok(out)
@@ -115,7 +121,10 @@ impl Codec for Aead {
             _ => return Err(unknown(Some(header))),
         };
         if rest.len() < NONCE + TAG {
-            return Err(CodecError::Rejected(format!("{} bytes, too short for {header}", stored.len())));
+            return Err(CodecError::Rejected(format!(
+                "{} bytes, too short for {header}",
+                stored.len()
+            )));
         }
         let (nonce, sealed) = rest.split_at(NONCE);
         let (sealed, tag) = sealed.split_at(sealed.len() - TAG);
@@ -169,7 +178,11 @@ mod tests {
         assert_ne!(one[6..30], two[6..30]);
         assert_ne!(one, two);
         let other = Aead::new(Keys::new(1, [1; 32])).unwrap();
-        assert_ne!(other.encode(&ROW, b"same").unwrap()[6..22], one[6..22], "another codec, another prefix");
+        assert_ne!(
+            other.encode(&ROW, b"same").unwrap()[6..22],
+            one[6..22],
+            "another codec, another prefix"
+        );
         codec.counter.store(u64::MAX, Ordering::Relaxed);
         assert!(matches!(codec.encode(&ROW, b"x"), Err(CodecError::Failed(_))));
     }
@@ -181,9 +194,15 @@ mod tests {
         for at in [7, 30, stored.len() - 1] {
             let mut tampered = stored.clone();
             tampered[at] ^= 1;
-            assert!(matches!(codec.decode(&ROW, &tampered), Err(CodecError::Rejected(_))), "byte {at}");
+            assert!(
+                matches!(codec.decode(&ROW, &tampered), Err(CodecError::Rejected(_))),
+                "byte {at}"
+            );
         }
-        assert!(matches!(codec.decode(&ROW, &stored[..20]), Err(CodecError::Rejected(_))));
+        assert!(matches!(
+            codec.decode(&ROW, &stored[..20]),
+            Err(CodecError::Rejected(_))
+        ));
     }
 
     #[test]
@@ -225,16 +244,27 @@ mod tests {
         );
         // Another key under the same id: indistinguishable from tampering.
         let impostor = Aead::new(Keys::new(1, [9; 32])).unwrap();
-        assert!(matches!(impostor.decode(&ROW, &written_before), Err(CodecError::Rejected(_))));
+        assert!(matches!(
+            impostor.decode(&ROW, &written_before),
+            Err(CodecError::Rejected(_))
+        ));
         // A plain row, and a row of the other codec.
         assert!(matches!(
             old.decode(&ROW, b"{}"),
             Err(CodecError::UnknownKey { written_by: None, .. })
         ));
-        let mac = super::super::Hmac::new(Keys::new(1, [1; 32])).encode(&ROW, b"{}").unwrap();
+        let mac = super::super::Hmac::new(Keys::new(1, [1; 32]))
+            .encode(&ROW, b"{}")
+            .unwrap();
         assert!(matches!(
             old.decode(&ROW, &mac),
-            Err(CodecError::UnknownKey { written_by: Some(Header { codec: Header::HMAC, .. }), .. })
+            Err(CodecError::UnknownKey {
+                written_by: Some(Header {
+                    codec: Header::HMAC,
+                    ..
+                }),
+                ..
+            })
         ));
     }
 }

@@ -66,7 +66,9 @@ impl Hmac {
 
 impl std::fmt::Debug for Hmac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hmac").field("keys", &self.names).finish_non_exhaustive()
+        f.debug_struct("Hmac")
+            .field("keys", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +99,10 @@ impl Codec for Hmac {
             _ => return Err(unknown(Some(header))),
         };
         if rest.len() < TAG {
-            return Err(CodecError::Rejected(format!("{} bytes, too short for {header}", stored.len())));
+            return Err(CodecError::Rejected(format!(
+                "{} bytes, too short for {header}",
+                stored.len()
+            )));
         }
         let (tag, document) = rest.split_at(TAG);
         // verify_slice compares in constant time.
@@ -141,9 +146,15 @@ mod tests {
         raised[at] = b'9';
         assert!(matches!(codec.decode(&ROW, &raised), Err(CodecError::Rejected(_))));
         for elsewhere in [RowId { instance: "B", ..ROW }, RowId { seq: 5, ..ROW }] {
-            assert!(matches!(codec.decode(&elsewhere, &stored), Err(CodecError::Rejected(_))));
+            assert!(matches!(
+                codec.decode(&elsewhere, &stored),
+                Err(CodecError::Rejected(_))
+            ));
         }
-        assert!(matches!(codec.decode(&ROW, &stored[..20]), Err(CodecError::Rejected(_))));
+        assert!(matches!(
+            codec.decode(&ROW, &stored[..20]),
+            Err(CodecError::Rejected(_))
+        ));
     }
 
     #[test]
@@ -155,7 +166,10 @@ mod tests {
         let after = rotated.encode(&ROW, b"{}").unwrap();
         assert!(matches!(
             old.decode(&ROW, &after),
-            Err(CodecError::UnknownKey { written_by: Some(Header { key: 2, .. }), .. })
+            Err(CodecError::UnknownKey {
+                written_by: Some(Header { key: 2, .. }),
+                ..
+            })
         ));
     }
 }

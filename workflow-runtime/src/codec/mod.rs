@@ -165,7 +165,10 @@ impl fmt::Display for CodecError {
             CodecError::UnknownKey {
                 written_by: Some(header),
                 have,
-            } => write!(f, "written with {header}, which this engine does not have (it has {have})"),
+            } => write!(
+                f,
+                "written with {header}, which this engine does not have (it has {have})"
+            ),
             CodecError::UnknownKey { written_by: None, have } => {
                 write!(f, "written without a codec, and this engine reads only {have} rows")
             }
@@ -209,6 +212,9 @@ mod tests {
         };
         assert_ne!(a.authenticated_data(b""), b.authenticated_data(b""));
         assert_ne!(a.authenticated_data(b""), RowId { seq: 2, ..a }.authenticated_data(b""));
-        assert_ne!(a.authenticated_data(b""), RowId { open: false, ..a }.authenticated_data(b""));
+        assert_ne!(
+            a.authenticated_data(b""),
+            RowId { open: false, ..a }.authenticated_data(b"")
+        );
     }
 }
