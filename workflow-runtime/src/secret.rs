@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A value kept out of logs: its `Debug` and `Display` print `[redacted]`,
 /// while serde sees the value itself (the journal keeps it, encrypted if the
-/// engine has an [`Aead`](crate::codec::Aead) codec).
+/// engine has the `encryption` feature's `codec::Aead`).
 ///
 /// For fields of a workflow's context, which is the application's own type:
 /// wrap the secret fields (`card: Secret<String>`) and derive `Debug` as

@@ -12,9 +12,9 @@
 //! the key that wrote it, so a store can mix rows written before and after
 //! a key rotation; a row written without a codec is a JSON document and
 //! starts with `{`. With the `encryption` feature, two codecs come with the
-//! crate: [`Aead`] (XChaCha20-Poly1305: the rows are encrypted and
-//! authenticated) and [`Hmac`] (HMAC-SHA-256: the rows stay readable but
-//! cannot be forged), both keyed by [`Keys`].
+//! crate: `Aead` (XChaCha20-Poly1305: the rows are encrypted and
+//! authenticated) and `Hmac` (HMAC-SHA-256: the rows stay readable but
+//! cannot be forged), both keyed by `Keys`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -95,9 +95,9 @@ pub struct Header {
 impl Header {
     /// The header's length in bytes.
     pub const LEN: usize = 6;
-    /// [`Aead`]'s number: XChaCha20-Poly1305.
+    /// `Aead`'s number: XChaCha20-Poly1305.
     pub const AEAD: u8 = 1;
-    /// [`Hmac`]'s number: HMAC-SHA-256.
+    /// `Hmac`'s number: HMAC-SHA-256.
     pub const HMAC: u8 = 2;
 
     /// The header as written.

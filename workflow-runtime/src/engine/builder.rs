@@ -69,7 +69,7 @@ impl<W: Machine, H> EngineBuilder<W, H> {
 
     /// Passes every journal row through `codec` before the store sees it
     /// and after the store reads it, so that the store holds only what the
-    /// codec wrote: with [`codec::Aead`](crate::codec::Aead) (feature
+    /// codec wrote: with `codec::Aead` (feature
     /// `encryption`) nothing of a context, an event or an activity output is
     /// in clear in the store, and a row altered, moved to another instance or
     /// position of its journal, or replayed is refused
@@ -82,7 +82,7 @@ impl<W: Machine, H> EngineBuilder<W, H> {
     /// are [`StoreError::UnknownKey`](crate::StoreError::UnknownKey) at
     /// [`Engine::recover`] and stay as they are. To rotate keys, make the new
     /// key the active one and keep the old ones beside it
-    /// ([`codec::Keys`](crate::codec::Keys)).
+    /// (`codec::Keys`).
     pub fn codec(mut self, codec: Arc<dyn Codec>) -> Self {
         self.codec = Some(codec);
         self
