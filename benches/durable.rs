@@ -28,7 +28,7 @@
 //!   2 ms, p99 <= 5 ms.
 //! - With the `encryption` feature, `durable_transitions/send_aead/N` and
 //!   `durable_latency/order_lone_aead` run the same beside them on an engine
-//!   with the XChaCha20-Poly1305 codec (`codec::Aead`): target >= 90% of the
+//!   with the AES-256-GCM-SIV codec (`codec::Aead`): target >= 90% of the
 //!   codec-less throughput, p50 <= 1 ms.
 //! - `durable_recovery/recover/100000`: a file of 100,000 unfinished
 //!   `Counter` instances (5 rows each), prepared once; each iteration opens

@@ -365,17 +365,17 @@ async fn keys_rotate_across_a_restart_and_a_wrong_or_missing_key_overwrites_noth
     let attempts: [(Option<Arc<dyn Codec>>, &str); 3] = [
         (
             None,
-            "instance `o-1`: journal row 2 cannot be read: written with XChaCha20-Poly1305 key 1, which this \
+            "instance `o-1`: journal row 2 cannot be read: written with AES-256-GCM-SIV key 1, which this \
              engine does not have (it has no codec)",
         ),
         (
             Some(aead(keys(2))),
-            "instance `o-1`: journal row 2 cannot be read: written with XChaCha20-Poly1305 key 1, which this \
-             engine does not have (it has XChaCha20-Poly1305 keys 2)",
+            "instance `o-1`: journal row 2 cannot be read: written with AES-256-GCM-SIV key 1, which this \
+             engine does not have (it has AES-256-GCM-SIV keys 2)",
         ),
         (
             Some(aead(Keys::new(1, [9; 32]))),
-            "instance `o-1`: journal row 2 is corrupt: it does not authenticate under XChaCha20-Poly1305 key 1: \
+            "instance `o-1`: journal row 2 is corrupt: it does not authenticate under AES-256-GCM-SIV key 1: \
              altered, moved from another instance or position, or written with another key of that id",
         ),
     ];

@@ -12,7 +12,7 @@
 //! the key that wrote it, so a store can mix rows written before and after
 //! a key rotation; a row written without a codec is a JSON document and
 //! starts with `{`. With the `encryption` feature, two codecs come with the
-//! crate: `Aead` (XChaCha20-Poly1305: the rows are encrypted and
+//! crate: `Aead` (AES-256-GCM-SIV: the rows are encrypted and
 //! authenticated) and `Hmac` (HMAC-SHA-256: the rows stay readable but
 //! cannot be forged), both keyed by `Keys`.
 
@@ -95,7 +95,7 @@ pub struct Header {
 impl Header {
     /// The header's length in bytes.
     pub const LEN: usize = 6;
-    /// `Aead`'s number: XChaCha20-Poly1305.
+    /// `Aead`'s number: AES-256-GCM-SIV.
     pub const AEAD: u8 = 1;
     /// `Hmac`'s number: HMAC-SHA-256.
     pub const HMAC: u8 = 2;
@@ -124,7 +124,7 @@ impl Header {
     /// The codec's name, for messages.
     pub fn codec_name(self) -> Cow<'static, str> {
         match self.codec {
-            Self::AEAD => "XChaCha20-Poly1305".into(),
+            Self::AEAD => "AES-256-GCM-SIV".into(),
             Self::HMAC => "HMAC-SHA-256".into(),
             other => format!("codec #{other}").into(),
         }
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(Header::read(&bytes), Some((header, &b"rest"[..])));
         assert_eq!(Header::read(b"{\"v\":1}"), None);
         assert_eq!(Header::read(&[0, 1, 2]), None, "too short");
-        assert_eq!(header.to_string(), "XChaCha20-Poly1305 key 16909060");
+        assert_eq!(header.to_string(), "AES-256-GCM-SIV key 16909060");
     }
 
     #[test]
