@@ -461,3 +461,64 @@ async fn a_signed_journal_stays_readable_but_a_forged_row_is_refused() {
     let report = second.recover().await.unwrap();
     assert!(matches!(&report.errors[..], [StoreError::Corrupt { instance, seq: 2, .. }] if instance == "o-1"));
 }
+
+/// A codec of the application's own: it refuses to write rows of instance
+/// `refused`, and reads back only what it wrote (its bytes reversed).
+struct Reversing;
+
+impl Codec for Reversing {
+    fn encode(&self, row: &workflow::codec::RowId<'_>, plain: &[u8]) -> Result<Vec<u8>, workflow::codec::CodecError> {
+        if row.instance == "refused" {
+            return Err(workflow::codec::CodecError::Failed("the key service is down".into()));
+        }
+        let mut stored = vec![0, 9, 0, 0, 0, 1];
+        stored.extend(plain.iter().rev());
+        Ok(stored)
+    }
+
+    fn decode<'a>(
+        &self,
+        _: &workflow::codec::RowId<'_>,
+        stored: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>, workflow::codec::CodecError> {
+        match stored.strip_prefix(&[0, 9, 0, 0, 0, 1][..]) {
+            Some(body) => Ok(body.iter().rev().copied().collect::<Vec<u8>>().into()),
+            None => Err(workflow::codec::CodecError::Rejected("not mine".into())),
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_codec_that_cannot_write_refuses_the_start_and_stores_nothing() {
+    application_hook();
+    let store = Arc::new(MemoryStore::new());
+    let engine = engine(store.clone(), Some(Arc::new(Reversing)));
+    let error = engine.start("refused", Account::default()).await.unwrap_err();
+    assert!(matches!(
+        &error,
+        workflow::EngineError::Store(StoreError::Unencodable { instance, .. }) if instance == "refused"
+    ));
+    assert_eq!(
+        error.to_string(),
+        "instance `refused` cannot be encoded: row 1: the key service is down"
+    );
+    assert!(rows(&*store, "refused").await.is_empty(), "nothing stored");
+    assert!(engine.snapshot("refused").await.is_err(), "no trace of it");
+    // Another instance goes through the application's codec and back.
+    engine.start("o-1", Account::default()).await.unwrap();
+    engine.send("o-1", login()).await.unwrap();
+    let stored = rows(&*store, "o-1").await;
+    assert_eq!(Header::read(&stored[1].data).unwrap().0, Header { codec: 9, key: 1 });
+    engine.shutdown().await;
+    let again = self::engine(store.clone(), Some(Arc::new(Reversing)));
+    assert_eq!(again.recover().await.unwrap().resumed, 1);
+    assert_eq!(again.snapshot("o-1").await.unwrap().context.user, USER);
+    // An engine with another codec names the one that wrote the rows.
+    let other = self::engine(store, Some(aead(keys(1))));
+    let report = other.recover().await.unwrap();
+    assert_eq!(
+        report.errors[0].to_string(),
+        "instance `o-1`: journal row 2 cannot be read: written with codec #9 key 1, which this engine does \
+         not have (it has AES-256-GCM-SIV keys 1)"
+    );
+}
