@@ -39,6 +39,12 @@ pub use mac::Hmac;
 /// `decode` refuses the bytes under any other [`RowId`]; `decode` must refuse
 /// any bytes `encode` did not write. Both are called on the instance's task,
 /// once per row: they should be cheap.
+///
+/// Start the output with a [`Header`] (a codec number of your own: the
+/// crate's are 1 and 2) and answer bytes you cannot read with
+/// [`CodecError::UnknownKey`] naming it: an engine without your codec, or
+/// with another, then reports which codec and key wrote a row instead of
+/// calling it corrupt.
 pub trait Codec: Send + Sync + 'static {
     /// The bytes the store keeps for the document `plain` of `row`.
     fn encode(&self, row: &RowId<'_>, plain: &[u8]) -> Result<Vec<u8>, CodecError>;
