@@ -22,10 +22,9 @@ const TAG: usize = 16;
 /// A row is the [`Header`] (codec 1, the active key's id), a 12-byte nonce,
 /// the ciphertext and a 16-byte tag: 34 bytes more than the document.
 ///
-/// Nonces do not repeat under a key: each codec draws a random 32-bit prefix
-/// from the OS when it is made and counts rows in the other 64 bits, so
-/// within a codec no nonce repeats (the counter refuses to wrap), with no
-/// system call per row. Two codecs made under one key may draw the same
+/// Nonces: each codec draws a random 32-bit prefix from the OS when it is
+/// made and counts rows in the other 64 bits, so within a codec no nonce
+/// repeats (the counter refuses to wrap), with no system call per row. Two codecs made under one key may draw the same
 /// prefix (about n²/2³³ for n codecs); GCM-SIV is the AEAD built for that
 /// case: a nonce used twice reveals only whether two rows with the same
 /// identity and the same bytes are equal, never the key or the plaintext
