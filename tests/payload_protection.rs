@@ -32,7 +32,7 @@ const PANIC: &str = "the vault said swordfish";
 pub struct Account {
     pub user: String,
     pub card: Secret<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
 }
 
 workflow! {
@@ -46,7 +46,7 @@ workflow! {
             on Explode => Ready / explode;
         }
         state Charging {
-            invoke tokenize -> String { done => Paid / keep_token; error => Declined; }
+            invoke tokenize -> Secret<String> { done => Paid / keep_token; error => Declined; }
         }
         state Paid { on Pay => Done; }
         final Done;
@@ -65,11 +65,11 @@ impl CheckoutHandlers for Bank {
     fn explode(&self, _: &mut Account, _: &Explode) {
         panic!("{PANIC}");
     }
-    fn keep_token(&self, account: &mut Account, token: &String) {
+    fn keep_token(&self, account: &mut Account, token: &Secret<String>) {
         account.token = Some(token.clone());
     }
-    async fn tokenize(&self, _: &Account, _: &ActivityCall) -> Result<String, ActivityError> {
-        Ok(TOKEN.to_string())
+    async fn tokenize(&self, _: &Account, _: &ActivityCall) -> Result<Secret<String>, ActivityError> {
+        Ok(Secret::new(TOKEN.to_string()))
     }
 }
 
@@ -187,8 +187,12 @@ async fn with_the_aead_codec_no_secret_is_in_the_file_the_traces_or_the_history(
         engine.send("o-1", CheckoutEvent::Pay).await.unwrap();
         assert_eq!(engine.wait("o-1").await.unwrap(), CheckoutState::Done);
         let snapshot = engine.snapshot("o-1").await.unwrap();
-        assert_eq!(snapshot.context.token.as_deref(), Some(TOKEN));
-        let shown = format!("{snapshot:?} {:?}", login());
+        assert_eq!(
+            snapshot.context.token.as_ref().map(|t| t.expose().as_str()),
+            Some(TOKEN)
+        );
+        let done = CheckoutEvent::TokenizeDone(Secret::new(TOKEN.into()));
+        let shown = format!("{snapshot:?} {:?} {done:?}", login());
         engine.shutdown().await;
         drop((engine, store));
         let stored = files(dir.path());
@@ -202,7 +206,9 @@ async fn with_the_aead_codec_no_secret_is_in_the_file_the_traces_or_the_history(
                 "no byte of a context, an event or an output is in clear"
             );
         }
-        assert!(!shown.contains(PASSWORD) && !shown.contains(CARD), "{shown}");
+        for secret in [PASSWORD, CARD, TOKEN] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
         assert!(shown.contains("[redacted]"));
     }
     let traced = TRACES.get().unwrap().0.lock().unwrap().clone();
