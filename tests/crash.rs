@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crash_common::{recovered_count, seed, SplitMix, Worker, DIR_VAR, SIGKILL};
 
 use rusqlite::{params, Connection};
+use workflow::codec::Codec;
 use workflow::prelude::*;
 use workflow::{Engine, EngineError, SqliteStore, Store};
 
@@ -187,6 +188,19 @@ fn order_id(n: usize) -> String {
     format!("order-{n:04}")
 }
 
+/// The codec the worker's engine writes with: with the `encryption`
+/// feature the AEAD one, so that the kills also land between a row's
+/// encryption and its commit (and the audit decrypts every row); else none.
+fn codec() -> Option<Arc<dyn Codec>> {
+    #[cfg(feature = "encryption")]
+    {
+        let keys = workflow::codec::Keys::new(1, [5; 32]);
+        Some(Arc::new(workflow::codec::Aead::new(keys).expect("randomness")))
+    }
+    #[cfg(not(feature = "encryption"))]
+    None
+}
+
 /// The worker: resumes what the killed worker left unfinished, starts every
 /// order not yet in the journal, and waits for the ones it runs. Prints
 /// `ready` once recovered (the parent times its kill from there) and `done`
@@ -209,7 +223,12 @@ fn crash_worker() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let engine = Engine::<Order, Arc<Services>>::builder(services).store(store).build();
+        let builder = Engine::<Order, Arc<Services>>::builder(services).store(store);
+        let engine = match codec() {
+            Some(codec) => builder.codec(codec),
+            None => builder,
+        }
+        .build();
         let recovery = engine.recover().await.expect("recover");
         assert!(recovery.errors.is_empty(), "recovery errors: {:?}", recovery.errors);
         let recovered: Vec<String> = engine.list().into_iter().map(|(id, _)| id).collect();
@@ -414,7 +433,21 @@ fn audit_journal(path: &Path, problems: &mut Vec<String>) {
                 problems.push(format!("{id}: row {seq}: checksum mismatch"));
                 continue;
             }
-            let doc: serde_json::Value = match serde_json::from_slice(&row.data) {
+            let at = workflow::codec::RowId {
+                workflow: "Order",
+                instance: &id,
+                seq,
+                open: row.open,
+            };
+            let data = match codec().map(|codec| codec.decode(&at, &row.data).map(|d| d.into_owned())) {
+                None => row.data.clone(),
+                Some(Ok(data)) => data,
+                Some(Err(error)) => {
+                    problems.push(format!("{id}: row {seq}: the codec refuses it: {error}"));
+                    continue;
+                }
+            };
+            let doc: serde_json::Value = match serde_json::from_slice(&data) {
                 Ok(doc) => doc,
                 Err(error) => {
                     problems.push(format!("{id}: row {seq}: not JSON: {error}"));

@@ -84,6 +84,9 @@ use proc_macro2::TokenStream;
 ///   only doc comments and `#[allow(LINT)]`; attributes on an event go to
 ///   its payload struct, those on a field to the field. `#[cfg]` is refused
 ///   on the workflow, an event and a field: put it on the `workflow!` call.
+///   `#[secret]` on a payload field makes the payload's `Debug` print it as
+///   `[redacted]` (serde still sees it); it takes no arguments and goes on
+///   fields only.
 /// - `retry N` means N retries after the first attempt: at most N + 1
 ///   attempts (`retry 0`, or no `retry`, is one attempt). Backoff doubles
 ///   from MIN up to MAX (default `1s..100s`); `timeout` is per attempt.

@@ -148,8 +148,10 @@ pub enum StateKind {
 pub struct Event {
     pub name: Ident,
     pub attrs: Vec<Attribute>,
-    /// `None` for a unit event.
+    /// `None` for a unit event. Without their `#[secret]` attributes.
     pub fields: Option<Vec<Field>>,
+    /// Which fields were marked `#[secret]`, in order.
+    pub secret: Vec<bool>,
 }
 
 /// One action of an entry, exit or transition.
@@ -390,18 +392,34 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                          `workflow!` call to compile the whole workflow conditionally",
                         &mut errors,
                     );
-                    for field in event.fields.iter().flatten() {
+                    let mut attrs = event.attrs;
+                    for misplaced in take_secret(&mut attrs) {
+                        errors.add(syn::Error::new_spanned(
+                            misplaced,
+                            "`#[secret]` marks a payload field, not an event: `Login { user: String, #[secret] \
+                             password: String }`",
+                        ));
+                    }
+                    let mut fields = event.fields;
+                    let mut secret = Vec::new();
+                    for field in fields.iter_mut().flatten() {
                         refuse_cfg(
                             &field.attrs,
                             "an event field cannot be compiled conditionally: `#[cfg]` would remove it from the \
                              payload struct but not from the workflow's graph or the bounds on its type",
                             &mut errors,
                         );
+                        let marks = take_secret(&mut field.attrs);
+                        for mark in marks.iter().filter(|mark| !matches!(mark.meta, syn::Meta::Path(_))) {
+                            errors.add(syn::Error::new_spanned(mark, "`#[secret]` takes no arguments"));
+                        }
+                        secret.push(!marks.is_empty());
                     }
                     events.push(Event {
                         name: event.name,
-                        attrs: event.attrs,
-                        fields: event.fields,
+                        attrs,
+                        fields,
+                        secret,
                     });
                 }
             }
@@ -991,6 +1009,15 @@ fn refuse_cfg(attrs: &[Attribute], message: &str, errors: &mut Errors) {
     for attr in attrs.iter().filter(|a| is_cfg(&a.meta)) {
         errors.add(syn::Error::new_spanned(attr, message));
     }
+}
+
+/// Removes the `#[secret]` attributes from `attrs` and gives them.
+fn take_secret(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
+    let (secret, kept) = std::mem::take(attrs)
+        .into_iter()
+        .partition(|attr| attr.path().is_ident("secret"));
+    *attrs = kept;
+    secret
 }
 
 /// `cfg(..)`, or `cfg_attr(PREDICATE, ..)` with a `cfg` among its attributes.

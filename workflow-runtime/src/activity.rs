@@ -5,7 +5,6 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -393,7 +392,7 @@ impl<T, F: Future<Output = Result<T, ActivityError>>> Future for CatchUnwind<F> 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let future = self.project().future;
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        match crate::panics::catch(|| future.poll(cx)) {
             Ok(poll) => poll,
             Err(payload) => Poll::Ready(Err(panicked(payload))),
         }
@@ -410,11 +409,7 @@ fn panicked(payload: Box<dyn Any + Send>) -> ActivityError {
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)");
+    let text = crate::panics::message(payload).unwrap_or("(no message)");
     format!("activity panicked: {text}")
 }
 

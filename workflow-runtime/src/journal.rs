@@ -45,15 +45,20 @@
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
 //! Empty lists (`history`, `activities`, `timers`, `succeeded`,
-//! `completed`) are left out. The row's checksum is the CRC-32 of these bytes. Contexts, events and
-//! activity outputs appear as their serde JSON forms.
+//! `completed`) are left out. Contexts, events and activity outputs appear as their serde JSON forms.
+//!
+//! An engine with a [`Codec`] ([`EngineBuilder::codec`](crate::EngineBuilder::codec)) stores what
+//! the codec makes of this document instead (see [`codec`](crate::codec); [`decode_with`] reads such
+//! a row). The row's checksum is the CRC-32 of the bytes stored.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use crate::activity::ErrorKind;
+use crate::codec::{Codec, CodecError, Header, RowId};
 use crate::machine::Machine;
 use crate::store::{Row, StoreError};
 
@@ -68,7 +73,7 @@ pub const FORMAT: u32 = 1;
 pub(crate) type Encode<C, E> = for<'a> fn(&Document<'a, &'a C, &'a E>) -> Result<Vec<u8>, String>;
 
 /// Checks and reads a row: `open` for a workflow's context and event types.
-pub(crate) type Open<C, E> = fn(&Row, &str) -> Result<Document<'static, C, E>, StoreError>;
+pub(crate) type Open<C, E> = fn(&Row, &str, &Seal) -> Result<Document<'static, C, E>, StoreError>;
 
 /// One row's document; `C` and `E` are the context and event types, or
 /// references to them when writing.
@@ -314,33 +319,108 @@ fn peek(data: &[u8]) -> Result<Document<'static, IgnoredAny, IgnoredAny>, String
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
+/// How one workflow's rows are sealed: the CRC-32 of the stored bytes, for
+/// accidental damage, over what the engine's [`Codec`] (if any) made of the
+/// document, bound to the row's identity.
+pub(crate) struct Seal {
+    pub workflow: &'static str,
+    pub codec: Option<Arc<dyn Codec>>,
+}
+
+impl Seal {
+    /// Row `seq` of `instance` holding the document `data`.
+    pub fn row(&self, instance: &str, seq: u64, open: bool, data: Vec<u8>) -> Result<Row, StoreError> {
+        let data = match &self.codec {
+            None => data,
+            Some(codec) => {
+                let at = RowId {
+                    workflow: self.workflow,
+                    instance,
+                    seq,
+                    open,
+                };
+                codec.encode(&at, &data).map_err(|error| StoreError::Unencodable {
+                    instance: instance.to_string(),
+                    reason: format!("row {seq}: {error}"),
+                })?
+            }
+        };
+        Ok(Row {
+            instance: instance.to_string(),
+            seq,
+            open,
+            checksum: crc32fast::hash(&data),
+            data,
+        })
+    }
+
+    /// The document `row` holds, its checksum checked and its codec undone.
+    /// Bytes the codec refuses are [`StoreError::Corrupt`]; a row written
+    /// with a key (or a codec) this engine does not have is
+    /// [`StoreError::UnknownKey`].
+    pub fn open<'a>(&self, row: &'a Row) -> Result<Cow<'a, [u8]>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            instance: row.instance.clone(),
+            seq: row.seq,
+            reason,
+        };
+        if crc32fast::hash(&row.data) != row.checksum {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        let at = RowId {
+            workflow: self.workflow,
+            instance: &row.instance,
+            seq: row.seq,
+            open: row.open,
+        };
+        let decoded = match &self.codec {
+            Some(codec) => codec.decode(&at, &row.data),
+            None => match Header::read(&row.data) {
+                Some((header, _)) => Err(CodecError::UnknownKey {
+                    written_by: Some(header),
+                    have: "no codec".into(),
+                }),
+                None => Ok(Cow::Borrowed(&row.data[..])),
+            },
+        };
+        decoded.map_err(|error| match error {
+            CodecError::UnknownKey { .. } => StoreError::UnknownKey {
+                instance: row.instance.clone(),
+                seq: row.seq,
+                reason: error.to_string(),
+            },
+            other => corrupt(other.to_string()),
+        })
+    }
+}
+
 /// Checks `row` and reads its document with the types compiled now, for
-/// a workflow whose fingerprint is `fingerprint`. A failed checksum, a
-/// document that is not a journal row, or another format version is
-/// [`StoreError::Corrupt`]; a row whose checksum holds but whose context or
-/// events no longer decode is [`StoreError::DefinitionChanged`]: these are
-/// the bytes written, and the types reading them changed (a context field
-/// whose type changed changes no name the fingerprint covers).
+/// a workflow whose fingerprint is `fingerprint`, sealed by `seal`. A failed
+/// checksum, bytes the codec refuses, a document that is not a journal row,
+/// or another format version is [`StoreError::Corrupt`]; a row whose
+/// checksum holds but whose context or events no longer decode is
+/// [`StoreError::DefinitionChanged`]: these are the bytes written, and the
+/// types reading them changed (a context field whose type changed changes no
+/// name the fingerprint covers).
 pub(crate) fn open<C: DeserializeOwned, E: DeserializeOwned>(
     row: &Row,
     fingerprint: &str,
+    seal: &Seal,
 ) -> Result<Document<'static, C, E>, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         instance: row.instance.clone(),
         seq: row.seq,
         reason,
     };
-    if crc32fast::hash(&row.data) != row.checksum {
-        return Err(corrupt("checksum mismatch".into()));
-    }
-    let envelope = peek(&row.data).map_err(corrupt)?;
+    let data = seal.open(row)?;
+    let envelope = peek(&data).map_err(corrupt)?;
     if envelope.v != FORMAT {
         return Err(corrupt(format!(
             "journal format {} (this build reads {FORMAT})",
             envelope.v
         )));
     }
-    read(&row.data).map_err(|reason| {
+    read(&data).map_err(|reason| {
         let under = if envelope.fingerprint == fingerprint {
             String::new()
         } else {
@@ -349,9 +429,24 @@ pub(crate) fn open<C: DeserializeOwned, E: DeserializeOwned>(
         StoreError::DefinitionChanged {
             instance: row.instance.clone(),
             state: envelope.active.last().map_or_else(String::new, |s| s.to_string()),
-            reason: format!("{under}its context or events no longer decode: {reason}"),
+            reason: format!(
+                "{under}its context or events no longer decode: {}",
+                without_value(reason)
+            ),
         }
     })
+}
+
+/// serde's message without the value it quotes (`invalid type: string
+/// "4111…", expected u64`): the value may be a secret, and the error goes to
+/// logs; the expectation and the position stay.
+fn without_value(reason: String) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(at) = reason.strip_prefix(prefix).and_then(|rest| rest.find(", expected")) {
+            return format!("{prefix}a value (not shown){}", &reason[prefix.len() + at..]);
+        }
+    }
+    reason
 }
 
 /// One row of an instance's journal, decoded with its workflow's types:
@@ -419,8 +514,34 @@ where
     W::Context: DeserializeOwned,
     W::Event: DeserializeOwned,
 {
-    let fingerprint = definition::<W>();
-    let document = open::<W::Context, W::Event>(row, &fingerprint)?;
+    entry::<W>(row, None)
+}
+
+/// [`decode`] for a row written by an engine with a [`Codec`]
+/// ([`EngineBuilder::codec`](crate::EngineBuilder::codec)): the codec is
+/// undone first, with the same checks as recovery's (a row refused by the
+/// codec is [`StoreError::Corrupt`], one written with a key the codec does
+/// not have is [`StoreError::UnknownKey`]).
+pub fn decode_with<W>(row: &Row, codec: &Arc<dyn Codec>) -> Result<Entry<W::Context, W::Event>, StoreError>
+where
+    W: Machine,
+    W::Context: DeserializeOwned,
+    W::Event: DeserializeOwned,
+{
+    entry::<W>(row, Some(codec.clone()))
+}
+
+fn entry<W>(row: &Row, codec: Option<Arc<dyn Codec>>) -> Result<Entry<W::Context, W::Event>, StoreError>
+where
+    W: Machine,
+    W::Context: DeserializeOwned,
+    W::Event: DeserializeOwned,
+{
+    let seal = Seal {
+        workflow: W::graph().name,
+        codec,
+    };
+    let document = open::<W::Context, W::Event>(row, &definition::<W>(), &seal)?;
     Ok(Entry {
         instance: row.instance.clone(),
         seq: row.seq,
@@ -808,6 +929,23 @@ mod tests {
         let entry: Document<'static, u32, String> = read(old).unwrap();
         let completed: Vec<(&str, u64)> = entry.completed.iter().map(|c| (&*c.state, c.generation)).collect();
         assert_eq!(completed, [("A", 0), ("B", 4)]);
+    }
+
+    #[test]
+    fn a_value_that_no_longer_decodes_is_not_quoted() {
+        let reason = read::<u64, String>(
+            br#"{"v":1,"fingerprint":"f","step":{"kind":"started"},
+            "status":{"state":"running"},"active":["A"],"context":"4111-1111","generation":0}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(reason.contains("4111-1111"), "serde quotes it: {reason}");
+        let shown = without_value(reason);
+        assert!(
+            shown.starts_with("invalid type: a value (not shown), expected u64"),
+            "{shown}"
+        );
+        assert_eq!(without_value("missing field `id`".into()), "missing field `id`");
     }
 
     #[test]

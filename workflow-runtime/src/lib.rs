@@ -40,6 +40,7 @@
 pub mod activity;
 pub mod chart;
 pub mod clock;
+pub mod codec;
 mod configuration;
 mod diagram;
 pub mod engine;
@@ -50,7 +51,9 @@ pub mod journal;
 mod machine;
 mod mailbox;
 pub mod metrics;
+mod panics;
 pub mod scheduler;
+mod secret;
 pub mod serde_impls;
 pub mod store;
 
@@ -64,6 +67,7 @@ pub use graph::Graph;
 pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
+pub use secret::{Secret, REDACTED};
 pub use store::{MemoryStore, Row, Store, StoreError};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteOptions, SqliteStore};

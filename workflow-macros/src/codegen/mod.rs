@@ -121,8 +121,9 @@ fn payload_structs(v: &Validated) -> TokenStream {
                         #unit_serde
                     }
                 }
-                Some(fields) => {
-                    let fields = fields.iter().map(|field| {
+                Some(declared) => {
+                    let debug = redacting_debug(name, declared, &event.secret);
+                    let fields = declared.iter().map(|field| {
                         let mut field = field.clone();
                         if matches!(field.vis, syn::Visibility::Inherited) {
                             field.vis = vis.clone();
@@ -136,17 +137,46 @@ fn payload_structs(v: &Validated) -> TokenStream {
                         }
                         field
                     });
+                    let derive_debug = debug.is_none().then(|| quote_spanned!(at(name.span())=> , Debug));
                     quote_spanned! {at(name.span())=>
                         #default_doc
                         #(#attrs)*
-                        #[derive(Clone, Debug)]
+                        #[derive(Clone #derive_debug)]
                         #serde
                         #vis struct #name { #(#fields),* }
+
+                        #debug
                     }
                 }
             }
         })
         .collect()
+}
+
+/// The payload's `Debug` when fields are marked `#[secret]`: as derived, but
+/// those fields print as a [`Secret`](::workflow::Secret) does. `None`
+/// without secret fields (the derive serves).
+fn redacting_debug(name: &Ident, fields: &[syn::Field], secret: &[bool]) -> Option<TokenStream> {
+    if !secret.contains(&true) {
+        return None;
+    }
+    let type_name = text(name);
+    let entries = fields.iter().zip(secret).map(|(field, &secret)| {
+        let ident = field.ident.as_ref()?;
+        let label = text(ident);
+        Some(if secret {
+            quote!(.field(#label, &::workflow::Secret::new(())))
+        } else {
+            quote!(.field(#label, &self.#ident))
+        })
+    });
+    Some(quote! {
+        impl ::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#type_name) #(#entries)* .finish()
+            }
+        }
+    })
 }
 
 /// `Serialize` and `Deserialize` for the state enum with the `serde` feature:

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::clock::{self, Clock};
+use crate::codec::Codec;
 use crate::journal;
 use crate::machine::{Machine, Workflow};
 use crate::scheduler::{Scheduler, SchedulerError};
@@ -54,6 +55,7 @@ pub struct EngineBuilder<W: Machine, H> {
     pub(super) handlers: H,
     pub(super) config: Config,
     pub(super) durable: Option<Durable<W>>,
+    pub(super) codec: Option<Arc<dyn Codec>>,
     pub(super) scheduler: Option<Scheduler>,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -62,6 +64,27 @@ impl<W: Machine, H> EngineBuilder<W, H> {
     /// Uses `config` instead of the default.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Passes every journal row through `codec` before the store sees it
+    /// and after the store reads it, so that the store holds only what the
+    /// codec wrote: with `codec::Aead` (feature
+    /// `encryption`) nothing of a context, an event or an activity output is
+    /// in clear in the store, and a row altered, moved to another instance or
+    /// position of its journal, or replayed is refused
+    /// ([`StoreError::Corrupt`](crate::StoreError::Corrupt)). Ids, state
+    /// names, row numbers and timings stay visible to whoever reads the
+    /// store. Without [`store`](Self::store) there are no rows and the codec
+    /// is unused.
+    ///
+    /// Rows written with a key the codec does not have, or without a codec,
+    /// are [`StoreError::UnknownKey`](crate::StoreError::UnknownKey) at
+    /// [`Engine::recover`] and stay as they are. To rotate keys, make the new
+    /// key the active one and keep the old ones beside it
+    /// (`codec::Keys`).
+    pub fn codec(mut self, codec: Arc<dyn Codec>) -> Self {
+        self.codec = Some(codec);
         self
     }
 
@@ -171,6 +194,10 @@ where
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.durable = Some(Durable {
             store,
+            seal: journal::Seal {
+                workflow: W::graph().name,
+                codec: None,
+            },
             fingerprint: journal::definition::<W>(),
             encode: journal::encode::<W::Context, W::Event>,
             open: journal::open::<W::Context, W::Event>,
@@ -187,7 +214,10 @@ where
     H: Send + Sync + 'static,
 {
     /// The engine.
-    pub fn build(self) -> Engine<W, H> {
+    pub fn build(mut self) -> Engine<W, H> {
+        if let Some(durable) = &mut self.durable {
+            durable.seal.codec = self.codec.take();
+        }
         let resources = W::graph()
             .states
             .iter()

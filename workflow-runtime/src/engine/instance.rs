@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -12,6 +11,7 @@ use crate::chart::{Scheduled, StateEnum};
 use crate::journal::{self, ActivityImage, Status as StatusImage, StepImage, TimerImage};
 use crate::machine::{Machine, Reason, Workflow};
 use crate::mailbox::Next;
+use crate::panics;
 use crate::store::{Row, StoreError};
 
 /// How an instance's task begins.
@@ -176,7 +176,7 @@ where
             return Err(EngineError::Stopped(self.id.to_string()));
         };
         let handlers = &*self.engine.handlers;
-        let started = catch_unwind(AssertUnwindSafe(|| machine.start(handlers)));
+        let started = panics::catch(|| machine.start(handlers));
         match started {
             Ok(()) => {
                 let prepared = self.prepare(before, false, journal::Step::Started);
@@ -249,7 +249,7 @@ where
             event = name,
             to = tracing::field::Empty,
         );
-        let handled = span.in_scope(|| catch_unwind(AssertUnwindSafe(|| machine.handle(&event, &*handlers))));
+        let handled = span.in_scope(|| panics::catch(|| machine.handle(&event, &*handlers)));
         let after = machine.state();
         if let Ok(Ok(_)) = &handled {
             span.record("to", tracing::field::display(after));
@@ -456,13 +456,7 @@ where
                 instance: self.id.to_string(),
                 reason,
             })?;
-        Ok(Some(Row {
-            instance: self.id.to_string(),
-            seq: self.seq + 1,
-            open,
-            checksum: crc32fast::hash(&data),
-            data,
-        }))
+        durable.seal.row(&self.id, self.seq + 1, open, data).map(Some)
     }
 
     /// The journal document of the instance as it stands, after `step`.
@@ -560,9 +554,5 @@ where
 }
 
 pub(super) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
+    panics::message(payload).unwrap_or("panic").to_string()
 }

@@ -192,6 +192,8 @@ impl Counters {
 /// where the serde bounds are known, so the engine needs none).
 struct Durable<W: Machine> {
     store: Arc<dyn Store>,
+    /// The workflow's name and the codec its rows pass through.
+    seal: journal::Seal,
     fingerprint: String,
     encode: journal::Encode<W::Context, W::Event>,
     open: journal::Open<W::Context, W::Event>,
@@ -365,6 +367,7 @@ where
             handlers,
             config: Config::default(),
             durable: None,
+            codec: None,
             scheduler: None,
             clock: Arc::new(SystemClock),
         }

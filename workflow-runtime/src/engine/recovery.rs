@@ -96,7 +96,7 @@ where
 
     /// One instance as its newest row left it, not yet registered.
     pub(super) fn rebuild(&self, durable: &Durable<W>, row: Row) -> Result<Instance<W, H>, StoreError> {
-        let entry = (durable.open)(&row, &durable.fingerprint)?;
+        let entry = (durable.open)(&row, &durable.fingerprint, &durable.seal)?;
         let Row { instance: id, seq, .. } = row;
         let changed = |state: &str, reason: String| StoreError::DefinitionChanged {
             instance: id.clone(),

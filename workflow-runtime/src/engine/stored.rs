@@ -32,7 +32,7 @@ where
         let Some(newest) = rows.last().filter(|row| !row.open) else {
             return Err(self.missing(id));
         };
-        let entry = (durable.open)(newest, &durable.fingerprint)?;
+        let entry = (durable.open)(newest, &durable.fingerprint, &durable.seal)?;
         let status = entry.status.clone();
         let (state, context) = restored::<W>(id, entry)?;
         let status = match status {
@@ -44,7 +44,7 @@ where
         let mut records = Vec::new();
         if history {
             for row in &rows {
-                let entry = (durable.open)(row, &durable.fingerprint)?;
+                let entry = (durable.open)(row, &durable.fingerprint, &durable.seal)?;
                 let kind = match entry.step {
                     journal::Step::Started => RecordKind::Started(restored::<W>(id, entry)?.0.to_string()),
                     journal::Step::Transition { from, event, to } => RecordKind::Transition {

@@ -86,6 +86,20 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// The row was written with a key, or by a codec, that the engine does
+    /// not have (or by a codec, read by an engine without one, or the other
+    /// way round): the engine cannot tell whether it is genuine, so the
+    /// instance is left as it is, not resumed and not overwritten; every
+    /// other instance goes on. Give the engine the key that wrote it (see
+    /// [`codec::Keys`](crate::codec)).
+    UnknownKey {
+        /// The instance.
+        instance: String,
+        /// The row's number in its journal.
+        seq: u64,
+        /// Which key wrote the row, and which keys the engine has.
+        reason: String,
+    },
     /// The row `(instance, seq)` is already stored.
     Conflict {
         /// The instance.
@@ -162,6 +176,7 @@ impl StoreError {
     pub fn instance(&self) -> Option<&str> {
         match self {
             StoreError::Corrupt { instance, .. }
+            | StoreError::UnknownKey { instance, .. }
             | StoreError::Conflict { instance, .. }
             | StoreError::DefinitionChanged { instance, .. }
             | StoreError::RowTooLarge { instance, .. }
@@ -176,6 +191,9 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Corrupt { instance, seq, reason } => {
                 write!(f, "instance `{instance}`: journal row {seq} is corrupt: {reason}")
+            }
+            StoreError::UnknownKey { instance, seq, reason } => {
+                write!(f, "instance `{instance}`: journal row {seq} cannot be read: {reason}")
             }
             StoreError::Conflict { instance, seq } => {
                 write!(f, "instance `{instance}`: journal row {seq} is already stored")
