@@ -8,24 +8,36 @@
 //! [`Graph::to_xstate`](crate::Graph::to_xstate) write, so export then import gives the same
 //! graph, and the common shapes of hand-drawn charts:
 //!
-//! - SCXML: `<state>`, `<parallel>`, `<final>`, `<history>`, `initial` (attribute or `<initial>`
-//!   with a target), `<transition>` with `event` lists, `cond` naming a guard, `target` lists and
-//!   `type`, `<onentry>`/`<onexit>` with `<raise>`, `<send event delay id>`, `<cancel sendid>` and
-//!   `<wf:action name>`, and this crate's `wf:` extensions (activities as
+//! - SCXML: `<state>`, `<parallel>`, `<final>`, `<history>`, a compound state's `initial`
+//!   (`initial="a b"`: one state or several descendants, in different regions of a parallel
+//!   state; or `<initial>` whose transition has the targets and actions, the block's
+//!   `initial A, B / act;`), `<transition>` with `event` lists, `cond` (a guard's name and
+//!   `In('S')` / `!In('S')` terms joined by `&&`, the block's `if in(S) && !in(T) && guard`),
+//!   `target` lists and `type` (eventless ones included, with or without a target, internal or
+//!   not: the block's `always`), `done.state.ID` for the state itself (`on done`) or any other
+//!   (`on done(ID)`), `<onentry>`/`<onexit>` with `<raise>`, `<send event delay id>`,
+//!   `<cancel sendid>` and `<wf:action name>`, and this crate's `wf:` extensions (activities as
 //!   `<invoke type="urn:x-workflow-rs:activity">`, compensations, failure finals, declared events).
 //!   Elements and attributes in other namespaces (an editor's layout) are skipped.
-//! - XState: `states`, `initial`, `type` (`parallel`, `final`, `history` with `history` and
-//!   `target`), `on` (`*` included), `always`, `after` (milliseconds), `onDone`, `invoke` with
-//!   `onDone`/`onError`, `entry`/`exit`, guards and actions by name, the `workflow.raise` /
+//! - XState: `states`, `initial` (and the exact default entry in `meta.initial`:
+//!   `{"target": ["#A", "#B"], "actions": [..]}`, which takes precedence), `type` (`parallel`,
+//!   `final`, `history` with `history` and `target`), `on` (`*` included, and
+//!   `xstate.done.state.ID` for another state's completion), `always` (with or without a target;
+//!   into the state without `reenter`, internal), `after` (milliseconds), `onDone`, `invoke` with
+//!   `onDone`/`onError`, `entry`/`exit`, guards and actions by name, the export's
+//!   `{"type": "workflow.in", "params": {"states": [..], "not": [..], "guard": NAME}}` guard
+//!   (XState's `stateIn` is a function JSON cannot name), the `workflow.raise` /
 //!   `workflow.send` / `workflow.cancel` actions, and targets as a sibling's key (`"b"`, `"b.c"`),
 //!   a child's (`".c"`) or an id (`"#id"`); transitions as a string, an object or an array of
 //!   them. `description`, `tags` and `context` are skipped.
 //!
 //! Without a declared event list (`<wf:events>`, XState's `meta.events`) the events are those the
 //! chart's transitions and actions name, in document order. A chart that says something the
-//! block cannot (an expression, several initial states, a `done.state` of another state, an
-//! `In()` guard...) is an [`ImportError`] naming the element and its line and column, as is a
-//! malformed document or an unknown target.
+//! block cannot (an expression, a `cond` with `||` or two guard names, several initial states of
+//! the whole chart, an eventless transition with neither target nor actions...) is an
+//! [`ImportError`] naming the element and its line and column, as is a malformed document or an
+//! unknown target or state. What the block's own checks refuse (initial states in one region,
+//! `done(S)` of a state without children...) is the macro's error.
 //!
 //! ```
 //! use workflow_runtime::interop::import::{import, Format};
