@@ -311,13 +311,16 @@ fn positions_count_characters() {
     );
 }
 
-/// Every one-byte deletion, and a few replacements, of both committed exports: an error or a
-/// block, never a panic.
+/// Every one-byte deletion, and a few replacements, of the committed exports (`Job`, and
+/// `Constructs` with its `In()` conditions, initial transitions and completions of other
+/// states): an error or a block, never a panic.
 #[test]
 fn mutated_charts_never_panic() {
     let charts = [
         (Format::Scxml, include_str!("../../../../tests/charts/job.scxml")),
         (Format::XState, include_str!("../../../../tests/charts/job.json")),
+        (Format::Scxml, include_str!("../../../../tests/charts/constructs.scxml")),
+        (Format::XState, include_str!("../../../../tests/charts/constructs.json")),
     ];
     let mut outcomes = [0usize; 2];
     for (format, text) in charts {
