@@ -8,24 +8,36 @@
 //! [`Graph::to_xstate`](crate::Graph::to_xstate) write, so export then import gives the same
 //! graph, and the common shapes of hand-drawn charts:
 //!
-//! - SCXML: `<state>`, `<parallel>`, `<final>`, `<history>`, `initial` (attribute or `<initial>`
-//!   with a target), `<transition>` with `event` lists, `cond` naming a guard, `target` lists and
-//!   `type`, `<onentry>`/`<onexit>` with `<raise>`, `<send event delay id>`, `<cancel sendid>` and
-//!   `<wf:action name>`, and this crate's `wf:` extensions (activities as
+//! - SCXML: `<state>`, `<parallel>`, `<final>`, `<history>`, a compound state's `initial`
+//!   (`initial="a b"`: one state or several descendants, in different regions of a parallel
+//!   state; or `<initial>` whose transition has the targets and actions, the block's
+//!   `initial A, B / act;`), `<transition>` with `event` lists, `cond` (a guard's name and
+//!   `In('S')` / `!In('S')` terms joined by `&&`, the block's `if in(S) && !in(T) && guard`),
+//!   `target` lists and `type` (eventless ones included, with or without a target, internal or
+//!   not: the block's `always`), `done.state.ID` for the state itself (`on done`) or any other
+//!   (`on done(ID)`), `<onentry>`/`<onexit>` with `<raise>`, `<send event delay id>`,
+//!   `<cancel sendid>` and `<wf:action name>`, and this crate's `wf:` extensions (activities as
 //!   `<invoke type="urn:x-workflow-rs:activity">`, compensations, failure finals, declared events).
 //!   Elements and attributes in other namespaces (an editor's layout) are skipped.
-//! - XState: `states`, `initial`, `type` (`parallel`, `final`, `history` with `history` and
-//!   `target`), `on` (`*` included), `always`, `after` (milliseconds), `onDone`, `invoke` with
-//!   `onDone`/`onError`, `entry`/`exit`, guards and actions by name, the `workflow.raise` /
+//! - XState: `states`, `initial` (and the exact default entry in `meta.initial`:
+//!   `{"target": ["#A", "#B"], "actions": [..]}`, which takes precedence), `type` (`parallel`,
+//!   `final`, `history` with `history` and `target`), `on` (`*` included, and
+//!   `xstate.done.state.ID` for another state's completion), `always` (with or without a target;
+//!   into the state without `reenter`, internal), `after` (milliseconds), `onDone`, `invoke` with
+//!   `onDone`/`onError`, `entry`/`exit`, guards and actions by name, the export's
+//!   `{"type": "workflow.in", "params": {"states": [..], "not": [..], "guard": NAME}}` guard
+//!   (XState's `stateIn` is a function JSON cannot name), the `workflow.raise` /
 //!   `workflow.send` / `workflow.cancel` actions, and targets as a sibling's key (`"b"`, `"b.c"`),
 //!   a child's (`".c"`) or an id (`"#id"`); transitions as a string, an object or an array of
 //!   them. `description`, `tags` and `context` are skipped.
 //!
 //! Without a declared event list (`<wf:events>`, XState's `meta.events`) the events are those the
 //! chart's transitions and actions name, in document order. A chart that says something the
-//! block cannot (an expression, several initial states, a `done.state` of another state, an
-//! `In()` guard...) is an [`ImportError`] naming the element and its line and column, as is a
-//! malformed document or an unknown target.
+//! block cannot (an expression, a `cond` with `||` or two guard names, several initial states of
+//! the whole chart, an eventless transition with neither target nor actions...) is an
+//! [`ImportError`] naming the element and its line and column, as is a malformed document or an
+//! unknown target or state. What the block's own checks refuse (initial states in one region,
+//! `done(S)` of a state without children...) is the macro's error.
 //!
 //! ```
 //! use workflow_runtime::interop::import::{import, Format};
@@ -242,7 +254,10 @@ struct Node {
     /// `state`, `parallel`... as the chart calls it, for messages.
     element: &'static str,
     kind: Kind,
-    initial: Option<Named>,
+    /// The states its default entry enters (`initial="a b"`), none for the first child.
+    initial: Vec<Named>,
+    /// The actions of its `<initial>` transition (XState's `meta.initial.actions`).
+    initial_actions: Vec<Act>,
     entry: Vec<Act>,
     exit: Vec<Act>,
     invoke: Option<Invoke>,
@@ -257,7 +272,8 @@ impl Node {
             name,
             element,
             kind,
-            initial: None,
+            initial: Vec::new(),
+            initial_actions: Vec::new(),
             entry: Vec::new(),
             exit: Vec::new(),
             invoke: None,
@@ -275,6 +291,8 @@ enum Trig {
     Always,
     /// `on done`: the state completed.
     Done,
+    /// `on done(S)`: another state completed.
+    DoneOf(Named),
     InvokeDone,
     InvokeError,
     /// `after`: the delay and its text (which names the timer's event).
@@ -286,10 +304,34 @@ struct Tr {
     /// The element or key, for messages: `<transition>`, `on.Flip`.
     what: String,
     trigger: Trig,
+    /// States that must be active (`In('S')`, `in(S)`), then those that must not be.
+    in_states: Vec<Named>,
+    not_in_states: Vec<Named>,
     guard: Option<String>,
     targets: Vec<Named>,
     internal: bool,
     actions: Vec<Act>,
+}
+
+impl Tr {
+    fn new(pos: Position, what: String, trigger: Trig) -> Tr {
+        Tr {
+            pos,
+            what,
+            trigger,
+            in_states: Vec::new(),
+            not_in_states: Vec::new(),
+            guard: None,
+            targets: Vec::new(),
+            internal: false,
+            actions: Vec::new(),
+        }
+    }
+
+    /// Whether it has a condition: a guard or an `in` term.
+    fn conditional(&self) -> bool {
+        self.guard.is_some() || !self.in_states.is_empty() || !self.not_in_states.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -460,7 +502,7 @@ impl Chart {
         };
         for n in &all {
             let what = format!("<{}> `{}`", n.element, n.name.name);
-            for a in n.entry.iter().chain(&n.exit) {
+            for a in n.entry.iter().chain(&n.exit).chain(&n.initial_actions) {
                 if let Act::Raise(e) | Act::Send { event: e, .. } = a {
                     use_event(&e.name, e.pos, &what)?;
                 }
@@ -535,14 +577,15 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn target(&self, t: &Named, what: &str) -> Result<String, ImportError> {
+    /// The state `t` names, if the chart has it; `role` says what it stands for in the error.
+    fn state(&self, t: &Named, what: &str, role: &str) -> Result<String, ImportError> {
         if self.states.contains(&t.name.as_str()) {
             Ok(t.name.clone())
         } else {
             Err(ImportError::new(
                 t.pos,
                 format!(
-                    "{what}: unknown target `{}`{}",
+                    "{what}: unknown {role} `{}`{}",
                     t.name,
                     suggest(&t.name, self.states.iter().copied())
                 ),
@@ -551,8 +594,25 @@ impl Context<'_> {
     }
 
     fn targets(&self, targets: &[Named], what: &str) -> Result<String, ImportError> {
-        let names: Result<Vec<String>, ImportError> = targets.iter().map(|t| self.target(t, what)).collect();
+        let names: Result<Vec<String>, ImportError> = targets.iter().map(|t| self.state(t, what, "target")).collect();
         Ok(names?.join(", "))
+    }
+
+    /// ` if in(A) && !in(B) && guard`, or nothing without a condition.
+    fn condition(&self, t: &Tr, what: &str) -> Result<String, ImportError> {
+        let mut terms = Vec::new();
+        for s in &t.in_states {
+            terms.push(format!("in({})", self.state(s, what, "state")?));
+        }
+        for s in &t.not_in_states {
+            terms.push(format!("!in({})", self.state(s, what, "state")?));
+        }
+        terms.extend(t.guard.clone());
+        Ok(if terms.is_empty() {
+            String::new()
+        } else {
+            format!(" if {}", terms.join(" && "))
+        })
     }
 
     fn node(&self, n: &Node, depth: usize, out: &mut String) -> Result<(), ImportError> {
@@ -563,7 +623,7 @@ impl Context<'_> {
             let mut line = format!("{pad}history {}{name}", if deep { "deep " } else { "" });
             match n.transitions.as_slice() {
                 [] => {}
-                [t] if t.trigger == Trig::Always && t.guard.is_none() && !t.targets.is_empty() => {
+                [t] if t.trigger == Trig::Always && !t.conditional() && !t.targets.is_empty() => {
                     let _ = write!(line, " => {}", self.targets(&t.targets, &what)?);
                     line.push_str(&actions_suffix(&t.actions));
                 }
@@ -601,26 +661,34 @@ impl Context<'_> {
             .collect();
         match n.kind {
             Kind::State if !regions.is_empty() => {
-                let initial = match &n.initial {
-                    Some(i) => {
-                        if !n.children.iter().any(|c| c.name.name == i.name) {
-                            return Err(ImportError::new(
-                                i.pos,
-                                format!(
-                                    "{what}: its initial state `{}` is not one of its children{}",
-                                    i.name,
-                                    suggest(&i.name, n.children.iter().map(|c| c.name.name.as_str()))
-                                ),
-                            ));
-                        }
-                        i.name.clone()
+                let mut descendants: Vec<&str> = Vec::new();
+                walk(&n.children, &mut |c| descendants.push(&c.name.name));
+                let mut initial = Vec::new();
+                for i in &n.initial {
+                    if !descendants.contains(&i.name.as_str()) {
+                        return Err(ImportError::new(
+                            i.pos,
+                            format!(
+                                "{what}: its initial state `{}` is not one of its descendants{}",
+                                i.name,
+                                suggest(&i.name, descendants.iter().copied())
+                            ),
+                        ));
                     }
-                    None => regions[0].name.name.clone(),
-                };
-                let _ = writeln!(body, "{inner}initial {initial};");
+                    initial.push(i.name.clone());
+                }
+                if initial.is_empty() {
+                    initial.push(regions[0].name.name.clone());
+                }
+                let _ = writeln!(
+                    body,
+                    "{inner}initial {}{}",
+                    initial.join(", "),
+                    actions_suffix(&n.initial_actions)
+                );
             }
             _ => {
-                if let Some(i) = &n.initial {
+                if let Some(i) = n.initial.first() {
                     return Err(ImportError::new(
                         i.pos,
                         format!("{what}: only a state with child states has an initial state"),
@@ -649,7 +717,7 @@ impl Context<'_> {
         for (i, t) in n.transitions.iter().enumerate() {
             let what = format!("{} in state `{name}`", t.what);
             let targets = self.targets(&t.targets, &what)?;
-            let guard = t.guard.as_ref().map(|g| format!(" if {g}")).unwrap_or_default();
+            let guard = self.condition(t, &what)?;
             let arrow = match (t.targets.is_empty(), t.internal) {
                 (true, _) => String::new(),
                 (false, false) => format!(" => {targets}"),
@@ -660,17 +728,12 @@ impl Context<'_> {
                 Trig::Events(list) => format!("on {}{guard}{arrow}{suffix}", list.join(" | ")),
                 Trig::Any => format!("on _{guard}{arrow}{suffix}"),
                 Trig::Done => format!("on done{guard}{arrow}{suffix}"),
+                Trig::DoneOf(of) => format!("on done({}){guard}{arrow}{suffix}", self.state(of, &what, "state")?),
                 Trig::Always => {
-                    if t.targets.is_empty() {
+                    if t.targets.is_empty() && t.actions.is_empty() {
                         return Err(ImportError::new(
                             t.pos,
-                            format!("{what}: an eventless transition without a target is not supported yet (the block's `always` needs a target)"),
-                        ));
-                    }
-                    if t.internal {
-                        return Err(ImportError::new(
-                            t.pos,
-                            format!("{what}: an eventless internal transition is not supported yet"),
+                            format!("{what}: an eventless transition with neither a target nor actions does nothing"),
                         ));
                     }
                     format!("always{guard}{arrow}{suffix}")
@@ -779,7 +842,7 @@ impl Context<'_> {
 
 /// An `after` or an activity's outcome: one target, no guard, not internal.
 fn one_plain_target(t: &Tr, what: &str, kind: &str) -> Result<(), ImportError> {
-    let problem = if t.guard.is_some() {
+    let problem = if t.conditional() {
         Some("has no guard")
     } else if t.targets.len() != 1 {
         Some("has exactly one target")

@@ -47,9 +47,22 @@ pub(super) fn read(text: &str) -> Result<Chart, ImportError> {
             ));
         }
     }
+    let initial = match r.initial_attribute(root).as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [_, _, ..] => {
+            return Err(r.error(
+                root,
+                format!(
+                    "<scxml initial=\"{}\">: several initial states at the top level are not supported (a workflow's `initial` names one state; wrap them in a state)",
+                    root.attribute("initial").unwrap_or_default()
+                ),
+            ))
+        }
+    };
     let mut chart = Chart {
         name: root.attribute("name").map(str::to_string),
-        initial: r.initial_attribute(root)?,
+        initial,
         ..Chart::default()
     };
     for c in r.elements(root)? {
@@ -156,25 +169,16 @@ impl<'a, 'i> Reader<'a, 'i> {
         n.attribute((SCXML_NAMESPACE, attribute))
     }
 
-    /// An `initial="ID"` attribute: one state (several are not supported yet).
-    fn initial_attribute(&self, n: XmlNode) -> Result<Option<Named>, ImportError> {
-        let Some(value) = n.attribute("initial") else {
-            return Ok(None);
-        };
-        let ids: Vec<&str> = value.split_whitespace().collect();
-        match ids.as_slice() {
-            [one] => Ok(Some(Named {
-                name: (*one).to_string(),
+    /// The states an `initial="ID ID.."` attribute names (none without one).
+    fn initial_attribute(&self, n: XmlNode) -> Vec<Named> {
+        let value = n.attribute("initial").unwrap_or_default();
+        value
+            .split_whitespace()
+            .map(|id| Named {
+                name: id.to_string(),
                 pos: self.pos(n),
-            })),
-            _ => Err(self.error(
-                n,
-                format!(
-                    "<{} initial=\"{value}\">: several initial states are not supported yet",
-                    n.tag_name().name()
-                ),
-            )),
-        }
+            })
+            .collect()
     }
 
     fn duration(&self, n: XmlNode, attribute: &str, value: &str) -> Result<Duration, ImportError> {
@@ -232,7 +236,7 @@ impl<'a, 'i> Reader<'a, 'i> {
         let mut node = Node::new(self.named(n, "id")?, element, kind);
         let here = format!("<{element}> `{}`", node.name.name);
         if kind == Kind::State {
-            node.initial = self.initial_attribute(n)?;
+            node.initial = self.initial_attribute(n);
         }
         for c in self.elements(n)? {
             let ours = c.tag_name().namespace() == Some(SCXML_NAMESPACE);
@@ -254,7 +258,7 @@ impl<'a, 'i> Reader<'a, 'i> {
                 }
                 (false, "initial") if kind == Kind::State => {
                     self.attributes(c, &["id"])?;
-                    if node.initial.is_some() {
+                    if !node.initial.is_empty() {
                         return Err(self.error(c, format!("{here} has both an `initial` attribute and <initial>")));
                     }
                     let inner = self.elements(c)?;
@@ -265,27 +269,14 @@ impl<'a, 'i> Reader<'a, 'i> {
                         return Err(self.unsupported(*t, "<initial>"));
                     }
                     let tr = self.transition(*t, &node.name.name)?;
-                    if !tr.actions.is_empty() {
+                    if tr.trigger != Trig::Always || tr.conditional() || tr.targets.is_empty() || tr.internal {
                         return Err(self.error(
                             *t,
-                            format!("<initial> of {here}: actions on the initial transition are not supported yet"),
+                            format!("<initial> of {here}: its transition has targets, no event, no cond and no type"),
                         ));
                     }
-                    match tr.targets.as_slice() {
-                        [one] if tr.trigger == Trig::Always && tr.guard.is_none() => node.initial = Some(one.clone()),
-                        [_, _, ..] => {
-                            return Err(self.error(
-                                *t,
-                                format!("<initial> of {here}: several initial states are not supported yet"),
-                            ))
-                        }
-                        _ => {
-                            return Err(self.error(
-                                *t,
-                                format!("<initial> of {here}: its transition has one target, no event and no cond"),
-                            ))
-                        }
-                    }
+                    node.initial = tr.targets;
+                    node.initial_actions = tr.actions;
                 }
                 (false, "invoke") if !matches!(kind, Kind::Final { .. }) => {
                     if node.invoke.is_some() {
@@ -434,23 +425,11 @@ impl<'a, 'i> Reader<'a, 'i> {
             Some("internal") => true,
             Some(other) => return Err(self.error(n, format!("<transition type=\"{other}\">: internal or external"))),
         };
-        let guard = match n.attribute("cond") {
-            None => None,
-            Some(cond) if super::is_identifier(cond) => Some(cond.to_string()),
-            Some(cond) => {
-                let hint = if cond.trim_start().starts_with("In(") {
-                    " (`In()` guards are not supported yet)"
-                } else {
-                    ""
-                };
-                return Err(self.error(
-                    n,
-                    format!(
-                        "<transition cond=\"{cond}\">: a cond names a guard (an identifier), not an expression{hint}"
-                    ),
-                ));
-            }
-        };
+        let mut tr = Tr::new(pos, "<transition>".into(), Trig::Always);
+        tr.internal = internal;
+        if let Some(cond) = n.attribute("cond") {
+            self.condition(n, cond, &mut tr)?;
+        }
         let descriptors: Vec<&str> = n
             .attribute("event")
             .map(|e| e.split_whitespace().collect())
@@ -460,15 +439,13 @@ impl<'a, 'i> Reader<'a, 'i> {
             ["*"] => Trig::Any,
             [one] if one.starts_with("done.invoke.") => Trig::InvokeDone,
             [one] if one.starts_with("error.invoke.") => Trig::InvokeError,
-            [one] if one.starts_with("done.state.") => {
-                if one["done.state.".len()..] != *source {
-                    return Err(self.error(
-                        n,
-                        format!("<transition event=\"{one}\"> in state `{source}`: only the state's own completion (done.state.{source}) is supported yet"),
-                    ));
-                }
-                Trig::Done
-            }
+            [one] if one.starts_with("done.state.") => match &one["done.state.".len()..] {
+                id if id == source => Trig::Done,
+                id => Trig::DoneOf(Named {
+                    name: id.to_string(),
+                    pos,
+                }),
+            },
             list => {
                 for d in list {
                     if d.contains('*') || d.starts_with("done.") || d.starts_with("error.") {
@@ -499,7 +476,8 @@ impl<'a, 'i> Reader<'a, 'i> {
                 ));
             }
         }
-        let targets = n
+        tr.trigger = trigger;
+        tr.targets = n
             .attribute("target")
             .map(|t| {
                 t.split_whitespace()
@@ -510,15 +488,60 @@ impl<'a, 'i> Reader<'a, 'i> {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Tr {
-            pos,
-            what: "<transition>".into(),
-            trigger,
-            guard,
-            targets,
-            internal,
-            actions: self.actions(n)?,
-        })
+        tr.actions = self.actions(n)?;
+        Ok(tr)
+    }
+
+    /// A `cond`: `In('S')` and `!In('S')` terms and at most one guard name, joined by `&&`
+    /// (the null data model's only predicate is `In`).
+    fn condition(&self, n: XmlNode, cond: &str, tr: &mut Tr) -> Result<(), ImportError> {
+        let fail = |why: &str| {
+            self.error(
+                n,
+                format!("<transition cond=\"{cond}\">: {why}; a cond is a guard's name and `In('STATE')` or `!In('STATE')` terms joined by `&&`"),
+            )
+        };
+        if cond.contains("||") {
+            return Err(fail("`||` is not supported"));
+        }
+        for term in cond.split("&&").map(str::trim) {
+            let (negated, rest) = match term.strip_prefix('!') {
+                Some(rest) => (true, rest.trim_start()),
+                None => (false, term),
+            };
+            let quoted = rest
+                .strip_prefix("In(")
+                .and_then(|r| r.strip_suffix(')'))
+                .map(str::trim)
+                .and_then(|r| {
+                    r.strip_prefix('\'')
+                        .and_then(|r| r.strip_suffix('\''))
+                        .or_else(|| r.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
+                });
+            match quoted {
+                Some(id) => {
+                    let id = Named {
+                        name: id.to_string(),
+                        pos: tr.pos,
+                    };
+                    if negated {
+                        tr.not_in_states.push(id);
+                    } else {
+                        tr.in_states.push(id);
+                    }
+                }
+                None if !negated && super::is_identifier(term) => {
+                    if let Some(first) = &tr.guard {
+                        return Err(fail(&format!(
+                            "two guard names (`{first}` and `{term}`); a transition has one guard"
+                        )));
+                    }
+                    tr.guard = Some(term.to_string());
+                }
+                None => return Err(fail(&format!("`{term}` is an expression"))),
+            }
+        }
+        Ok(())
     }
 
     fn actions(&self, n: XmlNode<'a, 'i>) -> Result<Vec<Act>, ImportError> {

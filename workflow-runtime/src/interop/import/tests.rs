@@ -165,26 +165,6 @@ fn unsupported_scxml_names_the_element_and_its_place() {
             "2:1: <datamodel> in <scxml> is not supported (the null data model has no data or expressions)",
         ),
         (
-            r#"<state id="A"><transition event="E" cond="In('B')" target="A"/></state>"#,
-            "2:15: <transition cond=\"In('B')\">: a cond names a guard (an identifier), not an expression (`In()` guards are not supported yet)",
-        ),
-        (
-            r#"<state id="A" initial="B C"><parallel id="P"><state id="B"/><state id="C"/></parallel></state>"#,
-            "2:1: <state initial=\"B C\">: several initial states are not supported yet",
-        ),
-        (
-            r#"<state id="A"><initial><transition target="B"><raise event="X"/></transition></initial><state id="B"/></state>"#,
-            "2:24: <initial> of <state> `A`: actions on the initial transition are not supported yet",
-        ),
-        (
-            r#"<state id="A"><transition cond="ok"><raise event="X"/></transition></state>"#,
-            "2:15: <transition> in state `A`: an eventless transition without a target is not supported yet (the block's `always` needs a target)",
-        ),
-        (
-            r#"<state id="A"><state id="B"><transition event="done.state.A" target="B"/></state></state>"#,
-            "2:29: <transition event=\"done.state.A\"> in state `B`: only the state's own completion (done.state.B) is supported yet",
-        ),
-        (
             r#"<state id="A"><transition event="E" targetexpr="x"/></state>"#,
             "2:37: <transition targetexpr=\"x\"> is not supported (an expression; the null data model has none)",
         ),
@@ -262,7 +242,7 @@ fn unsupported_xstate_names_the_key_and_its_place() {
         ),
         (
             r#"{"states": {"a": {"on": {"E": {"guard": "xstate.stateIn"}}}}}"#,
-            "1:41: the guard \"xstate.stateIn\" is not supported yet: a guard is a name the application provides",
+            "1:41: the guard \"xstate.stateIn\" is one of XState's functions, which JSON cannot reference: a guard is a name the application provides, and state conditions are {\"type\": \"workflow.in\", \"params\": {\"states\": [\"#id\"], \"not\": [\"#id\"], \"guard\": NAME}} as the export writes them",
         ),
         (
             r#"{"states": {"a": {"invoke": [{"src": "x"}, {"src": "y"}]}}}"#,
@@ -304,10 +284,6 @@ fn unsupported_xstate_names_the_key_and_its_place() {
             r#"{"states": {"a": {"on": {"E": "a"}}"#,
             "1:36: bad JSON: expected `,` or `}`",
         ),
-        (
-            r#"{"states": {"a": {"on": {"done.state.b": "a"}}}}"#,
-            "1:26: \"on\": \"done.state.b\": only the state's own completion is supported yet (use \"onDone\")",
-        ),
     ] {
         assert_eq!(error(Format::XState, config), expected, "{config}");
     }
@@ -335,13 +311,16 @@ fn positions_count_characters() {
     );
 }
 
-/// Every one-byte deletion, and a few replacements, of both committed exports: an error or a
-/// block, never a panic.
+/// Every one-byte deletion, and a few replacements, of the committed exports (`Job`, and
+/// `Constructs` with its `In()` conditions, initial transitions and completions of other
+/// states): an error or a block, never a panic.
 #[test]
 fn mutated_charts_never_panic() {
     let charts = [
         (Format::Scxml, include_str!("../../../../tests/charts/job.scxml")),
         (Format::XState, include_str!("../../../../tests/charts/job.json")),
+        (Format::Scxml, include_str!("../../../../tests/charts/constructs.scxml")),
+        (Format::XState, include_str!("../../../../tests/charts/constructs.json")),
     ];
     let mut outcomes = [0usize; 2];
     for (format, text) in charts {
@@ -361,4 +340,252 @@ fn mutated_charts_never_panic() {
     }
     // Both outcomes happen: the mutations reach past the parsers into the checks.
     assert!(outcomes[0] > 1000 && outcomes[1] > 100, "{outcomes:?}");
+}
+
+#[test]
+fn conditions_on_the_configuration() {
+    // SCXML: `In('S')` / `!In('S')` terms and one guard name joined by `&&`, in any order, with
+    // either quote (the export writes `'` as `&apos;`).
+    let chart = scxml(
+        r#"<state id="A">
+    <transition event="Go" cond="In(&apos;B&apos;) &amp;&amp; !In(&apos;C&apos;) &amp;&amp; ready" target="A"/>
+    <transition event="Go" cond="ready &amp;&amp; In(&quot;C&quot;)" target="P"/>
+    <transition event="Go" cond=" ! In('B') " target="P"/>
+  </state>
+  <parallel id="P"><state id="B"/><state id="C"/></parallel>"#,
+    );
+    let expected = "initial A;
+events { Go }
+state A {
+    on Go if in(B) && !in(C) && ready => A;
+    on Go if in(C) && ready => P;
+    on Go if !in(B) => P;
+}
+parallel P {
+    state B {}
+    state C {}
+}
+";
+    assert_eq!(body(Format::Scxml, &chart), expected);
+    // XState: only the export's `workflow.in` guard (JSON cannot name `stateIn`).
+    let config = r##"{"initial": "A", "states": {
+  "A": {"id": "A", "on": {"Go": [
+    {"target": "#A", "guard": {"type": "workflow.in", "params": {"states": ["#B"], "not": ["#C"], "guard": "ready"}}, "reenter": true},
+    {"target": "#P", "guard": {"type": "workflow.in", "params": {"states": ["#C"], "guard": "ready"}}, "reenter": true},
+    {"target": "#P", "guard": {"type": "workflow.in", "params": {"states": [], "not": ["#B"]}}, "reenter": true}]}},
+  "P": {"id": "P", "type": "parallel", "states": {"B": {"id": "B"}, "C": {"id": "C"}}}}}"##;
+    assert_eq!(body(Format::XState, config), expected);
+
+    for (cond, message) in [
+        ("In('Zzz')", "2:15: <transition> in state `A`: unknown state `Zzz`"),
+        ("!In('Bb')", "2:15: <transition> in state `A`: unknown state `Bb` (did you mean `B`?)"),
+        (
+            "ready &amp;&amp; set",
+            "2:15: <transition cond=\"ready && set\">: two guard names (`ready` and `set`); a transition has one guard; a cond is a guard's name and `In('STATE')` or `!In('STATE')` terms joined by `&&`",
+        ),
+        (
+            "In('B') || ready",
+            "2:15: <transition cond=\"In('B') || ready\">: `||` is not supported; a cond is a guard's name and `In('STATE')` or `!In('STATE')` terms joined by `&&`",
+        ),
+        (
+            "count &gt; 1",
+            "2:15: <transition cond=\"count > 1\">: `count > 1` is an expression; a cond is a guard's name and `In('STATE')` or `!In('STATE')` terms joined by `&&`",
+        ),
+        (
+            "!ready",
+            "2:15: <transition cond=\"!ready\">: `!ready` is an expression; a cond is a guard's name and `In('STATE')` or `!In('STATE')` terms joined by `&&`",
+        ),
+    ] {
+        let chart = scxml(&format!(
+            r#"<state id="A"><transition event="Go" cond="{cond}" target="A"/></state><state id="B"/>"#
+        ));
+        assert_eq!(error(Format::Scxml, &chart), message, "{cond}");
+    }
+    assert_eq!(
+        error(
+            Format::XState,
+            r##"{"states": {"A": {"on": {"Go": {"guard": {"type": "workflow.in", "params": {"states": ["#Q"]}}}}}}}"##
+        ),
+        "1:88: unknown target \"#Q\": no state has the id \"Q\""
+    );
+    assert_eq!(
+        error(
+            Format::XState,
+            r#"{"states": {"A": {"on": {"Go": {"guard": {"type": "workflow.in", "params": {"state": []}}}}}}}"#
+        ),
+        "1:77: \"state\" in the params of the guard \"workflow.in\" is not supported"
+    );
+}
+
+#[test]
+fn several_initial_states_and_initial_actions() {
+    let chart = scxml(
+        r#"<state id="Checkout" initial="Card Address">
+    <parallel id="Form">
+      <state id="Pay"><state id="Card"/><state id="Cash"/></state>
+      <state id="Ship"><state id="Address"/><state id="Pickup"/></state>
+    </parallel>
+  </state>
+  <state id="Other">
+    <initial><transition target="Deep"><wf:action name="open_form"/><raise event="Opened"/></transition></initial>
+    <state id="Mid"><state id="Deep"/></state>
+  </state>"#,
+    );
+    let expected = "initial Checkout;
+events { Opened }
+state Checkout {
+    initial Card, Address;
+    parallel Form {
+        state Pay {
+            initial Card;
+            state Card {}
+            state Cash {}
+        }
+        state Ship {
+            initial Address;
+            state Address {}
+            state Pickup {}
+        }
+    }
+}
+state Other {
+    initial Deep / open_form, raise Opened;
+    state Mid {
+        initial Deep;
+        state Deep {}
+    }
+}
+";
+    assert_eq!(body(Format::Scxml, &chart), expected);
+    // XState: `initial` is the child holding the first target, `meta.initial` the exact entry.
+    let config = r##"{"initial": "Checkout", "states": {
+  "Checkout": {"id": "Checkout", "initial": "Form", "meta": {"initial": {"target": ["#Card", "#Address"]}}, "states": {
+    "Form": {"id": "Form", "type": "parallel", "states": {
+      "Pay": {"id": "Pay", "initial": "Card", "states": {"Card": {"id": "Card"}, "Cash": {"id": "Cash"}}},
+      "Ship": {"id": "Ship", "initial": "Address", "states": {"Address": {"id": "Address"}, "Pickup": {"id": "Pickup"}}}}}}},
+  "Other": {"id": "Other", "initial": "Mid",
+    "meta": {"initial": {"target": "#Deep", "actions": ["open_form", {"type": "workflow.raise", "params": {"event": "Opened"}}]}},
+    "states": {"Mid": {"id": "Mid", "initial": "Deep", "states": {"Deep": {"id": "Deep"}}}}}}}"##;
+    assert_eq!(body(Format::XState, config), expected);
+
+    for (inner, message) in [
+        (
+            r#"<state id="A" initial="B Cc"><state id="B"/><state id="C"/></state>"#,
+            "2:1: <state> `A`: its initial state `Cc` is not one of its descendants (did you mean `C`?)",
+        ),
+        (
+            r#"<state id="A"><initial><transition target="B" cond="ok"/></initial><state id="B"/></state>"#,
+            "2:24: <initial> of <state> `A`: its transition has targets, no event, no cond and no type",
+        ),
+        (
+            r#"<state id="A" initial="B"/><state id="B"/>"#,
+            "2:1: <state> `A`: only a state with child states has an initial state",
+        ),
+    ] {
+        assert_eq!(error(Format::Scxml, &scxml(inner)), message, "{inner}");
+    }
+    // The top level of a workflow has one initial state and no actions.
+    assert_eq!(
+        error(
+            Format::Scxml,
+            r#"<scxml xmlns="http://www.w3.org/2005/07/scxml" initial="A B"><state id="A"/><state id="B"/></scxml>"#
+        ),
+        "1:1: <scxml initial=\"A B\">: several initial states at the top level are not supported (a workflow's `initial` names one state; wrap them in a state)"
+    );
+    assert_eq!(
+        error(
+            Format::XState,
+            r#"{"states": {"A": {"initial": "B", "meta": {"initial": {"target": ".B", "after": 1}}, "states": {"B": {}}}}}"#
+        ),
+        "1:72: \"after\" in \"meta.initial\" is not supported"
+    );
+}
+
+#[test]
+fn targetless_and_internal_eventless_transitions() {
+    let chart = scxml(
+        r#"<state id="Polling">
+    <transition cond="over_budget"><wf:action name="alert"/></transition>
+    <transition cond="In('Done')" target="Report" type="internal"/>
+    <state id="Report"/>
+  </state>
+  <state id="Done"/>"#,
+    );
+    let expected = "initial Polling;
+state Polling {
+    initial Report;
+    always if over_budget / alert;
+    always if in(Done) => internal Report;
+    state Report {}
+}
+state Done {}
+";
+    assert_eq!(body(Format::Scxml, &chart), expected);
+    // XState: an `always` without a target; one into the state without `reenter` is internal.
+    let config = r##"{"states": {
+  "Polling": {"id": "Polling", "initial": "Report", "always": [
+    {"guard": "over_budget", "actions": ["alert"]},
+    {"target": "#Report", "guard": {"type": "workflow.in", "params": {"states": ["#Done"]}}}],
+    "states": {"Report": {"id": "Report"}}},
+  "Done": {"id": "Done"}}}"##;
+    assert_eq!(body(Format::XState, config), expected);
+    assert_eq!(
+        error(
+            Format::Scxml,
+            &scxml(r#"<state id="A"><transition cond="ok"/></state>"#)
+        ),
+        "2:15: <transition> in state `A`: an eventless transition with neither a target nor actions does nothing"
+    );
+}
+
+#[test]
+fn completion_of_another_state() {
+    let chart = scxml(
+        r#"<parallel id="Fulfil">
+    <transition event="done.state.Fulfil" target="Billed"/>
+    <state id="Pay"><state id="Paying"><transition event="Paid" target="Settled"/></state><final id="Settled"/></state>
+    <state id="Ship"><transition event="done.state.Pay"><wf:action name="notify"/></transition></state>
+  </parallel>
+  <final id="Billed"/>"#,
+    );
+    let expected = "initial Fulfil;
+events { Paid }
+parallel Fulfil {
+    on done => Billed;
+    state Pay {
+        initial Paying;
+        state Paying {
+            on Paid => Settled;
+        }
+        final Settled;
+    }
+    state Ship {
+        on done(Pay) / notify;
+    }
+}
+final Billed;
+";
+    assert_eq!(body(Format::Scxml, &chart), expected);
+    let config = r##"{"initial": "Fulfil", "states": {
+  "Fulfil": {"id": "Fulfil", "type": "parallel", "onDone": [{"target": "#Billed", "reenter": true}], "states": {
+    "Pay": {"id": "Pay", "initial": "Paying", "states": {
+      "Paying": {"id": "Paying", "on": {"Paid": [{"target": "#Settled", "reenter": true}]}},
+      "Settled": {"id": "Settled", "type": "final"}}},
+    "Ship": {"id": "Ship", "on": {"xstate.done.state.Pay": [{"actions": ["notify"]}]}}}},
+  "Billed": {"id": "Billed", "type": "final"}}}"##;
+    assert_eq!(body(Format::XState, config), expected);
+    assert_eq!(
+        error(
+            Format::Scxml,
+            &scxml(r#"<state id="Pay"><transition event="done.state.Py" target="Pay"/></state>"#)
+        ),
+        "2:17: <transition> in state `Pay`: unknown state `Py` (did you mean `Pay`?)"
+    );
+    assert_eq!(
+        error(
+            Format::XState,
+            r#"{"states": {"pay": {"on": {"xstate.done.state.py": {"target": "pay", "reenter": true}}}}}"#
+        ),
+        "1:28: \"on\": \"xstate.done.state.py\": no state has the id \"py\""
+    );
 }

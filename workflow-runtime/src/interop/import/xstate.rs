@@ -317,15 +317,9 @@ impl Reader<'_, '_> {
         }
         if history {
             if let Some(target) = json.get("target") {
-                node.transitions.push(Tr {
-                    pos: target.pos,
-                    what: "\"target\"".into(),
-                    trigger: Trig::Always,
-                    guard: None,
-                    targets: self.targets(i, target)?.into_iter().map(|(_, n)| n).collect(),
-                    internal: false,
-                    actions: Vec::new(),
-                });
+                let mut tr = Tr::new(target.pos, "\"target\"".into(), Trig::Always);
+                tr.targets = self.names(i, target)?;
+                node.transitions.push(tr);
             }
             return Ok(node);
         }
@@ -348,12 +342,33 @@ impl Reader<'_, '_> {
             }
         }
         if let Some(initial) = json.get("initial") {
-            node.initial = Some(child_named(
+            node.initial = vec![child_named(
                 self.nodes,
                 &info.children,
                 initial,
                 &format!("the \"initial\" of {place}"),
-            )?);
+            )?];
+        }
+        // The exact default entry, as the export keeps it beside XState's `initial` (the child
+        // holding the first target): several or deeper targets, and actions.
+        if let Some(exact) = meta.and_then(|m| m.get("initial")) {
+            let Some(members) = exact.members() else {
+                return Err(ImportError::new(
+                    exact.pos,
+                    format!("\"meta.initial\" of {place} is {}, not an object", exact.kind()),
+                ));
+            };
+            let target = exact.get("target").ok_or_else(|| {
+                ImportError::new(exact.pos, format!("\"meta.initial\" of {place} needs a \"target\""))
+            })?;
+            node.initial = self.names(i, target)?;
+            for (key, pos, value) in members {
+                match key.as_str() {
+                    "target" => {}
+                    "actions" => node.initial_actions = actions(value)?,
+                    other => return Err(unknown_key(other, *pos, "\"meta.initial\"")),
+                }
+            }
         }
         if let Some(entry) = json.get("entry") {
             node.entry = actions(entry)?;
@@ -447,10 +462,22 @@ impl Reader<'_, '_> {
             if id == self.nodes[i].id || id == self.nodes[i].name.name {
                 return Ok(Trig::Done);
             }
-            return Err(ImportError::new(
+            // The export's ids are the states' names; a hand-written id may be either.
+            let of = (self.nodes.iter().find(|n| n.id == id))
+                .or_else(|| self.nodes.iter().find(|n| n.name.name == id))
+                .ok_or_else(|| {
+                    ImportError::new(
+                        pos,
+                        format!(
+                            "\"on\": \"{event}\": no state has the id \"{id}\"{}",
+                            super::suggest(id, self.nodes.iter().map(|n| n.id.as_str()))
+                        ),
+                    )
+                })?;
+            return Ok(Trig::DoneOf(Named {
+                name: of.name.name.clone(),
                 pos,
-                format!("\"on\": \"{event}\": only the state's own completion is supported yet (use \"onDone\")"),
-            ));
+            }));
         }
         if event.contains('*')
             || event.starts_with("xstate.")
@@ -483,6 +510,35 @@ impl Reader<'_, '_> {
             .collect()
     }
 
+    /// The names of the states a target (or an array of them) resolves to.
+    fn names(&self, source: usize, target: &Json) -> Result<Vec<Named>, ImportError> {
+        Ok(self.targets(source, target)?.into_iter().map(|(_, n)| n).collect())
+    }
+
+    /// A transition's `guard`: a name, or the export's `workflow.in` (the `in(S)` conditions
+    /// that JSON cannot write as XState's `stateIn`, with the guard's name in `params.guard`).
+    fn guard(&self, source: usize, json: &Json, tr: &mut Tr) -> Result<(), ImportError> {
+        if json.get("type").and_then(Json::as_str) != Some("workflow.in") {
+            tr.guard = Some(guard(json)?);
+            return Ok(());
+        }
+        let Some(params) = json.get("params").and_then(Json::members) else {
+            return Err(ImportError::new(
+                json.pos,
+                "the guard \"workflow.in\" needs \"params\": {\"states\": [..], \"not\": [..], \"guard\": NAME}".into(),
+            ));
+        };
+        for (key, pos, value) in params {
+            match key.as_str() {
+                "states" => tr.in_states = self.names(source, value)?,
+                "not" => tr.not_in_states = self.names(source, value)?,
+                "guard" => tr.guard = Some(identifier(string(value, "\"params.guard\"")?, "guard", value.pos)?),
+                other => return Err(unknown_key(other, *pos, "the params of the guard \"workflow.in\"")),
+            }
+        }
+        Ok(())
+    }
+
     /// A transition, or an array of them, under `what` (`on.Flip`, `always`...).
     fn transitions(
         &self,
@@ -497,15 +553,7 @@ impl Reader<'_, '_> {
             _ => vec![json],
         };
         for t in items {
-            let mut tr = Tr {
-                pos: t.pos,
-                what: format!("\"{what}\""),
-                trigger: trigger.clone(),
-                guard: None,
-                targets: Vec::new(),
-                internal: false,
-                actions: Vec::new(),
-            };
+            let mut tr = Tr::new(t.pos, format!("\"{what}\""), trigger.clone());
             let mut reenter = false;
             let mut target_json = None;
             match &t.value {
@@ -514,7 +562,7 @@ impl Reader<'_, '_> {
                     for (key, pos, value) in members {
                         match key.as_str() {
                             "target" => target_json = Some(value),
-                            "guard" => tr.guard = Some(guard(value)?),
+                            "guard" => self.guard(source, value, &mut tr)?,
                             "actions" => tr.actions = actions(value)?,
                             "reenter" => reenter = value.value == Value::Bool(true),
                             "description" | "meta" => {}
@@ -658,7 +706,7 @@ fn guard(json: &Json) -> Result<String, ImportError> {
     ) {
         return Err(ImportError::new(
             json.pos,
-            format!("the guard \"{name}\" is not supported yet: a guard is a name the application provides"),
+            format!("the guard \"{name}\" is one of XState's functions, which JSON cannot reference: a guard is a name the application provides, and state conditions are {{\"type\": \"workflow.in\", \"params\": {{\"states\": [\"#id\"], \"not\": [\"#id\"], \"guard\": NAME}}}} as the export writes them"),
         ));
     }
     identifier(name, "guard", json.pos)

@@ -1,0 +1,7 @@
+use workflow::prelude::*;
+
+workflow! {
+    pub workflow Order from "charts/initial_same_region.scxml";
+}
+
+fn main() {}
