@@ -1,6 +1,6 @@
 //! Durable engines: journals, recovery, corrupt rows, changed definitions
 //! and failing stores. Every behaviour runs against the in-memory and the
-//! SQLite store alike.
+//! SQLite store alike, and with the `postgres` feature against PostgreSQL.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -187,9 +187,41 @@ async fn journal(store: &Arc<dyn Store>, id: &str) -> (Vec<u64>, bool) {
     (rows.iter().map(|r| r.seq).collect(), open)
 }
 
-/// Runs each named behaviour against both stores.
+/// One schema of the test database, opened as a process of the cluster would: while a store
+/// over it is alive, `open` hands out that one; otherwise it opens a new one (a new process,
+/// which takes over what the last one handed back when it closed).
+#[cfg(feature = "postgres")]
+struct Postgres(pg::Schema, Mutex<std::sync::Weak<workflow::PostgresStore>>);
+
+#[cfg(feature = "postgres")]
+impl Backend for Postgres {
+    fn open(&self) -> Arc<dyn Store> {
+        let mut live = self.1.lock().unwrap();
+        if let Some(store) = live.upgrade() {
+            return store;
+        }
+        let store = Arc::new(self.0.open());
+        *live = Arc::downgrade(&store);
+        store
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres() -> Postgres {
+    Postgres(pg::Schema::fresh(), Mutex::default())
+}
+
+#[cfg(feature = "postgres")]
+#[path = "pg/mod.rs"]
+mod pg;
+
+/// Runs each named behaviour against every store (PostgreSQL with the `postgres` feature).
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
+        #[cfg(feature = "postgres")]
+        mod on_postgres {
+            $(#[tokio::test(start_paused = true)] async fn $name() { super::$name(super::postgres()).await; })*
+        }
         mod on_memory {
             $(#[tokio::test(start_paused = true)] async fn $name() { super::$name(super::memory()).await; })*
         }

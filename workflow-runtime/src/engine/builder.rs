@@ -196,6 +196,9 @@ where
                 self.scheduler.as_ref()?.resource(name).ok()
             })
             .collect();
+        if let Some(durable) = &self.durable {
+            durable.store.lease(self.config.lease, self.config.lease_renewal);
+        }
         Engine {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
@@ -214,6 +217,7 @@ where
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 broken: Mutex::new(HashMap::new()),
                 open: AtomicBool::new(true),
+                takeover: AtomicBool::new(false),
             }),
         }
     }

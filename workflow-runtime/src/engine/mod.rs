@@ -96,6 +96,8 @@ struct Inner<W: Machine, H> {
     /// Instances recovery could not resume, with why.
     broken: Mutex<HashMap<String, StoreError>>,
     open: AtomicBool,
+    /// Whether the task that takes over other processes' instances runs.
+    takeover: AtomicBool,
 }
 
 /// What instance tasks need of their engine. Kept apart from the map of
@@ -725,6 +727,11 @@ where
         self.inner.shared.closing.send_replace(true);
         self.inner.close_all();
         self.inner.shared.live.until_none().await;
+        if let Some(durable) = &self.inner.shared.durable {
+            // Handed back at once: another process takes them over without waiting for the
+            // lease to expire. Failing that, the lease expires.
+            let _ = durable.store.release(W::graph().name).await;
+        }
     }
 
     /// The engine's counts since it was built, its instances by state, and
