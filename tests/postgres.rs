@@ -192,3 +192,70 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
         Ok(Status::Finished(JobState::Done))
     ));
 }
+
+/// What a tally has counted, in the order it counted it.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub numbers: Vec<u32>,
+}
+
+workflow! {
+    pub workflow Tally {
+        context Seen;
+        initial Counting;
+        events { Add { n: u32 }, Close }
+        state Counting {
+            on Add / note;
+            on Close => Closed;
+        }
+        final Closed;
+    }
+}
+
+pub struct Clerk;
+
+impl TallyHandlers for Clerk {
+    fn note(&self, seen: &mut Seen, event: &Add) {
+        seen.numbers.push(event.n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_another_process_arrive_in_order() {
+    let schema = pg::Schema::fresh();
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let owner = Engine::<Tally, Clerk>::builder(Clerk).store(a.clone()).build();
+    let other = Engine::<Tally, Clerk>::builder(Clerk).store(b.clone()).build();
+    owner.recover().await.unwrap(); // it reads its inbox from now on
+    owner.start("t-1", Seen::default()).await.unwrap();
+    owner.start("t-2", Seen::default()).await.unwrap();
+    // The other process answers from the store while the owner runs them.
+    assert_eq!(other.status("t-1").await, Ok(Status::Running(TallyState::Counting)));
+    let waiting = tokio::spawn({
+        let other = other.clone();
+        async move { other.wait("t-1").await }
+    });
+    for n in 0..50 {
+        other.send("t-1", TallyEvent::Add(Add { n })).await.unwrap();
+    }
+    other.send("t-1", TallyEvent::Close).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Ok(TallyState::Closed), "wait from a non-owner");
+    let numbers = owner.snapshot("t-1").await.unwrap().context.numbers;
+    assert_eq!(numbers, (0..50).collect::<Vec<_>>(), "in the order they were sent");
+    assert_eq!(other.snapshot("t-1").await.unwrap().context.numbers.len(), 50);
+    // Finished: nothing more is accepted.
+    assert_eq!(
+        other.send("t-1", TallyEvent::Close).await,
+        Err(EngineError::Stopped("t-1".into()))
+    );
+    assert_eq!(
+        other.send("t-9", TallyEvent::Close).await,
+        Err(EngineError::UnknownInstance("t-9".into()))
+    );
+    // A cancellation from the other process.
+    other.cancel("t-2").await.unwrap();
+    assert_eq!(owner.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
+    assert_eq!(other.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
+    let left = schema.execute("SELECT count(*) FROM inbox");
+    assert_eq!(left[0].get::<_, i64>(0), 0, "every handled message left the inbox");
+}

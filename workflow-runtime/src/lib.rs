@@ -61,7 +61,7 @@ pub use graph::Graph;
 pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
-pub use store::{MemoryStore, Row, Store, StoreError};
+pub use store::{MemoryStore, Message, Posted, Row, Store, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]

@@ -174,6 +174,8 @@ where
             fingerprint: journal::definition::<W>(),
             encode: journal::encode::<W::Context, W::Event>,
             open: journal::open::<W::Context, W::Event>,
+            encode_remote: super::ownership::encode_remote::<W::Event>,
+            decode_remote: super::ownership::decode_remote::<W::Event>,
         });
         self
     }

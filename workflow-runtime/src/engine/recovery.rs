@@ -86,35 +86,6 @@ where
         Ok(report)
     }
 
-    /// On a store several processes share, starts (once) the task that recovers again every
-    /// [`Store::takeover_interval`](crate::Store::takeover_interval): it takes over the
-    /// instances of processes whose lease expired. It holds the engine weakly and ends with it
-    /// or at `shutdown`.
-    fn keep_taking_over(&self, durable: &Durable<W>) {
-        let Some(every) = durable.store.takeover_interval() else {
-            return;
-        };
-        if self.inner.takeover.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let engine = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(inner) = engine.upgrade() else {
-                    return;
-                };
-                let engine = Engine { inner };
-                if engine.check_open().is_err() {
-                    return;
-                }
-                if let Err(error) = engine.recover().await {
-                    tracing::warn!(%error, "taking over instances failed");
-                }
-            }
-        });
-    }
-
     /// Rebuilds one instance from its newest row and starts its task.
     pub(super) fn resume(&self, durable: &Durable<W>, row: Row) -> Result<(), EngineError> {
         let mut instance = self.rebuild(durable, row)?;

@@ -93,6 +93,52 @@ pub trait Store: Send + Sync {
     fn takeover_interval(&self) -> Option<Duration> {
         None
     }
+
+    /// Queues `message` (an event or a cancellation, encoded by the engine) for `workflow`'s
+    /// instance `instance`, which another process may own; `Ok` once it is durably stored. A
+    /// store one process owns has no inbox (the default: [`Posted::Unknown`]).
+    async fn post(&self, _workflow: &str, _instance: &str, _message: Vec<u8>) -> Result<Posted, StoreError> {
+        Ok(Posted::Unknown)
+    }
+
+    /// The queued messages for the instances of `workflow` this process owns, oldest first.
+    async fn inbox(&self, _workflow: &str) -> Result<Vec<Message>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes messages the engine has handled.
+    async fn acknowledge(&self, _ids: Vec<i64>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A receiver that changes when messages were posted to the store's inbox (PostgreSQL's
+    /// LISTEN/NOTIFY), for the engine to read them without waiting for its next poll. `None`: no
+    /// inbox (the default).
+    fn posted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// What became of a message [`Store::post`]ed to an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Stored: its owner will handle it.
+    Accepted,
+    /// The instance has finished: nothing was stored.
+    Finished,
+    /// No such instance (or the store has no inbox): nothing was stored.
+    Unknown,
+}
+
+/// A message queued in a shared store's inbox for an instance ([`Store::inbox`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its number: messages to one instance are handled in this order.
+    pub id: i64,
+    /// The instance it is for.
+    pub instance: String,
+    /// What the engine encoded.
+    pub data: Vec<u8>,
 }
 
 /// What can go wrong storing or reading journals.

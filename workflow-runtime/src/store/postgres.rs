@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use super::{Row, Store, StoreError};
+use super::{Message, Posted, Row, Store, StoreError};
 
 /// The newest schema this build reads and writes.
 const SCHEMA_VERSION: i64 = 1;
@@ -71,6 +71,7 @@ pub struct PostgresStore {
     requests: mpsc::UnboundedSender<Request>,
     process: i64,
     lease: Arc<Lease>,
+    posted: tokio::sync::watch::Receiver<u64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -89,6 +90,9 @@ enum Request {
     ),
     Journal(String, String, oneshot::Sender<Result<Vec<Row>, StoreError>>),
     Release(String, oneshot::Sender<Result<(), StoreError>>),
+    Post(String, String, Vec<u8>, oneshot::Sender<Result<Posted, StoreError>>),
+    Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
+    Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The statements, with the schema's name in them.
@@ -101,6 +105,10 @@ struct Sql {
     release: String,
     renew: String,
     leave: String,
+    post: String,
+    inbox: String,
+    acknowledge: String,
+    listen: String,
 }
 
 impl Sql {
@@ -159,12 +167,35 @@ impl Sql {
                 "UPDATE {s}.processes SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
                  WHERE id = $1 AND lease_until > clock_timestamp()"
             ),
+            post: format!(
+                "WITH target AS (
+                   SELECT open FROM {s}.instances WHERE workflow = $1 AND instance = $2 FOR SHARE),
+                 queued AS (
+                   INSERT INTO {s}.inbox (workflow, instance, data)
+                   SELECT $1, $2, $3 FROM target WHERE open RETURNING id),
+                 told AS (SELECT pg_notify($4, $1) FROM queued)
+                 SELECT (SELECT open FROM target), (SELECT count(*) FROM told)"
+            ),
+            inbox: format!(
+                "SELECT m.id, m.instance, m.data FROM {s}.inbox m
+                 JOIN {s}.instances i ON i.workflow = m.workflow AND i.instance = m.instance
+                 WHERE m.workflow = $1 AND i.owner = $2 ORDER BY m.id LIMIT 1000"
+            ),
+            acknowledge: format!("DELETE FROM {s}.inbox WHERE id = ANY($1)"),
+            listen: channel(schema),
             leave: format!(
                 "WITH gone AS (UPDATE {s}.instances SET owner = NULL WHERE owner = $1)
                  DELETE FROM {s}.processes WHERE id = $1"
             ),
         }
     }
+}
+
+/// The NOTIFY channel of the schema's inbox.
+fn channel(schema: &str) -> String {
+    let mut name = format!("wf_inbox_{schema}");
+    name.truncate(63); // PostgreSQL's longest identifier
+    name
 }
 
 /// `name` as a quoted SQL identifier.
@@ -205,7 +236,7 @@ impl PostgresStore {
     pub fn open_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
         let config: tokio_postgres::Config = url.parse().map_err(backend)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -224,6 +255,8 @@ impl PostgresStore {
         let (requests, receiver) = mpsc::unbounded_channel();
         let (opened, open) = std::sync::mpsc::channel();
         let held = lease.clone();
+        let (told, posted) = tokio::sync::watch::channel(0u64);
+        let listen_config = config.clone();
         // The connections live on a thread of their own: the store serves callers on any
         // runtime (or none), and renews its lease by the wall clock.
         let thread = std::thread::Builder::new()
@@ -240,6 +273,7 @@ impl PostgresStore {
                         Err(error) => return drop(opened.send(Err(error))),
                     };
                     let _ = opened.send(Ok(process));
+                    tokio::spawn(listen(listen_config, channel(&options.schema), told));
                     let shared = Arc::new(Shared {
                         pool,
                         sql: Sql::new(&options.schema),
@@ -258,6 +292,7 @@ impl PostgresStore {
             requests,
             process,
             lease,
+            posted,
             thread: Some(thread),
         })
     }
@@ -318,7 +353,10 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
          CREATE TABLE IF NOT EXISTS {s}.journal (
            workflow text NOT NULL, instance text NOT NULL, seq int8 NOT NULL, open bool NOT NULL,
            checksum int8 NOT NULL, data bytea NOT NULL, owner int8 NOT NULL, epoch int8 NOT NULL,
-           PRIMARY KEY (workflow, instance, seq));"
+           PRIMARY KEY (workflow, instance, seq));
+         CREATE TABLE IF NOT EXISTS {s}.inbox (
+           id bigserial PRIMARY KEY, workflow text NOT NULL, instance text NOT NULL, data bytea NOT NULL);
+         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);"
     ))
     .await
     .map_err(backend)?;
@@ -379,6 +417,24 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let _ = reply.send(journal(&shared, &workflow, &instance).await);
+                });
+            }
+            Request::Post(workflow, instance, data, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(post(&shared, &workflow, &instance, data).await);
+                });
+            }
+            Request::Inbox(workflow, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(inbox(&shared, &workflow).await);
+                });
+            }
+            Request::Acknowledge(ids, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(acknowledge(&shared, ids).await);
                 });
             }
             Request::Release(workflow, reply) => {
@@ -620,6 +676,74 @@ async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) -> Result<Posted, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let row = client
+        .query_one(&shared.sql.post, &[&workflow, &instance, &data, &shared.sql.listen])
+        .await
+        .map_err(backend)?;
+    Ok(match row.get::<_, Option<bool>>(0) {
+        Some(true) => Posted::Accepted,
+        Some(false) => Posted::Finished,
+        None => Posted::Unknown,
+    })
+}
+
+async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let rows = client
+        .query(&shared.sql.inbox, &[&workflow, &shared.process])
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Message {
+            id: r.get(0),
+            instance: r.get(1),
+            data: r.get(2),
+        })
+        .collect())
+}
+
+async fn acknowledge(shared: &Shared, ids: Vec<i64>) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    client
+        .execute(&shared.sql.acknowledge, &[&ids])
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// LISTENs on the inbox's channel on a connection of its own, and bumps `told` on every
+/// notification; reconnects after a lost connection.
+async fn listen(config: tokio_postgres::Config, channel: String, told: tokio::sync::watch::Sender<u64>) {
+    loop {
+        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            let told = &told;
+            let messages = async move {
+                while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                        told.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+            };
+            let sql = format!("LISTEN {}", quote(&channel));
+            let subscribe = client.batch_execute(&sql);
+            let (_, subscribed) = tokio::join!(messages, async {
+                let subscribed = subscribe.await;
+                // After a reconnection, messages may have come meanwhile.
+                told.send_modify(|n| *n = n.wrapping_add(1));
+                subscribed
+            });
+            drop(subscribed);
+        }
+        if told.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Renews the lease every renewal period; a renewal that finds it expired marks it lost, after
 /// which every append is refused.
 async fn renew(shared: Arc<Shared>) {
@@ -666,6 +790,25 @@ impl Store for PostgresStore {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
         self.lease.millis.store(millis(length), Ordering::Relaxed);
         self.lease.renew_millis.store(millis(renewal), Ordering::Relaxed);
+    }
+
+    async fn post(&self, workflow: &str, instance: &str, message: Vec<u8>) -> Result<Posted, StoreError> {
+        let (workflow, instance) = (workflow.to_string(), instance.to_string());
+        self.ask(|reply| Request::Post(workflow, instance, message, reply))
+            .await
+    }
+
+    async fn inbox(&self, workflow: &str) -> Result<Vec<Message>, StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Inbox(workflow, reply)).await
+    }
+
+    async fn acknowledge(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.ask(|reply| Request::Acknowledge(ids, reply)).await
+    }
+
+    fn posted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.posted.clone())
     }
 
     fn takeover_interval(&self) -> Option<Duration> {
