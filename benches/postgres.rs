@@ -109,11 +109,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn sql(statements: &str) -> Vec<tokio_postgres::Row> {
+async fn sql(statements: &str) {
     let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    client.simple_query(statements).await.unwrap();
-    Vec::new()
+    client.batch_execute(statements).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -281,12 +280,19 @@ fn main() {
         return worker(&spec);
     }
     let smoke = !std::env::args().any(|a| a == "--bench");
+    // A filter, as criterion takes one: `cargo bench --bench postgres -- takeover`.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |section: &str| only.as_deref().is_none_or(|only| section.contains(only));
     let rt = runtime();
     let schema = format!("wf_bench_{}", std::process::id());
     drop(open(&schema)); // creates it
 
     // Paired rounds: the floor, then two worker processes, three times.
-    let rounds = if smoke { 1 } else { 3 };
+    let rounds = match (smoke, run("postgres_transitions")) {
+        (_, false) => 0,
+        (true, true) => 1,
+        (false, true) => 3,
+    };
     for round in 1..=rounds {
         let (single, many) = rt.block_on(floor(&schema));
         let workers: Vec<Spawned> = (0..2).map(|i| spawn(&format!("send {schema} r{round}w{i}"))).collect();
@@ -308,7 +314,20 @@ fn main() {
     }
 
     // Lone order latency.
-    let store = open(&schema);
+    if run("postgres_latency") {
+        lone(&rt, &schema, smoke);
+    }
+
+    // Takeover of 10,000 unfinished instances after a SIGKILL, in a schema of its own.
+    if !smoke && run("postgres_takeover") {
+        takeover(&format!("{schema}_takeover"));
+        rt.block_on(sql(&format!("DROP SCHEMA \"{schema}_takeover\" CASCADE")));
+    }
+    rt.block_on(sql(&format!("DROP SCHEMA \"{schema}\" CASCADE")));
+}
+
+fn lone(rt: &tokio::runtime::Runtime, schema: &str, smoke: bool) {
+    let store = open(schema);
     let engine = Engine::<Order, Shop>::builder(Shop).store(store.clone()).build();
     let mut c = Criterion::default().configure_from_args();
     let mut n = 0u64;
@@ -342,11 +361,10 @@ fn main() {
         q(0.99)
     );
     rt.block_on(engine.shutdown());
-    drop(engine);
-    drop(store);
+}
 
-    // Takeover of 10,000 unfinished instances after a SIGKILL.
-    if !smoke {
+fn takeover(schema: &str) {
+    {
         let mut holder = spawn(&format!("hold {schema} h"));
         holder.line("ready");
         let survivor = spawn(&format!("survive {schema} s"));
@@ -375,5 +393,4 @@ fn main() {
             finished - killed
         );
     }
-    rt.block_on(sql(&format!("DROP SCHEMA \"{schema}\" CASCADE")));
 }
