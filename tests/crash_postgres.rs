@@ -133,7 +133,9 @@ fn postgres_crash_worker() {
             ..PostgresOptions::default()
         };
         let store = Arc::new(PostgresStore::open_with(&worker_url(schema), options).unwrap());
-        let (client, connection) = tokio_postgres::connect(&worker_url(schema), tokio_postgres::NoTls)
+        // The services' own connection is not the store's: pg_terminate_backend hits the store's
+        // (a real service's database would not go down with the engine's).
+        let (client, connection) = tokio_postgres::connect(&pg::url(), tokio_postgres::NoTls)
             .await
             .unwrap();
         tokio::spawn(connection);
