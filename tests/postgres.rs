@@ -123,11 +123,10 @@ async fn a_clean_shutdown_hands_instances_back_at_once() {
     let staying = engine(&b, &crew);
     assert_eq!(staying.recover().await.unwrap().resumed, 0, "owned by a live process");
     leaving.shutdown().await;
-    assert_eq!(
-        staying.recover().await.unwrap().resumed,
-        10,
-        "handed back: no lease to wait for"
-    );
+    // Its process lives on and keeps renewing its lease: only the hand-back lets `staying` take
+    // them (its explicit recover, or its takeover task if that came first).
+    staying.recover().await.unwrap();
+    within(Duration::from_secs(1), async || staying.list().len() == 10).await;
     staying.send("j-3", JobEvent::Go).await.unwrap();
     assert_eq!(staying.wait("j-3").await.unwrap(), JobState::Done);
     assert_eq!(
@@ -258,4 +257,41 @@ async fn requests_to_another_process_arrive_in_order() {
     assert_eq!(other.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
     let left = schema.execute("SELECT count(*) FROM inbox");
     assert_eq!(left[0].get::<_, i64>(0), 0, "every handled message left the inbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_dead_processes_that_own_nothing_are_swept() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (dead, owner, live) = (schema.open(), Arc::new(schema.open()), Arc::new(schema.open()));
+    let holding = engine(&owner, &crew);
+    holding.start("j-1", ()).await.unwrap();
+    // `dead` owns nothing and expired two minutes ago; `owner` expired as long ago but owns j-1.
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '2 minutes' WHERE id IN ({}, {})",
+        dead.process(),
+        owner.process()
+    ));
+    engine(&live, &crew).recover().await.unwrap(); // takes j-1 over, sweeps `dead`
+    let ids = |schema: &pg::Schema| -> Vec<i64> {
+        let rows = schema.execute("SELECT id FROM processes ORDER BY id");
+        rows.iter().map(|row| row.get(0)).collect()
+    };
+    assert_eq!(
+        ids(&schema),
+        [owner.process(), live.process()],
+        "owner still owned j-1 then"
+    );
+    engine(&live, &crew).recover().await.unwrap();
+    assert_eq!(ids(&schema), [live.process()]);
+    // A swept process can commit nothing: it has no lease left.
+    let row = owner.journal("Job", "j-1").await.unwrap().pop().unwrap();
+    let late = workflow::Row {
+        seq: row.seq + 1,
+        ..row
+    };
+    assert_eq!(
+        owner.append("Job", late).await,
+        Err(StoreError::Fenced { instance: "j-1".into() })
+    );
 }

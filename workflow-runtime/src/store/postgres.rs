@@ -152,6 +152,12 @@ impl Sql {
                      AND (i.owner IS NULL OR NOT EXISTS (
                        SELECT 1 FROM {s}.processes p WHERE p.id = i.owner AND p.lease_until > clock_timestamp()))
                    RETURNING i.instance, i.newest, i.epoch),
+                 swept AS (
+                   -- Processes dead for a minute that own nothing: their rows would pile up,
+                   -- one a process start. (Their writes stay refused: no row, no lease.)
+                   DELETE FROM {s}.processes p
+                   WHERE p.lease_until < clock_timestamp() - interval '1 minute'
+                     AND NOT EXISTS (SELECT 1 FROM {s}.instances i WHERE i.owner = p.id)),
                  mine AS (
                    SELECT instance, newest, epoch FROM {s}.instances
                    WHERE workflow = $1 AND open AND owner = $2 AND EXISTS (SELECT 1 FROM alive)),
