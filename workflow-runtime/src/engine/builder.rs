@@ -201,6 +201,8 @@ where
             fingerprint: journal::definition::<W>(),
             encode: journal::encode::<W::Context, W::Event>,
             open: journal::open::<W::Context, W::Event>,
+            encode_remote: super::ownership::encode_remote::<W::Event>,
+            decode_remote: super::ownership::decode_remote::<W::Event>,
         });
         self
     }
@@ -226,6 +228,9 @@ where
                 self.scheduler.as_ref()?.resource(name).ok()
             })
             .collect();
+        if let Some(durable) = &self.durable {
+            durable.store.lease(self.config.lease, self.config.lease_renewal);
+        }
         Engine {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
@@ -244,6 +249,7 @@ where
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 broken: Mutex::new(HashMap::new()),
                 open: AtomicBool::new(true),
+                takeover: AtomicBool::new(false),
             }),
         }
     }

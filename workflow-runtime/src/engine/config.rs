@@ -44,6 +44,19 @@ pub struct Config {
     ///
     /// Default: `256`.
     pub history: usize,
+    /// On a store several processes share ([`PostgresStore`](crate::store)): how long this
+    /// process owns its instances after its last lease renewal. Once it expires (the process died,
+    /// paused or lost the database), another process takes its instances over, and nothing this
+    /// one writes for them commits. Ignored by stores one process owns.
+    ///
+    /// Default: 1.5 s, so a dead process's instances run again elsewhere within 2 s.
+    pub lease: Duration,
+    /// How often the lease is renewed: a fraction of [`lease`](Self::lease), so that a renewal
+    /// or two may be late without losing it. Engines that have recovered once look for
+    /// instances to take over twice as often.
+    ///
+    /// Default: 0.5 s.
+    pub lease_renewal: Duration,
 }
 
 impl Default for Config {
@@ -59,6 +72,8 @@ impl Default for Config {
                 timeout: None,
             },
             history: 256,
+            lease: Duration::from_millis(1500),
+            lease_renewal: Duration::from_millis(500),
         }
     }
 }

@@ -38,6 +38,7 @@ mod effects;
 mod error;
 mod instance;
 mod keys;
+mod ownership;
 mod recovery;
 mod status;
 mod stored;
@@ -96,6 +97,8 @@ struct Inner<W: Machine, H> {
     /// Instances recovery could not resume, with why.
     broken: Mutex<HashMap<String, StoreError>>,
     open: AtomicBool,
+    /// Whether the task that takes over other processes' instances runs.
+    takeover: AtomicBool,
 }
 
 /// What instance tasks need of their engine. Kept apart from the map of
@@ -197,6 +200,8 @@ struct Durable<W: Machine> {
     fingerprint: String,
     encode: journal::Encode<W::Context, W::Event>,
     open: journal::Open<W::Context, W::Event>,
+    encode_remote: ownership::EncodeRemote<W::Event>,
+    decode_remote: ownership::DecodeRemote<W::Event>,
 }
 
 impl<W: Machine, H> Shared<W, H> {
@@ -567,7 +572,22 @@ where
 
     /// Delivers `event` to instance `id`: waits for room in its mailbox, then
     /// for the instance to handle the event, and reports a rejection.
+    ///
+    /// On a store several processes share, an instance another process owns gets the event
+    /// through the store's inbox: `send` returns once the event is stored, and the owner handles
+    /// the events each sender sent in the order it sent them (a rejection is then recorded in
+    /// the instance's history, not returned).
     pub async fn send(&self, id: &str, event: W::Event) -> Result<(), EngineError> {
+        match self.mailbox(id) {
+            Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
+                self.post(id, ownership::Remote::Event(&event)).await
+            }
+            _ => self.send_here(id, event).await,
+        }
+    }
+
+    /// [`send`](Self::send) to an instance this engine runs.
+    async fn send_here(&self, id: &str, event: W::Event) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
         mailbox
@@ -614,7 +634,8 @@ where
     /// finished instance it does not run (it finished before a restart)
     /// from the store: the status of its journal's newest row. An
     /// unfinished one it does not run is unknown until
-    /// [`recover`](Self::recover) resumes it.
+    /// [`recover`](Self::recover) resumes it, except on a store several processes share, where
+    /// it is read from the store as its owner last committed it.
     pub async fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
         match self.get(id) {
             Ok(mailbox) => Ok(mailbox.with(Published::current)),
@@ -660,7 +681,8 @@ where
 
     /// Waits until instance `id` reaches a final state, and gives it. A
     /// durable engine answers for a finished instance it does not run from
-    /// the store (as [`status`](Self::status) does).
+    /// the store (as [`status`](Self::status) does); on a store several processes share, it
+    /// follows an instance another process runs in the store until it finishes.
     pub async fn wait(&self, id: &str) -> Result<W::State, EngineError> {
         let done = match self.status_receiver(id) {
             Ok(mut status) => status
@@ -668,6 +690,7 @@ where
                 .await
                 .map(|s| s.clone())
                 .map_err(|_| EngineError::Stopped(id.to_string()))?,
+            Err(_) if self.shared_store().is_some() => self.wait_stored(id).await?,
             Err(_) => self.stored(id, false).await?.status,
         };
         match done {
@@ -685,7 +708,21 @@ where
     /// nothing more, and `wait` reports [`EngineError::Cancelled`]. An
     /// instance that already finished or failed keeps its outcome: that gives
     /// [`EngineError::Stopped`].
+    ///
+    /// On a store several processes share, an instance another process owns gets the
+    /// cancellation through the store's inbox, as [`send`](Self::send) describes: `cancel`
+    /// returns once it is stored.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        match self.mailbox(id) {
+            Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
+                self.post(id, ownership::Remote::Cancel).await
+            }
+            _ => self.cancel_here(id).await,
+        }
+    }
+
+    /// [`cancel`](Self::cancel) of an instance this engine runs.
+    async fn cancel_here(&self, id: &str) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
         mailbox
@@ -728,6 +765,11 @@ where
         self.inner.shared.closing.send_replace(true);
         self.inner.close_all();
         self.inner.shared.live.until_none().await;
+        if let Some(durable) = &self.inner.shared.durable {
+            // Handed back at once: another process takes them over without waiting for the
+            // lease to expire. Failing that, the lease expires.
+            let _ = durable.store.release(W::graph().name).await;
+        }
     }
 
     /// The engine's counts since it was built, its instances by state, and

@@ -82,6 +82,7 @@ where
                 Err(error) => return Err(error),
             }
         }
+        self.keep_taking_over(durable);
         Ok(report)
     }
 

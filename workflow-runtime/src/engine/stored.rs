@@ -29,7 +29,9 @@ where
             return Err(missing);
         }
         let rows = durable.store.journal(W::graph().name, id).await?;
-        let Some(newest) = rows.last().filter(|row| !row.open) else {
+        // Another process may run an unfinished one, on a store several processes share.
+        let shared = durable.store.takeover_interval().is_some();
+        let Some(newest) = rows.last().filter(|row| !row.open || shared) else {
             return Err(self.missing(id));
         };
         let entry = (durable.open)(newest, &durable.fingerprint, &durable.seal)?;

@@ -14,16 +14,21 @@
 //! module).
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 mod memory;
 #[cfg(feature = "sqlite")]
 mod owner;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -69,6 +74,71 @@ pub trait Store: Send + Sync {
     /// Every row of one instance's journal, oldest first; empty for an
     /// unknown instance.
     async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError>;
+
+    /// Hands `workflow`'s instances this process owns back to the cluster, for another process to
+    /// take over at once; [`Engine::shutdown`](crate::Engine::shutdown) calls it once its
+    /// instances have stopped. Nothing to do for a store one process owns (the default).
+    async fn release(&self, _workflow: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The lease the engines over a shared store ask for: how long the process owns its instances
+    /// after its last renewal, and how often it renews ([`Config::lease`](crate::Config::lease)).
+    /// Ignored by a store one process owns (the default).
+    fn lease(&self, _length: Duration, _renewal: Duration) {}
+
+    /// For a store several processes share: how often an engine that has recovered once looks
+    /// for instances to take over (whose owner's lease expired, or which were handed back). `None`
+    /// (the default): one process owns the store, and `recover` at start is all it needs.
+    fn takeover_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Queues `message` (an event or a cancellation, encoded by the engine) for `workflow`'s
+    /// instance `instance`, which another process may own; `Ok` once it is durably stored. A
+    /// store one process owns has no inbox (the default: [`Posted::Unknown`]).
+    async fn post(&self, _workflow: &str, _instance: &str, _message: Vec<u8>) -> Result<Posted, StoreError> {
+        Ok(Posted::Unknown)
+    }
+
+    /// The queued messages for the instances of `workflow` this process owns, oldest first.
+    async fn inbox(&self, _workflow: &str) -> Result<Vec<Message>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes messages the engine has handled.
+    async fn acknowledge(&self, _ids: Vec<i64>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A receiver that changes when messages were posted to the store's inbox (PostgreSQL's
+    /// LISTEN/NOTIFY), for the engine to read them without waiting for its next poll. `None`: no
+    /// inbox (the default).
+    fn posted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// What became of a message [`Store::post`]ed to an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Stored: its owner will handle it.
+    Accepted,
+    /// The instance has finished: nothing was stored.
+    Finished,
+    /// No such instance (or the store has no inbox): nothing was stored.
+    Unknown,
+}
+
+/// A message queued in a shared store's inbox for an instance ([`Store::inbox`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its number: messages to one instance are handled in this order.
+    pub id: i64,
+    /// The instance it is for.
+    pub instance: String,
+    /// What the engine encoded.
+    pub data: Vec<u8>,
 }
 
 /// What can go wrong storing or reading journals.
@@ -166,6 +236,13 @@ pub enum StoreError {
         /// What became of it.
         reason: String,
     },
+    /// Another process owns the instance now (this process's lease expired, or the instance
+    /// was taken over or handed back): the step was not committed, and this process's copy of
+    /// the instance stops.
+    Fenced {
+        /// The instance.
+        instance: String,
+    },
     /// The store itself failed: the disk is full, the file is read-only or
     /// not a database, the writer stopped.
     Backend(String),
@@ -180,7 +257,8 @@ impl StoreError {
             | StoreError::Conflict { instance, .. }
             | StoreError::DefinitionChanged { instance, .. }
             | StoreError::RowTooLarge { instance, .. }
-            | StoreError::Unencodable { instance, .. } => Some(instance),
+            | StoreError::Unencodable { instance, .. }
+            | StoreError::Fenced { instance } => Some(instance),
             _ => None,
         }
     }
@@ -235,6 +313,11 @@ impl fmt::Display for StoreError {
             StoreError::FileReplaced { file, reason } => {
                 write!(f, "{file} {reason} while the store had it open; writes are refused")
             }
+            StoreError::Fenced { instance } => write!(
+                f,
+                "instance `{instance}` is owned by another process now (this process's lease expired or \
+                 the instance was handed over); the step was not committed"
+            ),
             StoreError::Backend(message) => write!(f, "store failure: {message}"),
         }
     }

@@ -1,0 +1,297 @@
+//! The PostgreSQL store with several processes on one database (each open store is a process of
+//! the cluster): leases, fencing, takeover, hand-back at shutdown, one instance per id. Needs the
+//! `postgres` feature and a server (see tests/pg/mod.rs: `WORKFLOW_TEST_POSTGRES`).
+#![cfg(feature = "postgres")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use workflow::prelude::*;
+use workflow::{Engine, EngineError, PostgresOptions, PostgresStore, Status, Store, StoreError};
+
+mod pg;
+
+workflow! {
+    pub workflow Job {
+        initial Waiting;
+        events { Go }
+        state Waiting { on Go => Working; }
+        state Working {
+            invoke work -> u32 { done => Done; error => Failed; }
+        }
+        final Done;
+        final Failed (failure);
+    }
+}
+
+/// Counts the work it did.
+#[derive(Default)]
+pub struct Crew {
+    worked: AtomicU32,
+}
+
+impl JobHandlers for Arc<Crew> {
+    async fn work(&self, _: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
+        Ok(self.worked.fetch_add(1, Ordering::SeqCst))
+    }
+}
+
+fn engine(store: &Arc<PostgresStore>, crew: &Arc<Crew>) -> Engine<Job, Arc<Crew>> {
+    Engine::builder(crew.clone()).store(store.clone()).build()
+}
+
+/// Waits in real time until `done` holds, at most `limit`.
+async fn within(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not reached within {limit:?}");
+}
+
+/// Which process wrote each row of `id`'s journal.
+fn writers(schema: &pg::Schema, id: &str) -> Vec<(i64, i64)> {
+    schema
+        .execute(&format!(
+            "SELECT seq, owner FROM journal WHERE instance = '{id}' ORDER BY seq"
+        ))
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let refused = PostgresStore::open("postgres://root@127.0.0.1:1/test").err().unwrap();
+    assert!(matches!(refused, StoreError::Backend(_)), "{refused:?}");
+    assert!(refused.to_string().contains("cannot connect"), "{refused}");
+    let malformed = PostgresStore::open("postgres://[::1").err().unwrap();
+    assert!(matches!(malformed, StoreError::Backend(_)), "{malformed:?}");
+}
+
+#[test]
+fn a_schema_from_a_newer_version_is_refused() {
+    let schema = pg::Schema::fresh();
+    drop(schema.open());
+    schema.execute("UPDATE meta SET version = 99");
+    let options = PostgresOptions {
+        schema: schema.name.clone(),
+        ..PostgresOptions::default()
+    };
+    let refused = PostgresStore::open_with(&pg::url(), options).err().unwrap();
+    assert_eq!(
+        refused,
+        StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_started_from_two_processes_is_one_instance() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let (first, second) = (engine(&a, &crew), engine(&b, &crew));
+    for i in 0..20 {
+        let id = format!("j-{i}");
+        let (x, y) = tokio::join!(first.start(id.clone(), ()), second.start(id.clone(), ()));
+        let duplicate = Err(EngineError::DuplicateId(id.clone()));
+        assert!(
+            (x.is_ok() && y == duplicate) || (y.is_ok() && x == duplicate),
+            "{id}: {x:?} / {y:?}"
+        );
+    }
+    let rows = schema.execute("SELECT count(*) FROM journal");
+    assert_eq!(rows[0].get::<_, i64>(0), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_hands_instances_back_at_once() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let leaving = engine(&a, &crew);
+    for i in 0..10 {
+        leaving.start(format!("j-{i}"), ()).await.unwrap();
+    }
+    let staying = engine(&b, &crew);
+    assert_eq!(staying.recover().await.unwrap().resumed, 0, "owned by a live process");
+    leaving.shutdown().await;
+    // Its process lives on and keeps renewing its lease: only the hand-back lets `staying` take
+    // them (its explicit recover, or its takeover task if that came first).
+    staying.recover().await.unwrap();
+    within(Duration::from_secs(1), async || staying.list().len() == 10).await;
+    staying.send("j-3", JobEvent::Go).await.unwrap();
+    assert_eq!(staying.wait("j-3").await.unwrap(), JobState::Done);
+    assert_eq!(
+        writers(&schema, "j-3"),
+        [(1, a.process()), (2, b.process()), (3, b.process())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let zombie = engine(&a, &crew);
+    for i in 0..10 {
+        zombie.start(format!("j-{i}"), ()).await.unwrap();
+    }
+    let survivor = engine(&b, &crew);
+    survivor.recover().await.unwrap(); // from now on it takes over what it finds
+                                       // The zombie stops renewing (paused, partitioned): its lease runs out by the database's clock.
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {}",
+        a.process()
+    ));
+    let took = within(Duration::from_secs(2), async || {
+        survivor.list_where(|s| s.is_running()).len() == 10
+    })
+    .await;
+    eprintln!("taken over {took:?} after the lease expired");
+    // The zombie still runs its copies, but can commit nothing.
+    let fenced = zombie.send("j-0", JobEvent::Go).await;
+    assert!(
+        matches!(fenced, Err(EngineError::Store(StoreError::Fenced { ref instance })) if instance == "j-0"),
+        "{fenced:?}"
+    );
+    assert_eq!(
+        crew.worked.load(Ordering::SeqCst),
+        0,
+        "no activity ran for an uncommitted step"
+    );
+    for i in 0..10 {
+        let id = format!("j-{i}");
+        survivor.send(&id, JobEvent::Go).await.unwrap();
+        assert_eq!(survivor.wait(&id).await.unwrap(), JobState::Done);
+        let rows = writers(&schema, &id);
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(rows[1..].iter().all(|r| r.1 == b.process()), "{rows:?}");
+    }
+    assert_eq!(crew.worked.load(Ordering::SeqCst), 10);
+    // A late append of the zombie's is refused by the statement itself.
+    let row = a.journal("Job", "j-1").await.unwrap().pop().unwrap();
+    let late = workflow::Row {
+        seq: row.seq + 1,
+        ..row
+    };
+    assert_eq!(
+        a.append("Job", late).await,
+        Err(StoreError::Fenced { instance: "j-1".into() })
+    );
+    assert!(matches!(
+        survivor.status("j-1").await,
+        Ok(Status::Finished(JobState::Done))
+    ));
+}
+
+/// What a tally has counted, in the order it counted it.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub numbers: Vec<u32>,
+}
+
+workflow! {
+    pub workflow Tally {
+        context Seen;
+        initial Counting;
+        events { Add { n: u32 }, Close }
+        state Counting {
+            on Add / note;
+            on Close => Closed;
+        }
+        final Closed;
+    }
+}
+
+pub struct Clerk;
+
+impl TallyHandlers for Clerk {
+    fn note(&self, seen: &mut Seen, event: &Add) {
+        seen.numbers.push(event.n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_another_process_arrive_in_order() {
+    let schema = pg::Schema::fresh();
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let owner = Engine::<Tally, Clerk>::builder(Clerk).store(a.clone()).build();
+    let other = Engine::<Tally, Clerk>::builder(Clerk).store(b.clone()).build();
+    owner.recover().await.unwrap(); // it reads its inbox from now on
+    owner.start("t-1", Seen::default()).await.unwrap();
+    owner.start("t-2", Seen::default()).await.unwrap();
+    // The other process answers from the store while the owner runs them.
+    assert_eq!(other.status("t-1").await, Ok(Status::Running(TallyState::Counting)));
+    let waiting = tokio::spawn({
+        let other = other.clone();
+        async move { other.wait("t-1").await }
+    });
+    for n in 0..50 {
+        other.send("t-1", TallyEvent::Add(Add { n })).await.unwrap();
+    }
+    other.send("t-1", TallyEvent::Close).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Ok(TallyState::Closed), "wait from a non-owner");
+    let numbers = owner.snapshot("t-1").await.unwrap().context.numbers;
+    assert_eq!(numbers, (0..50).collect::<Vec<_>>(), "in the order they were sent");
+    assert_eq!(other.snapshot("t-1").await.unwrap().context.numbers.len(), 50);
+    // Finished: nothing more is accepted.
+    assert_eq!(
+        other.send("t-1", TallyEvent::Close).await,
+        Err(EngineError::Stopped("t-1".into()))
+    );
+    assert_eq!(
+        other.send("t-9", TallyEvent::Close).await,
+        Err(EngineError::UnknownInstance("t-9".into()))
+    );
+    // A cancellation from the other process.
+    other.cancel("t-2").await.unwrap();
+    assert_eq!(owner.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
+    assert_eq!(other.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
+    let left = schema.execute("SELECT count(*) FROM inbox");
+    assert_eq!(left[0].get::<_, i64>(0), 0, "every handled message left the inbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_dead_processes_that_own_nothing_are_swept() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (dead, owner, live) = (schema.open(), Arc::new(schema.open()), Arc::new(schema.open()));
+    let holding = engine(&owner, &crew);
+    holding.start("j-1", ()).await.unwrap();
+    // `dead` owns nothing and expired two minutes ago; `owner` expired as long ago but owns j-1.
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '2 minutes' WHERE id IN ({}, {})",
+        dead.process(),
+        owner.process()
+    ));
+    engine(&live, &crew).recover().await.unwrap(); // takes j-1 over, sweeps `dead`
+    let ids = |schema: &pg::Schema| -> Vec<i64> {
+        let rows = schema.execute("SELECT id FROM processes ORDER BY id");
+        rows.iter().map(|row| row.get(0)).collect()
+    };
+    assert_eq!(
+        ids(&schema),
+        [owner.process(), live.process()],
+        "owner still owned j-1 then"
+    );
+    engine(&live, &crew).recover().await.unwrap();
+    assert_eq!(ids(&schema), [live.process()]);
+    // A swept process can commit nothing: it has no lease left.
+    let row = owner.journal("Job", "j-1").await.unwrap().pop().unwrap();
+    let late = workflow::Row {
+        seq: row.seq + 1,
+        ..row
+    };
+    assert_eq!(
+        owner.append("Job", late).await,
+        Err(StoreError::Fenced { instance: "j-1".into() })
+    );
+}

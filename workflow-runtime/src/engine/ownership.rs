@@ -1,0 +1,161 @@
+//! Instances other processes own, on a store several processes share: requests that reach them
+//! through the store's inbox, answers read from the store, and taking over the instances of
+//! processes whose lease expired.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::machine::Workflow;
+use crate::store::Posted;
+
+/// What one process asks of an instance another owns, queued in the store's inbox.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Remote<E> {
+    Event(E),
+    Cancel,
+}
+
+/// Encodes a [`Remote`] for the inbox (where the serde bounds are known).
+pub(super) type EncodeRemote<E> = fn(&Remote<&E>) -> Result<Vec<u8>, String>;
+/// Decodes a [`Remote`] from the inbox.
+pub(super) type DecodeRemote<E> = fn(&[u8]) -> Result<Remote<E>, String>;
+
+pub(super) fn encode_remote<E: Serialize>(message: &Remote<&E>) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(message).map_err(|error| error.to_string())
+}
+
+pub(super) fn decode_remote<E: DeserializeOwned>(data: &[u8]) -> Result<Remote<E>, String> {
+    serde_json::from_slice(data).map_err(|error| error.to_string())
+}
+
+impl<W, H> Engine<W, H>
+where
+    W: Workflow<H> + Send + 'static,
+    W::Context: Clone + Send + Sync + 'static,
+    W::Event: Send + 'static,
+    H: Send + Sync + 'static,
+{
+    /// The engine's store, if several processes share it.
+    pub(super) fn shared_store(&self) -> Option<&Durable<W>> {
+        self.inner
+            .shared
+            .durable
+            .as_ref()
+            .filter(|durable| durable.store.takeover_interval().is_some())
+    }
+
+    /// Queues `message` for instance `id`, which another process owns: `Ok` once the store has
+    /// it.
+    pub(super) async fn post(&self, id: &str, message: Remote<&W::Event>) -> Result<(), EngineError> {
+        self.check_open()?;
+        let Some(durable) = self.shared_store() else {
+            return Err(self.missing(id));
+        };
+        let data = (durable.encode_remote)(&message).map_err(|reason| StoreError::Unencodable {
+            instance: id.to_string(),
+            reason,
+        })?;
+        match durable.store.post(W::graph().name, id, data).await? {
+            Posted::Accepted => Ok(()),
+            Posted::Finished => Err(EngineError::Stopped(id.to_string())),
+            Posted::Unknown => Err(self.missing(id)),
+        }
+    }
+
+    /// The final status of instance `id`, which another process runs, read from the store as
+    /// it changes.
+    pub(super) async fn wait_stored(&self, id: &str) -> Result<Status<W::State>, EngineError> {
+        let every = self
+            .shared_store()
+            .and_then(|durable| durable.store.takeover_interval())
+            .unwrap_or_default()
+            .max(Duration::from_millis(10));
+        loop {
+            let status = self.stored(id, false).await?.status;
+            if !status.is_running() {
+                return Ok(status);
+            }
+            // It may have come to this process meanwhile (its owner died).
+            if let Ok(mut status) = self.status_receiver(id) {
+                let done = status.wait_for(|s| !s.is_running()).await.map(|s| s.clone());
+                return done.map_err(|_| EngineError::Stopped(id.to_string()));
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// On a store several processes share, starts (once) the task that, at every
+    /// [`Store::takeover_interval`](crate::Store::takeover_interval) and whenever something is
+    /// posted to the inbox, takes over the instances of processes whose lease expired (by
+    /// recovering again) and hands this process's instances the messages other processes
+    /// posted them. It holds the engine weakly and ends with it or at `shutdown`.
+    pub(super) fn keep_taking_over(&self, durable: &Durable<W>) {
+        let Some(every) = durable.store.takeover_interval() else {
+            return;
+        };
+        if self.inner.takeover.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut posted = durable.store.posted();
+        let engine = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                match &mut posted {
+                    Some(posted) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = posted.changed() => {}
+                        }
+                    }
+                    None => tokio::time::sleep(every).await,
+                }
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
+                let engine = Engine { inner };
+                if engine.check_open().is_err() {
+                    return;
+                }
+                if let Err(error) = engine.recover().await {
+                    tracing::warn!(%error, "taking over instances failed");
+                }
+                if let Err(error) = engine.deliver_posted().await {
+                    tracing::warn!(%error, "reading the inbox failed");
+                }
+            }
+        });
+    }
+
+    /// Hands this process's instances what other processes posted them, in the order it was
+    /// posted (each handled before the next), then removes it from the inbox. A message for an
+    /// instance that is no longer here (it finished) or that does not decode is dropped.
+    async fn deliver_posted(&self) -> Result<(), EngineError> {
+        let Some(durable) = self.shared_store() else {
+            return Ok(());
+        };
+        let messages = durable.store.inbox(W::graph().name).await?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut handled = Vec::with_capacity(messages.len());
+        for message in messages {
+            match (durable.decode_remote)(&message.data) {
+                Ok(Remote::Event(event)) => {
+                    // A rejection is the instance's business (recorded in its history).
+                    let _ = self.send_here(&message.instance, event).await;
+                }
+                Ok(Remote::Cancel) => {
+                    let _ = self.cancel_here(&message.instance).await;
+                }
+                Err(reason) => {
+                    tracing::warn!(instance = %message.instance, %reason, "a posted message does not decode; dropped");
+                }
+            }
+            handled.push(message.id);
+        }
+        durable.store.acknowledge(handled).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,825 @@
+//! The PostgreSQL store: journals that several engine processes share, each instance owned by one
+//! process at a time under a lease, every write fenced.
+//!
+//! Tables (in the store's schema, created and migrated by [`PostgresStore::open`]):
+//! `meta` (the schema version), `processes` (one row per open store: its lease), `instances`
+//! (each instance's newest row number, whether it is open, its owner and its fencing epoch) and
+//! `journal` (the rows, with the owner and epoch that wrote them).
+//!
+//! Every append is one statement that checks, for each row, that the writing process's lease has
+//! not expired (by the database's clock) and that it still owns the instance under the epoch it
+//! claimed it with; a process that lost its lease commits nothing. Concurrent appends share one
+//! statement and one commit (group commit).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use super::{Message, Posted, Row, Store, StoreError};
+
+/// The newest schema this build reads and writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The most rows one group commit carries.
+const BATCH: usize = 1024;
+
+/// How a [`PostgresStore`] is set up. Lease length and renewal are the engine's
+/// ([`Config::lease`](crate::Config::lease)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// The schema the store's tables live in, created if missing.
+    ///
+    /// Default: `workflow`.
+    pub schema: String,
+    /// Connections in the store's pool: one writes (the group commit), the others serve reads
+    /// and lease renewals.
+    ///
+    /// Default: `4`.
+    pub pool: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: "workflow".to_string(),
+            pool: 4,
+        }
+    }
+}
+
+/// Journals in a PostgreSQL database that several engine processes share (the `postgres`
+/// feature).
+///
+/// Each open store is one process of the cluster: it registers in the database with a lease,
+/// which it renews in the background. An instance belongs to the process that started it, or that
+/// took it over ([`Engine::recover`](crate::Engine::recover) takes over the open instances of
+/// processes whose lease expired, and of engines shut down cleanly, which hand theirs back at
+/// once). Every append is refused with [`StoreError::Fenced`] unless the writer still holds its
+/// lease and owns the instance under the epoch it claimed it with, checked in the statement that
+/// writes the row: a paused or partitioned process cannot commit a step for an instance someone
+/// else now owns.
+///
+/// The store runs its connections on a thread of its own, so it serves any runtime (a test's
+/// paused clock included), and renews its lease by the wall clock.
+pub struct PostgresStore {
+    requests: mpsc::UnboundedSender<Request>,
+    process: i64,
+    lease: Arc<Lease>,
+    posted: tokio::sync::watch::Receiver<u64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The lease settings the engines over the store ask for, and whether it was lost.
+struct Lease {
+    millis: AtomicU64,
+    renew_millis: AtomicU64,
+    lost: AtomicBool,
+}
+
+enum Request {
+    Append(String, Row, oneshot::Sender<Result<(), StoreError>>),
+    OpenRows(
+        String,
+        oneshot::Sender<Result<Vec<Result<Row, StoreError>>, StoreError>>,
+    ),
+    Journal(String, String, oneshot::Sender<Result<Vec<Row>, StoreError>>),
+    Release(String, oneshot::Sender<Result<(), StoreError>>),
+    Post(String, String, Vec<u8>, oneshot::Sender<Result<Posted, StoreError>>),
+    Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
+    Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The statements, with the schema's name in them.
+struct Sql {
+    append: String,
+    classify: String,
+    owner: String,
+    claim: String,
+    journal: String,
+    release: String,
+    renew: String,
+    leave: String,
+    post: String,
+    inbox: String,
+    acknowledge: String,
+    listen: String,
+}
+
+impl Sql {
+    fn new(schema: &str) -> Sql {
+        let s = quote(schema);
+        Sql {
+            append: format!(
+                "WITH input AS (
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[])
+                     AS t(workflow, instance, seq, open, checksum, data, epoch)),
+                 alive AS (SELECT 1 FROM {s}.processes WHERE id = $8 AND lease_until > clock_timestamp()),
+                 started AS (
+                   INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch)
+                   SELECT workflow, instance, seq, open, $8, 1 FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
+                   ON CONFLICT DO NOTHING RETURNING workflow, instance, epoch),
+                 stepped AS (
+                   UPDATE {s}.instances i SET newest = input.seq, open = input.open, owner = $8,
+                     epoch = CASE WHEN i.owner IS NULL THEN i.epoch + 1 ELSE i.epoch END
+                   FROM input
+                   WHERE input.seq > 1 AND i.workflow = input.workflow AND i.instance = input.instance
+                     AND i.newest = input.seq - 1 AND EXISTS (SELECT 1 FROM alive)
+                     AND ((i.owner = $8 AND i.epoch = input.epoch) OR i.owner IS NULL)
+                   RETURNING i.workflow, i.instance, i.epoch),
+                 ok AS (SELECT * FROM started UNION ALL SELECT * FROM stepped),
+                 written AS (
+                   INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch)
+                   SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch
+                   FROM input JOIN ok USING (workflow, instance)
+                   RETURNING workflow, instance, epoch)
+                 SELECT workflow, instance, epoch FROM written"
+            ),
+            classify: format!(
+                "SELECT checksum, data FROM {s}.journal WHERE workflow = $1 AND instance = $2 AND seq = $3"
+            ),
+            owner: format!("SELECT newest, owner FROM {s}.instances WHERE workflow = $1 AND instance = $2"),
+            claim: format!(
+                "WITH alive AS (SELECT 1 FROM {s}.processes WHERE id = $2 AND lease_until > clock_timestamp()),
+                 claimed AS (
+                   UPDATE {s}.instances i SET owner = $2, epoch = i.epoch + 1
+                   WHERE i.workflow = $1 AND i.open AND EXISTS (SELECT 1 FROM alive)
+                     AND (i.owner IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM {s}.processes p WHERE p.id = i.owner AND p.lease_until > clock_timestamp()))
+                   RETURNING i.instance, i.newest, i.epoch),
+                 swept AS (
+                   -- Processes dead for a minute that own nothing: their rows would pile up,
+                   -- one a process start. (Their writes stay refused: no row, no lease.)
+                   DELETE FROM {s}.processes p
+                   WHERE p.lease_until < clock_timestamp() - interval '1 minute'
+                     AND NOT EXISTS (SELECT 1 FROM {s}.instances i WHERE i.owner = p.id)),
+                 mine AS (
+                   SELECT instance, newest, epoch FROM {s}.instances
+                   WHERE workflow = $1 AND open AND owner = $2 AND EXISTS (SELECT 1 FROM alive)),
+                 owned AS (SELECT * FROM claimed UNION ALL SELECT * FROM mine)
+                 SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch
+                 FROM owned JOIN {s}.journal j ON j.workflow = $1 AND j.instance = owned.instance AND j.seq = owned.newest"
+            ),
+            journal: format!(
+                "SELECT seq, open, checksum, data FROM {s}.journal WHERE workflow = $1 AND instance = $2 ORDER BY seq"
+            ),
+            release: format!("UPDATE {s}.instances SET owner = NULL WHERE workflow = $1 AND owner = $2"),
+            renew: format!(
+                "UPDATE {s}.processes SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
+                 WHERE id = $1 AND lease_until > clock_timestamp()"
+            ),
+            post: format!(
+                "WITH target AS (
+                   SELECT open FROM {s}.instances WHERE workflow = $1 AND instance = $2 FOR SHARE),
+                 queued AS (
+                   INSERT INTO {s}.inbox (workflow, instance, data)
+                   SELECT $1, $2, $3 FROM target WHERE open RETURNING id),
+                 told AS (SELECT pg_notify($4, $1) FROM queued)
+                 SELECT (SELECT open FROM target), (SELECT count(*) FROM told)"
+            ),
+            inbox: format!(
+                "SELECT m.id, m.instance, m.data FROM {s}.inbox m
+                 JOIN {s}.instances i ON i.workflow = m.workflow AND i.instance = m.instance
+                 WHERE m.workflow = $1 AND i.owner = $2 ORDER BY m.id LIMIT 1000"
+            ),
+            acknowledge: format!("DELETE FROM {s}.inbox WHERE id = ANY($1)"),
+            listen: channel(schema),
+            leave: format!(
+                "WITH gone AS (UPDATE {s}.instances SET owner = NULL WHERE owner = $1)
+                 DELETE FROM {s}.processes WHERE id = $1"
+            ),
+        }
+    }
+}
+
+/// The NOTIFY channel of the schema's inbox.
+fn channel(schema: &str) -> String {
+    let mut name = format!("wf_inbox_{schema}");
+    name.truncate(63); // PostgreSQL's longest identifier
+    name
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: {error}"))
+}
+
+/// What the store's thread keeps.
+struct Shared {
+    pool: Pool,
+    sql: Sql,
+    process: i64,
+    /// The epoch this process claimed each instance it owns with.
+    epochs: Mutex<HashMap<(String, String), i64>>,
+    lease: Arc<Lease>,
+}
+
+impl Shared {
+    fn epochs(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
+        self.epochs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a libpq-style URL or key-value string, e.g.
+    /// `postgres://user@localhost/db`), creates or migrates the store's schema, and registers this
+    /// process with a lease. Fails with [`StoreError::SchemaTooNew`] on a schema a newer build
+    /// wrote, and with [`StoreError::Backend`] when the server cannot be reached.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_with(url, PostgresOptions::default())
+    }
+
+    /// [`open`](Self::open) with `options`.
+    pub fn open_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(backend)?;
+        let lease = Arc::new(Lease {
+            millis: AtomicU64::new(1500),
+            renew_millis: AtomicU64::new(500),
+            lost: AtomicBool::new(false),
+        });
+        let (requests, receiver) = mpsc::unbounded_channel();
+        let (opened, open) = std::sync::mpsc::channel();
+        let held = lease.clone();
+        let (told, posted) = tokio::sync::watch::channel(0u64);
+        let listen_config = config.clone();
+        // The connections live on a thread of their own: the store serves callers on any
+        // runtime (or none), and renews its lease by the wall clock.
+        let thread = std::thread::Builder::new()
+            .name("workflow-postgres".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => return drop(opened.send(Err(backend(error)))),
+                };
+                runtime.block_on(async move {
+                    let millis = held.millis.load(Ordering::Relaxed);
+                    let process = match migrate(&pool, &options.schema, millis).await {
+                        Ok(process) => process,
+                        Err(error) => return drop(opened.send(Err(error))),
+                    };
+                    let _ = opened.send(Ok(process));
+                    tokio::spawn(listen(listen_config, channel(&options.schema), told));
+                    let shared = Arc::new(Shared {
+                        pool,
+                        sql: Sql::new(&options.schema),
+                        process,
+                        epochs: Mutex::new(HashMap::new()),
+                        lease: held,
+                    });
+                    serve(shared, receiver).await;
+                })
+            })
+            .map_err(backend)?;
+        let process = open
+            .recv()
+            .map_err(|_| backend("the store's thread stopped while opening"))??;
+        Ok(PostgresStore {
+            requests,
+            process,
+            lease,
+            posted,
+            thread: Some(thread),
+        })
+    }
+
+    /// This process's id in the cluster (its row in `processes`).
+    pub fn process(&self) -> i64 {
+        self.process
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(make(reply))
+            .map_err(|_| backend("the store's thread has stopped"))?;
+        answer.await.map_err(|_| backend("the store's thread has stopped"))?
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Leaves the cluster: hands every instance back and deletes the process's lease, so that
+    /// others take its instances over at once.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.requests, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Creates or migrates the schema under an advisory lock (processes starting together wait for
+/// each other), checks its version, and registers the process.
+async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, StoreError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|error| backend(format!("cannot connect: {error}")))?;
+    let s = quote(schema);
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("workflow-schema {schema}")],
+    )
+    .await
+    .map_err(backend)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.meta (version int8 NOT NULL);
+         CREATE TABLE IF NOT EXISTS {s}.processes (
+           id bigserial PRIMARY KEY, lease_until timestamptz NOT NULL, pid int8, host text);
+         CREATE TABLE IF NOT EXISTS {s}.instances (
+           workflow text NOT NULL, instance text NOT NULL, newest int8 NOT NULL, open bool NOT NULL,
+           owner int8, epoch int8 NOT NULL, PRIMARY KEY (workflow, instance));
+         CREATE INDEX IF NOT EXISTS instances_open ON {s}.instances (workflow, owner) WHERE open;
+         CREATE TABLE IF NOT EXISTS {s}.journal (
+           workflow text NOT NULL, instance text NOT NULL, seq int8 NOT NULL, open bool NOT NULL,
+           checksum int8 NOT NULL, data bytea NOT NULL, owner int8 NOT NULL, epoch int8 NOT NULL,
+           PRIMARY KEY (workflow, instance, seq));
+         CREATE TABLE IF NOT EXISTS {s}.inbox (
+           id bigserial PRIMARY KEY, workflow text NOT NULL, instance text NOT NULL, data bytea NOT NULL);
+         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);"
+    ))
+    .await
+    .map_err(backend)?;
+    let found: Option<i64> = tx
+        .query_opt(&format!("SELECT max(version) FROM {s}.meta"), &[])
+        .await
+        .map_err(backend)?
+        .and_then(|row| row.get(0));
+    match found {
+        None => {
+            tx.execute(
+                &format!("INSERT INTO {s}.meta (version) VALUES ($1)"),
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            })
+        }
+        Some(_) => {}
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO {s}.processes (lease_until, pid) VALUES \
+                 (clock_timestamp() + make_interval(secs => $1::float8 / 1000), $2) RETURNING id"
+            ),
+            &[&(lease_millis as f64), &i64::from(std::process::id())],
+        )
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
+    Ok(row.get(0))
+}
+
+/// The store's thread: the group commit, reads, and the lease's renewal, until the store is
+/// dropped; then it leaves the cluster.
+async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let (appends, batches) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write(shared.clone(), batches));
+    let renewal = tokio::spawn(renew(shared.clone()));
+    while let Some(request) = requests.recv().await {
+        match request {
+            Request::Append(workflow, row, reply) => {
+                let _ = appends.send((workflow, row, reply));
+            }
+            Request::OpenRows(workflow, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(claim(&shared, &workflow).await);
+                });
+            }
+            Request::Journal(workflow, instance, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(journal(&shared, &workflow, &instance).await);
+                });
+            }
+            Request::Post(workflow, instance, data, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(post(&shared, &workflow, &instance, data).await);
+                });
+            }
+            Request::Inbox(workflow, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(inbox(&shared, &workflow).await);
+                });
+            }
+            Request::Acknowledge(ids, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(acknowledge(&shared, ids).await);
+                });
+            }
+            Request::Release(workflow, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(release(&shared, &workflow).await);
+                });
+            }
+        }
+    }
+    drop(appends);
+    let _ = writer.await;
+    renewal.abort();
+    if let Ok(client) = shared.pool.get().await {
+        let _ = client.execute(&shared.sql.leave, &[&shared.process]).await;
+    }
+}
+
+type Pending = (String, Row, oneshot::Sender<Result<(), StoreError>>);
+
+/// The group commit: whatever appends are waiting go in one statement.
+async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending>) {
+    let mut later: Vec<Pending> = Vec::new();
+    loop {
+        let mut batch: Vec<Pending> = std::mem::take(&mut later);
+        if batch.is_empty() {
+            match appends.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+        }
+        while batch.len() < BATCH {
+            match appends.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        // One row per instance a statement: a second one waits for the next.
+        let mut seen = std::collections::HashSet::new();
+        let (now, next): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(workflow, row, _)| seen.insert((workflow.clone(), row.instance.clone())));
+        later = next;
+        commit(&shared, now).await;
+    }
+}
+
+async fn commit(shared: &Shared, batch: Vec<Pending>) {
+    if shared.lease.lost.load(Ordering::Acquire) {
+        for (_, row, reply) in batch {
+            let _ = reply.send(Err(StoreError::Fenced { instance: row.instance }));
+        }
+        return;
+    }
+    let mut outcome = Err(backend("not tried"));
+    // A lost connection is retried: a row the failed attempt did commit is recognised below.
+    for attempt in 0..3 {
+        outcome = append_batch(shared, &batch).await;
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+    }
+    let written = match outcome {
+        Ok(written) => written,
+        Err(error) => {
+            for (_, _, reply) in batch {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    for (workflow, row, reply) in batch {
+        let key = (workflow, row.instance.clone());
+        let result = match written.get(&key) {
+            Some(&epoch) => {
+                shared.epochs().insert(key, epoch);
+                Ok(())
+            }
+            None => refused(shared, &key.0, row).await,
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// Writes one batch; the instances whose row was written, with their epoch.
+async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let mut workflows = Vec::with_capacity(batch.len());
+    let mut instances = Vec::with_capacity(batch.len());
+    let mut seqs = Vec::with_capacity(batch.len());
+    let mut opens = Vec::with_capacity(batch.len());
+    let mut checksums = Vec::with_capacity(batch.len());
+    let mut datas = Vec::with_capacity(batch.len());
+    let mut epochs = Vec::with_capacity(batch.len());
+    {
+        let known = shared.epochs();
+        for (workflow, row, _) in batch {
+            workflows.push(workflow.as_str());
+            instances.push(row.instance.as_str());
+            seqs.push(i64::try_from(row.seq).unwrap_or(i64::MAX));
+            opens.push(row.open);
+            checksums.push(i64::from(row.checksum));
+            datas.push(row.data.as_slice());
+            epochs.push(
+                known
+                    .get(&(workflow.clone(), row.instance.clone()))
+                    .copied()
+                    .unwrap_or(0),
+            );
+        }
+    }
+    let rows = client
+        .query(
+            &shared.sql.append,
+            &[
+                &workflows,
+                &instances,
+                &seqs,
+                &opens,
+                &checksums,
+                &datas,
+                &epochs,
+                &shared.process,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ((row.get::<_, String>(0), row.get::<_, String>(1)), row.get::<_, i64>(2)))
+        .collect())
+}
+
+/// Why a row was not written: it is there already (a retry of a commit that went through), its
+/// number is taken or skipped ([`StoreError::Conflict`]), or the process does not own the
+/// instance ([`StoreError::Fenced`]).
+async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
+    let stored = client
+        .query_opt(&shared.sql.classify, &[&workflow, &row.instance, &seq])
+        .await
+        .map_err(backend)?;
+    if let Some(stored) = stored {
+        let same = stored.get::<_, i64>(0) == i64::from(row.checksum) && stored.get::<_, &[u8]>(1) == row.data;
+        let owned = shared
+            .epochs()
+            .contains_key(&(workflow.to_string(), row.instance.clone()));
+        if same && owned && row.seq > 1 {
+            return Ok(());
+        }
+        return Err(StoreError::Conflict {
+            instance: row.instance,
+            seq: row.seq,
+        });
+    }
+    if row.seq == 1 {
+        return Err(StoreError::Conflict {
+            instance: row.instance,
+            seq: row.seq,
+        });
+    }
+    let newest: Option<(i64, Option<i64>)> = client
+        .query_opt(&shared.sql.owner, &[&workflow, &row.instance])
+        .await
+        .map_err(backend)?
+        .map(|r| (r.get(0), r.get(1)));
+    match newest {
+        Some((newest, Some(owner))) if owner == shared.process && newest + 1 != seq => Err(StoreError::Conflict {
+            instance: row.instance,
+            seq: row.seq,
+        }),
+        None => Err(StoreError::Conflict {
+            instance: row.instance,
+            seq: row.seq,
+        }),
+        _ => {
+            shared.epochs().remove(&(workflow.to_string(), row.instance.clone()));
+            Err(StoreError::Fenced { instance: row.instance })
+        }
+    }
+}
+
+/// The newest rows of the open instances this process owns, after taking over those whose owner
+/// is gone (lease expired, or handed back).
+async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let rows = client
+        .query(&shared.sql.claim, &[&workflow, &shared.process])
+        .await
+        .map_err(backend)?;
+    let mut epochs = shared.epochs();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let instance: String = r.get(0);
+            epochs.insert((workflow.to_string(), instance.clone()), r.get(5));
+            row(instance, r.get(1), r.get(2), r.get(3), r.get(4))
+        })
+        .collect())
+}
+
+fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> Result<Row, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        instance: instance.clone(),
+        seq: u64::try_from(seq).unwrap_or(0),
+        reason: reason.to_string(),
+    };
+    let seq = u64::try_from(seq).map_err(|_| corrupt("a negative row number"))?;
+    let checksum = u32::try_from(checksum).map_err(|_| corrupt("a checksum out of range"))?;
+    Ok(Row {
+        instance,
+        seq,
+        open,
+        checksum,
+        data,
+    })
+}
+
+async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let rows = client
+        .query(&shared.sql.journal, &[&workflow, &instance])
+        .await
+        .map_err(backend)?;
+    rows.into_iter()
+        .map(|r| row(instance.to_string(), r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    client
+        .execute(&shared.sql.release, &[&workflow, &shared.process])
+        .await
+        .map_err(backend)?;
+    shared.epochs().retain(|(w, _), _| w != workflow);
+    Ok(())
+}
+
+async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) -> Result<Posted, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let row = client
+        .query_one(&shared.sql.post, &[&workflow, &instance, &data, &shared.sql.listen])
+        .await
+        .map_err(backend)?;
+    Ok(match row.get::<_, Option<bool>>(0) {
+        Some(true) => Posted::Accepted,
+        Some(false) => Posted::Finished,
+        None => Posted::Unknown,
+    })
+}
+
+async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let rows = client
+        .query(&shared.sql.inbox, &[&workflow, &shared.process])
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Message {
+            id: r.get(0),
+            instance: r.get(1),
+            data: r.get(2),
+        })
+        .collect())
+}
+
+async fn acknowledge(shared: &Shared, ids: Vec<i64>) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    client
+        .execute(&shared.sql.acknowledge, &[&ids])
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// LISTENs on the inbox's channel on a connection of its own, and bumps `told` on every
+/// notification; reconnects after a lost connection.
+async fn listen(config: tokio_postgres::Config, channel: String, told: tokio::sync::watch::Sender<u64>) {
+    loop {
+        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+            let told = &told;
+            let messages = async move {
+                while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                        told.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+            };
+            let sql = format!("LISTEN {}", quote(&channel));
+            let subscribe = client.batch_execute(&sql);
+            let (_, subscribed) = tokio::join!(messages, async {
+                let subscribed = subscribe.await;
+                // After a reconnection, messages may have come meanwhile.
+                told.send_modify(|n| *n = n.wrapping_add(1));
+                subscribed
+            });
+            drop(subscribed);
+        }
+        if told.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Renews the lease every renewal period; a renewal that finds it expired marks it lost, after
+/// which every append is refused.
+async fn renew(shared: Arc<Shared>) {
+    loop {
+        let every = shared.lease.renew_millis.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(every)).await;
+        let millis = shared.lease.millis.load(Ordering::Relaxed) as f64;
+        let Ok(client) = shared.pool.get().await else {
+            continue;
+        };
+        // A renewal that fails to reach the server is tried again; one that finds the lease
+        // expired means others may own the instances now.
+        if let Ok(0) = client.execute(&shared.sql.renew, &[&shared.process, &millis]).await {
+            shared.lease.lost.store(true, Ordering::Release);
+            shared.epochs().clear();
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(&self, workflow: &str, row: Row) -> Result<(), StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Append(workflow, row, reply)).await
+    }
+
+    async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::OpenRows(workflow, reply)).await
+    }
+
+    async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
+        let (workflow, instance) = (workflow.to_string(), instance.to_string());
+        self.ask(|reply| Request::Journal(workflow, instance, reply)).await
+    }
+
+    async fn release(&self, workflow: &str) -> Result<(), StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Release(workflow, reply)).await
+    }
+
+    fn lease(&self, length: Duration, renewal: Duration) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.lease.millis.store(millis(length), Ordering::Relaxed);
+        self.lease.renew_millis.store(millis(renewal), Ordering::Relaxed);
+    }
+
+    async fn post(&self, workflow: &str, instance: &str, message: Vec<u8>) -> Result<Posted, StoreError> {
+        let (workflow, instance) = (workflow.to_string(), instance.to_string());
+        self.ask(|reply| Request::Post(workflow, instance, message, reply))
+            .await
+    }
+
+    async fn inbox(&self, workflow: &str) -> Result<Vec<Message>, StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Inbox(workflow, reply)).await
+    }
+
+    async fn acknowledge(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.ask(|reply| Request::Acknowledge(ids, reply)).await
+    }
+
+    fn posted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.posted.clone())
+    }
+
+    fn takeover_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(
+            self.lease.renew_millis.load(Ordering::Relaxed) / 2,
+        ))
+    }
+}
