@@ -45,39 +45,9 @@ pub fn unknown(kind: &str, name: &str, candidates: &[String]) -> String {
 }
 
 /// The candidate nearest to `name` by edit distance (ignoring case), if it
-/// is near enough to be a plausible typo.
+/// is near enough to be a plausible typo (the runtime's, which the chart importer shares).
 pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.as_str())
-}
-
-/// Edit distance counting an adjacent transposition as one edit
-/// (optimal string alignment), so `Strat` is one edit from `Start`.
-fn distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    workflow_runtime::spelling::closest(name, candidates.iter().map(String::as_str))
 }
 
 #[cfg(test)]
@@ -106,14 +76,6 @@ mod tests {
             "unknown state `Zebra`: expected one of `Shipping`, `Start`"
         );
         assert_eq!(unknown("event", "Go", &[]), "unknown event `Go`: none is declared");
-    }
-
-    #[test]
-    fn edit_distance() {
-        assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("same", "same"), 0);
-        assert_eq!(distance("Strat", "Start"), 1);
     }
 
     #[test]

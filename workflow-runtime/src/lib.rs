@@ -55,6 +55,8 @@ mod panics;
 pub mod scheduler;
 mod secret;
 pub mod serde_impls;
+#[doc(hidden)]
+pub mod spelling;
 pub mod store;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};

@@ -407,33 +407,8 @@ fn type_text(ty: &str, what: &str, pos: Position) -> Result<String, ImportError>
 /// The closest of `names` to `name`, for "did you mean": within a third of its length in edits
 /// (at least one), an adjacent swap counting as one, case ignored, as the macro's own messages.
 fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> String {
-    fn distance(a: &str, b: &str) -> usize {
-        let (a, b): (Vec<char>, Vec<char>) = (a.to_lowercase().chars().collect(), b.to_lowercase().chars().collect());
-        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-        for (i, row) in d.iter_mut().enumerate() {
-            row[0] = i;
-        }
-        for (j, cell) in d[0].iter_mut().enumerate() {
-            *cell = j;
-        }
-        for i in 1..=a.len() {
-            for j in 1..=b.len() {
-                let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                    best = best.min(d[i - 2][j - 2] + 1);
-                }
-                d[i][j] = best;
-            }
-        }
-        d[a.len()][b.len()]
-    }
-    let limit = (name.chars().count() / 3).max(1);
-    names
-        .map(|n| (distance(name, n), n))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+    crate::spelling::closest(name, names)
+        .map(|n| format!(" (did you mean `{n}`?)"))
         .unwrap_or_default()
 }
 
