@@ -757,26 +757,12 @@ mod finite {
 
     /// The compound serializers: each element checked as a value of its own, each struct field
     /// under its name.
-    macro_rules! elements {
-        ($($kind:ident),*) => {$(
+    macro_rules! unnamed {
+        ($($kind:ident::$method:ident),*) => {$(
             impl ser::$kind for Finite {
                 type Ok = ();
                 type Error = NotFinite;
-                fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
-                    value.serialize(Finite)
-                }
-                fn end(self) -> Result<(), NotFinite> {
-                    Ok(())
-                }
-            }
-        )*};
-    }
-    macro_rules! fields {
-        ($($kind:ident),*) => {$(
-            impl ser::$kind for Finite {
-                type Ok = ();
-                type Error = NotFinite;
-                fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
+                fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotFinite> {
                     value.serialize(Finite)
                 }
                 fn end(self) -> Result<(), NotFinite> {
@@ -799,8 +785,12 @@ mod finite {
             }
         )*};
     }
-    elements!(SerializeSeq, SerializeTuple);
-    fields!(SerializeTupleStruct, SerializeTupleVariant);
+    unnamed!(
+        SerializeSeq::serialize_element,
+        SerializeTuple::serialize_element,
+        SerializeTupleStruct::serialize_field,
+        SerializeTupleVariant::serialize_field
+    );
     named_fields!(SerializeStruct, SerializeStructVariant);
 
     impl ser::SerializeMap for Finite {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 
+use super::keys::Keyring;
 use super::{Codec, CodecError, Header, Keys, RowId};
 
 const NONCE: usize = 12;
@@ -46,11 +47,9 @@ const TAG: usize = 16;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Aead {
-    /// The active key's cipher first.
-    ciphers: Vec<(u32, Aes256GcmSiv)>,
+    ciphers: Keyring<Aes256GcmSiv>,
     prefix: [u8; 4],
     counter: AtomicU64,
-    names: String,
 }
 
 impl Aead {
@@ -60,13 +59,9 @@ impl Aead {
         let mut prefix = [0; 4];
         getrandom::fill(&mut prefix).map_err(|e| CodecError::Failed(format!("no randomness for nonces: {e}")))?;
         Ok(Aead {
-            ciphers: keys
-                .iter()
-                .map(|(id, key)| (id, Aes256GcmSiv::new(key.into())))
-                .collect(),
+            ciphers: Keyring::new(&keys, Header::AEAD, |key| Aes256GcmSiv::new(key.into())),
             prefix,
             counter: AtomicU64::new(0),
-            names: keys.describe("AES-256-GCM-SIV"),
         })
     }
 
@@ -85,19 +80,14 @@ impl Aead {
 impl std::fmt::Debug for Aead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aead")
-            .field("keys", &self.names)
+            .field("keys", &self.ciphers)
             .finish_non_exhaustive()
     }
 }
 
 impl Codec for Aead {
     fn encode(&self, row: &RowId<'_>, plain: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let (id, cipher) = &self.ciphers[0];
-        let header = Header {
-            codec: Header::AEAD,
-            key: *id,
-        }
-        .to_bytes();
+        let (cipher, header) = self.ciphers.active();
         let nonce = self.nonce()?;
         let mut out = Vec::with_capacity(Header::LEN + NONCE + plain.len() + TAG);
         out.extend_from_slice(&header);
@@ -115,15 +105,7 @@ impl Codec for Aead {
     }
 
     fn decode<'a>(&self, row: &RowId<'_>, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, CodecError> {
-        let unknown = |written_by| CodecError::UnknownKey {
-            written_by,
-            have: self.names.clone(),
-        };
-        let (header, rest) = Header::read(stored).ok_or_else(|| unknown(None))?;
-        let cipher = match self.ciphers.iter().find(|(id, _)| *id == header.key) {
-            Some((_, cipher)) if header.codec == Header::AEAD => cipher,
-            _ => return Err(unknown(Some(header))),
-        };
+        let (cipher, header, rest) = self.ciphers.reader(stored)?;
         if rest.len() < NONCE + TAG {
             return Err(CodecError::Rejected(format!(
                 "{} bytes, too short for {header}",

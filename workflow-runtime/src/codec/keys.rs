@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::{CodecError, Header};
+
 /// The keys a keyed codec ([`Aead`](super::Aead), [`Hmac`](super::Hmac))
 /// writes and reads rows with: each a 32-byte secret with an id that rows
 /// record, one of them active (new rows are written with it), the others
@@ -162,6 +164,63 @@ impl fmt::Display for KeyError {
 }
 
 impl std::error::Error for KeyError {}
+
+/// What a keyed codec keeps for each of its keys (a cipher, a keyed MAC), the active key's
+/// first, with the header its rows carry: the part [`Aead`](super::Aead) and
+/// [`Hmac`](super::Hmac) share.
+pub(super) struct Keyring<T> {
+    codec: u8,
+    entries: Vec<(u32, T)>,
+    /// The keys' ids and the codec's name, for errors and `Debug`.
+    names: String,
+}
+
+impl<T> Keyring<T> {
+    /// `make` turns each key into what the codec keeps for it.
+    pub(super) fn new(keys: &Keys, codec: u8, make: impl FnMut(&[u8; 32]) -> T) -> Keyring<T> {
+        let mut make = make;
+        Keyring {
+            codec,
+            entries: keys.iter().map(|(id, key)| (id, make(key))).collect(),
+            names: keys.describe(&Header { codec, key: 0 }.codec_name()),
+        }
+    }
+
+    /// The active key's state, and the header of the rows it writes.
+    pub(super) fn active(&self) -> (&T, [u8; Header::LEN]) {
+        let (key, state) = &self.entries[0];
+        (
+            state,
+            Header {
+                codec: self.codec,
+                key: *key,
+            }
+            .to_bytes(),
+        )
+    }
+
+    /// The state of the key that wrote `stored`, the row's header and what follows it;
+    /// [`CodecError::UnknownKey`] for a row without a header, of another codec or of a key
+    /// this ring does not hold.
+    pub(super) fn reader<'s>(&self, stored: &'s [u8]) -> Result<(&T, Header, &'s [u8]), CodecError> {
+        let unknown = |written_by| CodecError::UnknownKey {
+            written_by,
+            have: self.names.clone(),
+        };
+        let (header, rest) = Header::read(stored).ok_or_else(|| unknown(None))?;
+        match self.entries.iter().find(|(id, _)| *id == header.key) {
+            Some((_, state)) if header.codec == self.codec => Ok((state, header, rest)),
+            _ => Err(unknown(Some(header))),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Keyring<T> {
+    /// The ids, never the keys.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.names)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use hmac::Mac;
 use sha2::Sha256;
 
+use super::keys::Keyring;
 use super::{Codec, CodecError, Header, Keys, RowId};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -32,27 +33,22 @@ const TAG: usize = 32;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Hmac {
-    /// Each key's MAC, keyed once: the active one first.
-    macs: Vec<(u32, HmacSha256)>,
-    names: String,
+    /// Each key's MAC, keyed once.
+    macs: Keyring<HmacSha256>,
 }
 
 impl Hmac {
     /// A codec with `keys`.
     pub fn new(keys: Keys) -> Hmac {
         Hmac {
-            macs: keys
-                .iter()
-                .map(|(id, key)| {
-                    // HMAC pads a key shorter than SHA-256's 64-byte block
-                    // with zeros (RFC 2104): padding it here gives the same
-                    // MAC through the constructor that cannot fail.
-                    let mut block = [0; 64];
-                    block[..32].copy_from_slice(key);
-                    (id, <HmacSha256 as hmac::digest::KeyInit>::new(&block.into()))
-                })
-                .collect(),
-            names: keys.describe("HMAC-SHA-256"),
+            macs: Keyring::new(&keys, Header::HMAC, |key| {
+                // HMAC pads a key shorter than SHA-256's 64-byte block
+                // with zeros (RFC 2104): padding it here gives the same
+                // MAC through the constructor that cannot fail.
+                let mut block = [0; 64];
+                block[..32].copy_from_slice(key);
+                <HmacSha256 as hmac::digest::KeyInit>::new(&block.into())
+            }),
         }
     }
 
@@ -66,20 +62,13 @@ impl Hmac {
 
 impl std::fmt::Debug for Hmac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hmac")
-            .field("keys", &self.names)
-            .finish_non_exhaustive()
+        f.debug_struct("Hmac").field("keys", &self.macs).finish_non_exhaustive()
     }
 }
 
 impl Codec for Hmac {
     fn encode(&self, row: &RowId<'_>, plain: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let (id, keyed) = &self.macs[0];
-        let header = Header {
-            codec: Header::HMAC,
-            key: *id,
-        }
-        .to_bytes();
+        let (keyed, header) = self.macs.active();
         let tag = Self::mac(keyed, row, &header, plain).finalize().into_bytes();
         let mut out = Vec::with_capacity(Header::LEN + TAG + plain.len());
         out.extend_from_slice(&header);
@@ -89,15 +78,7 @@ impl Codec for Hmac {
     }
 
     fn decode<'a>(&self, row: &RowId<'_>, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, CodecError> {
-        let unknown = |written_by| CodecError::UnknownKey {
-            written_by,
-            have: self.names.clone(),
-        };
-        let (header, rest) = Header::read(stored).ok_or_else(|| unknown(None))?;
-        let keyed = match self.macs.iter().find(|(id, _)| *id == header.key) {
-            Some((_, keyed)) if header.codec == Header::HMAC => keyed,
-            _ => return Err(unknown(Some(header))),
-        };
+        let (keyed, header, rest) = self.macs.reader(stored)?;
         if rest.len() < TAG {
             return Err(CodecError::Rejected(format!(
                 "{} bytes, too short for {header}",
