@@ -220,6 +220,29 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// A transition without guard or `in(..)` conditions, external, not a timer's.
+    fn unguarded(
+        source: StateId,
+        trigger: Trigger,
+        span: Span,
+        (targets, target_spans): (Vec<StateId>, Vec<Span>),
+        actions: Vec<Action>,
+    ) -> Transition {
+        Transition {
+            source,
+            trigger,
+            span,
+            guard: None,
+            in_states: Vec::new(),
+            not_in_states: Vec::new(),
+            targets,
+            target_spans,
+            internal: false,
+            actions,
+            delay_text: None,
+        }
+    }
+
     pub fn target(&self) -> Option<StateId> {
         self.targets.first().copied()
     }
@@ -518,19 +541,8 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             if !targets.is_empty() {
                 let (targets, target_spans) = resolver.states(&targets, &mut errors);
                 let actions = resolver.actions(actions, &mut errors);
-                let transition = Transition {
-                    source: id,
-                    trigger: Trigger::Always,
-                    span: name.span(),
-                    guard: None,
-                    in_states: Vec::new(),
-                    not_in_states: Vec::new(),
-                    targets,
-                    target_spans,
-                    internal: false,
-                    actions,
-                    delay_text: None,
-                };
+                let transition =
+                    Transition::unguarded(id, Trigger::Always, name.span(), (targets, target_spans), actions);
                 push(transition, &mut built);
             }
             states.push(built);
@@ -560,19 +572,13 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
             let (targets, target_spans) = resolver.states(states, &mut errors);
             let deeper = targets.iter().any(|t| !children.contains(t));
             if targets.len() > 1 || deeper || !actions.is_empty() {
-                let transition = Transition {
-                    source: id,
-                    trigger: Trigger::Initial,
-                    span: *span,
-                    guard: None,
-                    in_states: Vec::new(),
-                    not_in_states: Vec::new(),
-                    targets,
-                    target_spans,
-                    internal: false,
-                    actions: resolver.actions(std::mem::take(actions), &mut errors),
-                    delay_text: None,
-                };
+                let transition = Transition::unguarded(
+                    id,
+                    Trigger::Initial,
+                    *span,
+                    (targets, target_spans),
+                    resolver.actions(std::mem::take(actions), &mut errors),
+                );
                 push(transition, &mut built);
             }
         }
@@ -679,19 +685,14 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                 Item::After(after) => {
                     let (targets, target_spans) = resolver.states(std::slice::from_ref(&after.target), &mut errors);
                     let actions = resolver.actions(after.actions, &mut errors);
-                    let transition = Transition {
-                        source: id,
-                        trigger: Trigger::After(after.delay.value),
-                        span: after.span,
-                        guard: None,
-                        in_states: Vec::new(),
-                        not_in_states: Vec::new(),
-                        targets,
-                        target_spans,
-                        internal: false,
+                    let mut transition = Transition::unguarded(
+                        id,
+                        Trigger::After(after.delay.value),
+                        after.span,
+                        (targets, target_spans),
                         actions,
-                        delay_text: Some(after.delay.text),
-                    };
+                    );
+                    transition.delay_text = Some(after.delay.text);
                     push(transition, &mut built);
                 }
                 Item::Invoke(invoke) => {
@@ -717,19 +718,7 @@ pub fn build(def: WorkflowDef) -> syn::Result<Model> {
                     let mut arm = |trigger: Trigger, arm: ArmDef, built: &mut State, errors: &mut Errors| {
                         let (targets, target_spans) = resolver.states(std::slice::from_ref(&arm.target), errors);
                         let actions = resolver.actions(arm.actions, errors);
-                        let transition = Transition {
-                            source: id,
-                            trigger,
-                            span: arm.span,
-                            guard: None,
-                            in_states: Vec::new(),
-                            not_in_states: Vec::new(),
-                            targets,
-                            target_spans,
-                            internal: false,
-                            actions,
-                            delay_text: None,
-                        };
+                        let transition = Transition::unguarded(id, trigger, arm.span, (targets, target_spans), actions);
                         push(transition, built);
                     };
                     if let Some(done) = done {
