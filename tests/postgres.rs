@@ -141,6 +141,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     let crew = Arc::new(Crew::default());
     let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
     let zombie = engine(&a, &crew);
+    zombie.recover().await.unwrap(); // as engines do at start: it watches its lease from now on
     for i in 0..10 {
         zombie.start(format!("j-{i}"), ()).await.unwrap();
     }
@@ -156,12 +157,17 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     })
     .await;
     eprintln!("taken over {took:?} after the lease expired");
-    // The zombie still runs its copies, but can commit nothing.
-    let fenced = zombie.send("j-0", JobEvent::Go).await;
-    assert!(
-        matches!(fenced, Err(EngineError::Store(StoreError::Fenced { ref instance })) if instance == "j-0"),
-        "{fenced:?}"
-    );
+    // The zombie commits nothing more: a copy it still has refuses the step, or it dropped the
+    // copy already (its store found the lease lost) and the event goes to the survivor.
+    match zombie.send("j-0", JobEvent::Go).await {
+        Err(EngineError::Store(StoreError::Fenced { instance })) => assert_eq!(instance, "j-0"),
+        Ok(()) => assert_eq!(survivor.wait("j-0").await, Ok(JobState::Done)),
+        other => panic!("{other:?}"),
+    }
+    // It drops every copy (its lease is lost): nothing of them is left in it, none `Failed`, and
+    // it answers for them from the store, as the survivor runs them.
+    within(Duration::from_secs(2), async || zombie.list().is_empty()).await;
+    assert_eq!(zombie.status("j-1").await, Ok(Status::Running(JobState::Waiting)));
     assert_eq!(
         crew.worked.load(Ordering::SeqCst),
         0,
@@ -169,7 +175,9 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     );
     for i in 0..10 {
         let id = format!("j-{i}");
-        survivor.send(&id, JobEvent::Go).await.unwrap();
+        if survivor.status(&id).await.unwrap().is_running() {
+            survivor.send(&id, JobEvent::Go).await.unwrap();
+        }
         assert_eq!(survivor.wait(&id).await.unwrap(), JobState::Done);
         let rows = writers(&schema, &id);
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
@@ -190,6 +198,125 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
         survivor.status("j-1").await,
         Ok(Status::Finished(JobState::Done))
     ));
+    assert_eq!(zombie.status("j-1").await, Ok(Status::Finished(JobState::Done)));
+    assert_eq!(zombie.wait("j-2").await, Ok(JobState::Done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_moved_to_another_process_leaves_its_old_owner() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let old = engine(&a, &crew);
+    old.start("j-0", ()).await.unwrap();
+    old.start("j-1", ()).await.unwrap();
+    // j-0 alone moves to b (a's lease stays valid), as a takeover would move it.
+    schema.execute(&format!(
+        "UPDATE instances SET owner = {}, epoch = epoch + 1 WHERE instance = 'j-0'",
+        b.process()
+    ));
+    assert_eq!(
+        old.send("j-0", JobEvent::Go).await,
+        Err(EngineError::Store(StoreError::Fenced { instance: "j-0".into() }))
+    );
+    // Its copy left the old owner, which reports no failure: it reads j-0 from the store now.
+    let ids: Vec<String> = old.list().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["j-1"]);
+    assert_eq!(old.status("j-0").await, Ok(Status::Running(JobState::Waiting)));
+    assert!(old.subscribe("j-0").is_err(), "no local copy to follow");
+    // The new owner runs it; requests to the old one reach it through the store.
+    let new = engine(&b, &crew);
+    assert_eq!(new.recover().await.unwrap().resumed, 1);
+    old.send("j-0", JobEvent::Go).await.unwrap();
+    assert_eq!(old.wait("j-0").await, Ok(JobState::Done));
+    assert_eq!(new.status("j-0").await, Ok(Status::Finished(JobState::Done)));
+    assert_eq!(
+        writers(&schema, "j-0"),
+        [(1, a.process()), (2, b.process()), (3, b.process())]
+    );
+    assert_eq!(
+        crew.worked.load(Ordering::SeqCst),
+        1,
+        "the refused step started nothing"
+    );
+    // The old owner's other instance is untouched.
+    old.send("j-1", JobEvent::Go).await.unwrap();
+    assert_eq!(old.wait("j-1").await, Ok(JobState::Done));
+}
+
+/// The activity looks, when it starts (its step committed), whether the event that led to it is
+/// still in the inbox; the owner's first attempt then hangs, as if the process died there.
+pub struct Inspector {
+    schema: String,
+    hang: bool,
+    seen: std::sync::Mutex<Vec<i64>>,
+}
+
+impl JobHandlers for Arc<Inspector> {
+    async fn work(&self, _: &(), _call: &ActivityCall) -> Result<u32, ActivityError> {
+        let schema = self.schema.clone();
+        let left = tokio::task::spawn_blocking(move || {
+            pg::run(
+                &format!("SET search_path TO \"{schema}\""),
+                "SELECT count(*) FROM inbox",
+            )[0]
+            .get::<_, i64>(0)
+        })
+        .await
+        .map_err(|error| ActivityError::new(error.to_string()))?;
+        self.seen.lock().unwrap().push(left);
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(7)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_event_is_applied_once_even_if_its_owner_dies_right_after() {
+    let schema = pg::Schema::fresh();
+    let inspector = |hang| {
+        Arc::new(Inspector {
+            schema: schema.name.clone(),
+            hang,
+            seen: Default::default(),
+        })
+    };
+    let (dying, surviving) = (inspector(true), inspector(false));
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let owner = Engine::<Job, _>::builder(dying.clone()).store(a.clone()).build();
+    owner.recover().await.unwrap();
+    owner.start("j-1", ()).await.unwrap();
+    let other = Engine::<Job, _>::builder(surviving.clone()).store(b.clone()).build();
+    other.recover().await.unwrap();
+    other.send("j-1", JobEvent::Go).await.unwrap();
+    within(Duration::from_secs(2), async || !dying.seen.lock().unwrap().is_empty()).await;
+    assert_eq!(
+        *dying.seen.lock().unwrap(),
+        [0],
+        "the message left the inbox in the commit of the step that applied it"
+    );
+    // The owner dies right after applying it (its activity hangs, its lease runs out): the
+    // survivor takes j-1 over in Working and finishes it, without the event again.
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {}",
+        a.process()
+    ));
+    assert_eq!(other.wait("j-1").await, Ok(JobState::Done));
+    assert_eq!(*surviving.seen.lock().unwrap(), [0]);
+    assert_eq!(
+        writers(&schema, "j-1"),
+        [(1, a.process()), (2, a.process()), (3, b.process())]
+    );
+    let history = other.snapshot("j-1").await.unwrap().history;
+    assert!(
+        !history
+            .iter()
+            .any(|r| matches!(&r.kind, workflow::RecordKind::Rejected { .. })),
+        "the event was not handed over twice: {history:?}"
+    );
+    let left = schema.execute("SELECT count(*) FROM inbox");
+    assert_eq!(left[0].get::<_, i64>(0), 0);
 }
 
 /// What a tally has counted, in the order it counted it.
@@ -250,6 +377,18 @@ async fn requests_to_another_process_arrive_in_order() {
     assert_eq!(
         other.send("t-9", TallyEvent::Close).await,
         Err(EngineError::UnknownInstance("t-9".into()))
+    );
+    // `try_send` never waits, so it does not write to the store: it reaches only this process's
+    // instances, and says so for others.
+    assert_eq!(
+        other.try_send("t-2", TallyEvent::Close),
+        Err(EngineError::NotHere("t-2".into()))
+    );
+    assert!(EngineError::NotHere("t-2".into()).to_string().contains("use `send`"));
+    assert_eq!(
+        owner.snapshot("t-2").await.unwrap().history.len(),
+        1,
+        "nothing reached t-2"
     );
     // A cancellation from the other process.
     other.cancel("t-2").await.unwrap();

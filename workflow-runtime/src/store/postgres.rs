@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
@@ -83,7 +83,8 @@ struct Lease {
 }
 
 enum Request {
-    Append(String, Row, oneshot::Sender<Result<(), StoreError>>),
+    /// A row, and the inbox message its step applied (removed in the same statement).
+    Append(String, Row, Option<i64>, oneshot::Sender<Result<(), StoreError>>),
     OpenRows(
         String,
         oneshot::Sender<Result<Vec<Result<Row, StoreError>>, StoreError>>,
@@ -117,8 +118,8 @@ impl Sql {
         Sql {
             append: format!(
                 "WITH input AS (
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[])
-                     AS t(workflow, instance, seq, open, checksum, data, epoch)),
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[], $9::int8[])
+                     AS t(workflow, instance, seq, open, checksum, data, epoch, message)),
                  alive AS (SELECT 1 FROM {s}.processes WHERE id = $8 AND lease_until > clock_timestamp()),
                  started AS (
                    INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch)
@@ -137,7 +138,11 @@ impl Sql {
                    INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch)
                    SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch
                    FROM input JOIN ok USING (workflow, instance)
-                   RETURNING workflow, instance, epoch)
+                   RETURNING workflow, instance, epoch),
+                 -- The inbox message a step applied leaves the inbox with the step: exactly once.
+                 consumed AS (
+                   DELETE FROM {s}.inbox m USING input JOIN written USING (workflow, instance)
+                   WHERE m.id = input.message)
                  SELECT workflow, instance, epoch FROM written"
             ),
             classify: format!(
@@ -187,7 +192,13 @@ impl Sql {
                  JOIN {s}.instances i ON i.workflow = m.workflow AND i.instance = m.instance
                  WHERE m.workflow = $1 AND i.owner = $2 ORDER BY m.id LIMIT 1000"
             ),
-            acknowledge: format!("DELETE FROM {s}.inbox WHERE id = ANY($1)"),
+            // Only while the process holds its lease and owns the message's instance: a message
+            // for an instance another process owns now is that one's.
+            acknowledge: format!(
+                "DELETE FROM {s}.inbox m USING {s}.instances i
+                 WHERE m.id = ANY($1) AND i.workflow = m.workflow AND i.instance = m.instance AND i.owner = $2
+                   AND EXISTS (SELECT 1 FROM {s}.processes p WHERE p.id = $2 AND p.lease_until > clock_timestamp())"
+            ),
             listen: channel(schema),
             leave: format!(
                 "WITH gone AS (UPDATE {s}.instances SET owner = NULL WHERE owner = $1)
@@ -207,6 +218,11 @@ fn channel(schema: &str) -> String {
 /// `name` as a quoted SQL identifier.
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `sql`, prepared once per connection (the pool's connections keep their statements).
+async fn prepared(client: &Object, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+    client.prepare_cached(sql).await.map_err(backend)
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -410,8 +426,13 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
     let renewal = tokio::spawn(renew(shared.clone()));
     while let Some(request) = requests.recv().await {
         match request {
-            Request::Append(workflow, row, reply) => {
-                let _ = appends.send((workflow, row, reply));
+            Request::Append(workflow, row, message, reply) => {
+                let _ = appends.send(Pending {
+                    workflow,
+                    row,
+                    message,
+                    reply,
+                });
             }
             Request::OpenRows(workflow, reply) => {
                 let shared = shared.clone();
@@ -459,11 +480,21 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
     }
 }
 
-type Pending = (String, Row, oneshot::Sender<Result<(), StoreError>>);
+/// An append waiting for the group commit.
+struct Pending {
+    workflow: String,
+    row: Row,
+    /// The inbox message the row's step applied, removed in the same statement.
+    message: Option<i64>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
 
-/// The group commit: whatever appends are waiting go in one statement.
+/// The group commit: whatever appends are waiting go in one statement. It keeps one connection
+/// of the pool (a new one after a failure), on which the statement is prepared once: an idle
+/// writer sends a lone step at once, in one round trip.
 async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending>) {
     let mut later: Vec<Pending> = Vec::new();
+    let mut connection = None;
     loop {
         let mut batch: Vec<Pending> = std::mem::take(&mut later);
         if batch.is_empty() {
@@ -482,38 +513,45 @@ async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending
         let mut seen = std::collections::HashSet::new();
         let (now, next): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|(workflow, row, _)| seen.insert((workflow.clone(), row.instance.clone())));
+            .partition(|pending| seen.insert((pending.workflow.clone(), pending.row.instance.clone())));
         later = next;
-        commit(&shared, now).await;
+        commit(&shared, &mut connection, now).await;
     }
 }
 
-async fn commit(shared: &Shared, batch: Vec<Pending>) {
+async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pending>) {
     if shared.lease.lost.load(Ordering::Acquire) {
-        for (_, row, reply) in batch {
-            let _ = reply.send(Err(StoreError::Fenced { instance: row.instance }));
+        for pending in batch {
+            let _ = pending.reply.send(Err(StoreError::Fenced {
+                instance: pending.row.instance,
+            }));
         }
         return;
     }
     let mut outcome = Err(backend("not tried"));
-    // A lost connection is retried: a row the failed attempt did commit is recognised below.
+    // A lost connection is retried on a new one: a row the failed attempt did commit is
+    // recognised below.
     for attempt in 0..3 {
-        outcome = append_batch(shared, &batch).await;
+        outcome = append_batch(shared, connection, &batch).await;
         if outcome.is_ok() {
             break;
         }
+        *connection = None;
         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
     }
     let written = match outcome {
         Ok(written) => written,
         Err(error) => {
-            for (_, _, reply) in batch {
-                let _ = reply.send(Err(error.clone()));
+            for pending in batch {
+                let _ = pending.reply.send(Err(error.clone()));
             }
             return;
         }
     };
-    for (workflow, row, reply) in batch {
+    for Pending {
+        workflow, row, reply, ..
+    } in batch
+    {
         let key = (workflow, row.instance.clone());
         let result = match written.get(&key) {
             Some(&epoch) => {
@@ -526,9 +564,18 @@ async fn commit(shared: &Shared, batch: Vec<Pending>) {
     }
 }
 
-/// Writes one batch; the instances whose row was written, with their epoch.
-async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(String, String), i64>, StoreError> {
-    let client = shared.pool.get().await.map_err(backend)?;
+/// Writes one batch on the writer's connection (taken from the pool if it has none); the
+/// instances whose row was written, with their epoch.
+async fn append_batch(
+    shared: &Shared,
+    connection: &mut Option<Object>,
+    batch: &[Pending],
+) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let client = match connection {
+        Some(client) => client,
+        None => connection.insert(shared.pool.get().await.map_err(backend)?),
+    };
+    let statement = client.prepare_cached(&shared.sql.append).await.map_err(backend)?;
     let mut workflows = Vec::with_capacity(batch.len());
     let mut instances = Vec::with_capacity(batch.len());
     let mut seqs = Vec::with_capacity(batch.len());
@@ -536,9 +583,13 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
     let mut checksums = Vec::with_capacity(batch.len());
     let mut datas = Vec::with_capacity(batch.len());
     let mut epochs = Vec::with_capacity(batch.len());
+    let mut messages = Vec::with_capacity(batch.len());
     {
         let known = shared.epochs();
-        for (workflow, row, _) in batch {
+        for Pending {
+            workflow, row, message, ..
+        } in batch
+        {
             workflows.push(workflow.as_str());
             instances.push(row.instance.as_str());
             seqs.push(i64::try_from(row.seq).unwrap_or(i64::MAX));
@@ -551,11 +602,12 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
                     .copied()
                     .unwrap_or(0),
             );
+            messages.push(*message);
         }
     }
     let rows = client
         .query(
-            &shared.sql.append,
+            &statement,
             &[
                 &workflows,
                 &instances,
@@ -565,6 +617,7 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
                 &datas,
                 &epochs,
                 &shared.process,
+                &messages,
             ],
         )
         .await
@@ -582,7 +635,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
     let client = shared.pool.get().await.map_err(backend)?;
     let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
     let stored = client
-        .query_opt(&shared.sql.classify, &[&workflow, &row.instance, &seq])
+        .query_opt(
+            &prepared(&client, &shared.sql.classify).await?,
+            &[&workflow, &row.instance, &seq],
+        )
         .await
         .map_err(backend)?;
     if let Some(stored) = stored {
@@ -605,7 +661,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
         });
     }
     let newest: Option<(i64, Option<i64>)> = client
-        .query_opt(&shared.sql.owner, &[&workflow, &row.instance])
+        .query_opt(
+            &prepared(&client, &shared.sql.owner).await?,
+            &[&workflow, &row.instance],
+        )
         .await
         .map_err(backend)?
         .map(|r| (r.get(0), r.get(1)));
@@ -630,7 +689,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
 async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.claim, &[&workflow, &shared.process])
+        .query(
+            &prepared(&client, &shared.sql.claim).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     let mut epochs = shared.epochs();
@@ -664,7 +726,7 @@ fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> 
 async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.journal, &[&workflow, &instance])
+        .query(&prepared(&client, &shared.sql.journal).await?, &[&workflow, &instance])
         .await
         .map_err(backend)?;
     rows.into_iter()
@@ -675,7 +737,10 @@ async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<
 async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     client
-        .execute(&shared.sql.release, &[&workflow, &shared.process])
+        .execute(
+            &prepared(&client, &shared.sql.release).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     shared.epochs().retain(|(w, _), _| w != workflow);
@@ -685,7 +750,10 @@ async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
 async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) -> Result<Posted, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let row = client
-        .query_one(&shared.sql.post, &[&workflow, &instance, &data, &shared.sql.listen])
+        .query_one(
+            &prepared(&client, &shared.sql.post).await?,
+            &[&workflow, &instance, &data, &shared.sql.listen],
+        )
         .await
         .map_err(backend)?;
     Ok(match row.get::<_, Option<bool>>(0) {
@@ -698,7 +766,10 @@ async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) ->
 async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.inbox, &[&workflow, &shared.process])
+        .query(
+            &prepared(&client, &shared.sql.inbox).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     Ok(rows
@@ -714,7 +785,10 @@ async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreErr
 async fn acknowledge(shared: &Shared, ids: Vec<i64>) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     client
-        .execute(&shared.sql.acknowledge, &[&ids])
+        .execute(
+            &prepared(&client, &shared.sql.acknowledge).await?,
+            &[&ids, &shared.process],
+        )
         .await
         .map_err(backend)?;
     Ok(())
@@ -762,7 +836,10 @@ async fn renew(shared: Arc<Shared>) {
         };
         // A renewal that fails to reach the server is tried again; one that finds the lease
         // expired means others may own the instances now.
-        if let Ok(0) = client.execute(&shared.sql.renew, &[&shared.process, &millis]).await {
+        let Ok(statement) = prepared(&client, &shared.sql.renew).await else {
+            continue;
+        };
+        if let Ok(0) = client.execute(&statement, &[&shared.process, &millis]).await {
             shared.lease.lost.store(true, Ordering::Release);
             shared.epochs().clear();
             return;
@@ -774,7 +851,17 @@ async fn renew(shared: Arc<Shared>) {
 impl Store for PostgresStore {
     async fn append(&self, workflow: &str, row: Row) -> Result<(), StoreError> {
         let workflow = workflow.to_string();
-        self.ask(|reply| Request::Append(workflow, row, reply)).await
+        self.ask(|reply| Request::Append(workflow, row, None, reply)).await
+    }
+
+    async fn append_consuming(&self, workflow: &str, row: Row, message: i64) -> Result<(), StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Append(workflow, row, Some(message), reply))
+            .await
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.lease.lost.load(Ordering::Acquire)
     }
 
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
