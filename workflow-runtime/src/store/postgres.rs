@@ -118,8 +118,8 @@ impl Sql {
         Sql {
             append: format!(
                 "WITH input AS (
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[], $9::int8[])
-                     AS t(workflow, instance, seq, open, checksum, data, epoch, message)),
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[])
+                     AS t(workflow, instance, seq, open, checksum, data, epoch)),
                  alive AS (SELECT 1 FROM {s}.processes WHERE id = $8 AND lease_until > clock_timestamp()),
                  started AS (
                    INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch)
@@ -140,9 +140,12 @@ impl Sql {
                    FROM input JOIN ok USING (workflow, instance)
                    RETURNING workflow, instance, epoch),
                  -- The inbox message a step applied leaves the inbox with the step: exactly once.
+                 -- (A batch has one row per instance, so its instance's row being written is
+                 -- the message's step being written; by the primary key, not a join over the
+                 -- whole batch.)
                  consumed AS (
-                   DELETE FROM {s}.inbox m USING input JOIN written USING (workflow, instance)
-                   WHERE m.id = input.message)
+                   DELETE FROM {s}.inbox m WHERE m.id = ANY($9::int8[])
+                     AND EXISTS (SELECT 1 FROM written w WHERE w.workflow = m.workflow AND w.instance = m.instance))
                  SELECT workflow, instance, epoch FROM written"
             ),
             classify: format!(
