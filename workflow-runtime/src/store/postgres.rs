@@ -259,7 +259,16 @@ impl PostgresStore {
 
     /// [`open`](Self::open) with `options`.
     pub fn open_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        // Generic plans, always: the append statement takes a millisecond or more to plan (many
+        // times its run), and once the tables have statistics the server may otherwise plan it
+        // anew on every step. Its generic plan (index lookups per row) suits one row and a
+        // thousand alike.
+        let server_options = format!(
+            "{} -c plan_cache_mode=force_generic_plan",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(server_options.trim_start());
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
