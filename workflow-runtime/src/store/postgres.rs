@@ -4,12 +4,15 @@
 //! Tables (in the store's schema, created and migrated by [`PostgresStore::open`]):
 //! `meta` (the schema version), `processes` (one row per open store: its lease), `instances`
 //! (each instance's newest row number, whether it is open, its owner and its fencing epoch) and
-//! `journal` (the rows, with the owner and epoch that wrote them).
+//! `journal` (the rows, with the owner and epoch that wrote them), and `inbox` (requests posted to
+//! instances other processes own).
 //!
 //! Every append is one statement that checks, for each row, that the writing process's lease has
 //! not expired (by the database's clock) and that it still owns the instance under the epoch it
-//! claimed it with; a process that lost its lease commits nothing. Concurrent appends share one
-//! statement and one commit (group commit).
+//! claimed it with; a process that lost its lease commits nothing. The same statement deletes the
+//! inbox message a step applied, so a message is applied exactly once. Concurrent appends share
+//! one statement and one commit (group commit); a lone append is sent at once, a prepared
+//! statement on the writer's own connection: one round trip and the commit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,7 +69,9 @@ impl Default for PostgresOptions {
 /// else now owns.
 ///
 /// The store runs its connections on a thread of its own, so it serves any runtime (a test's
-/// paused clock included), and renews its lease by the wall clock.
+/// paused clock included), and renews its lease by the wall clock. Its connections ask the server
+/// for generic plans (`plan_cache_mode`, PostgreSQL 12 or newer): its statements are prepared once
+/// per connection and never planned again per step.
 pub struct PostgresStore {
     requests: mpsc::UnboundedSender<Request>,
     process: i64,
