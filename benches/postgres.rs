@@ -8,7 +8,9 @@
 //!   3 s; committed transitions per second, both together (synchronous_commit as the server has
 //!   it: on by default). Target >= 20,000/s. Paired: a floor round before each round of ours.
 //! - `postgres_latency/order_lone`: one 3-activity `Order` at a time, `start` to `wait`
-//!   (criterion's mean), then 500 timed runs for p50 / p99. Target p50 <= 3 ms, p99 <= 10 ms.
+//!   (criterion's mean), then 500 timed runs for p50 / p99, each paired with the floor (the four
+//!   single-row commits an order makes, in sequence on a bare connection) and the store alone
+//!   (four appends through `Store::append`, no engine). Target p50 <= 3 ms, p99 <= 10 ms.
 //! - `postgres_takeover/10000`: worker A starts 10,000 `Counter` instances and is SIGKILLed; worker
 //!   B (recovered, taking over) reports when all 10,000 run on it and when it has finished them
 //!   all (one `Stop` each). Target: running again within the lease (1.5 s) + 1 s.
