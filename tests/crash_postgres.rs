@@ -9,7 +9,7 @@
 //! its idempotency key, exists once per order and activity, and invocations started again after a
 //! kill are counted and printed; nothing is stuck.
 //!
-//! Scale: the 5,000 orders; about 45 s in a debug build on a loaded 2-core machine. The
+//! Scale: the 5,000 orders; 26–45 s in a debug build on a loaded 2-core machine. The
 //! zombie drops its copies once it finds its lease lost (none ends `Failed`) and exits, as a
 //! worker under a supervisor would, to be restarted.
 #![cfg(all(unix, feature = "postgres"))]
