@@ -87,10 +87,11 @@ where
     }
 
     /// On a store several processes share, starts (once) the task that, at every
-    /// [`Store::takeover_interval`](crate::Store::takeover_interval) and whenever something is
-    /// posted to the inbox, takes over the instances of processes whose lease expired (by
-    /// recovering again) and hands this process's instances the messages other processes
-    /// posted them. It holds the engine weakly and ends with it or at `shutdown`.
+    /// [`Store::takeover_interval`](crate::Store::takeover_interval), drops the copies of
+    /// instances others took over and takes over the instances of processes whose lease expired
+    /// (by recovering again), and at those times and whenever something is posted to the inbox,
+    /// hands this process's instances the messages other processes posted them. It holds the
+    /// engine weakly and ends with it or at `shutdown`.
     pub(super) fn keep_taking_over(&self, durable: &Durable<W>) {
         let Some(every) = durable.store.takeover_interval() else {
             return;
@@ -101,15 +102,25 @@ where
         let mut posted = durable.store.posted();
         let engine = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            let mut due = tokio::time::Instant::now() + every;
             loop {
-                match &mut posted {
+                // A notification hands over what was posted at once; the takeover pass keeps its
+                // own pace, however many notifications come.
+                let (notified, closed) = match &mut posted {
                     Some(posted) => {
                         tokio::select! {
-                            _ = tokio::time::sleep(every) => {}
-                            _ = posted.changed() => {}
+                            _ = tokio::time::sleep_until(due) => (false, false),
+                            changed = posted.changed() => (true, changed.is_err()),
                         }
                     }
-                    None => tokio::time::sleep(every).await,
+                    None => {
+                        tokio::time::sleep_until(due).await;
+                        (false, false)
+                    }
+                };
+                if closed {
+                    // The store stopped listening: the takeover pass reads the inbox too.
+                    posted = None;
                 }
                 let Some(inner) = engine.upgrade() else {
                     return;
@@ -118,10 +129,14 @@ where
                 if engine.check_open().is_err() {
                     return;
                 }
-                // Copies of instances others took over leave (all of them once the lease is lost).
-                engine.drop_moved();
-                if let Err(error) = engine.recover().await {
-                    tracing::warn!(%error, "taking over instances failed");
+                if !notified || tokio::time::Instant::now() >= due {
+                    due = tokio::time::Instant::now() + every;
+                    // Copies of instances others took over leave (all of them once the lease is
+                    // lost).
+                    engine.drop_moved();
+                    if let Err(error) = engine.recover().await {
+                        tracing::warn!(%error, "taking over instances failed");
+                    }
                 }
                 if let Err(error) = engine.deliver_posted().await {
                     tracing::warn!(%error, "reading the inbox failed");
