@@ -239,9 +239,17 @@ async fn an_instance_moved_to_another_process_leaves_its_old_owner() {
         1,
         "the refused step started nothing"
     );
-    // The old owner's other instance is untouched.
-    old.send("j-1", JobEvent::Go).await.unwrap();
-    assert_eq!(old.wait("j-1").await, Ok(JobState::Done));
+    // A cancellation that finds its copy moved goes on to the new owner.
+    schema.execute(&format!(
+        "UPDATE instances SET owner = {}, epoch = epoch + 1 WHERE instance = 'j-1'",
+        b.process()
+    ));
+    assert_eq!(old.list().len(), 1, "j-1 has not committed anything since");
+    assert_eq!(new.recover().await.unwrap().resumed, 1);
+    old.cancel("j-1").await.unwrap();
+    assert!(old.list().is_empty());
+    assert_eq!(new.wait("j-1").await, Err(EngineError::Cancelled("j-1".into())));
+    assert_eq!(old.wait("j-1").await, Err(EngineError::Cancelled("j-1".into())));
 }
 
 /// What a tally has counted, in the order it counted it.

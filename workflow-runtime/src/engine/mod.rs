@@ -767,13 +767,19 @@ where
     ///
     /// On a store several processes share, an instance another process owns gets the
     /// cancellation through the store's inbox, as [`send`](Self::send) describes: `cancel`
-    /// returns once it is stored.
+    /// returns once it is stored. So does one whose copy here turns out, as it cancels, to be
+    /// owned by another process now (the cancellation was not committed here).
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        let remote = || self.post(id, ownership::Remote::Cancel);
         match self.mailbox(id) {
-            Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
-                self.post(id, ownership::Remote::Cancel).await
-            }
-            _ => self.cancel_here(id, None).await,
+            Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => remote().await,
+            _ => match self.cancel_here(id, None).await {
+                // The copy was dropped rather than cancelled.
+                Err(EngineError::Stopped(_)) if self.shared_store().is_some() && self.get(id).is_err() => {
+                    remote().await
+                }
+                cancelled => cancelled,
+            },
         }
     }
 
