@@ -203,6 +203,7 @@ where
             open: journal::open::<W::Context, W::Event>,
             encode_remote: super::ownership::encode_remote::<W::Event>,
             decode_remote: super::ownership::decode_remote::<W::Event>,
+            defined: tokio::sync::OnceCell::new(),
         });
         self
     }
