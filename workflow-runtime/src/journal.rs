@@ -351,7 +351,7 @@ pub(crate) fn plain_summary(data: &[u8]) -> Option<(Option<String>, Option<Insta
 /// accidental damage, over what the engine's [`Codec`] (if any) made of the
 /// document, bound to the row's identity.
 pub(crate) struct Seal {
-    pub workflow: &'static str,
+    pub workflow: Cow<'static, str>,
     pub codec: Option<Arc<dyn Codec>>,
 }
 
@@ -369,7 +369,7 @@ impl Seal {
             None => data,
             Some(codec) => {
                 let at = RowId {
-                    workflow: self.workflow,
+                    workflow: &self.workflow,
                     instance,
                     seq,
                     open,
@@ -404,7 +404,7 @@ impl Seal {
             return Err(corrupt("checksum mismatch".into()));
         }
         let at = RowId {
-            workflow: self.workflow,
+            workflow: &self.workflow,
             instance: &row.instance,
             seq: row.seq,
             open: row.open,
@@ -577,7 +577,7 @@ where
     W::Event: DeserializeOwned,
 {
     let seal = Seal {
-        workflow: W::graph().name,
+        workflow: Cow::Borrowed(W::graph().name),
         codec,
     };
     let document = open::<W::Context, W::Event>(row, &definition::<W>(), &seal)?;

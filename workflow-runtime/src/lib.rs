@@ -46,6 +46,8 @@ mod diagram;
 pub mod engine;
 mod fnv;
 pub mod graph;
+#[cfg(feature = "sqlite")]
+pub mod inspect;
 pub mod interop;
 pub mod journal;
 mod machine;

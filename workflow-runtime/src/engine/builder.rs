@@ -195,7 +195,7 @@ where
         self.durable = Some(Durable {
             store,
             seal: journal::Seal {
-                workflow: W::graph().name,
+                workflow: std::borrow::Cow::Borrowed(W::graph().name),
                 codec: None,
             },
             fingerprint: journal::definition::<W>(),

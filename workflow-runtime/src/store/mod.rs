@@ -24,7 +24,7 @@ mod owner;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

@@ -250,7 +250,7 @@ const WRITE_VERSION: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('sc
 /// An instance's entry: where its newest row is, and that row's number. The
 /// writer's first look at an instance, and where a journal's walk back
 /// starts.
-const FIND_INSTANCE: &str = "SELECT newest, seq FROM instances WHERE workflow = ?1 AND instance = ?2";
+const FIND_INSTANCE: &str = "SELECT newest, seq, state, status FROM instances WHERE workflow = ?1 AND instance = ?2";
 
 /// Appends a row; SQLite gives it the next `id` (its rowid), so the table
 /// only grows at its end.
@@ -263,8 +263,18 @@ const ADD_INSTANCE: &str =
                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
 
 const ADVANCE_INSTANCE: &str =
-    "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, state = ?6, status = ?7, updated = ?8 \
-                                WHERE workflow = ?1 AND instance = ?2";
+    "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6, state = ?7, status = ?8 \
+     WHERE workflow = ?1 AND instance = ?2";
+
+/// [`ADVANCE_INSTANCE`] for a step that left the instance's status as it was (the common one):
+/// SQLite updates an index only when the statement assigns one of its columns, so
+/// `instances_by_status` is left alone.
+const ADVANCE_STATE: &str = "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6, state = ?7 \
+                             WHERE workflow = ?1 AND instance = ?2";
+
+/// [`ADVANCE_INSTANCE`] for a step that left state and status as they were: no index changes.
+const ADVANCE_SAME: &str = "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6 \
+                            WHERE workflow = ?1 AND instance = ?2";
 
 /// What recovery reads of an open instance, joined to its entry `i`: the
 /// entry's instance id, the row's `seq, open, checksum, data`, whether the
@@ -1027,7 +1037,11 @@ fn scan_entries(conn: &Connection, sql: &str, workflow: &str, entries: &mut Vec<
 /// they are (their checksum then fails); a broken chain (a link to a missing
 /// row, to another instance's row, or not to an older row) is
 /// [`StoreError::Corrupt`], rather than a journal silently cut short.
-fn walk_back(conn: &Connection, workflow: &str, instance: &str) -> rusqlite::Result<Result<Vec<Row>, StoreError>> {
+pub(crate) fn walk_back(
+    conn: &Connection,
+    workflow: &str,
+    instance: &str,
+) -> rusqlite::Result<Result<Vec<Row>, StoreError>> {
     let entry = conn
         .prepare_cached(FIND_INSTANCE)?
         .query_row(params![workflow, instance], |r| {
@@ -1516,6 +1530,8 @@ fn write_batch(
             insert_row: tx.prepare_cached(INSERT_ROW)?,
             add: tx.prepare_cached(ADD_INSTANCE)?,
             advance: tx.prepare_cached(ADVANCE_INSTANCE)?,
+            advance_state: tx.prepare_cached(ADVANCE_STATE)?,
+            advance_same: tx.prepare_cached(ADVANCE_SAME)?,
         };
         for request in batch {
             if !isolated {
@@ -1546,10 +1562,19 @@ struct Statements<'conn> {
     insert_row: rusqlite::CachedStatement<'conn>,
     add: rusqlite::CachedStatement<'conn>,
     advance: rusqlite::CachedStatement<'conn>,
+    advance_state: rusqlite::CachedStatement<'conn>,
+    advance_same: rusqlite::CachedStatement<'conn>,
 }
 
 /// Every statement the writer runs, checked when the file is opened.
-const WRITER_STATEMENTS: [&str; 4] = [FIND_INSTANCE, INSERT_ROW, ADD_INSTANCE, ADVANCE_INSTANCE];
+const WRITER_STATEMENTS: [&str; 6] = [
+    FIND_INSTANCE,
+    INSERT_ROW,
+    ADD_INSTANCE,
+    ADVANCE_INSTANCE,
+    ADVANCE_STATE,
+    ADVANCE_SAME,
+];
 
 impl Statements<'_> {
     /// Appends one row if it is the next of its instance: 1 for an instance
@@ -1562,17 +1587,28 @@ impl Statements<'_> {
         let entry = self
             .find
             .query_row(params![workflow, row.instance], |r| {
-                Ok((integer(r.get_ref(0)?), integer(r.get_ref(1)?)))
+                let state = match r.get_ref(2)? {
+                    ValueRef::Text(state) => Some(state.to_vec()),
+                    _ => None,
+                };
+                Ok((
+                    integer(r.get_ref(0)?),
+                    integer(r.get_ref(1)?),
+                    state,
+                    integer(r.get_ref(3)?),
+                ))
             })
             .optional()?;
+        // The newest row's id, and the entry's state and status (which the update leaves alone
+        // when the step did not change them).
         let prev = match entry {
             None if seq == 1 => None,
             None => return Ok(Outcome::Conflict),
-            Some((Some(newest), Some(stored))) => {
+            Some((Some(newest), Some(stored), state, status)) => {
                 if stored.checked_add(1) != Some(seq) {
                     return Ok(Outcome::Conflict);
                 }
-                Some(newest)
+                Some((newest, state, status))
             }
             Some(_) => return Ok(Outcome::Unreadable),
         };
@@ -1587,16 +1623,29 @@ impl Statements<'_> {
             row.open,
             i64::from(row.checksum),
             row.data,
-            prev,
+            prev.as_ref().map(|p| p.0),
             at,
             state,
             status
         ])?;
         let id = conn.last_insert_rowid();
-        let entry = params![workflow, row.instance, id, seq, row.open, state, status, at];
+        let key = (workflow, &row.instance, id, seq, row.open, at);
         match prev {
-            None => self.add.execute(entry)?,
-            Some(_) => self.advance.execute(entry)?,
+            None => self
+                .add
+                .execute(params![key.0, key.1, key.2, key.3, key.4, state, status, at])?,
+            Some((_, ref before_state, before_status))
+                if before_state.as_deref() == state.as_ref().map(String::as_bytes) && before_status == status =>
+            {
+                self.advance_same
+                    .execute(params![key.0, key.1, key.2, key.3, key.4, key.5])?
+            }
+            Some((_, _, before_status)) if before_status == status => self
+                .advance_state
+                .execute(params![key.0, key.1, key.2, key.3, key.4, key.5, state])?,
+            Some(_) => self
+                .advance
+                .execute(params![key.0, key.1, key.2, key.3, key.4, key.5, state, status])?,
         };
         Ok(Outcome::Stored)
     }
@@ -1978,27 +2027,27 @@ mod tests {
         assert_eq!(readable(&store, "Order").await.len(), 2, "the rows read as before");
         let rows = store.journal("Order", "plain").await.unwrap();
         assert_eq!(rows[0].summary, Summary::default(), "rows keep no summary of schema 1");
-        store.append("Order", row("plain", 2, true)).await.unwrap();
-        drop(store);
 
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row(READ_VERSION, [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let entries: Vec<(String, Option<String>, Option<i64>, Option<i64>)> = conn
-            .prepare("SELECT instance, state, status, started FROM instances ORDER BY instance")
+        // The state and status a plain row tells, nothing of a sealed one, no times.
+        let entry = |id: &str| -> (Option<String>, Option<i64>, bool) {
+            conn.query_row(
+                "SELECT state, status, started IS NULL AND updated IS NULL FROM instances WHERE instance = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        };
         assert_eq!(
-            entries,
-            [
-                // The append since moved it on, with the test row's (empty) summary.
-                ("plain".into(), None, None, None),
-                ("sealed".into(), None, None, None),
-            ]
+            entry("plain"),
+            (Some("B".into()), Some(InstanceStatus::Running.code()), true)
         );
+        assert_eq!(entry("sealed"), (None, None, true));
+        // And the store goes on writing.
+        store.append("Order", row("plain", 2, true)).await.unwrap();
+        drop(store);
         let indexes: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%_by_%'",
