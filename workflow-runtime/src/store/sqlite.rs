@@ -1586,20 +1586,21 @@ impl Statements<'_> {
         let entry = self
             .find
             .query_row(params![workflow, row.instance], |r| {
-                let state = match r.get_ref(2)? {
-                    ValueRef::Text(state) => Some(state.to_vec()),
-                    _ => None,
+                let same_state = match (r.get_ref(2)?, &row.summary.state) {
+                    (ValueRef::Text(stored), Some(state)) => stored == state.as_bytes(),
+                    (ValueRef::Null, None) => true,
+                    _ => false,
                 };
                 Ok((
                     integer(r.get_ref(0)?),
                     integer(r.get_ref(1)?),
-                    state,
+                    same_state,
                     integer(r.get_ref(3)?),
                 ))
             })
             .optional()?;
-        // The newest row's id, and the entry's state and status (which the update leaves alone
-        // when the step did not change them).
+        // The newest row's id, whether the step left the entry's state as it was, and the
+        // entry's status (the update leaves alone what the step did not change).
         let prev = match entry {
             None if seq == 1 => None,
             None => return Ok(Outcome::Conflict),
@@ -1633,12 +1634,9 @@ impl Statements<'_> {
             None => self
                 .add
                 .execute(params![key.0, key.1, key.2, key.3, key.4, state, status, at])?,
-            Some((_, ref before_state, before_status))
-                if before_state.as_deref() == state.as_ref().map(String::as_bytes) && before_status == status =>
-            {
-                self.advance_same
-                    .execute(params![key.0, key.1, key.2, key.3, key.4, key.5])?
-            }
+            Some((_, true, before_status)) if before_status == status => self
+                .advance_same
+                .execute(params![key.0, key.1, key.2, key.3, key.4, key.5])?,
             Some((_, _, before_status)) if before_status == status => self
                 .advance_state
                 .execute(params![key.0, key.1, key.2, key.3, key.4, key.5, state])?,
