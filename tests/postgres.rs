@@ -87,7 +87,7 @@ fn a_schema_from_a_newer_version_is_refused() {
         refused,
         StoreError::SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         }
     );
 }
@@ -141,6 +141,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     let crew = Arc::new(Crew::default());
     let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
     let zombie = engine(&a, &crew);
+    zombie.recover().await.unwrap(); // as engines do at start: it watches its lease from now on
     for i in 0..10 {
         zombie.start(format!("j-{i}"), ()).await.unwrap();
     }
@@ -156,12 +157,17 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     })
     .await;
     eprintln!("taken over {took:?} after the lease expired");
-    // The zombie still runs its copies, but can commit nothing.
-    let fenced = zombie.send("j-0", JobEvent::Go).await;
-    assert!(
-        matches!(fenced, Err(EngineError::Store(StoreError::Fenced { ref instance })) if instance == "j-0"),
-        "{fenced:?}"
-    );
+    // The zombie commits nothing more: a copy it still has refuses the step, or it dropped the
+    // copy already (its store found the lease lost) and the event goes to the survivor.
+    match zombie.send("j-0", JobEvent::Go).await {
+        Err(EngineError::Store(StoreError::Fenced { instance })) => assert_eq!(instance, "j-0"),
+        Ok(()) => assert_eq!(survivor.wait("j-0").await, Ok(JobState::Done)),
+        other => panic!("{other:?}"),
+    }
+    // It drops every copy (its lease is lost): nothing of them is left in it, none `Failed`, and
+    // it answers for them from the store, as the survivor runs them.
+    within(Duration::from_secs(2), async || zombie.list().is_empty()).await;
+    assert_eq!(zombie.status("j-1").await, Ok(Status::Running(JobState::Waiting)));
     assert_eq!(
         crew.worked.load(Ordering::SeqCst),
         0,
@@ -169,7 +175,9 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     );
     for i in 0..10 {
         let id = format!("j-{i}");
-        survivor.send(&id, JobEvent::Go).await.unwrap();
+        if survivor.status(&id).await.unwrap().is_running() {
+            survivor.send(&id, JobEvent::Go).await.unwrap();
+        }
         assert_eq!(survivor.wait(&id).await.unwrap(), JobState::Done);
         let rows = writers(&schema, &id);
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
@@ -190,6 +198,50 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
         survivor.status("j-1").await,
         Ok(Status::Finished(JobState::Done))
     ));
+    assert_eq!(zombie.status("j-1").await, Ok(Status::Finished(JobState::Done)));
+    assert_eq!(zombie.wait("j-2").await, Ok(JobState::Done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_moved_to_another_process_leaves_its_old_owner() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let old = engine(&a, &crew);
+    old.start("j-0", ()).await.unwrap();
+    old.start("j-1", ()).await.unwrap();
+    // j-0 alone moves to b (a's lease stays valid), as a takeover would move it.
+    schema.execute(&format!(
+        "UPDATE instances SET owner = {}, epoch = epoch + 1 WHERE instance = 'j-0'",
+        b.process()
+    ));
+    assert_eq!(
+        old.send("j-0", JobEvent::Go).await,
+        Err(EngineError::Store(StoreError::Fenced { instance: "j-0".into() }))
+    );
+    // Its copy left the old owner, which reports no failure: it reads j-0 from the store now.
+    let ids: Vec<String> = old.list().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["j-1"]);
+    assert_eq!(old.status("j-0").await, Ok(Status::Running(JobState::Waiting)));
+    assert!(old.subscribe("j-0").is_err(), "no local copy to follow");
+    // The new owner runs it; requests to the old one reach it through the store.
+    let new = engine(&b, &crew);
+    assert_eq!(new.recover().await.unwrap().resumed, 1);
+    old.send("j-0", JobEvent::Go).await.unwrap();
+    assert_eq!(old.wait("j-0").await, Ok(JobState::Done));
+    assert_eq!(new.status("j-0").await, Ok(Status::Finished(JobState::Done)));
+    assert_eq!(
+        writers(&schema, "j-0"),
+        [(1, a.process()), (2, b.process()), (3, b.process())]
+    );
+    assert_eq!(
+        crew.worked.load(Ordering::SeqCst),
+        1,
+        "the refused step started nothing"
+    );
+    // The old owner's other instance is untouched.
+    old.send("j-1", JobEvent::Go).await.unwrap();
+    assert_eq!(old.wait("j-1").await, Ok(JobState::Done));
 }
 
 /// What a tally has counted, in the order it counted it.
@@ -251,6 +303,18 @@ async fn requests_to_another_process_arrive_in_order() {
         other.send("t-9", TallyEvent::Close).await,
         Err(EngineError::UnknownInstance("t-9".into()))
     );
+    // `try_send` never waits, so it does not write to the store: it reaches only this process's
+    // instances, and says so for others.
+    assert_eq!(
+        other.try_send("t-2", TallyEvent::Close),
+        Err(EngineError::NotHere("t-2".into()))
+    );
+    assert!(EngineError::NotHere("t-2".into()).to_string().contains("use `send`"));
+    assert_eq!(
+        owner.snapshot("t-2").await.unwrap().history.len(),
+        1,
+        "nothing reached t-2"
+    );
     // A cancellation from the other process.
     other.cancel("t-2").await.unwrap();
     assert_eq!(owner.wait("t-2").await, Err(EngineError::Cancelled("t-2".into())));
@@ -272,7 +336,9 @@ async fn long_dead_processes_that_own_nothing_are_swept() {
         dead.process(),
         owner.process()
     ));
-    engine(&live, &crew).recover().await.unwrap(); // takes j-1 over, sweeps `dead`
+    // One claim, as recovery makes (an engine's recovery would go on taking over in the
+    // background, and its next pass sweep `owner` too): takes j-1 over, sweeps `dead`.
+    assert_eq!(live.open_rows("Job").await.unwrap().len(), 1);
     let ids = |schema: &pg::Schema| -> Vec<i64> {
         let rows = schema.execute("SELECT id FROM processes ORDER BY id");
         rows.iter().map(|row| row.get(0)).collect()
@@ -293,5 +359,168 @@ async fn long_dead_processes_that_own_nothing_are_swept() {
     assert_eq!(
         owner.append("Job", late).await,
         Err(StoreError::Fenced { instance: "j-1".into() })
+    );
+}
+
+/// A process that dies as it would acknowledge anything on its own: the store's every call
+/// passes through, except `acknowledge`, which never returns.
+struct DiesBeforeAcknowledging(Arc<PostgresStore>);
+
+#[async_trait::async_trait]
+impl Store for DiesBeforeAcknowledging {
+    async fn append(&self, workflow: &str, row: workflow::Row) -> Result<(), StoreError> {
+        self.0.append(workflow, row).await
+    }
+    async fn append_consuming(&self, workflow: &str, row: workflow::Row, message: i64) -> Result<(), StoreError> {
+        self.0.append_consuming(workflow, row, message).await
+    }
+    async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<workflow::Row, StoreError>>, StoreError> {
+        self.0.open_rows(workflow).await
+    }
+    async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<workflow::Row>, StoreError> {
+        self.0.journal(workflow, instance).await
+    }
+    fn lease(&self, length: Duration, renewal: Duration) {
+        self.0.lease(length, renewal)
+    }
+    fn takeover_interval(&self) -> Option<Duration> {
+        self.0.takeover_interval()
+    }
+    async fn post(&self, workflow: &str, instance: &str, message: Vec<u8>) -> Result<workflow::Posted, StoreError> {
+        self.0.post(workflow, instance, message).await
+    }
+    async fn inbox(&self, workflow: &str) -> Result<Vec<workflow::Message>, StoreError> {
+        self.0.inbox(workflow).await
+    }
+    async fn acknowledge(&self, _ids: Vec<i64>) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    fn posted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.0.posted()
+    }
+    fn lease_lost(&self) -> bool {
+        self.0.lease_lost()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_event_is_applied_once_even_if_its_owner_dies_right_after() {
+    let schema = pg::Schema::fresh();
+    let (a, b, c) = (
+        Arc::new(schema.open()),
+        Arc::new(schema.open()),
+        Arc::new(schema.open()),
+    );
+    let dying = Engine::<Tally, Clerk>::builder(Clerk)
+        .store(Arc::new(DiesBeforeAcknowledging(a.clone())))
+        .build();
+    dying.recover().await.unwrap();
+    dying.start("t-1", Seen::default()).await.unwrap();
+    let survivor = Engine::<Tally, Clerk>::builder(Clerk).store(b.clone()).build();
+    survivor.recover().await.unwrap();
+    let sender = Engine::<Tally, Clerk>::builder(Clerk).store(c.clone()).build();
+    sender.send("t-1", TallyEvent::Add(Add { n: 1 })).await.unwrap();
+    // The owner applies it (the step commits), then dies before it could acknowledge anything.
+    within(Duration::from_secs(2), async || {
+        dying.snapshot("t-1").await.unwrap().context.numbers == [1]
+    })
+    .await;
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {}",
+        a.process()
+    ));
+    // The survivor takes t-1 over; a later message, handled after anything still queued before
+    // it, closes it.
+    within(Duration::from_secs(3), async || survivor.list().len() == 1).await;
+    sender.send("t-1", TallyEvent::Close).await.unwrap();
+    assert_eq!(survivor.wait("t-1").await, Ok(TallyState::Closed));
+    assert_eq!(
+        survivor.snapshot("t-1").await.unwrap().context.numbers,
+        [1],
+        "the event left the inbox with the step that applied it: not applied again"
+    );
+    assert_eq!(writers(&schema, "t-1").len(), 3, "start, Add, Close");
+    let left = schema.execute("SELECT count(*) FROM inbox");
+    assert_eq!(left[0].get::<_, i64>(0), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_keep_their_summary_and_the_workflow_its_definition() {
+    let schema = pg::Schema::fresh();
+    let store = Arc::new(schema.open());
+    let crew = Arc::new(Crew::default());
+    let engine = engine(&store, &crew);
+    engine.start("j-1", ()).await.unwrap();
+    engine.send("j-1", JobEvent::Go).await.unwrap();
+    assert_eq!(engine.wait("j-1").await.unwrap(), JobState::Done);
+    let rows = store.journal("Job", "j-1").await.unwrap();
+    let states: Vec<(Option<&str>, Option<workflow::InstanceStatus>)> = rows
+        .iter()
+        .map(|r| (r.summary.state.as_deref(), r.summary.status))
+        .collect();
+    use workflow::InstanceStatus::{Finished, Running};
+    assert_eq!(
+        states,
+        [
+            (Some("Waiting"), Some(Running)),
+            (Some("Working"), Some(Running)),
+            (Some("Done"), Some(Finished))
+        ]
+    );
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].summary.at <= w[1].summary.at && w[0].summary.at.is_some()));
+    let entry = schema.execute("SELECT state, status, started, updated FROM instances WHERE instance = 'j-1'");
+    assert_eq!(entry[0].get::<_, Option<String>>(0).as_deref(), Some("Done"));
+    assert_eq!(entry[0].get::<_, Option<i64>>(1), Some(Finished.code()));
+    let (started, updated): (Option<i64>, Option<i64>) = (entry[0].get(2), entry[0].get(3));
+    assert_eq!(started, rows[0].summary.at.map(|t| t as i64));
+    assert_eq!(updated, rows[2].summary.at.map(|t| t as i64));
+    let definitions = schema.execute("SELECT workflow, graph FROM definitions");
+    assert_eq!(definitions.len(), 1, "once per fingerprint");
+    assert_eq!(definitions[0].get::<_, String>(0), "Job");
+    assert_eq!(
+        definitions[0].get::<_, String>(1),
+        workflow::graph::text::encode(<Job as workflow::Machine>::graph())
+    );
+    engine.shutdown().await;
+}
+
+#[test]
+fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
+    let schema = pg::Schema::fresh();
+    // Schema 1's tables, as the store wrote them.
+    pg::run(
+        &format!(
+            "CREATE SCHEMA \"{s}\";
+             CREATE TABLE \"{s}\".meta (version int8 NOT NULL); INSERT INTO \"{s}\".meta VALUES (1);
+             CREATE TABLE \"{s}\".instances (workflow text NOT NULL, instance text NOT NULL, newest int8 NOT NULL,
+               open bool NOT NULL, owner int8, epoch int8 NOT NULL, PRIMARY KEY (workflow, instance));
+             CREATE TABLE \"{s}\".journal (workflow text NOT NULL, instance text NOT NULL, seq int8 NOT NULL,
+               open bool NOT NULL, checksum int8 NOT NULL, data bytea NOT NULL, owner int8 NOT NULL,
+               epoch int8 NOT NULL, PRIMARY KEY (workflow, instance, seq));
+             INSERT INTO \"{s}\".instances VALUES ('Job', 'old', 1, false, NULL, 1);
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'old', 1, false, 0, '\\x7b7d', 1, 1)",
+            s = schema.name
+        ),
+        "SELECT 1",
+    );
+    drop(schema.open());
+    let version = schema.execute("SELECT max(version) FROM meta");
+    assert_eq!(version[0].get::<_, Option<i64>>(0), Some(2));
+    let old = schema.execute("SELECT state, started FROM instances WHERE instance = 'old'");
+    assert_eq!(
+        (old[0].get::<_, Option<String>>(0), old[0].get::<_, Option<i64>>(1)),
+        (None, None),
+        "what schema 1 did not keep is unknown"
+    );
+    schema.execute("UPDATE meta SET version = 3");
+    let options = PostgresOptions {
+        schema: schema.name.clone(),
+        ..PostgresOptions::default()
+    };
+    assert_eq!(
+        PostgresStore::open_with(&pg::url(), options).err(),
+        Some(StoreError::SchemaTooNew { found: 3, supported: 2 })
     );
 }

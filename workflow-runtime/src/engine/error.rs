@@ -22,6 +22,11 @@ pub enum EngineError {
     },
     /// The instance's mailbox is full (from [`Engine::try_send`](super::Engine::try_send)).
     MailboxFull(String),
+    /// [`Engine::try_send`](super::Engine::try_send) on a store several processes share, for an
+    /// instance this process does not run: another process may own it, and an event reaches
+    /// that one only through the store, which `try_send` (it never waits) does not write. Use
+    /// [`Engine::send`](super::Engine::send), which stores it for the owner.
+    NotHere(String),
     /// The instance has stopped: it finished, failed or was cancelled.
     Stopped(String),
     /// The instance failed: a guard or an action panicked, or an event led
@@ -57,6 +62,11 @@ impl fmt::Display for EngineError {
                 write!(f, "instance `{id}`: event `{event}` is not accepted in state `{state}`")
             }
             EngineError::MailboxFull(id) => write!(f, "the mailbox of instance `{id}` is full"),
+            EngineError::NotHere(id) => write!(
+                f,
+                "instance `{id}` is not run by this process (another may own it): `try_send` reaches only \
+                 this process's instances; use `send`"
+            ),
             EngineError::Stopped(id) => write!(f, "instance `{id}` has stopped"),
             EngineError::InstanceFailed { id, reason } => write!(f, "instance `{id}` failed: {reason}"),
             EngineError::Cancelled(id) => write!(f, "instance `{id}` was cancelled"),

@@ -41,6 +41,9 @@ pub(super) struct Instance<W: Machine, H> {
     pub(super) priority: i32,
     /// Whether its published status is `Running`.
     pub(super) running: bool,
+    /// The inbox message the request being handled came in (another process posted it): the
+    /// first row committed for it removes it from the store's inbox in the same commit.
+    pub(super) posted: Option<i64>,
 }
 
 impl<W: Machine, H> Drop for Instance<W, H> {
@@ -100,11 +103,16 @@ where
                 Box::pin(self.compensate_if_due()).await;
             }
             let next = self.mailbox.next().await;
-            if !Box::pin(self.take(next)).await {
+            if !Box::pin(self.take(next)).await || self.moved() {
                 break;
             }
         }
         self.stop_all();
+        // A copy another process took over leaves nothing behind: the engine answers for the
+        // instance from the store.
+        if self.moved() {
+            return;
+        }
         if let Some(machine) = &self.machine {
             let left = Box::new((machine.context().clone(), std::mem::take(&mut self.history).into()));
             self.mailbox.with(|published| published.last = Some(left));
@@ -115,8 +123,10 @@ where
     pub(super) async fn take(&mut self, next: Next<Command<W>, Internal<W::Event>>) -> bool {
         match next {
             Next::Own(message) => self.internal(message).await,
-            Next::Request(Command::Event { event, reply }) => {
+            Next::Request(Command::Event { event, reply, posted }) => {
+                self.posted = posted;
                 let result = self.deliver(event, false).await;
+                self.posted = None;
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
@@ -129,9 +139,14 @@ where
             // A finished or failed instance keeps its outcome (and its task,
             // for snapshots): dropping the reply makes `cancel` report
             // `Stopped`, as `send` does.
-            Next::Request(Command::Cancel(reply)) if !self.running => drop(reply),
-            Next::Request(Command::Cancel(reply)) => {
+            Next::Request(Command::Cancel(reply, _)) if !self.running => drop(reply),
+            Next::Request(Command::Cancel(reply, posted)) => {
+                self.posted = posted;
                 self.cancel().await;
+                if self.moved() {
+                    // Not cancelled: the step was not committed, and the instance runs elsewhere.
+                    return false;
+                }
                 let _ = reply.send(());
                 return false;
             }
@@ -158,10 +173,19 @@ where
         self.mailbox.with(|published| *published.status.state())
     }
 
-    /// Publishes the instance's status.
+    /// Publishes the instance's status (not any more once the copy was dropped).
     pub(super) fn publish(&mut self, status: Status<W::State>) {
         self.running = status.is_running();
-        self.mailbox.with(|published| published.set(status));
+        self.mailbox.with(|published| {
+            if !published.moved {
+                published.set(status)
+            }
+        });
+    }
+
+    /// Whether this copy was dropped: another process owns the instance now.
+    pub(super) fn moved(&self) -> bool {
+        self.mailbox.with(|published| published.moved)
     }
 
     /// Runs the initial entry actions, commits the start, then starts the
@@ -417,15 +441,21 @@ where
             (Ok(None), _) | (_, None) => return Ok(()),
             // Before an instance's first row, the workflow's definition (written once per engine).
             (Ok(Some(row)), Some(durable)) => {
-                match define_first(durable, self.seq, engine.wall(Instant::now())).await {
-                    Err(error) => error,
-                    Ok(()) => match durable.store.append(W::graph().name, row).await {
-                        Ok(()) => {
-                            self.seq += 1;
-                            return Ok(());
-                        }
-                        Err(error) => error,
+                let name = W::graph().name;
+                let posted = self.posted.take();
+                let appended = match define_first(durable, self.seq, engine.wall(Instant::now())).await {
+                    Err(error) => Err(error),
+                    Ok(()) => match posted {
+                        Some(message) => durable.store.append_consuming(name, row, message).await,
+                        None => durable.store.append(name, row).await,
                     },
+                };
+                match appended {
+                    Ok(()) => {
+                        self.seq += 1;
+                        return Ok(());
+                    }
+                    Err(error) => error,
                 }
             }
             (Err(error), _) => error,
@@ -433,6 +463,15 @@ where
         if self.seq == 0 {
             // A start the store refused: nothing of the instance exists,
             // so there is nothing to fail (`start` reports the error).
+            return Err(EngineError::Store(error));
+        }
+        if let StoreError::Fenced { .. } = error {
+            // Another process owns the instance now: this copy stops and leaves the engine,
+            // which reads the instance from the store from now on. Nothing failed.
+            self.stop_all();
+            self.running = false;
+            self.mailbox.with(|published| published.moved = true);
+            self.mailbox.close();
             return Err(EngineError::Store(error));
         }
         self.record(RecordKind::StoreFailed(error.to_string()));

@@ -263,6 +263,9 @@ struct Published<W: Machine> {
     /// The context and history the task left when it ended (cancelled or
     /// shut down), so snapshots keep working.
     last: Option<Box<(W::Context, Vec<Record>)>>,
+    /// Another process owns the instance now (on a store several processes share): this copy
+    /// is dropped, and the engine answers for the instance from the store.
+    moved: bool,
 }
 
 impl<W: Machine> Published<W> {
@@ -295,9 +298,12 @@ enum Command<W: Machine> {
     Event {
         event: W::Event,
         reply: Option<oneshot::Sender<Result<(), EngineError>>>,
+        /// The inbox message it came in, if another process posted it.
+        posted: Option<i64>,
     },
     Snapshot(oneshot::Sender<(W::Context, Vec<Record>)>),
-    Cancel(oneshot::Sender<()>),
+    /// A cancellation, and the inbox message it came in, if another process posted it.
+    Cancel(oneshot::Sender<()>, Option<i64>),
 }
 
 /// What an instance's own activity and timer tasks tell it.
@@ -563,6 +569,7 @@ where
             watch: None,
             ended: false,
             last: None,
+            moved: false,
         };
         let mailbox = Arc::new(Mailbox::new(shared.config.mailbox, published));
         shared.live.enter();
@@ -576,15 +583,48 @@ where
             seq: 0,
             priority: 0,
             running: true,
+            posted: None,
             machine: None,
         };
         (mailbox, instance)
     }
 
-    /// Instance `id`'s mailbox.
+    /// Instance `id`'s mailbox. A copy that another process took over is dropped from the map
+    /// here: the instance is one this engine does not run.
     fn get(&self, id: &str) -> Result<Entry<W>, EngineError> {
-        let shard = self.shard(id);
-        shard.get(id).cloned().ok_or_else(|| self.missing(id))
+        let mut shard = self.shard(id);
+        match shard.get(id) {
+            Some(entry) if entry.with(|published| published.moved) => {
+                shard.remove(id);
+                Err(self.missing(id))
+            }
+            Some(entry) => Ok(entry.clone()),
+            None => Err(self.missing(id)),
+        }
+    }
+
+    /// Drops the copies of instances other processes took over from the map; when the store
+    /// says this process's lease expired, every copy first (their writes are all refused now).
+    pub(super) fn drop_moved(&self) {
+        let lease_lost = self
+            .inner
+            .shared
+            .durable
+            .as_ref()
+            .is_some_and(|durable| durable.store.lease_lost());
+        for shard in &self.inner.shards {
+            let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.retain(|_, entry| {
+                let moved = entry.with(|published| {
+                    published.moved |= lease_lost;
+                    published.moved
+                });
+                if moved {
+                    entry.close();
+                }
+                !moved
+            });
+        }
     }
 
     /// Instance `id`'s mailbox, to send it something.
@@ -605,18 +645,20 @@ where
             Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
                 self.post(id, ownership::Remote::Event(&event)).await
             }
-            _ => self.send_here(id, event).await,
+            _ => self.send_here(id, event, None).await,
         }
     }
 
-    /// [`send`](Self::send) to an instance this engine runs.
-    async fn send_here(&self, id: &str, event: W::Event) -> Result<(), EngineError> {
+    /// [`send`](Self::send) to an instance this engine runs; `posted`: the inbox message the
+    /// event came in, removed from the store with the step that applies it.
+    async fn send_here(&self, id: &str, event: W::Event, posted: Option<i64>) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
         mailbox
             .send(Command::Event {
                 event,
                 reply: Some(reply),
+                posted,
             })
             .await
             .map_err(|_| EngineError::Stopped(id.to_string()))?;
@@ -626,10 +668,23 @@ where
     /// Queues `event` for instance `id` without waiting: fails with
     /// [`EngineError::MailboxFull`] if its mailbox is full. A rejection is
     /// recorded in the instance's history.
+    ///
+    /// It reaches only instances this engine runs: on a store several processes share, an id it
+    /// does not run gives [`EngineError::NotHere`] (another process may own it; nothing was
+    /// stored), and [`send`](Self::send) is the call that reaches it.
     pub fn try_send(&self, id: &str, event: W::Event) -> Result<(), EngineError> {
-        let mailbox = self.mailbox(id)?;
+        let mailbox = match self.mailbox(id) {
+            Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
+                return Err(EngineError::NotHere(id.to_string()))
+            }
+            found => found?,
+        };
         mailbox
-            .try_send(Command::Event { event, reply: None })
+            .try_send(Command::Event {
+                event,
+                reply: None,
+                posted: None,
+            })
             .map_err(|refused| match refused {
                 Refused::Full(_) => EngineError::MailboxFull(id.to_string()),
                 Refused::Closed(_) => EngineError::Stopped(id.to_string()),
@@ -708,11 +763,12 @@ where
     /// follows an instance another process runs in the store until it finishes.
     pub async fn wait(&self, id: &str) -> Result<W::State, EngineError> {
         let done = match self.status_receiver(id) {
-            Ok(mut status) => status
-                .wait_for(|s| !s.is_running())
-                .await
-                .map(|s| s.clone())
-                .map_err(|_| EngineError::Stopped(id.to_string()))?,
+            Ok(mut status) => match status.wait_for(|s| !s.is_running()).await.map(|s| s.clone()) {
+                Ok(done) => done,
+                // Its copy here was dropped: another process runs it now.
+                Err(_) if self.shared_store().is_some() && self.get(id).is_err() => self.wait_stored(id).await?,
+                Err(_) => return Err(EngineError::Stopped(id.to_string())),
+            },
             Err(_) if self.shared_store().is_some() => self.wait_stored(id).await?,
             Err(_) => self.stored(id, false).await?.status,
         };
@@ -740,16 +796,17 @@ where
             Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
                 self.post(id, ownership::Remote::Cancel).await
             }
-            _ => self.cancel_here(id).await,
+            _ => self.cancel_here(id, None).await,
         }
     }
 
-    /// [`cancel`](Self::cancel) of an instance this engine runs.
-    async fn cancel_here(&self, id: &str) -> Result<(), EngineError> {
+    /// [`cancel`](Self::cancel) of an instance this engine runs (`posted`: as for
+    /// [`send_here`](Self::send_here)).
+    async fn cancel_here(&self, id: &str, posted: Option<i64>) -> Result<(), EngineError> {
         let mailbox = self.mailbox(id)?;
         let (reply, answer) = oneshot::channel();
         mailbox
-            .send(Command::Cancel(reply))
+            .send(Command::Cancel(reply, posted))
             .await
             .map_err(|_| EngineError::Stopped(id.to_string()))?;
         answer.await.map_err(|_| EngineError::Stopped(id.to_string()))
@@ -760,11 +817,9 @@ where
         let mut all = Vec::new();
         for shard in &self.inner.shards {
             let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            all.extend(
-                shard
-                    .iter()
-                    .map(|(id, mailbox)| (id.to_string(), mailbox.with(Published::current))),
-            );
+            all.extend(shard.iter().filter_map(|(id, mailbox)| {
+                mailbox.with(|published| (!published.moved).then(|| (id.to_string(), published.current())))
+            }));
         }
         all
     }

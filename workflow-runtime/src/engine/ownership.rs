@@ -118,6 +118,8 @@ where
                 if engine.check_open().is_err() {
                     return;
                 }
+                // Copies of instances others took over leave (all of them once the lease is lost).
+                engine.drop_moved();
                 if let Err(error) = engine.recover().await {
                     tracing::warn!(%error, "taking over instances failed");
                 }
@@ -129,8 +131,10 @@ where
     }
 
     /// Hands this process's instances what other processes posted them, in the order it was
-    /// posted (each handled before the next), then removes it from the inbox. A message for an
-    /// instance that is no longer here (it finished) or that does not decode is dropped.
+    /// posted (each handled before the next). A message leaves the inbox with the step that
+    /// applied it, in the same commit (exactly once); one that committed nothing (a rejected
+    /// event, an instance that has finished or is not here, a message that does not decode) is
+    /// removed afterwards, if this process still owns its instance.
     async fn deliver_posted(&self) -> Result<(), EngineError> {
         let Some(durable) = self.shared_store() else {
             return Ok(());
@@ -141,17 +145,18 @@ where
         }
         let mut handled = Vec::with_capacity(messages.len());
         for message in messages {
-            match (durable.decode_remote)(&message.data) {
-                Ok(Remote::Event(event)) => {
-                    // A rejection is the instance's business (recorded in its history).
-                    let _ = self.send_here(&message.instance, event).await;
-                }
-                Ok(Remote::Cancel) => {
-                    let _ = self.cancel_here(&message.instance).await;
-                }
+            let delivered = match (durable.decode_remote)(&message.data) {
+                // A rejection is the instance's business (recorded in its history).
+                Ok(Remote::Event(event)) => self.send_here(&message.instance, event, Some(message.id)).await,
+                Ok(Remote::Cancel) => self.cancel_here(&message.instance, Some(message.id)).await,
                 Err(reason) => {
                     tracing::warn!(instance = %message.instance, %reason, "a posted message does not decode; dropped");
+                    Ok(())
                 }
+            };
+            // Shut down meanwhile: the rest is the next owner's.
+            if delivered == Err(EngineError::ShutDown) {
+                break;
             }
             handled.push(message.id);
         }

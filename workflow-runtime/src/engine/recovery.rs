@@ -62,7 +62,7 @@ where
         for row in rows {
             // A row the store could not read comes as its error, by id.
             let resumed = match row {
-                Ok(row) if self.shard(&row.instance).contains_key(row.instance.as_str()) => continue,
+                Ok(row) if self.get(&row.instance).is_ok() => continue,
                 Ok(row) => self.resume(durable, row),
                 Err(error) => Err(EngineError::Store(error)),
             };

@@ -239,10 +239,10 @@ impl Sqlite {
     /// count as older than any window. A few dozen lookups by rowid for millions of rows.
     fn window_start(&self, conn: &Connection, since: i64) -> rusqlite::Result<i64> {
         let target = since.saturating_sub(WINDOW_SLACK_MS);
-        let (first, last): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(id), max(id) FROM journal", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        // Two statements: SQLite reads a lone min() or max() of the rowid from the B-tree's edge,
+        // but both in one statement from a scan of the whole table.
+        let first: Option<i64> = conn.query_row("SELECT min(id) FROM journal", [], |r| r.get(0))?;
+        let last: Option<i64> = conn.query_row("SELECT max(id) FROM journal", [], |r| r.get(0))?;
         let (Some(mut low), Some(last)) = (first, last) else {
             return Ok(0);
         };
@@ -255,7 +255,7 @@ impl Sqlite {
                 .query_row([middle], |r| Ok((r.get::<_, i64>(0)?, integer(r.get_ref(1)?))))
                 .optional()?;
             match found {
-                Some((id, Some(time))) if time >= target => high = middle.min(id),
+                Some((_, Some(time))) if time >= target => high = middle,
                 Some((id, _)) => low = id + 1,
                 None => high = middle,
             }

@@ -177,6 +177,16 @@ pub trait Store: Send + Sync {
     /// others; only a store that cannot be read at all is an `Err`.
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError>;
 
+    /// Commits `row` as [`append`](Self::append) does, and removes the inbox message `message`
+    /// (a [`Message::id`]) in the same commit: the step that applied a message another process
+    /// posted and the message's removal are one, so a crash between them cannot hand the
+    /// message to the instance twice. Nothing is removed unless the row is committed. The
+    /// default, for a store without an inbox, appends and then [acknowledges](Self::acknowledge).
+    async fn append_consuming(&self, workflow: &str, row: Row, message: i64) -> Result<(), StoreError> {
+        self.append(workflow, row).await?;
+        self.acknowledge(vec![message]).await
+    }
+
     /// Every row of one instance's journal, oldest first; empty for an
     /// unknown instance.
     async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError>;
@@ -207,6 +217,13 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// For a store several processes share: whether this process's lease expired, so that every
+    /// write of its is refused from now on and other processes own its instances. An engine
+    /// over it drops its copies of them. `false` for a store one process owns (the default).
+    fn lease_lost(&self) -> bool {
+        false
+    }
+
     /// Queues `message` (an event or a cancellation, encoded by the engine) for `workflow`'s
     /// instance `instance`, which another process may own; `Ok` once it is durably stored. A
     /// store one process owns has no inbox (the default: [`Posted::Unknown`]).
@@ -219,7 +236,9 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Removes messages the engine has handled.
+    /// Removes messages the engine has handled without committing a step (an event the instance
+    /// rejected, a message for an instance that has finished); a message whose step was committed
+    /// left with it ([`append_consuming`](Self::append_consuming)).
     async fn acknowledge(&self, _ids: Vec<i64>) -> Result<(), StoreError> {
         Ok(())
     }
@@ -350,8 +369,9 @@ pub enum StoreError {
         reason: String,
     },
     /// Another process owns the instance now (this process's lease expired, or the instance
-    /// was taken over or handed back): the step was not committed, and this process's copy of
-    /// the instance stops.
+    /// was taken over or handed back): the step was not committed, and this process drops its
+    /// copy of the instance (it reads it from the store from then on, as any instance another
+    /// process runs).
     Fenced {
         /// The instance.
         instance: String,

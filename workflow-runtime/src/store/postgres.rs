@@ -17,14 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use super::{Message, Posted, Row, Store, StoreError};
+use super::{Definition, InstanceStatus, Message, Posted, Row, Store, StoreError, Summary};
 
-/// The newest schema this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+/// The newest schema this build reads and writes. Schema 2 adds the rows' plaintext
+/// [`Summary`] (journal `at`, `state`, `status`; instances' `state`, `status`, `started`,
+/// `updated`), the `definitions` table and the inspector's indexes, as the SQLite store's
+/// schema 2 does; a schema-1 database is upgraded in place (its summaries stay NULL: unknown).
+const SCHEMA_VERSION: i64 = 2;
 
 /// The most rows one group commit carries.
 const BATCH: usize = 1024;
@@ -83,7 +86,8 @@ struct Lease {
 }
 
 enum Request {
-    Append(String, Row, oneshot::Sender<Result<(), StoreError>>),
+    /// A row, and the inbox message its step applied (removed in the same statement).
+    Append(String, Row, Option<i64>, oneshot::Sender<Result<(), StoreError>>),
     OpenRows(
         String,
         oneshot::Sender<Result<Vec<Result<Row, StoreError>>, StoreError>>,
@@ -93,6 +97,7 @@ enum Request {
     Post(String, String, Vec<u8>, oneshot::Sender<Result<Posted, StoreError>>),
     Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
     Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
+    Define(Definition, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The statements, with the schema's name in them.
@@ -109,6 +114,7 @@ struct Sql {
     inbox: String,
     acknowledge: String,
     listen: String,
+    define: String,
 }
 
 impl Sql {
@@ -117,15 +123,18 @@ impl Sql {
         Sql {
             append: format!(
                 "WITH input AS (
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[])
-                     AS t(workflow, instance, seq, open, checksum, data, epoch)),
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[],
+                                        $10::int8[], $11::text[], $12::int8[])
+                     AS t(workflow, instance, seq, open, checksum, data, epoch, at, state, status)),
                  alive AS (SELECT 1 FROM {s}.processes WHERE id = $8 AND lease_until > clock_timestamp()),
                  started AS (
-                   INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch)
-                   SELECT workflow, instance, seq, open, $8, 1 FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
+                   INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch, state, status, started, updated)
+                   SELECT workflow, instance, seq, open, $8, 1, state, status, at, at
+                   FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
                    ON CONFLICT DO NOTHING RETURNING workflow, instance, epoch),
                  stepped AS (
                    UPDATE {s}.instances i SET newest = input.seq, open = input.open, owner = $8,
+                     state = input.state, status = input.status, updated = input.at,
                      epoch = CASE WHEN i.owner IS NULL THEN i.epoch + 1 ELSE i.epoch END
                    FROM input
                    WHERE input.seq > 1 AND i.workflow = input.workflow AND i.instance = input.instance
@@ -134,10 +143,18 @@ impl Sql {
                    RETURNING i.workflow, i.instance, i.epoch),
                  ok AS (SELECT * FROM started UNION ALL SELECT * FROM stepped),
                  written AS (
-                   INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch)
-                   SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch
+                   INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch, at, state, status)
+                   SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch,
+                     input.at, input.state, input.status
                    FROM input JOIN ok USING (workflow, instance)
-                   RETURNING workflow, instance, epoch)
+                   RETURNING workflow, instance, epoch),
+                 -- The inbox message a step applied leaves the inbox with the step: exactly once.
+                 -- (A batch has one row per instance, so its instance's row being written is
+                 -- the message's step being written; by the primary key, not a join over the
+                 -- whole batch.)
+                 consumed AS (
+                   DELETE FROM {s}.inbox m WHERE m.id = ANY($9::int8[])
+                     AND EXISTS (SELECT 1 FROM written w WHERE w.workflow = m.workflow AND w.instance = m.instance))
                  SELECT workflow, instance, epoch FROM written"
             ),
             classify: format!(
@@ -162,11 +179,12 @@ impl Sql {
                    SELECT instance, newest, epoch FROM {s}.instances
                    WHERE workflow = $1 AND open AND owner = $2 AND EXISTS (SELECT 1 FROM alive)),
                  owned AS (SELECT * FROM claimed UNION ALL SELECT * FROM mine)
-                 SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch
+                 SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch, j.at, j.state, j.status
                  FROM owned JOIN {s}.journal j ON j.workflow = $1 AND j.instance = owned.instance AND j.seq = owned.newest"
             ),
             journal: format!(
-                "SELECT seq, open, checksum, data FROM {s}.journal WHERE workflow = $1 AND instance = $2 ORDER BY seq"
+                "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
+                 WHERE workflow = $1 AND instance = $2 ORDER BY seq"
             ),
             release: format!("UPDATE {s}.instances SET owner = NULL WHERE workflow = $1 AND owner = $2"),
             renew: format!(
@@ -187,8 +205,18 @@ impl Sql {
                  JOIN {s}.instances i ON i.workflow = m.workflow AND i.instance = m.instance
                  WHERE m.workflow = $1 AND i.owner = $2 ORDER BY m.id LIMIT 1000"
             ),
-            acknowledge: format!("DELETE FROM {s}.inbox WHERE id = ANY($1)"),
+            // Only while the process holds its lease and owns the message's instance: a message
+            // for an instance another process owns now is that one's.
+            acknowledge: format!(
+                "DELETE FROM {s}.inbox m USING {s}.instances i
+                 WHERE m.id = ANY($1) AND i.workflow = m.workflow AND i.instance = m.instance AND i.owner = $2
+                   AND EXISTS (SELECT 1 FROM {s}.processes p WHERE p.id = $2 AND p.lease_until > clock_timestamp())"
+            ),
             listen: channel(schema),
+            define: format!(
+                "INSERT INTO {s}.definitions (workflow, fingerprint, graph, context, first_seen)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            ),
             leave: format!(
                 "WITH gone AS (UPDATE {s}.instances SET owner = NULL WHERE owner = $1)
                  DELETE FROM {s}.processes WHERE id = $1"
@@ -207,6 +235,11 @@ fn channel(schema: &str) -> String {
 /// `name` as a quoted SQL identifier.
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `sql`, prepared once per connection (the pool's connections keep their statements).
+async fn prepared(client: &Object, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+    client.prepare_cached(sql).await.map_err(backend)
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -240,7 +273,16 @@ impl PostgresStore {
 
     /// [`open`](Self::open) with `options`.
     pub fn open_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        // Generic plans, always: the append statement takes a millisecond or more to plan (many
+        // times its run), and once the tables have statistics the server may otherwise plan it
+        // anew on every step. Its generic plan (index lookups per row) suits one row and a
+        // thousand alike.
+        let server_options = format!(
+            "{} -c plan_cache_mode=force_generic_plan",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(server_options.trim_start());
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -362,7 +404,17 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
            PRIMARY KEY (workflow, instance, seq));
          CREATE TABLE IF NOT EXISTS {s}.inbox (
            id bigserial PRIMARY KEY, workflow text NOT NULL, instance text NOT NULL, data bytea NOT NULL);
-         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);"
+         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);
+         ALTER TABLE {s}.journal ADD COLUMN IF NOT EXISTS at int8, ADD COLUMN IF NOT EXISTS state text,
+           ADD COLUMN IF NOT EXISTS status int8;
+         ALTER TABLE {s}.instances ADD COLUMN IF NOT EXISTS state text, ADD COLUMN IF NOT EXISTS status int8,
+           ADD COLUMN IF NOT EXISTS started int8, ADD COLUMN IF NOT EXISTS updated int8;
+         CREATE TABLE IF NOT EXISTS {s}.definitions (
+           workflow text NOT NULL, fingerprint text NOT NULL, graph text NOT NULL, context text NOT NULL,
+           first_seen int8 NOT NULL, PRIMARY KEY (workflow, fingerprint));
+         CREATE INDEX IF NOT EXISTS instances_by_started ON {s}.instances (workflow, started);
+         CREATE INDEX IF NOT EXISTS instances_by_state ON {s}.instances (workflow, state, status, started);
+         CREATE INDEX IF NOT EXISTS instances_by_status ON {s}.instances (workflow, status, started);"
     ))
     .await
     .map_err(backend)?;
@@ -385,6 +437,12 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
                 found,
                 supported: SCHEMA_VERSION,
             })
+        }
+        // Upgraded above: the new columns, table and indexes.
+        Some(found) if found < SCHEMA_VERSION => {
+            tx.execute(&format!("UPDATE {s}.meta SET version = $1"), &[&SCHEMA_VERSION])
+                .await
+                .map_err(backend)?;
         }
         Some(_) => {}
     }
@@ -410,8 +468,19 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
     let renewal = tokio::spawn(renew(shared.clone()));
     while let Some(request) = requests.recv().await {
         match request {
-            Request::Append(workflow, row, reply) => {
-                let _ = appends.send((workflow, row, reply));
+            Request::Append(workflow, row, message, reply) => {
+                let _ = appends.send(Pending {
+                    workflow,
+                    row,
+                    message,
+                    reply,
+                });
+            }
+            Request::Define(definition, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(define(&shared, &definition).await);
+                });
             }
             Request::OpenRows(workflow, reply) => {
                 let shared = shared.clone();
@@ -459,11 +528,21 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
     }
 }
 
-type Pending = (String, Row, oneshot::Sender<Result<(), StoreError>>);
+/// An append waiting for the group commit.
+struct Pending {
+    workflow: String,
+    row: Row,
+    /// The inbox message the row's step applied, removed in the same statement.
+    message: Option<i64>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
 
-/// The group commit: whatever appends are waiting go in one statement.
+/// The group commit: whatever appends are waiting go in one statement. It keeps one connection
+/// of the pool (a new one after a failure), on which the statement is prepared once: an idle
+/// writer sends a lone step at once, in one round trip.
 async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending>) {
     let mut later: Vec<Pending> = Vec::new();
+    let mut connection = None;
     loop {
         let mut batch: Vec<Pending> = std::mem::take(&mut later);
         if batch.is_empty() {
@@ -482,38 +561,45 @@ async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending
         let mut seen = std::collections::HashSet::new();
         let (now, next): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|(workflow, row, _)| seen.insert((workflow.clone(), row.instance.clone())));
+            .partition(|pending| seen.insert((pending.workflow.clone(), pending.row.instance.clone())));
         later = next;
-        commit(&shared, now).await;
+        commit(&shared, &mut connection, now).await;
     }
 }
 
-async fn commit(shared: &Shared, batch: Vec<Pending>) {
+async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pending>) {
     if shared.lease.lost.load(Ordering::Acquire) {
-        for (_, row, reply) in batch {
-            let _ = reply.send(Err(StoreError::Fenced { instance: row.instance }));
+        for pending in batch {
+            let _ = pending.reply.send(Err(StoreError::Fenced {
+                instance: pending.row.instance,
+            }));
         }
         return;
     }
     let mut outcome = Err(backend("not tried"));
-    // A lost connection is retried: a row the failed attempt did commit is recognised below.
+    // A lost connection is retried on a new one: a row the failed attempt did commit is
+    // recognised below.
     for attempt in 0..3 {
-        outcome = append_batch(shared, &batch).await;
+        outcome = append_batch(shared, connection, &batch).await;
         if outcome.is_ok() {
             break;
         }
+        *connection = None;
         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
     }
     let written = match outcome {
         Ok(written) => written,
         Err(error) => {
-            for (_, _, reply) in batch {
-                let _ = reply.send(Err(error.clone()));
+            for pending in batch {
+                let _ = pending.reply.send(Err(error.clone()));
             }
             return;
         }
     };
-    for (workflow, row, reply) in batch {
+    for Pending {
+        workflow, row, reply, ..
+    } in batch
+    {
         let key = (workflow, row.instance.clone());
         let result = match written.get(&key) {
             Some(&epoch) => {
@@ -526,9 +612,18 @@ async fn commit(shared: &Shared, batch: Vec<Pending>) {
     }
 }
 
-/// Writes one batch; the instances whose row was written, with their epoch.
-async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(String, String), i64>, StoreError> {
-    let client = shared.pool.get().await.map_err(backend)?;
+/// Writes one batch on the writer's connection (taken from the pool if it has none); the
+/// instances whose row was written, with their epoch.
+async fn append_batch(
+    shared: &Shared,
+    connection: &mut Option<Object>,
+    batch: &[Pending],
+) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let client = match connection {
+        Some(client) => client,
+        None => connection.insert(shared.pool.get().await.map_err(backend)?),
+    };
+    let statement = client.prepare_cached(&shared.sql.append).await.map_err(backend)?;
     let mut workflows = Vec::with_capacity(batch.len());
     let mut instances = Vec::with_capacity(batch.len());
     let mut seqs = Vec::with_capacity(batch.len());
@@ -536,9 +631,16 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
     let mut checksums = Vec::with_capacity(batch.len());
     let mut datas = Vec::with_capacity(batch.len());
     let mut epochs = Vec::with_capacity(batch.len());
+    let mut messages = Vec::with_capacity(batch.len());
+    let mut ats: Vec<Option<i64>> = Vec::with_capacity(batch.len());
+    let mut states: Vec<Option<&str>> = Vec::with_capacity(batch.len());
+    let mut statuses: Vec<Option<i64>> = Vec::with_capacity(batch.len());
     {
         let known = shared.epochs();
-        for (workflow, row, _) in batch {
+        for Pending {
+            workflow, row, message, ..
+        } in batch
+        {
             workflows.push(workflow.as_str());
             instances.push(row.instance.as_str());
             seqs.push(i64::try_from(row.seq).unwrap_or(i64::MAX));
@@ -551,11 +653,15 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
                     .copied()
                     .unwrap_or(0),
             );
+            messages.push(*message);
+            ats.push(row.summary.at.and_then(|at| i64::try_from(at).ok()));
+            states.push(row.summary.state.as_deref());
+            statuses.push(row.summary.status.map(InstanceStatus::code));
         }
     }
     let rows = client
         .query(
-            &shared.sql.append,
+            &statement,
             &[
                 &workflows,
                 &instances,
@@ -565,6 +671,10 @@ async fn append_batch(shared: &Shared, batch: &[Pending]) -> Result<HashMap<(Str
                 &datas,
                 &epochs,
                 &shared.process,
+                &messages,
+                &ats,
+                &states,
+                &statuses,
             ],
         )
         .await
@@ -582,7 +692,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
     let client = shared.pool.get().await.map_err(backend)?;
     let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
     let stored = client
-        .query_opt(&shared.sql.classify, &[&workflow, &row.instance, &seq])
+        .query_opt(
+            &prepared(&client, &shared.sql.classify).await?,
+            &[&workflow, &row.instance, &seq],
+        )
         .await
         .map_err(backend)?;
     if let Some(stored) = stored {
@@ -605,7 +718,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
         });
     }
     let newest: Option<(i64, Option<i64>)> = client
-        .query_opt(&shared.sql.owner, &[&workflow, &row.instance])
+        .query_opt(
+            &prepared(&client, &shared.sql.owner).await?,
+            &[&workflow, &row.instance],
+        )
         .await
         .map_err(backend)?
         .map(|r| (r.get(0), r.get(1)));
@@ -630,7 +746,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
 async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.claim, &[&workflow, &shared.process])
+        .query(
+            &prepared(&client, &shared.sql.claim).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     let mut epochs = shared.epochs();
@@ -639,12 +758,57 @@ async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreE
         .map(|r| {
             let instance: String = r.get(0);
             epochs.insert((workflow.to_string(), instance.clone()), r.get(5));
-            row(instance, r.get(1), r.get(2), r.get(3), r.get(4))
+            row(instance, r.get(1), r.get(2), r.get(3), r.get(4), summary(&r, 6))
         })
         .collect())
 }
 
-fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> Result<Row, StoreError> {
+/// A row's summary from its columns `at, state, status` starting at `first`; a value of
+/// another type reads as unknown.
+fn summary(r: &tokio_postgres::Row, first: usize) -> Summary {
+    Summary {
+        at: r
+            .try_get::<_, Option<i64>>(first)
+            .ok()
+            .flatten()
+            .and_then(|at| u64::try_from(at).ok()),
+        state: r.try_get::<_, Option<String>>(first + 1).ok().flatten(),
+        status: r
+            .try_get::<_, Option<i64>>(first + 2)
+            .ok()
+            .flatten()
+            .and_then(InstanceStatus::from_code),
+    }
+}
+
+/// Keeps a workflow's definition once per fingerprint.
+async fn define(shared: &Shared, definition: &Definition) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let first_seen = i64::try_from(definition.first_seen).unwrap_or(i64::MAX);
+    client
+        .execute(
+            &prepared(&client, &shared.sql.define).await?,
+            &[
+                &definition.workflow,
+                &definition.fingerprint,
+                &definition.graph,
+                &definition.context,
+                &first_seen,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn row(
+    instance: String,
+    seq: i64,
+    open: bool,
+    checksum: i64,
+    data: Vec<u8>,
+    summary: Summary,
+) -> Result<Row, StoreError> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         instance: instance.clone(),
         seq: u64::try_from(seq).unwrap_or(0),
@@ -658,24 +822,37 @@ fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> 
         open,
         checksum,
         data,
+        summary,
     })
 }
 
 async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.journal, &[&workflow, &instance])
+        .query(&prepared(&client, &shared.sql.journal).await?, &[&workflow, &instance])
         .await
         .map_err(backend)?;
     rows.into_iter()
-        .map(|r| row(instance.to_string(), r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| {
+            row(
+                instance.to_string(),
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                summary(&r, 4),
+            )
+        })
         .collect()
 }
 
 async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     client
-        .execute(&shared.sql.release, &[&workflow, &shared.process])
+        .execute(
+            &prepared(&client, &shared.sql.release).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     shared.epochs().retain(|(w, _), _| w != workflow);
@@ -685,7 +862,10 @@ async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
 async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) -> Result<Posted, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let row = client
-        .query_one(&shared.sql.post, &[&workflow, &instance, &data, &shared.sql.listen])
+        .query_one(
+            &prepared(&client, &shared.sql.post).await?,
+            &[&workflow, &instance, &data, &shared.sql.listen],
+        )
         .await
         .map_err(backend)?;
     Ok(match row.get::<_, Option<bool>>(0) {
@@ -698,7 +878,10 @@ async fn post(shared: &Shared, workflow: &str, instance: &str, data: Vec<u8>) ->
 async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let rows = client
-        .query(&shared.sql.inbox, &[&workflow, &shared.process])
+        .query(
+            &prepared(&client, &shared.sql.inbox).await?,
+            &[&workflow, &shared.process],
+        )
         .await
         .map_err(backend)?;
     Ok(rows
@@ -714,7 +897,10 @@ async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreErr
 async fn acknowledge(shared: &Shared, ids: Vec<i64>) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     client
-        .execute(&shared.sql.acknowledge, &[&ids])
+        .execute(
+            &prepared(&client, &shared.sql.acknowledge).await?,
+            &[&ids, &shared.process],
+        )
         .await
         .map_err(backend)?;
     Ok(())
@@ -762,7 +948,10 @@ async fn renew(shared: Arc<Shared>) {
         };
         // A renewal that fails to reach the server is tried again; one that finds the lease
         // expired means others may own the instances now.
-        if let Ok(0) = client.execute(&shared.sql.renew, &[&shared.process, &millis]).await {
+        let Ok(statement) = prepared(&client, &shared.sql.renew).await else {
+            continue;
+        };
+        if let Ok(0) = client.execute(&statement, &[&shared.process, &millis]).await {
             shared.lease.lost.store(true, Ordering::Release);
             shared.epochs().clear();
             return;
@@ -774,12 +963,27 @@ async fn renew(shared: Arc<Shared>) {
 impl Store for PostgresStore {
     async fn append(&self, workflow: &str, row: Row) -> Result<(), StoreError> {
         let workflow = workflow.to_string();
-        self.ask(|reply| Request::Append(workflow, row, reply)).await
+        self.ask(|reply| Request::Append(workflow, row, None, reply)).await
+    }
+
+    async fn append_consuming(&self, workflow: &str, row: Row, message: i64) -> Result<(), StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Append(workflow, row, Some(message), reply))
+            .await
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.lease.lost.load(Ordering::Acquire)
     }
 
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
         let workflow = workflow.to_string();
         self.ask(|reply| Request::OpenRows(workflow, reply)).await
+    }
+
+    async fn define(&self, definition: &Definition) -> Result<(), StoreError> {
+        let definition = definition.clone();
+        self.ask(|reply| Request::Define(definition, reply)).await
     }
 
     async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
