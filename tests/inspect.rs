@@ -410,3 +410,58 @@ async fn bad_stores_are_clear_errors() {
     assert_eq!(inspector.workflows().await.unwrap(), vec![]);
     assert_eq!(inspector.list(&Filter::default()).await.unwrap().total, 0);
 }
+
+/// Rows sealed by the AEAD codec: without it, the timeline says `sealed` and shows what the
+/// plaintext summary holds; with it, everything reads.
+#[cfg(feature = "encryption")]
+#[tokio::test]
+async fn sealed_rows_read_with_the_codec_and_are_reported_without_it() {
+    use workflow::codec::{Aead, Codec, Keys};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealed.db");
+    let codec: Arc<dyn Codec> = Arc::new(Aead::new(Keys::new(1, [7; 32])).unwrap());
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let engine = Engine::<Order, Bank>::builder(Bank)
+        .store(store)
+        .codec(codec.clone())
+        .build();
+    engine
+        .start(
+            "s-1",
+            Ctx {
+                amount: 3,
+                receipt: None,
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(
+        engine.status("s-1").await,
+        Ok(workflow::Status::Running(OrderState::Packing))
+    ));
+
+    let inspector = Inspector::open(path_of(&path)).await.unwrap();
+    let sealed = inspector.show("s-1", None).await.unwrap();
+    assert_eq!(sealed.row.state.as_deref(), Some("Packing"), "the state is plaintext");
+    assert_eq!(sealed.context, None);
+    assert!(sealed
+        .timeline
+        .iter()
+        .all(|e| e.step == "sealed" && e.to.is_some() && e.at.is_some()));
+    assert!(
+        sealed.timeline[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("codec"),
+        "{sealed:?}"
+    );
+
+    let inspector = inspector.with_codec(codec);
+    let open = inspector.show("s-1", None).await.unwrap();
+    assert_eq!(open.context, Some(serde_json::json!({"amount": 3, "receipt": "r-3"})));
+    assert_eq!(open.timeline[1].step, "transition");
+    assert_eq!(open.timeline[1].payload, Some(serde_json::json!("r-3")));
+    drop(engine);
+}
