@@ -946,7 +946,6 @@ impl Inspector {
             }
             timeline.push(entry);
         }
-        let graph = newest.as_ref().and_then(|d| graphs.get(&*d.fingerprint));
         let reason = match newest.as_ref().map(|d| &d.status) {
             Some(journal::Status::Failed { reason }) => Some(reason.clone()),
             _ => None,
@@ -955,7 +954,7 @@ impl Inspector {
             reason,
             context: newest.as_ref().map(|d| d.context.clone()),
             fingerprint: newest.as_ref().map(|d| d.fingerprint.to_string()),
-            timers: newest.as_ref().map(|d| timers(d, graph)).unwrap_or_default(),
+            timers: newest.as_ref().map(timers).unwrap_or_default(),
             activities: newest
                 .as_ref()
                 .map(|d| d.activities.iter().map(|a| a.state.to_string()).collect())
@@ -1028,11 +1027,11 @@ fn describe(
         }
         entry.event = name;
     }
-    entry.timers = timers(document, graph);
+    entry.timers = timers(document);
 }
 
 /// A document's pending timers.
-fn timers(document: &journal::Document<'static, Value, Value>, _graph: Option<&Graph<'static>>) -> Vec<TimerInfo> {
+fn timers(document: &journal::Document<'static, Value, Value>) -> Vec<TimerInfo> {
     document
         .timers
         .iter()
