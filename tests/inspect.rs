@@ -465,3 +465,54 @@ async fn sealed_rows_read_with_the_codec_and_are_reported_without_it() {
     assert_eq!(open.timeline[1].payload, Some(serde_json::json!("r-3")));
     drop(engine);
 }
+
+/// The inspector takes no owner lock: opened first, it does not keep an engine from opening the
+/// store; and a row damaged on disk is shown as unreadable, its neighbours as they are.
+#[tokio::test]
+async fn the_inspector_takes_no_lock_and_survives_a_damaged_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let inspector = Inspector::open(path_of(&path)).await.unwrap();
+    let store = Arc::new(SqliteStore::open(&path).expect("the inspector holds no lock"));
+    let engine = Engine::<Order, Bank>::builder(Bank).store(store).build();
+    engine
+        .start(
+            "d-1",
+            Ctx {
+                amount: 2,
+                receipt: None,
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(inspector.list(&Filter::default()).await.unwrap().total, 1);
+
+    // Row 2's data garbled behind the engine's back (its checksum no longer holds).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE journal SET data = x'7b7b7b' WHERE instance = 'd-1' AND seq = 2",
+            [],
+        )
+        .unwrap();
+    let shown = inspector.show("d-1", None).await.unwrap();
+    let steps: Vec<&str> = shown.timeline.iter().map(|e| e.step.as_str()).collect();
+    assert_eq!(steps, ["started", "unreadable"]);
+    assert!(
+        shown.timeline[1]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("checksum"),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown.timeline[1].to.as_deref(),
+        Some("Packing"),
+        "the summary still reads"
+    );
+    assert_eq!(shown.context, None);
+    drop(engine);
+}
