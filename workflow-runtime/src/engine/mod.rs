@@ -732,7 +732,8 @@ where
     /// finished instance it does not run from the store (as
     /// [`status`](Self::status) does): the history then holds its journal's
     /// steps (starts, transitions, rejected timer events, compensations,
-    /// failure, cancellation), each timed zero.
+    /// failure, cancellation), each timed zero (records count from this engine's start; the
+    /// rows' wall-clock times are in the store, [`Summary::at`](crate::store::Summary::at)).
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
         let mailbox = match self.get(id) {
             Ok(mailbox) => mailbox,
