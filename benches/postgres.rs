@@ -374,6 +374,7 @@ fn lone(rt: &tokio::runtime::Runtime, schema: &str, smoke: bool) {
                         open: seq < 4,
                         checksum: 0,
                         data: data.clone(),
+                        summary: Default::default(),
                     };
                     workflow::Store::append(&*store, "Raw", row).await.unwrap();
                 }

@@ -87,7 +87,7 @@ fn a_schema_from_a_newer_version_is_refused() {
         refused,
         StoreError::SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         }
     );
 }
@@ -450,4 +450,85 @@ async fn a_posted_event_is_applied_once_even_if_its_owner_dies_right_after() {
     assert_eq!(writers(&schema, "t-1").len(), 3, "start, Add, Close");
     let left = schema.execute("SELECT count(*) FROM inbox");
     assert_eq!(left[0].get::<_, i64>(0), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_keep_their_summary_and_the_workflow_its_definition() {
+    let schema = pg::Schema::fresh();
+    let store = Arc::new(schema.open());
+    let crew = Arc::new(Crew::default());
+    let engine = engine(&store, &crew);
+    engine.start("j-1", ()).await.unwrap();
+    engine.send("j-1", JobEvent::Go).await.unwrap();
+    assert_eq!(engine.wait("j-1").await.unwrap(), JobState::Done);
+    let rows = store.journal("Job", "j-1").await.unwrap();
+    let states: Vec<(Option<&str>, Option<workflow::InstanceStatus>)> = rows
+        .iter()
+        .map(|r| (r.summary.state.as_deref(), r.summary.status))
+        .collect();
+    use workflow::InstanceStatus::{Finished, Running};
+    assert_eq!(
+        states,
+        [
+            (Some("Waiting"), Some(Running)),
+            (Some("Working"), Some(Running)),
+            (Some("Done"), Some(Finished))
+        ]
+    );
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].summary.at <= w[1].summary.at && w[0].summary.at.is_some()));
+    let entry = schema.execute("SELECT state, status, started, updated FROM instances WHERE instance = 'j-1'");
+    assert_eq!(entry[0].get::<_, Option<String>>(0).as_deref(), Some("Done"));
+    assert_eq!(entry[0].get::<_, Option<i64>>(1), Some(Finished.code()));
+    let (started, updated): (Option<i64>, Option<i64>) = (entry[0].get(2), entry[0].get(3));
+    assert_eq!(started, rows[0].summary.at.map(|t| t as i64));
+    assert_eq!(updated, rows[2].summary.at.map(|t| t as i64));
+    let definitions = schema.execute("SELECT workflow, graph FROM definitions");
+    assert_eq!(definitions.len(), 1, "once per fingerprint");
+    assert_eq!(definitions[0].get::<_, String>(0), "Job");
+    assert_eq!(
+        definitions[0].get::<_, String>(1),
+        workflow::graph::text::encode(<Job as workflow::Machine>::graph())
+    );
+    engine.shutdown().await;
+}
+
+#[test]
+fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
+    let schema = pg::Schema::fresh();
+    // Schema 1's tables, as the store wrote them.
+    pg::run(
+        &format!(
+            "CREATE SCHEMA \"{s}\";
+             CREATE TABLE \"{s}\".meta (version int8 NOT NULL); INSERT INTO \"{s}\".meta VALUES (1);
+             CREATE TABLE \"{s}\".instances (workflow text NOT NULL, instance text NOT NULL, newest int8 NOT NULL,
+               open bool NOT NULL, owner int8, epoch int8 NOT NULL, PRIMARY KEY (workflow, instance));
+             CREATE TABLE \"{s}\".journal (workflow text NOT NULL, instance text NOT NULL, seq int8 NOT NULL,
+               open bool NOT NULL, checksum int8 NOT NULL, data bytea NOT NULL, owner int8 NOT NULL,
+               epoch int8 NOT NULL, PRIMARY KEY (workflow, instance, seq));
+             INSERT INTO \"{s}\".instances VALUES ('Job', 'old', 1, false, NULL, 1);
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'old', 1, false, 0, '\\x7b7d', 1, 1)",
+            s = schema.name
+        ),
+        "SELECT 1",
+    );
+    drop(schema.open());
+    let version = schema.execute("SELECT max(version) FROM meta");
+    assert_eq!(version[0].get::<_, Option<i64>>(0), Some(2));
+    let old = schema.execute("SELECT state, started FROM instances WHERE instance = 'old'");
+    assert_eq!(
+        (old[0].get::<_, Option<String>>(0), old[0].get::<_, Option<i64>>(1)),
+        (None, None),
+        "what schema 1 did not keep is unknown"
+    );
+    schema.execute("UPDATE meta SET version = 3");
+    let options = PostgresOptions {
+        schema: schema.name.clone(),
+        ..PostgresOptions::default()
+    };
+    assert_eq!(
+        PostgresStore::open_with(&pg::url(), options).err(),
+        Some(StoreError::SchemaTooNew { found: 3, supported: 2 })
+    );
 }

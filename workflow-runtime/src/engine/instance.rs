@@ -12,7 +12,7 @@ use crate::journal::{self, ActivityImage, Status as StatusImage, StepImage, Time
 use crate::machine::{Machine, Reason, Workflow};
 use crate::mailbox::Next;
 use crate::panics;
-use crate::store::{Row, StoreError};
+use crate::store::{Row, StoreError, Summary};
 
 /// How an instance's task begins.
 pub(super) enum Start {
@@ -439,11 +439,16 @@ where
         let engine = self.engine.clone();
         let error = match (row, &engine.durable) {
             (Ok(None), _) | (_, None) => return Ok(()),
+            // Before an instance's first row, the workflow's definition (written once per engine).
             (Ok(Some(row)), Some(durable)) => {
                 let name = W::graph().name;
-                let appended = match self.posted.take() {
-                    Some(message) => durable.store.append_consuming(name, row, message).await,
-                    None => durable.store.append(name, row).await,
+                let posted = self.posted.take();
+                let appended = match define_first(durable, self.seq, engine.wall(Instant::now())).await {
+                    Err(error) => Err(error),
+                    Ok(()) => match posted {
+                        Some(message) => durable.store.append_consuming(name, row, message).await,
+                        None => durable.store.append(name, row).await,
+                    },
                 };
                 match appended {
                     Ok(()) => {
@@ -490,13 +495,19 @@ where
         let Some(durable) = &self.engine.durable else {
             return Ok(None);
         };
+        let status_kind = status.kind();
         let data = self
             .image(durable, step, status)
             .map_err(|reason| StoreError::Unencodable {
                 instance: self.id.to_string(),
                 reason,
             })?;
-        durable.seal.row(&self.id, self.seq + 1, open, data).map(Some)
+        let summary = Summary {
+            at: Some(self.engine.wall(Instant::now())),
+            state: self.machine.as_ref().map(|machine| machine.state().to_string()),
+            status: Some(status_kind),
+        };
+        durable.seal.row(&self.id, self.seq + 1, open, data, summary).map(Some)
     }
 
     /// The journal document of the instance as it stands, after `step`.
@@ -591,6 +602,13 @@ where
             reason,
         }
     }
+}
+
+async fn define_first<W: Machine>(durable: &Durable<W>, seq: u64, now: u64) -> Result<(), StoreError> {
+    if seq > 0 {
+        return Ok(());
+    }
+    durable.define(now).await
 }
 
 pub(super) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

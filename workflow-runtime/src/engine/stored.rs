@@ -17,8 +17,10 @@ where
 {
     /// A finished durable instance this engine does not run, as its
     /// journal holds it: its newest row's status and context, and with
-    /// `history` the steps of every row (timed zero: the journal keeps no
-    /// times). Unknown or unfinished: the error for a missing instance.
+    /// `history` the steps of every row (timed zero: a record's time counts
+    /// from this engine's start, which these rows predate; their wall-clock
+    /// times are the rows' [`Summary::at`](crate::store::Summary::at)).
+    /// Unknown or unfinished: the error for a missing instance.
     pub(super) async fn stored(&self, id: &str, history: bool) -> Result<Snapshot<W>, EngineError> {
         let Some(durable) = &self.inner.shared.durable else {
             return Err(self.missing(id));

@@ -24,10 +24,13 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use super::{Message, Posted, Row, Store, StoreError};
+use super::{Definition, InstanceStatus, Message, Posted, Row, Store, StoreError, Summary};
 
-/// The newest schema this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+/// The newest schema this build reads and writes. Schema 2 adds the rows' plaintext
+/// [`Summary`] (journal `at`, `state`, `status`; instances' `state`, `status`, `started`,
+/// `updated`), the `definitions` table and the inspector's indexes, as the SQLite store's
+/// schema 2 does; a schema-1 database is upgraded in place (its summaries stay NULL: unknown).
+const SCHEMA_VERSION: i64 = 2;
 
 /// The most rows one group commit carries.
 const BATCH: usize = 1024;
@@ -99,6 +102,7 @@ enum Request {
     Post(String, String, Vec<u8>, oneshot::Sender<Result<Posted, StoreError>>),
     Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
     Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
+    Define(Definition, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The statements, with the schema's name in them.
@@ -115,6 +119,7 @@ struct Sql {
     inbox: String,
     acknowledge: String,
     listen: String,
+    define: String,
 }
 
 impl Sql {
@@ -123,15 +128,18 @@ impl Sql {
         Sql {
             append: format!(
                 "WITH input AS (
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[])
-                     AS t(workflow, instance, seq, open, checksum, data, epoch)),
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::int8[], $6::bytea[], $7::int8[],
+                                        $10::int8[], $11::text[], $12::int8[])
+                     AS t(workflow, instance, seq, open, checksum, data, epoch, at, state, status)),
                  alive AS (SELECT 1 FROM {s}.processes WHERE id = $8 AND lease_until > clock_timestamp()),
                  started AS (
-                   INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch)
-                   SELECT workflow, instance, seq, open, $8, 1 FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
+                   INSERT INTO {s}.instances (workflow, instance, newest, open, owner, epoch, state, status, started, updated)
+                   SELECT workflow, instance, seq, open, $8, 1, state, status, at, at
+                   FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
                    ON CONFLICT DO NOTHING RETURNING workflow, instance, epoch),
                  stepped AS (
                    UPDATE {s}.instances i SET newest = input.seq, open = input.open, owner = $8,
+                     state = input.state, status = input.status, updated = input.at,
                      epoch = CASE WHEN i.owner IS NULL THEN i.epoch + 1 ELSE i.epoch END
                    FROM input
                    WHERE input.seq > 1 AND i.workflow = input.workflow AND i.instance = input.instance
@@ -140,8 +148,9 @@ impl Sql {
                    RETURNING i.workflow, i.instance, i.epoch),
                  ok AS (SELECT * FROM started UNION ALL SELECT * FROM stepped),
                  written AS (
-                   INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch)
-                   SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch
+                   INSERT INTO {s}.journal (workflow, instance, seq, open, checksum, data, owner, epoch, at, state, status)
+                   SELECT input.workflow, input.instance, input.seq, input.open, input.checksum, input.data, $8, ok.epoch,
+                     input.at, input.state, input.status
                    FROM input JOIN ok USING (workflow, instance)
                    RETURNING workflow, instance, epoch),
                  -- The inbox message a step applied leaves the inbox with the step: exactly once.
@@ -175,11 +184,12 @@ impl Sql {
                    SELECT instance, newest, epoch FROM {s}.instances
                    WHERE workflow = $1 AND open AND owner = $2 AND EXISTS (SELECT 1 FROM alive)),
                  owned AS (SELECT * FROM claimed UNION ALL SELECT * FROM mine)
-                 SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch
+                 SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch, j.at, j.state, j.status
                  FROM owned JOIN {s}.journal j ON j.workflow = $1 AND j.instance = owned.instance AND j.seq = owned.newest"
             ),
             journal: format!(
-                "SELECT seq, open, checksum, data FROM {s}.journal WHERE workflow = $1 AND instance = $2 ORDER BY seq"
+                "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
+                 WHERE workflow = $1 AND instance = $2 ORDER BY seq"
             ),
             release: format!("UPDATE {s}.instances SET owner = NULL WHERE workflow = $1 AND owner = $2"),
             renew: format!(
@@ -208,6 +218,10 @@ impl Sql {
                    AND EXISTS (SELECT 1 FROM {s}.processes p WHERE p.id = $2 AND p.lease_until > clock_timestamp())"
             ),
             listen: channel(schema),
+            define: format!(
+                "INSERT INTO {s}.definitions (workflow, fingerprint, graph, context, first_seen)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            ),
             leave: format!(
                 "WITH gone AS (UPDATE {s}.instances SET owner = NULL WHERE owner = $1)
                  DELETE FROM {s}.processes WHERE id = $1"
@@ -395,7 +409,17 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
            PRIMARY KEY (workflow, instance, seq));
          CREATE TABLE IF NOT EXISTS {s}.inbox (
            id bigserial PRIMARY KEY, workflow text NOT NULL, instance text NOT NULL, data bytea NOT NULL);
-         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);"
+         CREATE INDEX IF NOT EXISTS inbox_instance ON {s}.inbox (workflow, instance);
+         ALTER TABLE {s}.journal ADD COLUMN IF NOT EXISTS at int8, ADD COLUMN IF NOT EXISTS state text,
+           ADD COLUMN IF NOT EXISTS status int8;
+         ALTER TABLE {s}.instances ADD COLUMN IF NOT EXISTS state text, ADD COLUMN IF NOT EXISTS status int8,
+           ADD COLUMN IF NOT EXISTS started int8, ADD COLUMN IF NOT EXISTS updated int8;
+         CREATE TABLE IF NOT EXISTS {s}.definitions (
+           workflow text NOT NULL, fingerprint text NOT NULL, graph text NOT NULL, context text NOT NULL,
+           first_seen int8 NOT NULL, PRIMARY KEY (workflow, fingerprint));
+         CREATE INDEX IF NOT EXISTS instances_by_started ON {s}.instances (workflow, started);
+         CREATE INDEX IF NOT EXISTS instances_by_state ON {s}.instances (workflow, state, status, started);
+         CREATE INDEX IF NOT EXISTS instances_by_status ON {s}.instances (workflow, status, started);"
     ))
     .await
     .map_err(backend)?;
@@ -418,6 +442,12 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
                 found,
                 supported: SCHEMA_VERSION,
             })
+        }
+        // Upgraded above: the new columns, table and indexes.
+        Some(found) if found < SCHEMA_VERSION => {
+            tx.execute(&format!("UPDATE {s}.meta SET version = $1"), &[&SCHEMA_VERSION])
+                .await
+                .map_err(backend)?;
         }
         Some(_) => {}
     }
@@ -449,6 +479,12 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
                     row,
                     message,
                     reply,
+                });
+            }
+            Request::Define(definition, reply) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(define(&shared, &definition).await);
                 });
             }
             Request::OpenRows(workflow, reply) => {
@@ -601,6 +637,9 @@ async fn append_batch(
     let mut datas = Vec::with_capacity(batch.len());
     let mut epochs = Vec::with_capacity(batch.len());
     let mut messages = Vec::with_capacity(batch.len());
+    let mut ats: Vec<Option<i64>> = Vec::with_capacity(batch.len());
+    let mut states: Vec<Option<&str>> = Vec::with_capacity(batch.len());
+    let mut statuses: Vec<Option<i64>> = Vec::with_capacity(batch.len());
     {
         let known = shared.epochs();
         for Pending {
@@ -620,6 +659,9 @@ async fn append_batch(
                     .unwrap_or(0),
             );
             messages.push(*message);
+            ats.push(row.summary.at.and_then(|at| i64::try_from(at).ok()));
+            states.push(row.summary.state.as_deref());
+            statuses.push(row.summary.status.map(InstanceStatus::code));
         }
     }
     let rows = client
@@ -635,6 +677,9 @@ async fn append_batch(
                 &epochs,
                 &shared.process,
                 &messages,
+                &ats,
+                &states,
+                &statuses,
             ],
         )
         .await
@@ -718,12 +763,57 @@ async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreE
         .map(|r| {
             let instance: String = r.get(0);
             epochs.insert((workflow.to_string(), instance.clone()), r.get(5));
-            row(instance, r.get(1), r.get(2), r.get(3), r.get(4))
+            row(instance, r.get(1), r.get(2), r.get(3), r.get(4), summary(&r, 6))
         })
         .collect())
 }
 
-fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> Result<Row, StoreError> {
+/// A row's summary from its columns `at, state, status` starting at `first`; a value of
+/// another type reads as unknown.
+fn summary(r: &tokio_postgres::Row, first: usize) -> Summary {
+    Summary {
+        at: r
+            .try_get::<_, Option<i64>>(first)
+            .ok()
+            .flatten()
+            .and_then(|at| u64::try_from(at).ok()),
+        state: r.try_get::<_, Option<String>>(first + 1).ok().flatten(),
+        status: r
+            .try_get::<_, Option<i64>>(first + 2)
+            .ok()
+            .flatten()
+            .and_then(InstanceStatus::from_code),
+    }
+}
+
+/// Keeps a workflow's definition once per fingerprint.
+async fn define(shared: &Shared, definition: &Definition) -> Result<(), StoreError> {
+    let client = shared.pool.get().await.map_err(backend)?;
+    let first_seen = i64::try_from(definition.first_seen).unwrap_or(i64::MAX);
+    client
+        .execute(
+            &prepared(&client, &shared.sql.define).await?,
+            &[
+                &definition.workflow,
+                &definition.fingerprint,
+                &definition.graph,
+                &definition.context,
+                &first_seen,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn row(
+    instance: String,
+    seq: i64,
+    open: bool,
+    checksum: i64,
+    data: Vec<u8>,
+    summary: Summary,
+) -> Result<Row, StoreError> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         instance: instance.clone(),
         seq: u64::try_from(seq).unwrap_or(0),
@@ -737,6 +827,7 @@ fn row(instance: String, seq: i64, open: bool, checksum: i64, data: Vec<u8>) -> 
         open,
         checksum,
         data,
+        summary,
     })
 }
 
@@ -747,7 +838,16 @@ async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<
         .await
         .map_err(backend)?;
     rows.into_iter()
-        .map(|r| row(instance.to_string(), r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| {
+            row(
+                instance.to_string(),
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                summary(&r, 4),
+            )
+        })
         .collect()
 }
 
@@ -884,6 +984,11 @@ impl Store for PostgresStore {
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
         let workflow = workflow.to_string();
         self.ask(|reply| Request::OpenRows(workflow, reply)).await
+    }
+
+    async fn define(&self, definition: &Definition) -> Result<(), StoreError> {
+        let definition = definition.clone();
+        self.ask(|reply| Request::Define(definition, reply)).await
     }
 
     async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError> {
