@@ -312,3 +312,39 @@ async fn a_store_failure_is_retried_from_the_newest_committed_row() {
     engine.send("o-1", OrderEvent::Stop).await.unwrap();
     assert_eq!(engine.wait("o-1").await.unwrap(), OrderState::Stopped);
 }
+
+/// The same actions through the type-erased [`Control`]: events as JSON, every refusal typed.
+#[tokio::test]
+async fn the_control_surface_sends_json_events_cancels_and_retries() {
+    use serde_json::json;
+    use workflow::{Control, ControlError};
+    let desk = Arc::new(Desk::default());
+    let engine = Engine::<Order, _>::new(desk.clone());
+    let control: Arc<dyn Control> = Arc::new(engine.clone());
+    assert_eq!((control.workflow(), control.graph().states.len()), ("Order", 6));
+    engine.start("o-1", Bill::default()).await.unwrap();
+    let bad = |e: Result<(), ControlError>| matches!(e, Err(ControlError::BadEvent { workflow: "Order", .. }));
+    assert!(bad(control.send("o-1", &json!("Explode")).await));
+    assert!(bad(control.send("o-1", &json!({"Boom": 3})).await));
+    assert!(bad(control.send("o-1", &json!(17)).await));
+    // A done event is an event of the workflow too; its state does not accept it here.
+    assert!(matches!(
+        control.send("o-1", &json!({"ChargeDone": 5})).await,
+        Err(ControlError::Engine(EngineError::Rejected { .. }))
+    ));
+    desk.fail_boom.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        control.send("o-1", &json!("Boom")).await,
+        Err(ControlError::Engine(EngineError::InstanceFailed { .. }))
+    ));
+    desk.fail_boom.store(false, Ordering::SeqCst);
+    control.retry("o-1").await.unwrap();
+    control.send("o-1", &json!("Boom")).await.unwrap();
+    assert_eq!(control.metrics().retried, 1);
+    control.cancel("o-1").await.unwrap();
+    assert_eq!(engine.status("o-1").await.unwrap(), Status::Cancelled(OrderState::Open));
+    assert_eq!(
+        control.retry("nobody").await,
+        Err(ControlError::Engine(EngineError::UnknownInstance("nobody".into())))
+    );
+}

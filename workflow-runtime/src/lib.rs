@@ -42,6 +42,7 @@ pub mod chart;
 pub mod clock;
 pub mod codec;
 mod configuration;
+pub mod control;
 mod diagram;
 pub mod engine;
 mod fnv;
@@ -61,6 +62,7 @@ pub mod store;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
+pub use control::{Control, ControlError};
 pub use diagram::format_duration;
 pub use engine::{
     Config, Engine, EngineBuilder, EngineError, Record, RecordKind, RecordedError, Recovery, Snapshot, Status,
