@@ -53,6 +53,8 @@ mod machine;
 mod mailbox;
 pub mod metrics;
 mod panics;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod scheduler;
 mod secret;
 pub mod serde_impls;
