@@ -39,6 +39,8 @@
 
 pub mod activity;
 pub mod chart;
+#[doc(hidden)]
+pub mod ci;
 pub mod clock;
 pub mod codec;
 mod configuration;
