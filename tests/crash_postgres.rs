@@ -313,6 +313,7 @@ fn audit(schema: &pg::Schema, took: Duration) {
             open: last.3,
             checksum: crc32fast::hash(&last.4),
             data: last.4.clone(),
+            summary: Default::default(),
         };
         match workflow::journal::decode::<Order>(&row) {
             Ok(entry) if !last.3 && entry.active == ["Shipped"] => {}

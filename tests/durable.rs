@@ -399,6 +399,7 @@ async fn a_passed_deadline_fires_at_once(backend: impl Backend) {
         open: true,
         checksum: crc32fast::hash(&data),
         data,
+        summary: Default::default(),
     };
     store.append("Shop", row).await.unwrap();
 
@@ -459,6 +460,7 @@ async fn a_corrupt_row_fails_only_its_instance(backend: impl Backend) {
         open: true,
         checksum: 1,
         data: b"{}".to_vec(),
+        summary: Default::default(),
     };
     store.append("Shop", bad_sum).await.unwrap();
     let garbage = b"{\"v\":1,\"not\":\"a row\"}".to_vec();
@@ -468,6 +470,7 @@ async fn a_corrupt_row_fails_only_its_instance(backend: impl Backend) {
         open: true,
         checksum: crc32fast::hash(&garbage),
         data: garbage,
+        summary: Default::default(),
     };
     store.append("Shop", bad_json).await.unwrap();
 
@@ -729,6 +732,7 @@ async fn append_edited(store: &Arc<dyn Store>, id: &str, open: bool, edit: impl 
         open,
         checksum: crc32fast::hash(&data),
         data,
+        summary: Default::default(),
     };
     store.append("Shop", row).await.unwrap();
 }
@@ -963,6 +967,7 @@ async fn a_read_only_file_gives_an_error_not_a_panic() {
                     open: true,
                     checksum: 0,
                     data: vec![],
+                    summary: Default::default(),
                 },
             )
             .await
@@ -984,11 +989,11 @@ async fn a_store_from_a_newer_version_is_refused() {
     let path = dir.path().join("journal.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])
         .unwrap();
     drop(conn);
     let refused = SqliteStore::open(&path).err().unwrap();
-    assert_eq!(refused, StoreError::SchemaTooNew { found: 2, supported: 1 });
+    assert_eq!(refused, StoreError::SchemaTooNew { found: 3, supported: 2 });
     assert_eq!(
         refused.to_string(),
         "the store's schema version is 2, newer than this build reads (1); upgrade the crate to open it"

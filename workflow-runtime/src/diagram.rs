@@ -13,6 +13,29 @@ impl Graph<'_> {
     /// styled with the `failure` class, and a state's activity and
     /// compensation are written inside it.
     pub fn to_mermaid(&self) -> String {
+        self.mermaid(&[])
+    }
+
+    /// [`to_mermaid`](Self::to_mermaid) with a count written into each state: `counts[i]` for
+    /// state `i` (how many instances stand in it, say), shown where it is not 0; states with
+    /// instances get the `busy` class.
+    ///
+    /// ```
+    /// use workflow::prelude::*;
+    ///
+    /// workflow! { workflow Door { initial Closed; events { Open } state Closed { on Open => Opened; } final Opened; } }
+    ///
+    /// let graph = Door::graph();
+    /// let mut counts = vec![0; graph.states.len()];
+    /// assert_eq!(graph.to_mermaid_counted(&counts), graph.to_mermaid()); // nothing to show
+    /// counts[0] = 3;
+    /// assert!(graph.to_mermaid_counted(&counts).contains("    Closed: 3 instances\n    classDef busy"));
+    /// ```
+    pub fn to_mermaid_counted(&self, counts: &[u64]) -> String {
+        self.mermaid(counts)
+    }
+
+    fn mermaid(&self, counts: &[u64]) -> String {
         let mut out = String::from("stateDiagram-v2\n");
         if let Some(initial) = self.states.get(self.initial) {
             let _ = writeln!(out, "    [*] --> {}", initial.name);
@@ -43,6 +66,25 @@ impl Graph<'_> {
         if !failures.is_empty() {
             out.push_str("    classDef failure fill:#f8d7da,stroke:#c0392b\n");
             let _ = writeln!(out, "    class {} failure", failures.join(","));
+        }
+        let busy: Vec<(&str, u64)> = self
+            .states
+            .iter()
+            .zip(counts)
+            .filter(|(_, &n)| n > 0)
+            .map(|(s, &n)| (s.name, n))
+            .collect();
+        for (name, n) in &busy {
+            let _ = writeln!(
+                out,
+                "    {name}: {n} {}",
+                if *n == 1 { "instance" } else { "instances" }
+            );
+        }
+        if !busy.is_empty() {
+            out.push_str("    classDef busy fill:#d6eaf8,stroke:#2874a6\n");
+            let names: Vec<&str> = busy.iter().map(|(name, _)| *name).collect();
+            let _ = writeln!(out, "    class {} busy", names.join(","));
         }
         out
     }
@@ -124,12 +166,22 @@ impl Graph<'_> {
     /// final states are double circles (red for failure finals), and the
     /// initial state is marked by an arrow from a point.
     pub fn to_dot(&self) -> String {
+        self.dot(&[])
+    }
+
+    /// [`to_dot`](Self::to_dot) with a count written into each state's label where it is not 0:
+    /// `counts[i]` for state `i`.
+    pub fn to_dot_counted(&self, counts: &[u64]) -> String {
+        self.dot(counts)
+    }
+
+    fn dot(&self, counts: &[u64]) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", quoted(self.name));
         out.push_str("    rankdir=LR;\n    compound=true;\n    node [shape=box, style=rounded];\n");
         out.push_str("    \"__start\" [shape=point, label=\"\"];\n");
         for s in self.children(None) {
-            self.dot_state(s, 1, &mut out);
+            self.dot_state(s, 1, counts, &mut out);
         }
         if let Some(initial) = self.states.get(self.initial) {
             let _ = writeln!(out, "    \"__start\" -> {};", quoted(initial.name));
@@ -165,7 +217,7 @@ impl Graph<'_> {
         out
     }
 
-    fn dot_state(&self, s: usize, depth: usize, out: &mut String) {
+    fn dot_state(&self, s: usize, depth: usize, counts: &[u64], out: &mut String) {
         let state = &self.states[s];
         let pad = "    ".repeat(depth);
         let mut text = state.name.to_string();
@@ -174,6 +226,9 @@ impl Graph<'_> {
         }
         if let Some(compensate) = state.compensate {
             let _ = write!(text, "\\ncompensate {compensate}");
+        }
+        if let Some(&n) = counts.get(s).filter(|&&n| n > 0) {
+            let _ = write!(text, "\\n[{n}]");
         }
         let style = match state.kind {
             StateKind::Atomic => "",
@@ -204,7 +259,7 @@ impl Graph<'_> {
                 let _ = writeln!(out, "{pad}    label={};{dashed}", quoted(state.name));
                 let _ = writeln!(out, "{pad}    {} [{label}{separator}];", quoted(state.name));
                 for c in self.children(Some(s)) {
-                    self.dot_state(c, depth + 1, out);
+                    self.dot_state(c, depth + 1, counts, out);
                 }
                 let _ = writeln!(out, "{pad}}}");
             }

@@ -62,7 +62,7 @@ use serde::{Deserialize, Serialize};
 use crate::activity::ErrorKind;
 use crate::codec::{Codec, CodecError, Header, RowId};
 use crate::machine::Machine;
-use crate::store::{Row, StoreError};
+use crate::store::{InstanceStatus, Row, StoreError, Summary};
 
 /// A state's or a timer's name, or the fingerprint: borrowed when written,
 /// owned when read.
@@ -207,6 +207,18 @@ mod kind {
     }
 }
 
+impl Status {
+    /// The status without its reason: what the store keeps in plaintext beside the row.
+    pub fn kind(&self) -> InstanceStatus {
+        match self {
+            Status::Running => InstanceStatus::Running,
+            Status::Finished => InstanceStatus::Finished,
+            Status::Failed { .. } => InstanceStatus::Failed,
+            Status::Cancelled => InstanceStatus::Cancelled,
+        }
+    }
+}
+
 /// An instance's status after a row's step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -328,22 +340,45 @@ fn peek(data: &[u8]) -> Result<Document<'static, IgnoredAny, IgnoredAny>, String
     serde_json::from_slice(data).map_err(|e| e.to_string())
 }
 
+/// What a row's plain (unsealed) document says of the instance's state and status: the state a
+/// transition or a rejection names, else its one active state (`None` for a configuration of
+/// several, which needs the graph to display); `None` for a row that is not a plain journal
+/// document. What a store upgraded from schema 1 fills its instances' summaries with.
+#[cfg(feature = "sqlite")]
+pub(crate) fn plain_summary(data: &[u8]) -> Option<(Option<String>, Option<InstanceStatus>)> {
+    let document = peek(data).ok()?;
+    let state = match (&document.step, document.active.as_slice()) {
+        (Step::Transition { to, .. }, _) => Some(to.clone()),
+        (Step::Rejected { state, .. }, _) => Some(state.clone()),
+        (_, [only]) => Some(only.to_string()),
+        _ => None,
+    };
+    Some((state, Some(document.status.kind())))
+}
+
 /// How one workflow's rows are sealed: the CRC-32 of the stored bytes, for
 /// accidental damage, over what the engine's [`Codec`] (if any) made of the
 /// document, bound to the row's identity.
 pub(crate) struct Seal {
-    pub workflow: &'static str,
+    pub workflow: Cow<'static, str>,
     pub codec: Option<Arc<dyn Codec>>,
 }
 
 impl Seal {
-    /// Row `seq` of `instance` holding the document `data`.
-    pub fn row(&self, instance: &str, seq: u64, open: bool, data: Vec<u8>) -> Result<Row, StoreError> {
+    /// Row `seq` of `instance` holding the document `data`, with its plaintext `summary`.
+    pub fn row(
+        &self,
+        instance: &str,
+        seq: u64,
+        open: bool,
+        data: Vec<u8>,
+        summary: Summary,
+    ) -> Result<Row, StoreError> {
         let data = match &self.codec {
             None => data,
             Some(codec) => {
                 let at = RowId {
-                    workflow: self.workflow,
+                    workflow: &self.workflow,
                     instance,
                     seq,
                     open,
@@ -360,6 +395,7 @@ impl Seal {
             open,
             checksum: crc32fast::hash(&data),
             data,
+            summary,
         })
     }
 
@@ -377,7 +413,7 @@ impl Seal {
             return Err(corrupt("checksum mismatch".into()));
         }
         let at = RowId {
-            workflow: self.workflow,
+            workflow: &self.workflow,
             instance: &row.instance,
             seq: row.seq,
             open: row.open,
@@ -478,6 +514,9 @@ pub struct Entry<C, E> {
     pub context: C,
     /// The fingerprint of the workflow's definition that wrote the row.
     pub fingerprint: String,
+    /// When the row was written, in milliseconds since the Unix epoch (`None` for rows of a
+    /// store that did not keep it): the row's [`Summary::at`].
+    pub at: Option<u64>,
 }
 
 /// Decodes one row of a journal (as [`Store::journal`](crate::Store::journal)
@@ -547,7 +586,7 @@ where
     W::Event: DeserializeOwned,
 {
     let seal = Seal {
-        workflow: W::graph().name,
+        workflow: Cow::Borrowed(W::graph().name),
         codec,
     };
     let document = open::<W::Context, W::Event>(row, &definition::<W>(), &seal)?;
@@ -559,6 +598,7 @@ where
         active: document.active.into_iter().map(Cow::into_owned).collect(),
         context: document.context,
         fingerprint: document.fingerprint.into_owned(),
+        at: row.summary.at,
     })
 }
 

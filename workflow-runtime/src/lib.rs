@@ -49,6 +49,8 @@ mod diagram;
 pub mod engine;
 mod fnv;
 pub mod graph;
+#[cfg(feature = "sqlite")]
+pub mod inspect;
 pub mod interop;
 pub mod journal;
 mod machine;
@@ -76,7 +78,7 @@ pub use machine::{Machine, Reason, Rejected, Saved, Step, Workflow};
 pub use metrics::{Metrics, ResourceMetrics, WorkflowMetrics};
 pub use scheduler::{Job, Permit, Scheduler, SchedulerError, SchedulingPolicy};
 pub use secret::{Secret, REDACTED};
-pub use store::{MemoryStore, Message, Posted, Row, Store, StoreError};
+pub use store::{Definition, InstanceStatus, MemoryStore, Message, Posted, Row, Store, StoreError, Summary};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]

@@ -195,7 +195,7 @@ where
         self.durable = Some(Durable {
             store,
             seal: journal::Seal {
-                workflow: W::graph().name,
+                workflow: std::borrow::Cow::Borrowed(W::graph().name),
                 codec: None,
             },
             fingerprint: journal::definition::<W>(),
@@ -203,6 +203,7 @@ where
             open: journal::open::<W::Context, W::Event>,
             encode_remote: super::ownership::encode_remote::<W::Event>,
             decode_remote: super::ownership::decode_remote::<W::Event>,
+            defined: tokio::sync::OnceCell::new(),
         });
         self
     }

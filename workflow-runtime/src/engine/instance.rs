@@ -12,7 +12,7 @@ use crate::journal::{self, ActivityImage, Status as StatusImage, StepImage, Time
 use crate::machine::{Machine, Reason, Workflow};
 use crate::mailbox::Next;
 use crate::panics;
-use crate::store::{Row, StoreError};
+use crate::store::{Row, StoreError, Summary};
 
 /// How an instance's task begins.
 pub(super) enum Start {
@@ -439,13 +439,19 @@ where
         let engine = self.engine.clone();
         let error = match (row, &engine.durable) {
             (Ok(None), _) | (_, None) => return Ok(()),
-            (Ok(Some(row)), Some(durable)) => match durable.store.append(W::graph().name, row).await {
-                Ok(()) => {
-                    self.seq += 1;
-                    return Ok(());
+            // Before an instance's first row, the workflow's definition (written once per engine).
+            (Ok(Some(row)), Some(durable)) => {
+                match define_first(durable, self.seq, engine.wall(Instant::now())).await {
+                    Err(error) => error,
+                    Ok(()) => match durable.store.append(W::graph().name, row).await {
+                        Ok(()) => {
+                            self.seq += 1;
+                            return Ok(());
+                        }
+                        Err(error) => error,
+                    },
                 }
-                Err(error) => error,
-            },
+            }
             (Err(error), _) => error,
         };
         if self.seq == 0 {
@@ -474,13 +480,19 @@ where
         let Some(durable) = &self.engine.durable else {
             return Ok(None);
         };
+        let status_kind = status.kind();
         let data = self
             .image(durable, step, status)
             .map_err(|reason| StoreError::Unencodable {
                 instance: self.id.to_string(),
                 reason,
             })?;
-        durable.seal.row(&self.id, self.seq + 1, open, data).map(Some)
+        let summary = Summary {
+            at: Some(self.engine.wall(Instant::now())),
+            state: self.machine.as_ref().map(|machine| machine.state().to_string()),
+            status: Some(status_kind),
+        };
+        durable.seal.row(&self.id, self.seq + 1, open, data, summary).map(Some)
     }
 
     /// The journal document of the instance as it stands, after `step`.
@@ -575,6 +587,13 @@ where
             reason,
         }
     }
+}
+
+async fn define_first<W: Machine>(durable: &Durable<W>, seq: u64, now: u64) -> Result<(), StoreError> {
+    if seq > 0 {
+        return Ok(());
+    }
+    durable.define(now).await
 }
 
 pub(super) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

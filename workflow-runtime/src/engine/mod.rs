@@ -204,6 +204,29 @@ struct Durable<W: Machine> {
     open: journal::Open<W::Context, W::Event>,
     encode_remote: ownership::EncodeRemote<W::Event>,
     decode_remote: ownership::DecodeRemote<W::Event>,
+    /// Set once the workflow's definition is in the store ([`Store::define`]).
+    defined: tokio::sync::OnceCell<()>,
+}
+
+impl<W: Machine> Durable<W> {
+    /// Writes the workflow's definition into the store, once per engine (when it recovers or
+    /// first writes), with `now` as its first-seen time if the store has not seen it.
+    async fn define(&self, now: u64) -> Result<(), StoreError> {
+        self.defined
+            .get_or_try_init(|| async {
+                let graph = W::graph();
+                let definition = crate::store::Definition {
+                    workflow: graph.name.to_string(),
+                    fingerprint: self.fingerprint.clone(),
+                    graph: crate::graph::text::encode(graph),
+                    context: std::any::type_name::<W::Context>().to_string(),
+                    first_seen: now,
+                };
+                self.store.define(&definition).await
+            })
+            .await
+            .map(|_| ())
+    }
 }
 
 impl<W: Machine, H> Shared<W, H> {

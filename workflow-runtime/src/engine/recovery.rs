@@ -56,6 +56,7 @@ where
         let Some(durable) = &self.inner.shared.durable else {
             return Ok(Recovery::default());
         };
+        durable.define(self.inner.shared.wall(Instant::now())).await?;
         let rows = durable.store.open_rows(W::graph().name).await?;
         let mut report = Recovery::default();
         for row in rows {

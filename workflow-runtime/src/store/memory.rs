@@ -17,7 +17,7 @@ use super::{Row, Store, StoreError};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), workflow_runtime::StoreError> {
 /// let store = MemoryStore::new();
-/// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec() };
+/// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec(), summary: Default::default() };
 /// store.append("Order", row.clone()).await?;
 /// assert_eq!(store.open_rows("Order").await?, vec![Ok(row.clone())]);
 /// assert!(store.append("Order", row.clone()).await.is_err()); // seq 1 is taken

@@ -24,7 +24,7 @@ mod owner;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -47,6 +47,112 @@ pub struct Row {
     pub checksum: u32,
     /// The step and the instance's state after it, encoded by the engine.
     pub data: Vec<u8>,
+    /// What a reader outside the engine may see of the row without decoding `data`.
+    pub summary: Summary,
+}
+
+/// What the store keeps of a row beside its `data`, for readers without the workflow's code (the
+/// [`inspect`](crate::inspect) module, the `workflow` command): when it was written, and the
+/// instance's state and status after it.
+///
+/// Stored **in plaintext even when a codec seals `data`**
+/// ([`EngineBuilder::codec`](crate::EngineBuilder::codec)): state names and statuses are the
+/// workflow's shape, not its payload; contexts, events and activity outputs stay sealed.
+///
+/// ```
+/// use workflow_runtime::store::{InstanceStatus, Summary};
+///
+/// let summary = Summary { at: Some(1_700_000_000_000), state: Some("Charging".into()), status: Some(InstanceStatus::Running) };
+/// assert_eq!(summary.status.map(InstanceStatus::as_str), Some("running"));
+/// assert_eq!(Summary::default().at, None); // a row of a schema-1 store: not known
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// When the row was written, in milliseconds since the Unix epoch on the engine's clock
+    /// ([`EngineBuilder::clock`](crate::EngineBuilder::clock)); `None` for rows written before
+    /// stores kept it.
+    pub at: Option<u64>,
+    /// The instance's state after the step, as its state type displays it (`Charging`, or
+    /// `{Paying, Packing}` for a configuration of a statechart's atomic states); `None` if not
+    /// known.
+    pub state: Option<String>,
+    /// The instance's status after the step; `None` if not known.
+    pub status: Option<InstanceStatus>,
+}
+
+/// Where an instance stands: running, or how it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Still running.
+    Running,
+    /// Reached a final state.
+    Finished,
+    /// Failed: a guard or an action panicked, or the store refused a step.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl InstanceStatus {
+    /// Every status, in the order of their stored codes.
+    pub const ALL: [InstanceStatus; 4] = [
+        InstanceStatus::Running,
+        InstanceStatus::Finished,
+        InstanceStatus::Failed,
+        InstanceStatus::Cancelled,
+    ];
+
+    /// Its name: `running`, `finished`, `failed`, `cancelled`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Running => "running",
+            InstanceStatus::Finished => "finished",
+            InstanceStatus::Failed => "failed",
+            InstanceStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status of a name [`as_str`](Self::as_str) gives.
+    pub fn from_name(name: &str) -> Option<InstanceStatus> {
+        InstanceStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The small integer a store keeps (0 running, 1 finished, 2 failed, 3 cancelled).
+    pub const fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The status of a stored code.
+    pub fn from_code(code: i64) -> Option<InstanceStatus> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| InstanceStatus::ALL.get(i).copied())
+    }
+}
+
+impl fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A workflow's definition as an engine over the store compiled it, written once per fingerprint
+/// ([`Store::define`]): enough for a reader without the workflow's code to draw its diagram and
+/// name its states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Definition {
+    /// The workflow's name.
+    pub workflow: String,
+    /// The fingerprint its journal rows carry.
+    pub fingerprint: String,
+    /// Its graph in the text form [`graph::text`](crate::graph::text) writes, the form its
+    /// fingerprint hashes (with `context`).
+    pub graph: String,
+    /// Its context type's name (`std::any::type_name`).
+    pub context: String,
+    /// When an engine first wrote it, in milliseconds since the Unix epoch.
+    pub first_seen: u64,
 }
 
 /// A durable home for journals of any number of workflows.
@@ -74,6 +180,13 @@ pub trait Store: Send + Sync {
     /// Every row of one instance's journal, oldest first; empty for an
     /// unknown instance.
     async fn journal(&self, workflow: &str, instance: &str) -> Result<Vec<Row>, StoreError>;
+
+    /// Keeps `definition` unless the store holds one of the same workflow and fingerprint
+    /// already (whose first-seen time stays). An engine calls it when it recovers or first
+    /// writes. Nothing to do for a store no outside reader opens (the default).
+    async fn define(&self, _definition: &Definition) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Hands `workflow`'s instances this process owns back to the cluster, for another process to
     /// take over at once; [`Engine::shutdown`](crate::Engine::shutdown) calls it once its

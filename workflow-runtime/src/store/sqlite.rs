@@ -130,10 +130,13 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use tokio::sync::oneshot;
 
 use super::owner::Owner;
-use super::{Row, Store, StoreError};
+use super::{Definition, InstanceStatus, Row, Store, StoreError, Summary};
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The older version this build upgrades in place when it opens a file for writing.
+const SCHEMA_V1: i64 = 1;
 
 /// The most rows the writer puts in one transaction: enough to amortise the
 /// sync, small enough that the first appender of a batch is not kept waiting
@@ -189,7 +192,10 @@ const CREATE_SCHEMA: &str = "\
         open INTEGER NOT NULL,
         checksum INTEGER NOT NULL,
         data BLOB NOT NULL,
-        prev INTEGER
+        prev INTEGER,
+        at INTEGER,
+        state TEXT,
+        status INTEGER
     );
     CREATE TABLE IF NOT EXISTS instances (
         workflow TEXT NOT NULL,
@@ -197,8 +203,45 @@ const CREATE_SCHEMA: &str = "\
         newest INTEGER NOT NULL,
         seq INTEGER NOT NULL,
         open INTEGER NOT NULL,
+        state TEXT,
+        status INTEGER,
+        started INTEGER,
+        updated INTEGER,
         PRIMARY KEY (workflow, instance)
     ) WITHOUT ROWID;";
+
+/// What schema 2 adds to schema 1 besides columns: the definitions, and the indexes the
+/// inspector's queries need (see the module documentation for what they cost the writer).
+const CREATE_V2_EXTRAS: &str = "\
+    CREATE TABLE IF NOT EXISTS definitions (
+        workflow TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        graph TEXT NOT NULL,
+        context TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        PRIMARY KEY (workflow, fingerprint)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS instances_by_started ON instances (workflow, started);
+    CREATE INDEX IF NOT EXISTS instances_by_state ON instances (workflow, state, status, started);
+    CREATE INDEX IF NOT EXISTS instances_by_status ON instances (workflow, status, started);
+    CREATE INDEX IF NOT EXISTS journal_by_time ON journal (workflow, at);";
+
+/// Schema 1 to 2, in place: the new columns (NULL: unknown), then [`CREATE_V2_EXTRAS`]; the
+/// instances' states and statuses are filled afterwards from their newest rows where those are
+/// plain JSON ([`fill_v1_summaries`]).
+const UPGRADE_V1: &str = "\
+    ALTER TABLE journal ADD COLUMN at INTEGER;
+    ALTER TABLE journal ADD COLUMN state TEXT;
+    ALTER TABLE journal ADD COLUMN status INTEGER;
+    ALTER TABLE instances ADD COLUMN state TEXT;
+    ALTER TABLE instances ADD COLUMN status INTEGER;
+    ALTER TABLE instances ADD COLUMN started INTEGER;
+    ALTER TABLE instances ADD COLUMN updated INTEGER;
+    UPDATE meta SET value = 2 WHERE key = 'schema_version';";
+
+/// Keeps a definition unless one of the same workflow and fingerprint is stored.
+const DEFINE: &str = "INSERT OR IGNORE INTO definitions (workflow, fingerprint, graph, context, first_seen) \
+                      VALUES (?1, ?2, ?3, ?4, ?5)";
 
 const READ_VERSION: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
 
@@ -207,17 +250,31 @@ const WRITE_VERSION: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('sc
 /// An instance's entry: where its newest row is, and that row's number. The
 /// writer's first look at an instance, and where a journal's walk back
 /// starts.
-const FIND_INSTANCE: &str = "SELECT newest, seq FROM instances WHERE workflow = ?1 AND instance = ?2";
+const FIND_INSTANCE: &str = "SELECT newest, seq, state, status FROM instances WHERE workflow = ?1 AND instance = ?2";
 
 /// Appends a row; SQLite gives it the next `id` (its rowid), so the table
 /// only grows at its end.
-const INSERT_ROW: &str = "INSERT INTO journal (workflow, instance, seq, open, checksum, data, prev) \
-                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_ROW: &str =
+    "INSERT INTO journal (workflow, instance, seq, open, checksum, data, prev, at, state, status) \
+                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-const ADD_INSTANCE: &str = "INSERT INTO instances (workflow, instance, newest, seq, open) VALUES (?1, ?2, ?3, ?4, ?5)";
+const ADD_INSTANCE: &str =
+    "INSERT INTO instances (workflow, instance, newest, seq, open, state, status, started, updated) \
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
 
-const ADVANCE_INSTANCE: &str = "UPDATE instances SET newest = ?3, seq = ?4, open = ?5 \
-                                WHERE workflow = ?1 AND instance = ?2";
+const ADVANCE_INSTANCE: &str =
+    "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6, state = ?7, status = ?8 \
+     WHERE workflow = ?1 AND instance = ?2";
+
+/// [`ADVANCE_INSTANCE`] for a step that left the instance's status as it was (the common one):
+/// SQLite updates an index only when the statement assigns one of its columns, so
+/// `instances_by_status` is left alone.
+const ADVANCE_STATE: &str = "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6, state = ?7 \
+                             WHERE workflow = ?1 AND instance = ?2";
+
+/// [`ADVANCE_INSTANCE`] for a step that left state and status as they were: no index changes.
+const ADVANCE_SAME: &str = "UPDATE instances SET newest = ?3, seq = ?4, open = ?5, updated = ?6 \
+                            WHERE workflow = ?1 AND instance = ?2";
 
 /// What recovery reads of an open instance, joined to its entry `i`: the
 /// entry's instance id, the row's `seq, open, checksum, data`, whether the
@@ -229,7 +286,7 @@ macro_rules! open_row_columns {
     () => {
         "SELECT i.instance, j.seq, j.open, j.checksum, j.data, \
                 j.workflow IS i.workflow AND j.instance IS i.instance \
-                AND j.seq IS i.seq AND j.open IS i.open, i.seq, j.id IS NOT NULL "
+                AND j.seq IS i.seq AND j.open IS i.open, i.seq, j.id IS NOT NULL, j.at, j.state, j.status "
     };
 }
 
@@ -262,7 +319,8 @@ const OPEN_ENTRIES_BACK: &str = "SELECT instance, newest, seq, open FROM instanc
                                  WHERE workflow = ?1 AND open IS NOT 0 ORDER BY instance DESC";
 
 /// One row of a walk back, with its link to the one before and its owner.
-const ROW_AT: &str = "SELECT instance, seq, open, checksum, data, prev, workflow FROM journal WHERE id = ?1";
+const ROW_AT: &str =
+    "SELECT instance, seq, open, checksum, data, prev, workflow, at, state, status FROM journal WHERE id = ?1";
 
 /// Journals in one SQLite file: the embedded durable store.
 ///
@@ -331,7 +389,7 @@ const ROW_AT: &str = "SELECT instance, seq, open, checksum, data, prev, workflow
 /// let path = dir.path().join("journal.db");
 ///
 /// let store = SqliteStore::open(&path)?;
-/// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec() };
+/// let row = Row { instance: "o-1".into(), seq: 1, open: true, checksum: 0, data: b"{}".to_vec(), summary: Default::default() };
 /// store.append("Order", row.clone()).await?;
 /// assert!(store.append("Order", row.clone()).await.is_err()); // seq 1 is taken
 /// drop(store);
@@ -358,6 +416,9 @@ pub struct SqliteStore {
     /// read-only or in-memory store). Last, so it is let go after both
     /// connections are closed.
     _owner: Option<Owner>,
+    /// Where [`define`](Store::define) connects: a connection of its own, once per engine, so
+    /// that the writer's queue carries nothing but appends.
+    location: (PathBuf, OpenFlags),
 }
 
 /// How a [`SqliteStore`] is opened: its maximum row size and checkpoint
@@ -435,6 +496,8 @@ struct Setup {
     /// either deleted or replaced (none in memory or read-only).
     files: Vec<FileIdentity>,
     owner: Option<Owner>,
+    /// How [`define`](Store::define) connects: the path (or URI) and flags.
+    location: (PathBuf, OpenFlags),
 }
 
 /// One append waiting for the writer.
@@ -525,6 +588,7 @@ impl SqliteStore {
                 options,
                 files,
                 owner: Some(owner),
+                location: (path.to_path_buf(), reader_flags),
             },
         )
     }
@@ -555,6 +619,7 @@ impl SqliteStore {
                 options: SqliteOptions::default(),
                 files: Vec::new(),
                 owner: None,
+                location: (path.to_path_buf(), flags),
             },
         )
     }
@@ -590,6 +655,7 @@ impl SqliteStore {
                 options: SqliteOptions::default(),
                 files: Vec::new(),
                 owner: None,
+                location: (PathBuf::from(&uri), flags),
             },
         )
     }
@@ -615,6 +681,7 @@ impl SqliteStore {
             options,
             files,
             owner,
+            location,
         } = setup;
         prepare_file(&mut writer, access, &name)?;
         if access == Access::ReadWrite {
@@ -655,6 +722,7 @@ impl SqliteStore {
             name,
             max_row: options.max_row_bytes,
             _owner: owner,
+            location,
         })
     }
 
@@ -790,6 +858,35 @@ impl Store for SqliteStore {
         let instance = instance.to_string();
         self.read(move |conn| walk_back(conn, &workflow, &instance)).await?
     }
+
+    async fn define(&self, definition: &Definition) -> Result<(), StoreError> {
+        let (path, flags) = self.location.clone();
+        let name = self.name.clone();
+        let definition = definition.clone();
+        let write = move || -> Result<(), StoreError> {
+            let conn = connect(&path, flags, &name)?;
+            let first_seen = i64::try_from(definition.first_seen).unwrap_or(i64::MAX);
+            conn.execute(
+                DEFINE,
+                params![
+                    definition.workflow,
+                    definition.fingerprint,
+                    definition.graph,
+                    definition.context,
+                    first_seen
+                ],
+            )
+            .map_err(|e| backend(&name, "cannot write the workflow's definition", e))?;
+            Ok(())
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(write)
+                .await
+                .map_err(|e| StoreError::Backend(format!("{}: cannot write the definition: {e}", self.name)))?,
+            Err(_) => write(),
+        }
+    }
 }
 
 /// One open instance's newest row from a row of [`OPEN_ROWS`] or
@@ -846,7 +943,7 @@ fn open_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Row, StoreError>
             "its entry in table `instances` points to another row (another instance's, or another number)",
         );
     }
-    let (read, damaged) = read_row(row);
+    let (read, damaged) = read_row(row, 8);
     if damaged {
         return corrupt(seq, "a value of its newest row has the wrong type");
     }
@@ -940,7 +1037,11 @@ fn scan_entries(conn: &Connection, sql: &str, workflow: &str, entries: &mut Vec<
 /// they are (their checksum then fails); a broken chain (a link to a missing
 /// row, to another instance's row, or not to an older row) is
 /// [`StoreError::Corrupt`], rather than a journal silently cut short.
-fn walk_back(conn: &Connection, workflow: &str, instance: &str) -> rusqlite::Result<Result<Vec<Row>, StoreError>> {
+pub(crate) fn walk_back(
+    conn: &Connection,
+    workflow: &str,
+    instance: &str,
+) -> rusqlite::Result<Result<Vec<Row>, StoreError>> {
     let entry = conn
         .prepare_cached(FIND_INSTANCE)?
         .query_row(params![workflow, instance], |r| {
@@ -973,7 +1074,7 @@ fn walk_back(conn: &Connection, workflow: &str, instance: &str) -> rusqlite::Res
                     matches!(r.get_ref(index), Ok(ValueRef::Text(t)) if t == expected.as_bytes())
                 };
                 let owned = text(6, workflow) && text(0, instance);
-                let (mut row, damaged) = read_row(r);
+                let (mut row, damaged) = read_row(r, 7);
                 if damaged {
                     // Garbled values read as a row whose checksum fails.
                     row.checksum = !crc32fast::hash(&row.data);
@@ -1091,7 +1192,15 @@ fn prepare_file(conn: &mut Connection, access: Access, name: &str) -> Result<(),
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| backend(name, "cannot write the schema", e))?;
+    let found = read_version(&tx, name)?;
+    if found == Some(SCHEMA_V1) {
+        tx.execute_batch(UPGRADE_V1)
+            .map_err(|e| backend(name, "cannot upgrade the file from schema 1 to 2", e))?;
+        fill_v1_summaries(&tx).map_err(|e| backend(name, "cannot upgrade the file from schema 1 to 2", e))?;
+    }
     tx.execute_batch(CREATE_SCHEMA)
+        .map_err(|e| backend(name, "cannot create the tables", e))?;
+    tx.execute_batch(CREATE_V2_EXTRAS)
         .map_err(|e| backend(name, "cannot create the tables", e))?;
     tx.execute(WRITE_VERSION, params![SCHEMA_VERSION])
         .map_err(|e| backend(name, "cannot write the schema version", e))?;
@@ -1104,6 +1213,36 @@ fn prepare_file(conn: &mut Connection, access: Access, name: &str) -> Result<(),
             .map_err(|e| backend(name, "the tables do not have the expected columns", e))?;
     }
     tx.commit().map_err(|e| backend(name, "cannot write the schema", e))?;
+    Ok(())
+}
+
+/// Fills, in a file upgraded from schema 1, each instance's state and status from its newest
+/// row, where that row is plain JSON (not sealed by a codec) with a status and one active state
+/// or a transition's target; the rest stays NULL (unknown), and so do all times, which schema 1
+/// did not keep.
+fn fill_v1_summaries(tx: &Connection) -> rusqlite::Result<()> {
+    let mut read =
+        tx.prepare("SELECT i.workflow, i.instance, j.data FROM instances AS i JOIN journal AS j ON j.id = i.newest")?;
+    let mut update =
+        tx.prepare("UPDATE instances SET state = ?3, status = ?4 WHERE workflow = ?1 AND instance = ?2")?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        // As text: bound as the bytes they are, they would match no key.
+        let (ValueRef::Text(workflow), ValueRef::Text(instance)) = (row.get_ref(0)?, row.get_ref(1)?) else {
+            continue;
+        };
+        let (Ok(workflow), Ok(instance)) = (std::str::from_utf8(workflow), std::str::from_utf8(instance)) else {
+            continue;
+        };
+        let data = match row.get_ref(2)? {
+            ValueRef::Blob(data) | ValueRef::Text(data) => data,
+            _ => continue,
+        };
+        let Some((state, status)) = crate::journal::plain_summary(data) else {
+            continue;
+        };
+        update.execute(params![workflow, instance, state, status.map(InstanceStatus::code)])?;
+    }
     Ok(())
 }
 
@@ -1135,6 +1274,12 @@ fn read_version(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError
 fn check_version(found: Option<i64>, access: Access, name: &str) -> Result<(), StoreError> {
     match found {
         Some(SCHEMA_VERSION) => Ok(()),
+        // Upgraded in place by a store that may write it (`prepare_file`).
+        Some(SCHEMA_V1) if access == Access::ReadWrite => Ok(()),
+        Some(SCHEMA_V1) => Err(StoreError::Backend(format!(
+            "{name}: the file has schema version 1; open it once for writing (SqliteStore::open, \
+             which upgrades it in place to version {SCHEMA_VERSION}) before reading it read-only"
+        ))),
         Some(found) if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
             found,
             supported: SCHEMA_VERSION,
@@ -1385,6 +1530,8 @@ fn write_batch(
             insert_row: tx.prepare_cached(INSERT_ROW)?,
             add: tx.prepare_cached(ADD_INSTANCE)?,
             advance: tx.prepare_cached(ADVANCE_INSTANCE)?,
+            advance_state: tx.prepare_cached(ADVANCE_STATE)?,
+            advance_same: tx.prepare_cached(ADVANCE_SAME)?,
         };
         for request in batch {
             if !isolated {
@@ -1415,10 +1562,19 @@ struct Statements<'conn> {
     insert_row: rusqlite::CachedStatement<'conn>,
     add: rusqlite::CachedStatement<'conn>,
     advance: rusqlite::CachedStatement<'conn>,
+    advance_state: rusqlite::CachedStatement<'conn>,
+    advance_same: rusqlite::CachedStatement<'conn>,
 }
 
 /// Every statement the writer runs, checked when the file is opened.
-const WRITER_STATEMENTS: [&str; 4] = [FIND_INSTANCE, INSERT_ROW, ADD_INSTANCE, ADVANCE_INSTANCE];
+const WRITER_STATEMENTS: [&str; 6] = [
+    FIND_INSTANCE,
+    INSERT_ROW,
+    ADD_INSTANCE,
+    ADVANCE_INSTANCE,
+    ADVANCE_STATE,
+    ADVANCE_SAME,
+];
 
 impl Statements<'_> {
     /// Appends one row if it is the next of its instance: 1 for an instance
@@ -1431,20 +1587,35 @@ impl Statements<'_> {
         let entry = self
             .find
             .query_row(params![workflow, row.instance], |r| {
-                Ok((integer(r.get_ref(0)?), integer(r.get_ref(1)?)))
+                let state = match r.get_ref(2)? {
+                    ValueRef::Text(state) => Some(state.to_vec()),
+                    _ => None,
+                };
+                Ok((
+                    integer(r.get_ref(0)?),
+                    integer(r.get_ref(1)?),
+                    state,
+                    integer(r.get_ref(3)?),
+                ))
             })
             .optional()?;
+        // The newest row's id, and the entry's state and status (which the update leaves alone
+        // when the step did not change them).
         let prev = match entry {
             None if seq == 1 => None,
             None => return Ok(Outcome::Conflict),
-            Some((Some(newest), Some(stored))) => {
+            Some((Some(newest), Some(stored), state, status)) => {
                 if stored.checked_add(1) != Some(seq) {
                     return Ok(Outcome::Conflict);
                 }
-                Some(newest)
+                Some((newest, state, status))
             }
             Some(_) => return Ok(Outcome::Unreadable),
         };
+        let Summary { at, state, status } = &row.summary;
+        // A time past i64::MAX milliseconds is no time at all: stored as unknown.
+        let at = at.and_then(|at| i64::try_from(at).ok());
+        let status = status.map(InstanceStatus::code);
         self.insert_row.execute(params![
             workflow,
             row.instance,
@@ -1452,13 +1623,29 @@ impl Statements<'_> {
             row.open,
             i64::from(row.checksum),
             row.data,
-            prev
+            prev.as_ref().map(|p| p.0),
+            at,
+            state,
+            status
         ])?;
         let id = conn.last_insert_rowid();
-        let entry = params![workflow, row.instance, id, seq, row.open];
+        let key = (workflow, &row.instance, id, seq, row.open, at);
         match prev {
-            None => self.add.execute(entry)?,
-            Some(_) => self.advance.execute(entry)?,
+            None => self
+                .add
+                .execute(params![key.0, key.1, key.2, key.3, key.4, state, status, at])?,
+            Some((_, ref before_state, before_status))
+                if before_state.as_deref() == state.as_ref().map(String::as_bytes) && before_status == status =>
+            {
+                self.advance_same
+                    .execute(params![key.0, key.1, key.2, key.3, key.4, key.5])?
+            }
+            Some((_, _, before_status)) if before_status == status => self
+                .advance_state
+                .execute(params![key.0, key.1, key.2, key.3, key.4, key.5, state])?,
+            Some(_) => self
+                .advance
+                .execute(params![key.0, key.1, key.2, key.3, key.4, key.5, state, status])?,
         };
         Ok(Outcome::Stored)
     }
@@ -1467,8 +1654,10 @@ impl Statements<'_> {
 /// Reads one row of `instance, seq, open, checksum, data` without failing,
 /// and says whether a value had the wrong type: such a value reads as empty
 /// or 0 (`open` as true: a damaged newest row must still reach recovery, to
-/// be reported).
-fn read_row(row: &rusqlite::Row<'_>) -> (Row, bool) {
+/// be reported). Its summary's `at, state, status` are the columns from
+/// `summary` on; a summary value of the wrong type reads as unknown (it is
+/// no part of what the checksum guards).
+fn read_row(row: &rusqlite::Row<'_>, summary: usize) -> (Row, bool) {
     let mut damaged = false;
     let value = |index: usize| row.get_ref(index).unwrap_or(ValueRef::Null);
     let mut integer = |index: usize| match value(index) {
@@ -1498,6 +1687,20 @@ fn read_row(row: &rusqlite::Row<'_>) -> (Row, bool) {
         open,
         checksum: checksum.unwrap_or(0),
         data: data.unwrap_or_default(),
+        summary: Summary {
+            at: match value(summary) {
+                ValueRef::Integer(at) => u64::try_from(at).ok(),
+                _ => None,
+            },
+            state: match value(summary + 1) {
+                ValueRef::Text(state) => std::str::from_utf8(state).ok().map(str::to_string),
+                _ => None,
+            },
+            status: match value(summary + 2) {
+                ValueRef::Integer(code) => InstanceStatus::from_code(code),
+                _ => None,
+            },
+        },
     };
     (row, damaged)
 }
@@ -1514,6 +1717,7 @@ mod tests {
             open,
             checksum: crc32fast::hash(&data),
             data,
+            summary: Default::default(),
         }
     }
 
@@ -1727,7 +1931,166 @@ mod tests {
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let version: i64 = conn.query_row(READ_VERSION, [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn summaries_and_definitions_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let summary = |at: u64, state: &str, status| Summary {
+            at: Some(at),
+            state: Some(state.into()),
+            status: Some(status),
+        };
+        let first = Row {
+            summary: summary(1_000, "Charging", InstanceStatus::Running),
+            ..row("a", 1, true)
+        };
+        let second = Row {
+            summary: summary(1_500, "Paid", InstanceStatus::Finished),
+            ..row("a", 2, false)
+        };
+        store.append("Order", first.clone()).await.unwrap();
+        store.append("Order", second.clone()).await.unwrap();
+        assert_eq!(store.journal("Order", "a").await.unwrap(), vec![first, second]);
+        let definition = Definition {
+            workflow: "Order".into(),
+            fingerprint: "f1".into(),
+            graph: "Order\u{1f}0\n".into(),
+            context: "u32".into(),
+            first_seen: 900,
+        };
+        store.define(&definition).await.unwrap();
+        // Once per fingerprint: the first-seen time stays.
+        store
+            .define(&Definition {
+                first_seen: 2_000,
+                ..definition.clone()
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let entry: (String, i64, i64, i64) = conn
+            .query_row(
+                "SELECT state, status, started, updated FROM instances WHERE instance = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(entry, ("Paid".into(), InstanceStatus::Finished.code(), 1_000, 1_500));
+        let seen: i64 = conn
+            .query_row("SELECT first_seen FROM definitions WHERE fingerprint = 'f1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(seen, 900);
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_file_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let plain = br#"{"v":1,"fingerprint":"f","step":{"kind":"transition","from":"A","event":"Go","to":"B"},"status":{"state":"running"},"active":["B"],"context":1,"generation":0}"#;
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE journal (id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, instance TEXT NOT NULL,
+                     seq INTEGER NOT NULL, open INTEGER NOT NULL, checksum INTEGER NOT NULL, data BLOB NOT NULL,
+                     prev INTEGER);
+                 CREATE TABLE instances (workflow TEXT NOT NULL, instance TEXT NOT NULL, newest INTEGER NOT NULL,
+                     seq INTEGER NOT NULL, open INTEGER NOT NULL, PRIMARY KEY (workflow, instance)) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('schema_version', 1);",
+            )
+            .unwrap();
+            for (instance, data) in [("plain", &plain[..]), ("sealed", &b"\x00sealed bytes"[..])] {
+                conn.execute(
+                    "INSERT INTO journal (workflow, instance, seq, open, checksum, data, prev) VALUES ('Order', ?1, 1, 1, ?2, ?3, NULL)",
+                    params![instance, crc32fast::hash(data), data],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO instances VALUES ('Order', ?1, last_insert_rowid(), 1, 1)",
+                    params![instance],
+                )
+                .unwrap();
+            }
+        }
+        // A reader may not upgrade it.
+        let refused = SqliteStore::open_read_only(&path).unwrap_err();
+        assert!(refused.to_string().contains("schema version 1"), "{refused}");
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(readable(&store, "Order").await.len(), 2, "the rows read as before");
+        let rows = store.journal("Order", "plain").await.unwrap();
+        assert_eq!(rows[0].summary, Summary::default(), "rows keep no summary of schema 1");
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row(READ_VERSION, [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // The state and status a plain row tells, nothing of a sealed one, no times.
+        let entry = |id: &str| -> (Option<String>, Option<i64>, bool) {
+            conn.query_row(
+                "SELECT state, status, started IS NULL AND updated IS NULL FROM instances WHERE instance = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            entry("plain"),
+            (Some("B".into()), Some(InstanceStatus::Running.code()), true)
+        );
+        assert_eq!(entry("sealed"), (None, None, true));
+        // And the store goes on writing.
+        store.append("Order", row("plain", 2, true)).await.unwrap();
+        drop(store);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%_by_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 4);
+    }
+
+    #[test]
+    fn a_schema_1_instance_summary_is_filled_from_its_plain_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE journal (id INTEGER PRIMARY KEY, workflow TEXT, instance TEXT, data BLOB);
+             CREATE TABLE instances (workflow TEXT, instance TEXT, newest INTEGER, state TEXT, status INTEGER);",
+        )
+        .unwrap();
+        let plain = br#"{"v":1,"fingerprint":"f","step":{"kind":"transition","from":"A","event":"Go","to":"B"},"status":{"state":"failed","reason":"x"},"active":["B"],"context":1,"generation":0}"#;
+        for (i, data) in [&plain[..], b"\x00sealed"].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO journal VALUES (?1, 'W', ?3, ?2)",
+                params![i as i64, data, format!("i{i}")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO instances VALUES ('W', ?2, ?1, NULL, NULL)",
+                params![i as i64, format!("i{i}")],
+            )
+            .unwrap();
+        }
+        fill_v1_summaries(&conn).unwrap();
+        let filled: Vec<(Option<String>, Option<i64>)> = conn
+            .prepare("SELECT state, status FROM instances ORDER BY newest")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            filled,
+            [(Some("B".into()), Some(InstanceStatus::Failed.code())), (None, None)]
+        );
     }
 
     #[tokio::test]
@@ -1808,7 +2171,7 @@ mod tests {
         drop(SqliteStore::open(&path).unwrap());
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
+            conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])
                 .unwrap();
             // Back to a rollback journal, to see that `open` does not switch
             // it to WAL.
@@ -1818,11 +2181,11 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         assert_eq!(
             SqliteStore::open(&path).unwrap_err(),
-            StoreError::SchemaTooNew { found: 2, supported: 1 }
+            StoreError::SchemaTooNew { found: 3, supported: 2 }
         );
         assert_eq!(
             SqliteStore::open_read_only(&path).unwrap_err(),
-            StoreError::SchemaTooNew { found: 2, supported: 1 }
+            StoreError::SchemaTooNew { found: 3, supported: 2 }
         );
         assert!(std::fs::read(&path).unwrap() == before, "the file changed");
     }
@@ -1935,8 +2298,8 @@ mod tests {
                 ("closed", "1", "0", "0", "x'00'"),
             ] {
                 conn.execute_batch(&format!(
-                    "INSERT INTO journal VALUES (NULL, 'Order', '{instance}', {seq}, {open}, {checksum}, {data}, NULL);
-                     INSERT INTO instances VALUES ('Order', '{instance}', last_insert_rowid(), {seq}, {open});"
+                    "INSERT INTO journal VALUES (NULL, 'Order', '{instance}', {seq}, {open}, {checksum}, {data}, NULL, NULL, NULL, NULL);
+                     INSERT INTO instances VALUES ('Order', '{instance}', last_insert_rowid(), {seq}, {open}, NULL, NULL, NULL, NULL);"
                 ))
                 .unwrap();
             }
@@ -1974,9 +2337,12 @@ mod tests {
         // NULLs, which this schema refuses but another writer's might not.
         let conn = Connection::open_in_memory().unwrap();
         let (r, damaged) = conn
-            .query_row("SELECT NULL, NULL, NULL, NULL, NULL", [], |r| Ok(read_row(r)))
+            .query_row("SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL", [], |r| {
+                Ok(read_row(r, 5))
+            })
             .unwrap();
         assert_eq!((r.instance.as_str(), r.seq, r.open, r.data.len()), ("", 0, true, 0));
+        assert_eq!(r.summary, Summary::default(), "an unknown summary is no damage");
         assert!(damaged);
     }
 
@@ -2432,14 +2798,23 @@ mod tests {
                 store.append("Order", row(&id(i), 1, true)).await.unwrap();
             }
         }
-        // The page of `instances` (a WITHOUT ROWID table: an index b-tree
-        // leaf, type 0x0a) that holds entry 30.
+        // The leaf page of `instances` (a WITHOUT ROWID table: an index
+        // b-tree leaf, type 0x0a) that holds entry 30; not one of the
+        // indexes' pages, which hold the id too.
+        let leaves: Vec<usize> = {
+            let conn = Connection::open(&path).unwrap();
+            let mut pages = conn
+                .prepare("SELECT pageno FROM dbstat WHERE name = 'instances' AND pagetype = 'leaf'")
+                .unwrap();
+            let leaves = pages.query_map([], |r| r.get::<_, usize>(0)).unwrap();
+            leaves.map(|p| (p.unwrap() - 1) * PAGE_SIZE as usize).collect()
+        };
         let mut bytes = std::fs::read(&path).unwrap();
         let marker = id(30).into_bytes();
         let page = (0..bytes.len() - marker.len())
             .filter(|&at| bytes[at..].starts_with(&marker))
             .map(|at| at / PAGE_SIZE as usize * PAGE_SIZE as usize)
-            .find(|&page| bytes[page] == 0x0a)
+            .find(|&page| bytes[page] == 0x0a && leaves.contains(&page))
             .expect("an entry page");
         bytes[page..page + 16].fill(0xee);
         std::fs::write(&path, bytes).unwrap();
@@ -2470,10 +2845,10 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "INSERT INTO journal VALUES (NULL, 'Order', CAST(x'6f2dff' AS TEXT), 1, 1, 0, x'00', NULL);
-                 INSERT INTO instances VALUES ('Order', CAST(x'6f2dff' AS TEXT), last_insert_rowid(), 1, 1);
-                 INSERT INTO journal VALUES (NULL, 'Order', x'6201', 2, 1, 0, x'00', NULL);
-                 INSERT INTO instances VALUES ('Order', x'6201', last_insert_rowid(), 2, 1);",
+                "INSERT INTO journal VALUES (NULL, 'Order', CAST(x'6f2dff' AS TEXT), 1, 1, 0, x'00', NULL, NULL, NULL, NULL);
+                 INSERT INTO instances VALUES ('Order', CAST(x'6f2dff' AS TEXT), last_insert_rowid(), 1, 1, NULL, NULL, NULL, NULL);
+                 INSERT INTO journal VALUES (NULL, 'Order', x'6201', 2, 1, 0, x'00', NULL, NULL, NULL, NULL);
+                 INSERT INTO instances VALUES ('Order', x'6201', last_insert_rowid(), 2, 1, NULL, NULL, NULL, NULL);",
             )
             .unwrap();
         let mut rows = store.open_rows("Order").await.unwrap();
@@ -2583,6 +2958,7 @@ mod tests {
                                 open: true,
                                 checksum: crc32fast::hash(&data),
                                 data,
+                                summary: Default::default(),
                             };
                             store.append("Counter", r).await.unwrap();
                         }
@@ -2650,6 +3026,7 @@ mod tests {
                         open: i % 10 != 0 || seq < 5,
                         checksum: crc32fast::hash(&data),
                         data,
+                        summary: Default::default(),
                     };
                     batch.push(Request {
                         workflow: "Order".into(),

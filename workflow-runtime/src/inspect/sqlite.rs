@@ -1,0 +1,462 @@
+//! The inspector's reads of a SQLite store file: one read-only connection (a WAL reader, which
+//! neither takes the store's owner lock nor blocks its writer), and the queries, each served by
+//! one of schema 2's indexes (see [`crate::store::SqliteStore`]).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
+
+use super::{InspectError, InstanceRow, Key, ListQuery, Read, StateCounts};
+use crate::store::sqlite::{walk_back, SCHEMA_VERSION};
+use crate::store::{Definition, InstanceStatus, Row};
+
+/// How long a read waits for a lock SQLite holds briefly (a checkpoint's, a WAL recovery's).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every workflow's name: a loose index scan of `instances`' key (one lookup per workflow, not
+/// one row per instance), with those of the definitions.
+const WORKFLOWS: &str = "\
+    WITH RECURSIVE w(name) AS (
+        SELECT (SELECT min(workflow) FROM instances)
+        UNION ALL
+        SELECT (SELECT min(workflow) FROM instances WHERE workflow > w.name) FROM w WHERE w.name IS NOT NULL
+    )
+    SELECT name FROM w WHERE name IS NOT NULL
+    UNION SELECT workflow FROM definitions
+    ORDER BY 1";
+
+const DEFINITIONS: &str = "SELECT workflow, fingerprint, graph, context, first_seen FROM definitions";
+
+const STATUS_COUNTS: &str = "SELECT workflow, status, count(*) FROM instances GROUP BY workflow, status";
+
+const STATE_COUNTS: &str = "SELECT state, status, count(*) FROM instances WHERE workflow = ?1 GROUP BY state, status";
+
+const COLUMNS: &str = "SELECT workflow, instance, state, status, started, updated, seq FROM instances";
+
+const STARTED_SINCE: &str = "SELECT count(*) FROM instances WHERE workflow = ?1 AND started >= ?2";
+
+const ENDED_SINCE: &str =
+    "SELECT status, count(*) FROM journal WHERE workflow = ?1 AND at >= ?2 AND open = 0 GROUP BY status";
+
+/// Each row of the window that changed its instance's state, joined to the row before it.
+const MOVES_SINCE: &str = "\
+    SELECT p.state, j.state, j.at - p.at FROM journal AS j JOIN journal AS p ON p.id = j.prev
+    WHERE j.workflow = ?1 AND j.at >= ?2 AND p.at IS NOT NULL AND p.state IS NOT NULL AND j.state IS NOT NULL
+      AND p.state IS NOT j.state";
+
+/// A store file opened read-only.
+#[derive(Clone)]
+pub(super) struct Sqlite {
+    /// Behind a mutex because a connection is not `Sync`; each read holds it for its queries.
+    conn: Arc<Mutex<Connection>>,
+    name: Arc<str>,
+}
+
+impl Sqlite {
+    pub(super) fn open(path: &Path) -> Result<Sqlite, InspectError> {
+        let name = path.display().to_string();
+        let not_a_store = |reason: &str| InspectError::NotAStore {
+            location: name.clone(),
+            reason: reason.to_string(),
+        };
+        match std::fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(InspectError::NoSuchFile { path: name });
+            }
+            Err(error) => return Err(not_a_store(&error.to_string())),
+            Ok(meta) if meta.is_dir() => return Err(not_a_store("it is a directory")),
+            Ok(_) => {}
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| store_error(&name, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| store_error(&name, e))?;
+        // The first read is where SQLite finds out the file is not a database.
+        let has_meta = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+            [],
+            |r| r.get::<_, bool>(0),
+        );
+        match has_meta {
+            Ok(true) => {}
+            Ok(false) => return Err(not_a_store("no table `meta`: not written by a workflow store")),
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+                return Err(not_a_store("not a SQLite database"))
+            }
+            Err(e) => return Err(store_error(&name, e)),
+        }
+        let version = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                Ok(integer(r.get_ref(0)?))
+            })
+            .optional()
+            .map_err(|e| store_error(&name, e))?;
+        match version {
+            Some(Some(SCHEMA_VERSION)) => {}
+            Some(Some(found)) if found > SCHEMA_VERSION => {
+                return Err(InspectError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Some(Some(found)) if found >= 1 => {
+                return Err(InspectError::SchemaTooOld {
+                    found,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            _ => return Err(not_a_store("no valid schema version in table `meta`")),
+        }
+        Ok(Sqlite {
+            conn: Arc::new(Mutex::new(conn)),
+            name: name.into(),
+        })
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `read` on the connection.
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, InspectError> {
+        // Reads change nothing: a panic while the lock was held leaves nothing half-done.
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        read(&conn).map_err(|e| store_error(&self.name, e))
+    }
+
+    /// `sql` with `values`, each row read by `row`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        values: &[&dyn ToSql],
+        mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, InspectError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = statement.query(values)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(row(r)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// One partition's instances with a known start time after the cursor, newest first.
+    fn dated(
+        &self,
+        query: &ListQuery<'_>,
+        status: Option<Option<InstanceStatus>>,
+    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        let (mut sql, mut values) = conditions(query, status);
+        sql.push_str(" AND started IS NOT NULL");
+        match query.after {
+            None => {}
+            // The page starts among the undated: none of these is after it.
+            Some(Key { started: None, .. }) => return Ok(Vec::new()),
+            // After (at, workflow, id) in the order (started, workflow, id) descending.
+            Some(Key {
+                started: Some(at),
+                workflow,
+                id,
+            }) => match query.workflow.cmp(workflow.as_str()) {
+                std::cmp::Ordering::Greater => {
+                    sql.push_str(" AND started < ?");
+                    values.push(Box::new(*at));
+                }
+                std::cmp::Ordering::Equal => {
+                    sql.push_str(" AND started <= ? AND (started < ? OR instance < ?)");
+                    values.push(Box::new(*at));
+                    values.push(Box::new(*at));
+                    values.push(Box::new(id.clone()));
+                }
+                std::cmp::Ordering::Less => {
+                    sql.push_str(" AND started <= ?");
+                    values.push(Box::new(*at));
+                }
+            },
+        }
+        sql.push_str(" ORDER BY started DESC, instance DESC LIMIT ?");
+        self.page(&sql, values, query.limit)
+    }
+
+    /// One partition's instances whose start time is unknown, after the cursor.
+    fn undated(
+        &self,
+        query: &ListQuery<'_>,
+        status: Option<Option<InstanceStatus>>,
+    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        let (mut sql, mut values) = conditions(query, status);
+        sql.push_str(" AND started IS NULL");
+        if let Some(Key {
+            started: None,
+            workflow,
+            id,
+        }) = query.after
+        {
+            match query.workflow.cmp(workflow.as_str()) {
+                std::cmp::Ordering::Greater => return Ok(Vec::new()),
+                std::cmp::Ordering::Equal => {
+                    sql.push_str(" AND instance < ?");
+                    values.push(Box::new(id.clone()));
+                }
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        sql.push_str(" ORDER BY instance DESC LIMIT ?");
+        self.page(&sql, values, query.limit)
+    }
+
+    /// The instances `WHERE …` (`sql`) selects, at most `limit`.
+    fn page(
+        &self,
+        sql: &str,
+        mut values: Vec<Box<dyn ToSql>>,
+        limit: usize,
+    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        values.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let refs: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(&format!("{COLUMNS}{sql}"))?;
+            let rows = statement.query_map(params_from_iter(refs), instance_row)?;
+            rows.collect()
+        })
+    }
+
+    fn number(&self, sql: &str, values: &[&dyn ToSql]) -> Result<u64, InspectError> {
+        Ok(self
+            .rows(sql, values, |r| Ok(count(r.get_ref(0)?)))?
+            .into_iter()
+            .next()
+            .unwrap_or(0))
+    }
+}
+
+/// The `WHERE` clause of a filter (without a cursor), and its values.
+fn conditions(query: &ListQuery<'_>, status: Option<Option<InstanceStatus>>) -> (String, Vec<Box<dyn ToSql>>) {
+    let filter = query.filter;
+    let mut sql = String::from(" WHERE workflow = ?");
+    let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(query.workflow.to_string())];
+    if let Some(state) = &filter.state {
+        sql.push_str(" AND state = ?");
+        values.push(Box::new(state.clone()));
+    }
+    match status.or(filter.status.map(Some)) {
+        Some(Some(status)) => {
+            sql.push_str(" AND status = ?");
+            values.push(Box::new(status.code()));
+        }
+        Some(None) => sql.push_str(" AND status IS NULL"),
+        None => {}
+    }
+    if let Some(after) = filter.started_after {
+        sql.push_str(" AND started >= ?");
+        values.push(Box::new(i64::try_from(after).unwrap_or(i64::MAX)));
+    }
+    if let Some(before) = filter.started_before {
+        sql.push_str(" AND started < ?");
+        values.push(Box::new(i64::try_from(before).unwrap_or(i64::MAX)));
+    }
+    if let Some(prefix) = filter.id_prefix.as_ref().filter(|p| !p.is_empty()) {
+        // A range of the key, not a scan: every id with the prefix sorts between the prefix and
+        // the prefix followed by the greatest code point.
+        sql.push_str(" AND instance >= ? AND instance < ?");
+        values.push(Box::new(prefix.clone()));
+        values.push(Box::new(format!("{prefix}{}", char::MAX)));
+    }
+    (sql, values)
+}
+
+/// One instance of a list, and its sort key.
+fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, InstanceRow)> {
+    let text = |value: ValueRef<'_>| match value {
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        _ => None,
+    };
+    let workflow = text(r.get_ref(0)?).unwrap_or_default();
+    let id = text(r.get_ref(1)?).unwrap_or_default();
+    let started = integer(r.get_ref(4)?);
+    let row = InstanceRow {
+        workflow: workflow.clone(),
+        id: id.clone(),
+        state: text(r.get_ref(2)?),
+        status: integer(r.get_ref(3)?).and_then(InstanceStatus::from_code),
+        started: started.and_then(|s| u64::try_from(s).ok()),
+        updated: integer(r.get_ref(5)?).and_then(|s| u64::try_from(s).ok()),
+        rows: count(r.get_ref(6)?),
+    };
+    Ok((Key { started, workflow, id }, row))
+}
+
+impl Read for Sqlite {
+    fn workflows(&self) -> Result<Vec<String>, InspectError> {
+        self.rows(WORKFLOWS, &[], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                _ => String::new(),
+            })
+        })
+    }
+
+    fn definitions(&self) -> Result<Vec<Definition>, InspectError> {
+        let rows = self.rows(DEFINITIONS, &[], |r| {
+            let text = |i: usize| -> rusqlite::Result<Option<String>> {
+                Ok(match r.get_ref(i)? {
+                    ValueRef::Text(t) => std::str::from_utf8(t).ok().map(str::to_string),
+                    _ => None,
+                })
+            };
+            Ok((text(0)?, text(1)?, text(2)?, text(3)?, integer(r.get_ref(4)?)))
+        })?;
+        // A definition whose values have the wrong types is left out, not an error: the rest of
+        // the store still reads.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(workflow, fingerprint, graph, context, first_seen)| {
+                Some(Definition {
+                    workflow: workflow?,
+                    fingerprint: fingerprint?,
+                    graph: graph?,
+                    context: context?,
+                    first_seen: first_seen.and_then(|t| u64::try_from(t).ok())?,
+                })
+            })
+            .collect())
+    }
+
+    fn status_counts(
+        &self,
+        workflow: Option<&str>,
+    ) -> Result<Vec<(String, Option<InstanceStatus>, u64)>, InspectError> {
+        let all = self.rows(STATUS_COUNTS, &[], |r| {
+            let workflow = match r.get_ref(0)? {
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                _ => String::new(),
+            };
+            Ok((
+                workflow,
+                integer(r.get_ref(1)?).and_then(InstanceStatus::from_code),
+                count(r.get_ref(2)?),
+            ))
+        })?;
+        Ok(all
+            .into_iter()
+            .filter(|(w, _, _)| workflow.is_none_or(|x| x == w))
+            .collect())
+    }
+
+    fn state_counts(&self, workflow: &str) -> Result<StateCounts, InspectError> {
+        self.rows(STATE_COUNTS, &[&workflow], |r| {
+            let state = match r.get_ref(0)? {
+                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                _ => None,
+            };
+            Ok((
+                state,
+                integer(r.get_ref(1)?).and_then(InstanceStatus::from_code),
+                count(r.get_ref(2)?),
+            ))
+        })
+    }
+
+    fn list(&self, query: &ListQuery<'_>) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        // With a state but no status, one query per status, so that each reads its index
+        // (workflow, state, status, started) in order; the inspector merges them.
+        let statuses: Vec<Option<Option<InstanceStatus>>> =
+            if query.filter.state.is_some() && query.filter.status.is_none() {
+                InstanceStatus::ALL
+                    .into_iter()
+                    .map(|s| Some(Some(s)))
+                    .chain([Some(None)])
+                    .collect()
+            } else {
+                vec![None]
+            };
+        let mut found = Vec::new();
+        for status in statuses {
+            let dated = self.dated(query, status)?;
+            let filter = query.filter;
+            // Those whose start time is unknown come after every dated one, unless the filter
+            // asks for times.
+            let undated =
+                dated.len() < query.limit && filter.started_after.is_none() && filter.started_before.is_none();
+            found.extend(dated);
+            if undated {
+                found.extend(self.undated(query, status)?);
+            }
+        }
+        Ok(found)
+    }
+
+    fn count(&self, query: &ListQuery<'_>) -> Result<u64, InspectError> {
+        let (sql, values) = conditions(query, None);
+        let refs: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
+        self.number(&format!("SELECT count(*) FROM instances{sql}"), &refs)
+    }
+
+    fn instance(&self, workflow: &str, id: &str) -> Result<Option<InstanceRow>, InspectError> {
+        let sql = format!("{COLUMNS} WHERE workflow = ?1 AND instance = ?2");
+        Ok(self
+            .rows(&sql, &[&workflow, &id], instance_row)?
+            .into_iter()
+            .next()
+            .map(|(_, row)| row))
+    }
+
+    fn journal(&self, workflow: &str, id: &str) -> Result<Vec<Row>, InspectError> {
+        self.with(|conn| walk_back(conn, workflow, id))?
+            .map_err(|e| InspectError::Store { reason: e.to_string() })
+    }
+
+    fn started_since(&self, workflow: &str, since: i64) -> Result<u64, InspectError> {
+        self.number(STARTED_SINCE, &[&workflow, &since])
+    }
+
+    fn ended_since(&self, workflow: &str, since: i64) -> Result<Vec<(Option<InstanceStatus>, u64)>, InspectError> {
+        self.rows(ENDED_SINCE, &[&workflow, &since], |r| {
+            Ok((
+                integer(r.get_ref(0)?).and_then(InstanceStatus::from_code),
+                count(r.get_ref(1)?),
+            ))
+        })
+    }
+
+    fn moves_since(&self, workflow: &str, since: i64) -> Result<Vec<(String, String, u64)>, InspectError> {
+        let rows = self.rows(MOVES_SINCE, &[&workflow, &since], |r| {
+            let text = |v: ValueRef<'_>| match v {
+                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                _ => None,
+            };
+            Ok((text(r.get_ref(0)?), text(r.get_ref(1)?), integer(r.get_ref(2)?)))
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(before, after, took)| Some((before?, after?, u64::try_from(took?).ok()?)))
+            .collect())
+    }
+}
+
+fn integer(value: ValueRef<'_>) -> Option<i64> {
+    match value {
+        ValueRef::Integer(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn count(value: ValueRef<'_>) -> u64 {
+    integer(value).and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+}
+
+fn store_error(name: &str, error: rusqlite::Error) -> InspectError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => InspectError::NotAStore {
+            location: name.to_string(),
+            reason: "not a SQLite database".into(),
+        },
+        _ => InspectError::Store {
+            reason: format!("{name}: {error}"),
+        },
+    }
+}
