@@ -52,16 +52,28 @@ pub(crate) struct ListQuery {
 }
 
 fn given(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 impl ListQuery {
     /// The inspector's filter, or why the query is not one.
     pub(crate) fn filter(&self) -> Result<Filter, ApiError> {
-        let bad = |what: &str, value: &str| ApiError(StatusCode::BAD_REQUEST, format!("{what}: `{value}` is not {}", match what {
-            "status" => "running, finished, failed or cancelled",
-            _ => "a time (YYYY-MM-DDTHH:MM, UTC, or milliseconds since 1970)",
-        }));
+        let bad = |what: &str, value: &str| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{what}: `{value}` is not {}",
+                    match what {
+                        "status" => "running, finished, failed or cancelled",
+                        _ => "a time (YYYY-MM-DDTHH:MM, UTC, or milliseconds since 1970)",
+                    }
+                ),
+            )
+        };
         let status = match given(&self.status) {
             None => None,
             Some(s) => Some(
@@ -115,7 +127,10 @@ pub(crate) async fn diagram(
     Ok(Json(web.inspector.diagram(&workflow, format).await?).into_response())
 }
 
-pub(crate) async fn instances(State(web): State<Arc<Web>>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn instances(
+    State(web): State<Arc<Web>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let filter = query.filter()?;
     Ok(Json(web.inspector.list(&filter).await?).into_response())
 }
@@ -154,7 +169,10 @@ pub(crate) async fn act(
     guard::same_origin(&headers).map_err(refused)?;
     guard::authorised(&headers, token).map_err(refused)?;
     let engine = web.engines.get(&workflow).ok_or_else(|| {
-        ApiError(StatusCode::NOT_FOUND, format!("no live engine of workflow `{workflow}` here"))
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no live engine of workflow `{workflow}` here"),
+        )
     })?;
     let done = match action.as_str() {
         "cancel" => engine.cancel(&id).await,
@@ -177,7 +195,9 @@ pub(crate) async fn act(
         other => return Err(ApiError(StatusCode::NOT_FOUND, format!("no action `{other}`"))),
     };
     match done {
-        Ok(()) => Ok(Json(serde_json::json!({ "ok": true, "workflow": workflow, "id": id, "action": action })).into_response()),
+        Ok(()) => Ok(
+            Json(serde_json::json!({ "ok": true, "workflow": workflow, "id": id, "action": action })).into_response(),
+        ),
         Err(error) => Err(ApiError(control_status(&error), error.to_string())),
     }
 }

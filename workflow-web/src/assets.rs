@@ -15,5 +15,9 @@ pub(crate) async fn serve(Path(file): Path<String>) -> Response {
         "app.js" => ("text/javascript; charset=utf-8", JS),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+        text,
+    )
+        .into_response()
 }

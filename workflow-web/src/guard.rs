@@ -74,7 +74,10 @@ pub(crate) fn authorised(headers: &HeaderMap, token: &Token) -> Result<(), Refus
     match headers.get(TOKEN_HEADER) {
         Some(given) if token.matches(given.as_bytes()) => Ok(()),
         Some(_) => Err((StatusCode::UNAUTHORIZED, "wrong token")),
-        None => Err((StatusCode::UNAUTHORIZED, "actions need the token in the x-workflow-token header")),
+        None => Err((
+            StatusCode::UNAUTHORIZED,
+            "actions need the token in the x-workflow-token header",
+        )),
     }
 }
 
@@ -88,7 +91,13 @@ mod tests {
     fn the_token_matches_itself_only() {
         let token = Token::new("0123456789abcdef");
         assert!(token.matches(b"0123456789abcdef"));
-        for other in [&b""[..], b"0123456789abcde", b"0123456789abcdef0", b"1123456789abcdef", b"0123456789abcdeg"] {
+        for other in [
+            &b""[..],
+            b"0123456789abcde",
+            b"0123456789abcdef0",
+            b"1123456789abcdef",
+            b"0123456789abcdeg",
+        ] {
             assert!(!token.matches(other), "{other:?}");
         }
         // A byte that would be the fold's default for a missing one.
@@ -106,7 +115,11 @@ mod tests {
     #[test]
     fn only_the_views_own_origin_passes() {
         assert!(same_origin(&headers(&[])).is_ok());
-        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")])).is_ok());
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ]))
+        .is_ok());
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
         for refused in [
             &[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")][..],
@@ -116,7 +129,11 @@ mod tests {
             &[("sec-fetch-site", "cross-site")],
             &[("sec-fetch-site", "same-site")],
         ] {
-            assert_eq!(same_origin(&headers(refused)).map_err(|r| r.0), Err(StatusCode::FORBIDDEN), "{refused:?}");
+            assert_eq!(
+                same_origin(&headers(refused)).map_err(|r| r.0),
+                Err(StatusCode::FORBIDDEN),
+                "{refused:?}"
+            );
         }
     }
 }

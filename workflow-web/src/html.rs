@@ -126,7 +126,10 @@ mod tests {
 
     #[test]
     fn escapes_and_encodes() {
-        assert_eq!(Esc("<a href=\"x\">'&'</a>").to_string(), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            Esc("<a href=\"x\">'&'</a>").to_string(),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
         assert_eq!(Pct("o-1/ä b?").to_string(), "o-1%2F%C3%A4%20b%3F");
     }
 
@@ -138,7 +141,14 @@ mod tests {
         assert_eq!(parse_time("2026-12-07T06:40:12.345"), Some(1_796_625_612_345));
         assert_eq!(parse_time("2000-02-29T00:00"), Some(951_782_400_000));
         assert_eq!(parse_time("1234"), Some(1234));
-        for bad in ["", "2026-13-01T00:00", "2026-12-07", "2026-12-07T25:00", "1969-12-31T23:59", "x-y-zT1:2"] {
+        for bad in [
+            "",
+            "2026-13-01T00:00",
+            "2026-12-07",
+            "2026-12-07T25:00",
+            "1969-12-31T23:59",
+            "x-y-zT1:2",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

@@ -128,7 +128,11 @@ pub(crate) async fn diagram(State(web): State<Arc<Web>>, Path(workflow): Path<St
         text = Esc(&diagram.text),
     );
     if let Some(dot) = dot {
-        let _ = write!(body, "<details><summary>DOT</summary><pre>{}</pre></details>", Esc(&dot.text));
+        let _ = write!(
+            body,
+            "<details><summary>DOT</summary><pre>{}</pre></details>",
+            Esc(&dot.text)
+        );
     }
     Html(page(&diagram.workflow, base, Nav::Workflows, &body)).into_response()
 }
@@ -138,12 +142,20 @@ fn filter_form(query: &ListQuery, workflows: &[String], base: &str) -> String {
     let value = |v: &Option<String>| Esc(v.as_deref().unwrap_or("")).to_string();
     let mut options = String::from("<option value=\"\">any</option>");
     for w in workflows {
-        let selected = if query.workflow.as_deref() == Some(w) { " selected" } else { "" };
+        let selected = if query.workflow.as_deref() == Some(w) {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(options, "<option{selected}>{}</option>", Esc(w));
     }
     let mut statuses = String::from("<option value=\"\">any</option>");
     for s in ["running", "finished", "failed", "cancelled"] {
-        let selected = if query.status.as_deref() == Some(s) { " selected" } else { "" };
+        let selected = if query.status.as_deref() == Some(s) {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(statuses, "<option{selected}>{s}</option>");
     }
     format!(
