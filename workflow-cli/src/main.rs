@@ -2,7 +2,10 @@
 //!
 //! `workflow import CHART` prints the `workflow!` block of an SCXML (`.scxml`, `.xml`) or XState
 //! (`.json`) chart, to paste into a Rust file and edit; errors name the chart's file, line and
-//! column. Each subcommand is a function of [`run`]'s `match`, so more can join it.
+//! column. `workflow serve --store PATH` serves the store's web view (read-only, on 127.0.0.1
+//! unless `--bind` says otherwise). Each subcommand is a function of [`run`]'s `match`, so more can join it.
+
+mod serve;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -41,6 +44,7 @@ fn command() -> Command {
                         .help("The chart's format [default: from the extension]"),
                 ),
         )
+        .subcommand(serve::command())
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> Result<String, Failure> {
     let matches = command().try_get_matches_from(args).map_err(Failure::Usage)?;
     match matches.subcommand() {
         Some(("import", m)) => import_chart(m).map_err(Failure::Message),
+        Some(("serve", m)) => serve::run(m).map_err(Failure::Message),
         _ => Err(Failure::Message("no such subcommand".into())),
     }
 }

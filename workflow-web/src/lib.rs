@@ -135,6 +135,12 @@ pub(crate) struct Web {
     token: Option<guard::Token>,
 }
 
+/// Serves [`router`] of `config` on `listener` until the process ends: what `workflow serve`
+/// runs.
+pub async fn serve(listener: tokio::net::TcpListener, config: WebConfig) -> std::io::Result<()> {
+    axum::serve(listener, router(config)).await
+}
+
 /// The router: mount it anywhere (`Router::nest`), its pages link relative to where it is.
 pub fn router(config: WebConfig) -> Router {
     let actions = config.token.is_some();
