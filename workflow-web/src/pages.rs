@@ -147,7 +147,7 @@ fn filter_form(query: &ListQuery, workflows: &[String], base: &str) -> String {
         } else {
             ""
         };
-        let _ = write!(options, "<option{selected}>{}</option>", Esc(w));
+        let _ = write!(options, "<option value=\"{w}\"{selected}>{w}</option>", w = Esc(w));
     }
     let mut statuses = String::from("<option value=\"\">any</option>");
     for s in ["running", "finished", "failed", "cancelled"] {
@@ -156,7 +156,7 @@ fn filter_form(query: &ListQuery, workflows: &[String], base: &str) -> String {
         } else {
             ""
         };
-        let _ = write!(statuses, "<option{selected}>{s}</option>");
+        let _ = write!(statuses, "<option value=\"{s}\"{selected}>{s}</option>");
     }
     format!(
         "<form class=\"filters\" method=\"get\" action=\"{base}instances\" aria-label=\"Filters\">\
