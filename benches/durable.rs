@@ -970,7 +970,10 @@ fn live_view(rt: &Runtime, sizes: &Sizes, figures: &mut Vec<Figure>) {
         let mut rates = [0.0; 2];
         // ABBA: the reader's phase first in every other pair.
         for reading in if pair % 2 == 0 { [false, true] } else { [true, false] } {
-            let reader = reading.then(|| rt.block_on(async { poll_diagram(router.clone(), took.clone()) }));
+            let reader = reading.then(|| {
+                let _runtime = rt.enter();
+                poll_diagram(router.clone(), took.clone())
+            });
             let (transitions, time) = rt.block_on(tick_for(&engine, &ids, phase));
             if let Some(reader) = reader {
                 reader.abort();
