@@ -1,4 +1,4 @@
-//! `workflow serve --store PATH [--bind ADDR]`: the web view of a store, read-only (the command
+//! `workflow serve --store PATH [--bind ADDR]` (`--store` falls back to `WORKFLOW_STORE`): the web view of a store, read-only (the command
 //! has no engine to act on; an application that wants actions mounts `workflow_web::router`
 //! beside its engine).
 
@@ -12,9 +12,10 @@ pub(crate) fn command() -> Command {
         .arg(
             Arg::new("store")
                 .long("store")
+                .env(crate::inspect::STORE_ENV)
                 .required(true)
-                .value_name("PATH|URL")
-                .help("The store: a SQLite file"),
+                .value_name("PATH")
+                .help("The store: a SQLite file's path"),
         )
         .arg(
             Arg::new("bind")

@@ -38,14 +38,21 @@ const COLUMNS: &str = "SELECT workflow, instance, state, status, started, update
 
 const STARTED_SINCE: &str = "SELECT count(*) FROM instances WHERE workflow = ?1 AND started >= ?2";
 
-const ENDED_SINCE: &str =
-    "SELECT status, count(*) FROM journal WHERE workflow = ?1 AND at >= ?2 AND open = 0 GROUP BY status";
+/// The rows of a window that ended their instance, from the window's first row on (`?3`, a
+/// range of `journal`'s rowid: the table has no other index, see [`Sqlite::window_start`]).
+const ENDED_SINCE: &str = "SELECT status, count(*) FROM journal \
+                           WHERE id >= ?3 AND workflow = ?1 AND at >= ?2 AND open = 0 GROUP BY status";
 
 /// Each row of the window that changed its instance's state, joined to the row before it.
 const MOVES_SINCE: &str = "\
     SELECT p.state, j.state, j.at - p.at FROM journal AS j JOIN journal AS p ON p.id = j.prev
-    WHERE j.workflow = ?1 AND j.at >= ?2 AND p.at IS NOT NULL AND p.state IS NOT NULL AND j.state IS NOT NULL
+    WHERE j.id >= ?3 AND j.workflow = ?1 AND j.at >= ?2 AND p.at IS NOT NULL AND p.state IS NOT NULL AND j.state IS NOT NULL
       AND p.state IS NOT j.state";
+
+/// How far out of order rows' times may be in commit order: an engine takes a row's time just
+/// before it queues the row for the store's one writer, so rows commit in time order within a
+/// batch's worth of milliseconds.
+const WINDOW_SLACK_MS: i64 = 60_000;
 
 /// A store file opened read-only.
 #[derive(Clone)]
@@ -223,6 +230,37 @@ impl Sqlite {
             let rows = statement.query_map(params_from_iter(refs), instance_row)?;
             rows.collect()
         })
+    }
+
+    /// The id of the first journal row of a window starting at `since`: `journal` has no index
+    /// but its rowid (each index on it cost the writer a B-tree insert per row), and rows commit
+    /// in nearly the order of their times, so the window's start is bisected on `at` over the
+    /// rowid, less [`WINDOW_SLACK_MS`]; rows without a time (written before stores kept it)
+    /// count as older than any window. A few dozen lookups by rowid for millions of rows.
+    fn window_start(&self, conn: &Connection, since: i64) -> rusqlite::Result<i64> {
+        let target = since.saturating_sub(WINDOW_SLACK_MS);
+        let (first, last): (Option<i64>, Option<i64>) =
+            conn.query_row("SELECT min(id), max(id) FROM journal", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let (Some(mut low), Some(last)) = (first, last) else {
+            return Ok(0);
+        };
+        let mut high = last.saturating_add(1);
+        let mut at = conn.prepare_cached("SELECT id, at FROM journal WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+        // Invariant: rows before `low` are older than the target; rows from `high` on are not.
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let found = at
+                .query_row([middle], |r| Ok((r.get::<_, i64>(0)?, integer(r.get_ref(1)?))))
+                .optional()?;
+            match found {
+                Some((id, Some(time))) if time >= target => high = middle.min(id),
+                Some((id, _)) => low = id + 1,
+                None => high = middle,
+            }
+        }
+        Ok(low)
     }
 
     fn number(&self, sql: &str, values: &[&dyn ToSql]) -> Result<u64, InspectError> {
@@ -415,7 +453,8 @@ impl Read for Sqlite {
     }
 
     fn ended_since(&self, workflow: &str, since: i64) -> Result<Vec<(Option<InstanceStatus>, u64)>, InspectError> {
-        self.rows(ENDED_SINCE, &[&workflow, &since], |r| {
+        let start = self.with(|conn| self.window_start(conn, since))?;
+        self.rows(ENDED_SINCE, &[&workflow, &since, &start], |r| {
             Ok((
                 integer(r.get_ref(0)?).and_then(InstanceStatus::from_code),
                 count(r.get_ref(1)?),
@@ -424,7 +463,8 @@ impl Read for Sqlite {
     }
 
     fn moves_since(&self, workflow: &str, since: i64) -> Result<Vec<(String, String, u64)>, InspectError> {
-        let rows = self.rows(MOVES_SINCE, &[&workflow, &since], |r| {
+        let start = self.with(|conn| self.window_start(conn, since))?;
+        let rows = self.rows(MOVES_SINCE, &[&workflow, &since, &start], |r| {
             let text = |v: ValueRef<'_>| match v {
                 ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
                 _ => None,
