@@ -6,11 +6,11 @@
 //! and never blocks the engine's commits). Everything it answers is `serde::Serialize`, for the
 //! `workflow` command's `--json` and for web pages.
 //!
-//! What it reads: the definitions engines wrote ([`Definition`](crate::store::Definition):
+//! What it reads: the definitions engines wrote ([`Definition`]:
 //! each workflow's graph, so state names and diagrams need no code), each instance's state,
 //! status and times (kept in plaintext beside its rows, see
 //! [`Summary`](crate::store::Summary)), and the rows' documents (see
-//! [`journal`](crate::journal)) for contexts, events and timers. Rows sealed by a codec are
+//! [`journal`]) for contexts, events and timers. Rows sealed by a codec are
 //! read with [`Inspector::with_codec`]; without it their timeline entries say `sealed` and
 //! carry what the plaintext summary holds.
 //!
