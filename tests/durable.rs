@@ -996,7 +996,7 @@ async fn a_store_from_a_newer_version_is_refused() {
     assert_eq!(refused, StoreError::SchemaTooNew { found: 3, supported: 2 });
     assert_eq!(
         refused.to_string(),
-        "the store's schema version is 2, newer than this build reads (1); upgrade the crate to open it"
+        "the store's schema version is 3, newer than this build reads (2); upgrade the crate to open it"
     );
 }
 
