@@ -133,7 +133,7 @@ pub fn run(cases: &[crate::Case], filters: &[String]) -> i32 {
         None
     };
     if let Some(why) = missing {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let ci = workflow_runtime::ci::here();
         println!("xstate and scion differentials: not run: {why}; {how}");
         return i32::from(ci);
     }

@@ -18,7 +18,6 @@
 //! fails. A corpus that is there but unusable always fails.
 
 use std::collections::VecDeque;
-use std::ffi::OsStr;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -326,11 +325,8 @@ pub enum Corpus {
 }
 
 /// Whether the value of the `CI` environment variable says the tests run on
-/// CI: set to anything but nothing, `false` or `0` (CI services set
-/// `CI=true`).
-pub fn on_ci(ci: Option<&OsStr>) -> bool {
-    ci.is_some_and(|v| !(v.is_empty() || v == "false" || v == "0"))
-}
+/// CI (one decision for every test that needs what a machine may lack).
+pub use workflow_runtime::ci::on_ci;
 
 /// What the runner does with what `build.rs` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,17 +426,6 @@ mod corpus_tests {
     use super::*;
 
     const DIR: &str = "/nowhere/shared/conformance/scion";
-
-    #[test]
-    fn ci_is_any_value_but_empty_false_or_zero() {
-        assert!(!on_ci(None));
-        for off in ["", "false", "0"] {
-            assert!(!on_ci(Some(OsStr::new(off))), "{off:?}");
-        }
-        for on in ["true", "1", "yes"] {
-            assert!(on_ci(Some(OsStr::new(on))), "{on:?}");
-        }
-    }
 
     #[test]
     fn a_missing_corpus_is_one_line_saying_how_to_run_it_and_passes_off_ci() {

@@ -3,12 +3,15 @@
 //! `workflow import CHART` prints the `workflow!` block of an SCXML (`.scxml`, `.xml`) or XState
 //! (`.json`) chart, to paste into a Rust file and edit; errors name the chart's file, line and
 //! column. `workflow workflows|list|show|stats|diagram` read a store from outside the engine
-//! ([`inspect`]). Each subcommand is a function of [`run`]'s `match`, so more can join it.
+//! ([`inspect`]); `workflow serve` serves the store's web view (read-only, on 127.0.0.1 unless
+//! `--bind` says otherwise). Each subcommand is a function of [`run`]'s `match`, so more can join
+//! it.
 //!
 //! Exit codes: 0 done; 1 the subcommand failed (an unreadable chart or store, an unknown id),
 //! with one line on stderr; 2 a usage error.
 
 mod inspect;
+mod serve;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -48,6 +51,7 @@ fn command() -> Command {
                 ),
         )
         .subcommands(inspect::commands())
+        .subcommand(serve::command())
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn run(args: impl IntoIterator<Item = OsString>) -> Result<String, Failure> {
     let matches = command().try_get_matches_from(args).map_err(Failure::Usage)?;
     match matches.subcommand() {
         Some(("import", m)) => import_chart(m).map_err(Failure::Message),
+        Some(("serve", m)) => serve::run(m).map_err(Failure::Message),
         Some((name, m)) => inspect::run(name, m)
             .unwrap_or_else(|| Err("no such subcommand".into()))
             .map_err(Failure::Message),

@@ -996,8 +996,13 @@ fn describe(
             ("failed", None)
         }
         journal::Step::Cancelled => ("cancelled", None),
+        journal::Step::Retried { .. } => ("retried", None),
     };
-    entry.step = step.to_string();
+    entry.step = match document.step {
+        // Which retry it was, past the first: `retried 2`…
+        journal::Step::Retried { attempt } if attempt > 1 => format!("retried {attempt}"),
+        _ => step.to_string(),
+    };
     if let Some(event) = event {
         let (name, payload) = event_parts(event);
         entry.payload = payload;

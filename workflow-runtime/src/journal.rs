@@ -25,7 +25,9 @@
 //!   which carries an activity's output), `rejected` (a timer's event the
 //!   state did not accept), `compensated` (with its `error` and `error_kind`
 //!   if it still failed), `finished` (by recovery, for an open row standing
-//!   in a final state), `failed`, `cancelled`;
+//!   in a final state), `failed`, `cancelled`, `retried` (with its `attempt`: a failed
+//!   instance resumed by [`Engine::retry`](crate::Engine::retry) from the step before its
+//!   failure);
 //! - `status`, `active`, `history` (the states each history state recorded),
 //!   `context`: the instance after the step;
 //! - `activities`: those in flight, by state and generation (the generation
@@ -160,6 +162,13 @@ pub enum Step<E> {
     },
     /// The instance was cancelled.
     Cancelled,
+    /// A failed instance was resumed by [`Engine::retry`](crate::Engine::retry) from its last
+    /// committed step (the row before its failure): this row holds that step's state again.
+    /// Rows written before retries existed never hold it, so they read as before.
+    Retried {
+        /// Which retry of the instance this is, from 1.
+        attempt: u32,
+    },
 }
 
 /// An [`ErrorKind`] in a row, by name (`failed`, `non_retryable`,

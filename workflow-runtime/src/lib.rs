@@ -39,9 +39,12 @@
 
 pub mod activity;
 pub mod chart;
+#[doc(hidden)]
+pub mod ci;
 pub mod clock;
 pub mod codec;
 mod configuration;
+pub mod control;
 mod diagram;
 pub mod engine;
 mod fnv;
@@ -54,6 +57,8 @@ mod machine;
 mod mailbox;
 pub mod metrics;
 mod panics;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod scheduler;
 mod secret;
 pub mod serde_impls;
@@ -63,6 +68,7 @@ pub mod store;
 
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
+pub use control::{Control, ControlError};
 pub use diagram::format_duration;
 pub use engine::{
     Config, Engine, EngineBuilder, EngineError, Record, RecordKind, RecordedError, Recovery, Snapshot, Status,

@@ -250,6 +250,8 @@ pub struct WorkflowMetrics {
     pub cancellations: u64,
     /// Activity attempts after the first of their invocation.
     pub retries: u64,
+    /// Failed instances resumed by [`Engine::retry`](crate::Engine::retry).
+    pub retried: u64,
     /// Compensations run.
     pub compensations: u64,
     /// The engine's scheduler's resources (empty without one).
@@ -261,7 +263,7 @@ impl fmt::Display for WorkflowMetrics {
         writeln!(
             f,
             "{}: {} running; {} transitions ({:.0}/s over {:.1?}); {} completed, {} failed, {} cancelled; \
-             {} retries, {} compensations",
+             {} retries, {} retried, {} compensations",
             self.workflow,
             self.running,
             self.transitions,
@@ -271,6 +273,7 @@ impl fmt::Display for WorkflowMetrics {
             self.failures,
             self.cancellations,
             self.retries,
+            self.retried,
             self.compensations
         )?;
         for (state, count) in &self.instances {

@@ -41,6 +41,24 @@ pub enum EngineError {
     Cancelled(String),
     /// The engine is shut down and takes nothing new.
     ShutDown,
+    /// [`Engine::retry`](super::Engine::retry) of an instance that has not failed: it is
+    /// running, finished (a failure final state reached by design is finished, not failed) or
+    /// cancelled.
+    NotFailed {
+        /// The instance.
+        id: String,
+        /// Its status: `running`, `finished` or `cancelled`.
+        status: &'static str,
+    },
+    /// [`Engine::retry`](super::Engine::retry) of a failed instance that has no step to resume
+    /// from: it failed in its first step (an entry action of its initial state panicked), before
+    /// anything of it was committed.
+    NotRetryable {
+        /// The instance.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// The store failed to commit the instance's step (the instance
     /// stopped; its journal holds its last committed step), or recovery
     /// could not resume it.
@@ -71,6 +89,8 @@ impl fmt::Display for EngineError {
             EngineError::InstanceFailed { id, reason } => write!(f, "instance `{id}` failed: {reason}"),
             EngineError::Cancelled(id) => write!(f, "instance `{id}` was cancelled"),
             EngineError::ShutDown => f.write_str("the engine is shut down"),
+            EngineError::NotFailed { id, status } => write!(f, "instance `{id}` has not failed: it is {status}"),
+            EngineError::NotRetryable { id, reason } => write!(f, "instance `{id}` cannot be retried: {reason}"),
             EngineError::Store(error) => error.fmt(f),
         }
     }

@@ -21,6 +21,12 @@ pub(super) enum Start {
     Fresh(Option<oneshot::Sender<Result<(), EngineError>>>),
     /// Rebuilt from its journal: what was in flight starts again.
     Resumed,
+    /// Rebuilt from its journal by [`Engine::retry`]: the retry is journaled first, and the
+    /// sender hears whether it was committed.
+    Retried {
+        attempt: u32,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
 }
 
 /// One instance's task. Every idle instance holds one of these in its task,
@@ -44,6 +50,10 @@ pub(super) struct Instance<W: Machine, H> {
     /// The inbox message the request being handled came in (another process posted it): the
     /// first row committed for it removes it from the store's inbox in the same commit.
     pub(super) posted: Option<i64>,
+    /// An engine without a store: the machine before its newest step, which
+    /// [`Engine::retry`] resumes from if that step fails. (A durable engine
+    /// resumes from its journal instead.)
+    pub(super) checkpoint: Option<Box<retry::Checkpoint<W>>>,
 }
 
 impl<W: Machine, H> Drop for Instance<W, H> {
@@ -97,6 +107,14 @@ where
                 self.launch();
                 Box::pin(self.finish_if_final()).await;
             }
+            Start::Retried { attempt, reply } => {
+                let retried = Box::pin(self.retried(attempt)).await;
+                let ok = retried.is_ok();
+                let _ = reply.send(retried);
+                if ok {
+                    Box::pin(self.finish_if_final()).await;
+                }
+            }
         }
         loop {
             if self.compensation_due() {
@@ -149,6 +167,9 @@ where
                 }
                 let _ = reply.send(());
                 return false;
+            }
+            Next::Request(Command::Retry(reply)) => {
+                let _ = reply.send(self.retry());
             }
             // Shut down: the mailbox was closed and is drained.
             Next::Closed => return false,
@@ -257,6 +278,9 @@ where
         let Some(machine) = self.machine.as_ref() else {
             return Err(EngineError::Stopped(self.id.to_string()));
         };
+        if self.engine.durable.is_none() {
+            retry::Checkpoint::keep(&mut self.checkpoint, machine);
+        }
         let name = event_name::<W>(&event);
         let handlers = self.engine.handlers.clone();
         let before_state = machine.state();

@@ -40,6 +40,7 @@ mod instance;
 mod keys;
 mod ownership;
 mod recovery;
+mod retry;
 mod status;
 mod stored;
 
@@ -182,6 +183,7 @@ struct Counters {
     failures: AtomicU64,
     cancellations: AtomicU64,
     retries: AtomicU64,
+    retried: AtomicU64,
     compensations: AtomicU64,
 }
 
@@ -304,6 +306,8 @@ enum Command<W: Machine> {
     Snapshot(oneshot::Sender<(W::Context, Vec<Record>)>),
     /// A cancellation, and the inbox message it came in, if another process posted it.
     Cancel(oneshot::Sender<()>, Option<i64>),
+    /// Resume a failed instance of an engine without a store from its checkpoint.
+    Retry(oneshot::Sender<Result<(), EngineError>>),
 }
 
 /// What an instance's own activity and timer tasks tell it.
@@ -585,6 +589,7 @@ where
             running: true,
             posted: None,
             machine: None,
+            checkpoint: None,
         };
         (mailbox, instance)
     }
@@ -909,6 +914,7 @@ where
             failures: count(&counters.failures),
             cancellations: count(&counters.cancellations),
             retries: count(&counters.retries),
+            retried: count(&counters.retried),
             compensations: count(&counters.compensations),
             resources: shared
                 .scheduler

@@ -117,6 +117,12 @@ pub enum RecordKind {
         /// The row's number.
         seq: u64,
     },
+    /// [`Engine::retry`](super::Engine::retry) resumed the failed instance from its last
+    /// committed step.
+    Retried {
+        /// Which retry of the instance this is, from 1.
+        attempt: u32,
+    },
 }
 
 /// An activity's or a compensation's error in the history: its kind

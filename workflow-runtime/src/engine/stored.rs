@@ -75,6 +75,7 @@ where
                     },
                     journal::Step::Failed { reason } => RecordKind::Panicked(reason),
                     journal::Step::Cancelled => RecordKind::Cancelled,
+                    journal::Step::Retried { attempt } => RecordKind::Retried { attempt },
                     journal::Step::Finished => continue,
                 };
                 records.push(Record {
