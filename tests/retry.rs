@@ -160,10 +160,19 @@ async fn refusals(engine: &Engine<Order, Arc<Desk>>, desk: &Desk) {
     ));
 }
 
+/// An engine without a store that keeps checkpoints, as in-memory retries need.
+fn in_memory(desk: &Arc<Desk>) -> Engine<Order, Arc<Desk>> {
+    let config = workflow::Config {
+        checkpoints: true,
+        ..Default::default()
+    };
+    Engine::with_config(desk.clone(), config)
+}
+
 #[tokio::test]
 async fn in_memory_retry_resumes_from_the_step_before() {
     let desk = Arc::new(Desk::default());
-    let engine = Engine::<Order, _>::new(desk.clone());
+    let engine = in_memory(&desk);
     a_panic_is_retried_from_the_step_before(&engine, &desk).await;
     an_activity_outcome_that_failed_runs_the_activity_again(&engine, &desk).await;
 }
@@ -171,7 +180,22 @@ async fn in_memory_retry_resumes_from_the_step_before() {
 #[tokio::test]
 async fn in_memory_retry_refusals() {
     let desk = Arc::new(Desk::default());
-    refusals(&Engine::<Order, _>::new(desk.clone()), &desk).await;
+    refusals(&in_memory(&desk), &desk).await;
+}
+
+/// Without a store and without checkpoints (the default), nothing was kept to resume from.
+#[tokio::test]
+async fn in_memory_retry_without_checkpoints_is_refused() {
+    let desk = Arc::new(Desk::default());
+    let engine = Engine::<Order, _>::new(desk.clone());
+    engine.start("o-1", Bill::default()).await.unwrap();
+    desk.fail_boom.store(true, Ordering::SeqCst);
+    assert!(engine.send("o-1", OrderEvent::Boom).await.is_err());
+    assert!(failed(&engine.status("o-1").await.unwrap()));
+    assert!(matches!(
+        engine.retry("o-1").await,
+        Err(EngineError::NotRetryable { id, reason }) if id == "o-1" && reason.contains("Config::checkpoints")
+    ));
 }
 
 fn durable(store: Arc<dyn Store>, desk: &Arc<Desk>) -> Engine<Order, Arc<Desk>> {
@@ -319,7 +343,7 @@ async fn the_control_surface_sends_json_events_cancels_and_retries() {
     use serde_json::json;
     use workflow::{Control, ControlError};
     let desk = Arc::new(Desk::default());
-    let engine = Engine::<Order, _>::new(desk.clone());
+    let engine = in_memory(&desk);
     let control: Arc<dyn Control> = Arc::new(engine.clone());
     assert_eq!((control.workflow(), control.graph().states.len()), ("Order", 6));
     engine.start("o-1", Bill::default()).await.unwrap();

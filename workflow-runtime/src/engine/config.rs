@@ -57,6 +57,14 @@ pub struct Config {
     ///
     /// Default: 0.5 s.
     pub lease_renewal: Duration,
+    /// Whether an engine without a store keeps each instance's machine as it stood before its
+    /// newest step, so that [`Engine::retry`](super::Engine::retry) can resume a failed instance
+    /// from there: one context clone per step. A durable engine resumes from its journal and
+    /// ignores this.
+    ///
+    /// Default: `false`, so the in-memory engine's steps cost nothing for a retry that may never
+    /// come; its `retry` then answers [`EngineError::NotRetryable`](crate::EngineError::NotRetryable).
+    pub checkpoints: bool,
 }
 
 impl Default for Config {
@@ -74,6 +82,7 @@ impl Default for Config {
             history: 256,
             lease: Duration::from_millis(1500),
             lease_renewal: Duration::from_millis(500),
+            checkpoints: false,
         }
     }
 }

@@ -278,7 +278,7 @@ where
         let Some(machine) = self.machine.as_ref() else {
             return Err(EngineError::Stopped(self.id.to_string()));
         };
-        if self.engine.durable.is_none() {
+        if self.engine.durable.is_none() && self.engine.config.checkpoints {
             retry::Checkpoint::keep(&mut self.checkpoint, machine);
         }
         let name = event_name::<W>(&event);

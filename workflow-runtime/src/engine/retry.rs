@@ -90,7 +90,8 @@ where
     ///
     /// A durable engine resumes from its journal, also an instance that failed before a
     /// restart (which recovery leaves alone). An engine without a store resumes from the
-    /// machine it kept before each step (one context clone per step, on such engines only);
+    /// machine it kept before each step if [`Config::checkpoints`] is set (one context clone
+    /// per step; off by default, and then its `retry` answers [`EngineError::NotRetryable`]);
     /// its activities start again with a new idempotency generation and its timers with
     /// their full delay, where a durable engine's keep theirs.
     ///
@@ -113,7 +114,9 @@ where
     ///     }
     /// }
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), EngineError> {
-    /// let engine = Engine::<Job, Flaky>::new(Flaky(Default::default()));
+    /// // Without a store, the engine keeps a checkpoint before each step only when told to.
+    /// let config = workflow::Config { checkpoints: true, ..Default::default() };
+    /// let engine = Engine::<Job, Flaky>::with_config(Flaky(Default::default()), config);
     /// engine.start("J-1", ()).await?;
     /// assert!(engine.send("J-1", JobEvent::Go).await.is_err());
     /// engine.retry("J-1").await?;
@@ -245,6 +248,12 @@ where
         let status = self.mailbox.with(Published::current);
         if !matches!(status, Status::Failed { .. }) {
             return Err(not_failed(&self.id, &status));
+        }
+        if !self.engine.config.checkpoints {
+            return Err(EngineError::NotRetryable {
+                id: self.id.to_string(),
+                reason: "the engine has no store and keeps no checkpoints (set `Config::checkpoints`)".into(),
+            });
         }
         let Some(checkpoint) = self.checkpoint.as_deref_mut() else {
             return Err(first_step(&self.id));
