@@ -102,9 +102,9 @@ pub fn commands() -> Vec<Command> {
             .arg(
                 Arg::new("format")
                     .long("format")
-                    .value_parser(["mermaid", "dot"])
+                    .value_parser(["mermaid", "dot", "svg"])
                     .default_value("mermaid")
-                    .help("Mermaid stateDiagram-v2 or Graphviz DOT"),
+                    .help("Mermaid stateDiagram-v2, Graphviz DOT or an SVG drawing"),
             )
             .args([store(), json()]),
     ]
@@ -382,6 +382,7 @@ async fn diagram(inspector: &Inspector, m: &ArgMatches, json: bool) -> Result<St
     let workflow = text(m, "workflow").unwrap_or_default();
     let format = match text(m, "format") {
         Some("dot") => DiagramFormat::Dot,
+        Some("svg") => DiagramFormat::Svg,
         _ => DiagramFormat::Mermaid,
     };
     let diagram = inspector.diagram(workflow, format).await.map_err(message)?;

@@ -1,4 +1,8 @@
-//! Mermaid and Graphviz DOT renderings of a [`Graph`].
+//! Mermaid, Graphviz DOT and SVG renderings of a [`Graph`].
+
+mod svg;
+
+pub use svg::count_heat;
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -354,7 +358,7 @@ mod tests {
     use super::*;
     use crate::graph::{EventInfo, StateInfo, TransitionInfo, TransitionRange};
 
-    const fn state(
+    pub(super) const fn state(
         name: &'static str,
         kind: StateKind,
         parent: Option<usize>,
@@ -382,7 +386,7 @@ mod tests {
         }
     }
 
-    static DOOR: Graph<'static> = Graph {
+    pub(super) static DOOR: Graph<'static> = Graph {
         name: "Door",
         initial: 0,
         states: &[
@@ -471,7 +475,7 @@ mod tests {
     }
 
     /// Job { history H; parallel Work { state A { a1 } state B { b1 } } } Done
-    static JOB: Graph<'static> = Graph {
+    pub(super) static JOB: Graph<'static> = Graph {
         name: "Job",
         initial: 0,
         states: &[
@@ -518,7 +522,7 @@ mod tests {
     }
 
     /// Job { initial Prep; Prep; Pack } Done: `Pack` has no line of its own.
-    static PLAIN_CHILD: Graph<'static> = Graph {
+    pub(super) static PLAIN_CHILD: Graph<'static> = Graph {
         name: "Plain",
         initial: 0,
         states: &[

@@ -405,7 +405,7 @@ pub struct ActivityStats {
     pub p99_ms: u64,
 }
 
-/// Mermaid or Graphviz DOT.
+/// Mermaid, Graphviz DOT or SVG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiagramFormat {
@@ -413,6 +413,8 @@ pub enum DiagramFormat {
     Mermaid,
     /// A Graphviz `digraph`.
     Dot,
+    /// An SVG drawing ([`Graph::to_svg_counted`]), each state's box coloured by its count.
+    Svg,
 }
 
 /// A workflow's diagram with the live count of instances in each state.
@@ -789,7 +791,7 @@ impl Inspector {
     }
 
     /// `workflow`'s diagram (its newest definition's graph, drawn by
-    /// [`Graph::to_mermaid_counted`] or [`Graph::to_dot_counted`]) with the number of instances
+    /// [`Graph::to_mermaid_counted`], [`Graph::to_dot_counted`] or [`Graph::to_svg_counted`]) with the number of instances
     /// in each state.
     ///
     /// # Errors
@@ -844,6 +846,7 @@ impl Inspector {
         let text = match format {
             DiagramFormat::Mermaid => graph.to_mermaid_counted(&instances),
             DiagramFormat::Dot => graph.to_dot_counted(&instances),
+            DiagramFormat::Svg => graph.to_svg_counted(&instances),
         };
         Ok(Diagram {
             workflow: workflow.to_string(),

@@ -1,16 +1,18 @@
 // The web view's one script: refreshes a diagram's counts every second, and sends actions.
 "use strict";
 (function () {
-  // The same levels as the server's `heat`: 0 for none, 1 to 5 by share of the largest count.
+  // The same levels as the runtime's `count_heat`: 0 for none, 1 to 5 by share of the largest.
   function heat(count, max) {
     return count === 0 ? 0 : Math.min(5, 1 + Math.floor((4 * count) / Math.max(1, max)));
   }
 
+  // The drawing's state groups and the table's rows both carry data-state; each holds its
+  // count in [data-count], a row its running ones in [data-running]; a drawn state's colour
+  // is its heat-N class.
   const diagram = document.querySelector("[data-live-diagram]");
   if (diagram) {
     const url = diagram.getAttribute("data-live-diagram");
     const status = document.querySelector("[data-live-status]");
-    const text = document.querySelector("[data-diagram-text]");
     const refresh = async function () {
       try {
         const answer = await fetch(url, { headers: { accept: "application/json" } });
@@ -18,15 +20,17 @@
         const d = await answer.json();
         const max = d.counts.reduce((m, c) => Math.max(m, c.instances), 0);
         for (const c of d.counts) {
-          const card = diagram.querySelector('[data-state="' + CSS.escape(c.state) + '"]');
-          if (!card) continue;
-          card.dataset.instances = c.instances;
-          card.dataset.running = c.running;
-          card.className = "state heat-" + heat(c.instances, max);
-          card.querySelector(".count").textContent = c.instances;
-          card.querySelector(".running").textContent = c.running + " running";
+          for (const el of diagram.querySelectorAll('[data-state="' + CSS.escape(c.state) + '"]')) {
+            const count = el.querySelector("[data-count]");
+            if (count) count.textContent = c.instances;
+            const running = el.querySelector("[data-running]");
+            if (running) running.textContent = c.running;
+            if (el.classList.contains("state")) {
+              for (let h = 0; h <= 5; h++) el.classList.remove("heat-" + h);
+              el.classList.add("heat-" + heat(c.instances, max));
+            }
+          }
         }
-        if (text) text.textContent = d.text;
         status.textContent = "live";
         status.classList.remove("stale");
       } catch (e) {

@@ -117,10 +117,11 @@ pub(crate) async fn diagram(
     let format = match query.format.as_deref() {
         None | Some("mermaid") => DiagramFormat::Mermaid,
         Some("dot") => DiagramFormat::Dot,
+        Some("svg") => DiagramFormat::Svg,
         Some(other) => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
-                format!("format: `{other}` is not mermaid or dot"),
+                format!("format: `{other}` is not mermaid, dot or svg"),
             ))
         }
     };

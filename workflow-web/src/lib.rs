@@ -10,10 +10,10 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /` | the workflows in the store |
-//! | `GET /workflows/{workflow}` | its diagram, with the count of instances in each state, refreshed every second |
+//! | `GET /workflows/{workflow}` | its diagram (an SVG drawing), with the count of instances in each state, refreshed every second |
 //! | `GET /instances?workflow=&state=&status=&prefix=&after=&before=&cursor=` | the instances, newest first, filtered, paged |
 //! | `GET /instances/{workflow}/{id}` | an instance's status, context and timeline |
-//! | `GET /api/workflows`, `/api/workflows/{workflow}/diagram?format=mermaid\|dot`, `/api/instances?…`, `/api/instances/{workflow}/{id}` | the same as JSON ([`workflow_runtime::inspect`]'s types) |
+//! | `GET /api/workflows`, `/api/workflows/{workflow}/diagram?format=mermaid\|dot\|svg`, `/api/instances?…`, `/api/instances/{workflow}/{id}` | the same as JSON ([`workflow_runtime::inspect`]'s types) |
 //! | `GET /metrics` | the engines' figures ([`workflow_runtime::prometheus`]) |
 //! | `POST /api/instances/{workflow}/{id}/cancel`, `…/retry`, `…/send` (body: the event as JSON) | actions, when enabled |
 //!

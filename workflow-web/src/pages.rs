@@ -26,15 +26,6 @@ fn inspect_error(base: &str, error: &InspectError) -> Response {
     error_page(base, inspect_status(error), &error.to_string())
 }
 
-/// A count's colour level, 0 (none) to 5 (the most): the same as the script's `heat`.
-fn heat(count: u64, max: u64) -> u64 {
-    if count == 0 {
-        0
-    } else {
-        (1 + 4 * count / max.max(1)).min(5)
-    }
-}
-
 fn when(ms: Option<u64>) -> String {
     ms.map_or_else(|| "—".to_string(), time)
 }
@@ -87,17 +78,18 @@ pub(crate) async fn workflows(State(web): State<Arc<Web>>) -> Response {
     Html(page("Workflows", base, Nav::Workflows, &body)).into_response()
 }
 
-/// The state cards of a diagram, coloured by count.
-fn cards(diagram: &Diagram, base: &str) -> String {
-    let max = diagram.counts.iter().map(|c| c.instances).max().unwrap_or(0);
-    let mut out = String::new();
+/// The counts as a table, each state linking to its instances: what the drawing shows, for
+/// reading and for screen readers.
+fn count_table(diagram: &Diagram, base: &str) -> String {
+    let mut out = String::from(
+        "<div class=\"scroll\" role=\"region\" aria-label=\"Instances per state\" tabindex=\"0\"><table class=\"counts\"><thead><tr>\
+         <th scope=\"col\">State</th><th scope=\"col\" class=\"n\">Instances</th><th scope=\"col\" class=\"n\">Running</th></tr></thead><tbody>",
+    );
     for c in &diagram.counts {
         let _ = write!(
             out,
-            "<li class=\"state heat-{h}\" data-state=\"{s}\" data-instances=\"{n}\" data-running=\"{r}\">\
-             <a href=\"{base}instances?workflow={w}&amp;state={ps}\"><span class=\"name\">{s}</span>\
-             <span class=\"count\">{n}</span><span class=\"running\">{r} running</span></a></li>",
-            h = heat(c.instances, max),
+            "<tr data-state=\"{s}\"><th scope=\"row\"><a href=\"{base}instances?workflow={w}&amp;state={ps}\">{s}</a></th>\
+             <td class=\"n\" data-count>{n}</td><td class=\"n\" data-running>{r}</td></tr>",
             s = Esc(&c.state),
             ps = Pct(&c.state),
             w = Pct(&diagram.workflow),
@@ -105,36 +97,40 @@ fn cards(diagram: &Diagram, base: &str) -> String {
             r = c.running,
         );
     }
+    out.push_str("</tbody></table></div>");
     out
 }
 
 /// `GET /workflows/{workflow}`: the diagram with its live counts.
 pub(crate) async fn diagram(State(web): State<Arc<Web>>, Path(workflow): Path<String>) -> Response {
     let base = "../";
-    let diagram = match web.inspector.diagram(&workflow, DiagramFormat::Mermaid).await {
+    let drawing = match web.inspector.diagram(&workflow, DiagramFormat::Svg).await {
         Ok(diagram) => diagram,
         Err(error) => return inspect_error(base, &error),
     };
-    let dot = web.inspector.diagram(&workflow, DiagramFormat::Dot).await.ok();
     let mut body = format!(
         "<h1>{name}</h1><p>Instances in each state (a compound state counts its descendants'), \
-         refreshed every second. <span class=\"live\" role=\"status\" data-live-status>live</span></p>\
-         <ul class=\"states\" aria-label=\"States of {name}\" data-live-diagram=\"{base}api/workflows/{p}/diagram\">{cards}</ul>\
-         <p><a href=\"{base}instances?workflow={p}\">All instances of {name}</a></p>\
-         <details><summary>Mermaid</summary><pre data-diagram-text>{text}</pre></details>",
-        name = Esc(&diagram.workflow),
-        p = Pct(&diagram.workflow),
-        cards = cards(&diagram, base),
-        text = Esc(&diagram.text),
+         the more the warmer its colour, refreshed every second. <span class=\"live\" role=\"status\" data-live-status>live</span></p>\
+         <section class=\"live-diagram\" aria-label=\"Diagram of {name}\" data-live-diagram=\"{base}api/workflows/{p}/diagram\">\
+         <div class=\"scroll diagram\" role=\"region\" aria-label=\"Drawing\" tabindex=\"0\">{svg}</div>\
+         <h2>Instances per state</h2>{table}</section>\
+         <p><a href=\"{base}instances?workflow={p}\">All instances of {name}</a></p>",
+        name = Esc(&drawing.workflow),
+        p = Pct(&drawing.workflow),
+        // The runtime's drawing, its names escaped there.
+        svg = drawing.text,
+        table = count_table(&drawing, base),
     );
-    if let Some(dot) = dot {
-        let _ = write!(
-            body,
-            "<details><summary>DOT</summary><pre>{}</pre></details>",
-            Esc(&dot.text)
-        );
+    for (format, title) in [(DiagramFormat::Mermaid, "Mermaid"), (DiagramFormat::Dot, "DOT")] {
+        if let Ok(text) = web.inspector.diagram(&workflow, format).await {
+            let _ = write!(
+                body,
+                "<details><summary>{title}</summary><pre>{}</pre></details>",
+                Esc(&text.text)
+            );
+        }
     }
-    Html(page(&diagram.workflow, base, Nav::Workflows, &body)).into_response()
+    Html(page(&drawing.workflow, base, Nav::Workflows, &body)).into_response()
 }
 
 /// The filter form, filled with the query.
