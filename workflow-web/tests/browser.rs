@@ -70,22 +70,31 @@ fn engine_counts(engine: &Engine<Delivery, Depot>) -> HashMap<String, (u64, u64)
     counts
 }
 
-/// The diagram's counts as the page shows them now.
+/// The diagram's counts as the page shows them now: each state's count as the drawing shows it
+/// (the text in its box), with the running ones from the table of counts; and each drawn
+/// box's colour class, which must be the heat of its count.
 async fn page_counts(client: &Client) -> HashMap<String, (u64, u64)> {
-    let cards = client
+    let drawn = client
         .execute(
-            "return Array.from(document.querySelectorAll('.states [data-state]'))\
-             .map(e => [e.dataset.state, +e.dataset.instances, +e.dataset.running]);",
+            "const max = Math.max(0, ...Array.from(document.querySelectorAll('svg.wf-diagram [data-count]'), e => +e.textContent));\
+             return Array.from(document.querySelectorAll('svg.wf-diagram g[data-state]')).map(g => {\
+               const n = +g.querySelector('[data-count]').textContent;\
+               const row = document.querySelector('tr[data-state=\"' + CSS.escape(g.dataset.state) + '\"]');\
+               const heat = n === 0 ? 0 : Math.min(5, 1 + Math.floor(4 * n / Math.max(1, max)));\
+               return [g.dataset.state, n, +row.querySelector('[data-running]').textContent, g.classList.contains('heat-' + heat)];\
+             });",
             vec![],
         )
         .await
         .unwrap();
+    assert!(drawn.as_array().is_some_and(|a| !a.is_empty()), "no drawing: {drawn}");
     let mut counts = HashMap::new();
-    for card in cards.as_array().cloned().unwrap_or_default() {
-        let state = card[0].as_str().unwrap_or_default().to_string();
-        let (n, r) = (card[1].as_u64().unwrap_or(0), card[2].as_u64().unwrap_or(0));
+    for state in drawn.as_array().cloned().unwrap_or_default() {
+        let name = state[0].as_str().unwrap_or_default().to_string();
+        let (n, r) = (state[1].as_u64().unwrap_or(0), state[2].as_u64().unwrap_or(0));
+        assert_eq!(state[3], Value::Bool(true), "{name}'s box is not coloured by its count {n}");
         if n > 0 {
-            counts.insert(state, (n, r));
+            counts.insert(name, (n, r));
         }
     }
     counts

@@ -105,11 +105,26 @@ async fn pages_and_json_show_the_store() {
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("href=\"./workflows/Parcel\""), "{home}");
     let (_, diagram) = get(&router, "/workflows/Parcel").await;
+    // The drawing, inline: each state's box with its count, coloured by it.
+    let svg = &diagram[diagram.find("<svg ").expect("an inline SVG")..];
+    assert!(svg.contains("role=\"img\""), "{svg}");
+    for (state, count) in [("Packing", 2), ("Shipping", 2), ("Delivered", 1)] {
+        let at = svg.find(&format!("data-state=\"{state}\">")).unwrap_or_else(|| panic!("{state} in {svg}"));
+        let group = &svg[at..at + svg[at..].find("</g>").unwrap_or(0)];
+        assert!(group.contains(" data-count x="), "{group}");
+        assert!(group.contains(&format!(">{count}</text>")), "{state}: {group}");
+    }
+    assert!(svg.contains("<g class=\"edge\"><title>Packing → Shipping: Packed</title>"), "{svg}");
+    // And the table of counts beside it.
     assert!(
-        diagram.contains("data-state=\"Shipping\" data-instances=\"2\" data-running=\"2\""),
+        diagram.contains("<tr data-state=\"Shipping\"><th scope=\"row\"><a href=\"../instances?workflow=Parcel&amp;state=Shipping\">Shipping</a></th>\
+         <td class=\"n\" data-count>2</td><td class=\"n\" data-running>2</td></tr>"),
         "{diagram}"
     );
-    assert!(diagram.contains("data-state=\"Packing\" data-instances=\"2\""));
+    let (status, svg) = get(&router, "/api/workflows/Parcel/diagram?format=svg").await;
+    assert_eq!(status, StatusCode::OK);
+    let svg: serde_json::Value = serde_json::from_str(&svg).unwrap();
+    assert!(svg["text"].as_str().unwrap_or_default().starts_with("<svg "), "{svg}");
     assert!(diagram.contains("src=\"../assets/app.js\""));
     let (_, json) = get(&router, "/api/workflows/Parcel/diagram").await;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -143,7 +158,7 @@ async fn pages_and_json_show_the_store() {
     );
     assert_eq!(get(&router, "/assets/secret.txt").await.0, StatusCode::NOT_FOUND);
     let (status, css) = get(&router, "/assets/app.css").await;
-    assert!(status == StatusCode::OK && css.contains(".states"));
+    assert!(status == StatusCode::OK && css.contains(".diagram svg"));
 }
 
 #[tokio::test]
