@@ -92,7 +92,11 @@ async fn page_counts(client: &Client) -> HashMap<String, (u64, u64)> {
     for state in drawn.as_array().cloned().unwrap_or_default() {
         let name = state[0].as_str().unwrap_or_default().to_string();
         let (n, r) = (state[1].as_u64().unwrap_or(0), state[2].as_u64().unwrap_or(0));
-        assert_eq!(state[3], Value::Bool(true), "{name}'s box is not coloured by its count {n}");
+        assert_eq!(
+            state[3],
+            Value::Bool(true),
+            "{name}'s box is not coloured by its count {n}"
+        );
         if n > 0 {
             counts.insert(name, (n, r));
         }

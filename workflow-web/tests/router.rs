@@ -109,12 +109,17 @@ async fn pages_and_json_show_the_store() {
     let svg = &diagram[diagram.find("<svg ").expect("an inline SVG")..];
     assert!(svg.contains("role=\"img\""), "{svg}");
     for (state, count) in [("Packing", 2), ("Shipping", 2), ("Delivered", 1)] {
-        let at = svg.find(&format!("data-state=\"{state}\">")).unwrap_or_else(|| panic!("{state} in {svg}"));
+        let at = svg
+            .find(&format!("data-state=\"{state}\">"))
+            .unwrap_or_else(|| panic!("{state} in {svg}"));
         let group = &svg[at..at + svg[at..].find("</g>").unwrap_or(0)];
         assert!(group.contains(" data-count x="), "{group}");
         assert!(group.contains(&format!(">{count}</text>")), "{state}: {group}");
     }
-    assert!(svg.contains("<g class=\"edge\"><title>Packing → Shipping: Packed</title>"), "{svg}");
+    assert!(
+        svg.contains("<g class=\"edge\"><title>Packing → Shipping: Packed</title>"),
+        "{svg}"
+    );
     // And the table of counts beside it.
     assert!(
         diagram.contains("<tr data-state=\"Shipping\"><th scope=\"row\"><a href=\"../instances?workflow=Parcel&amp;state=Shipping\">Shipping</a></th>\

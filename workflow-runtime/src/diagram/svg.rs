@@ -110,6 +110,12 @@ struct Layout {
     height: i64,
 }
 
+/// Whether `other` stands between `a` and `b`, two boxes beside each other.
+fn between(a: Rect, b: Rect, other: Rect) -> bool {
+    let (left, right) = (a.right().min(b.right()), a.x.max(b.x));
+    other.x >= left && other.right() <= right && other.y < a.bottom().max(b.bottom()) && other.bottom() > a.y.min(b.y)
+}
+
 fn is_container(kind: StateKind) -> bool {
     matches!(kind, StateKind::Compound { .. } | StateKind::Parallel)
 }
@@ -150,8 +156,9 @@ impl Graph<'_> {
         let max = counts.map_or(0, |c| c.iter().copied().max().unwrap_or(0));
 
         // The arrows first (their labels widen the drawing), then the boxes, outermost first.
-        let (edges, edge_right) = self.svg_edges(&layout);
+        let (edges, edge_right, edge_bottom) = self.svg_edges(&layout);
         let width = layout.width.max(edge_right + MARGIN);
+        let height = layout.height.max(edge_bottom + MARGIN);
         let mut out = String::new();
         let _ = write!(
             out,
@@ -161,7 +168,7 @@ impl Graph<'_> {
              <desc id=\"wf-desc\">{desc}</desc>{STYLE}\
              <defs><marker id=\"wf-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
              orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"#475569\"/></marker></defs>",
-            h = layout.height,
+            h = height,
             name = Xml(self.name),
             desc = Xml(&self.svg_desc(counts.is_some())),
         );
@@ -299,8 +306,8 @@ impl Graph<'_> {
         out.push_str("</g>");
     }
 
-    /// The arrows, and the rightmost point they (and their labels) reach.
-    fn svg_edges(&self, layout: &Layout) -> (String, i64) {
+    /// The arrows, and the rightmost and lowest points they (and their labels) reach.
+    fn svg_edges(&self, layout: &Layout) -> (String, i64, i64) {
         // (source, target: None for a targetless transition, trigger, whole label)
         let mut edges: Vec<(usize, Option<usize>, String, String)> = Vec::new();
         for t in self.transitions {
@@ -346,7 +353,8 @@ impl Graph<'_> {
             b[s].x + (b[s].w - width) / 2 + width * (k + 1) / (n + 1)
         };
         let mut back_count = vec![0_i64; b.len()];
-        let mut right = 0;
+        let (mut right, mut bottom) = (0, 0);
+        let mut placed: Vec<(i64, i64, i64)> = Vec::new();
         let mut out = String::new();
         for (i, (s, t, short, full)) in edges.iter().enumerate() {
             let (s, src) = (*s, b[*s]);
@@ -393,6 +401,22 @@ impl Graph<'_> {
                         "start",
                     )
                 }
+                Some(t)
+                    if b.iter()
+                        .enumerate()
+                        .any(|(o, ob)| o != s && o != t && between(src, b[t], *ob)) =>
+                {
+                    // Beside it with boxes between: under them.
+                    let dst = b[t];
+                    let (x1, x2) = (src.x + src.w / 2, dst.x + dst.w / 2);
+                    let low = src.bottom().max(dst.bottom()) + 36;
+                    bottom = bottom.max(low);
+                    (
+                        format!("M{x1},{}C{x1},{low} {x2},{low} {x2},{}", src.bottom(), dst.bottom()),
+                        Some(((x1 + x2) / 2, low - 4)),
+                        "middle",
+                    )
+                }
                 Some(t) => {
                     // Beside it: from the facing side.
                     let dst = b[t];
@@ -419,9 +443,23 @@ impl Graph<'_> {
                 ))
             );
             right = right.max(src.right() + 34 + back_count[s] * 8);
-            if let Some((x, y)) = label_at.filter(|_| !short.is_empty()) {
+            if let Some((x, mut y)) = label_at.filter(|_| !short.is_empty()) {
                 let text = cut(short, LABEL_CHARS);
                 let width = text.chars().count() as i64 * LABEL_CHAR_W;
+                // Below any label already drawn where this one would go.
+                let (x0, x1) = if anchor == "start" {
+                    (x, x + width)
+                } else {
+                    (x - width / 2, x + width / 2)
+                };
+                while placed
+                    .iter()
+                    .any(|&(a0, a1, ay)| a0 < x1 && x0 < a1 && (ay - y).abs() < 13)
+                {
+                    y += 13;
+                }
+                placed.push((x0, x1, y));
+                bottom = bottom.max(y + 4);
                 right = right.max(if anchor == "start" { x + width } else { x + width / 2 });
                 let anchor = if anchor == "start" {
                     " text-anchor=\"start\""
@@ -436,7 +474,7 @@ impl Graph<'_> {
             }
             out.push_str("</g>");
         }
-        (out, right)
+        (out, right, bottom)
     }
 
     /// Ranks, sizes and places every state.
@@ -475,7 +513,10 @@ impl Graph<'_> {
             return vec![children];
         }
         let start = match container {
-            None => self.states.get(self.initial).and_then(|_| self.lift(self.initial, None)),
+            None => self
+                .states
+                .get(self.initial)
+                .and_then(|_| self.lift(self.initial, None)),
             Some(c) => match self.states[c].kind {
                 StateKind::Compound { initial } => self.lift(initial, Some(c)),
                 _ => None,
@@ -641,11 +682,17 @@ mod tests {
             ("Broken", "state final failure heat-3", 1),
         ] {
             let g = group(&svg, name);
-            assert!(g.starts_with(&format!("<g class=\"{class}\" data-state=\"{name}\">")), "{g}");
+            assert!(
+                g.starts_with(&format!("<g class=\"{class}\" data-state=\"{name}\">")),
+                "{g}"
+            );
             assert!(g.contains(&format!("data-count x=")), "{g}");
             assert!(g.contains(&format!(">{count}</text>")), "{g}");
         }
-        assert!(group(&svg, "Broken").contains("<rect class=\"inner\""), "a final's double border");
+        assert!(
+            group(&svg, "Broken").contains("<rect class=\"inner\""),
+            "a final's double border"
+        );
         assert!(!group(&svg, "Open").contains("<rect class=\"inner\""));
         // Four arrows: each with its whole label as its title, the trigger drawn.
         assert_eq!(svg.matches("<g class=\"edge\">").count(), 4, "{svg}");
@@ -660,14 +707,22 @@ mod tests {
         for label in ["Push", "after 2h", "Kick | Knock"] {
             assert!(svg.contains(&format!(">{label}</text>")), "{label} in {svg}");
         }
-        assert_eq!(svg.matches("<path class=\"arrow\"").count(), 5, "four arrows and the start's");
+        assert_eq!(
+            svg.matches("<path class=\"arrow\"").count(),
+            5,
+            "four arrows and the start's"
+        );
     }
 
     #[test]
     fn states_are_ranked_from_the_initial_one_down() {
         let layout = DOOR.layout();
         let [closed, open, broken] = [0, 1, 2].map(|s| layout.boxes[s]);
-        assert!(closed.bottom() < open.y && open.bottom() < broken.y, "{:?}", layout.boxes);
+        assert!(
+            closed.bottom() < open.y && open.bottom() < broken.y,
+            "{:?}",
+            layout.boxes
+        );
         assert_eq!((closed.w, closed.h), (BOX_W, BOX_H));
         assert_eq!(closed.x, open.x, "one per row, centred");
         // The back arrow Open → Closed runs right of them, inside the drawing.
@@ -691,7 +746,12 @@ mod tests {
             }
             for other in s + 1..JOB.states.len() {
                 if JOB.states[other].parent == state.parent {
-                    assert!(apart(b[s], b[other]), "{} and {} overlap", state.name, JOB.states[other].name);
+                    assert!(
+                        apart(b[s], b[other]),
+                        "{} and {} overlap",
+                        state.name,
+                        JOB.states[other].name
+                    );
                 }
             }
         }
@@ -734,9 +794,14 @@ mod tests {
         let svg = ODD.to_svg();
         assert!(svg.contains("data-state=\"A&lt;b&gt;&amp;&quot;c&#39;\""), "{svg}");
         assert!(svg.contains(">A&lt;b&gt;&amp;&quot;c&#39;</text>"), "{svg}");
-        assert!(svg.contains("<title>A&lt;b&gt;&amp;&quot;c&#39; → AVeryLongStateNameThatDoesNotFit: always [x&lt;y]</title>"));
+        assert!(svg.contains(
+            "<title>A&lt;b&gt;&amp;&quot;c&#39; → AVeryLongStateNameThatDoesNotFit: always [x&lt;y]</title>"
+        ));
         assert!(svg.contains("Odd&lt;&amp;&gt;: states"));
-        assert!(svg.contains("<desc id=\"wf-desc\">2 states and 1 transition, from"), "{svg}");
+        assert!(
+            svg.contains("<desc id=\"wf-desc\">2 states and 1 transition, from"),
+            "{svg}"
+        );
         assert!(!svg.contains("<b>") && !svg.contains("x<y") && !svg.contains("Odd<"));
         assert!(svg.contains(">AVeryLongStateName…</text>"), "{svg}");
         assert!(svg.contains("<title>AVeryLongStateNameThatDoesNotFit</title>"));
