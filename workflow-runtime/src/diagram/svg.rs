@@ -686,7 +686,7 @@ mod tests {
                 g.starts_with(&format!("<g class=\"{class}\" data-state=\"{name}\">")),
                 "{g}"
             );
-            assert!(g.contains(&format!("data-count x=")), "{g}");
+            assert!(g.contains("data-count x="), "{g}");
             assert!(g.contains(&format!(">{count}</text>")), "{g}");
         }
         assert!(
