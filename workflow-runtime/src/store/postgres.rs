@@ -30,7 +30,7 @@ use super::{Definition, InstanceStatus, Message, Posted, Row, Store, StoreError,
 /// [`Summary`] (journal `at`, `state`, `status`; instances' `state`, `status`, `started`,
 /// `updated`), the `definitions` table and the inspector's indexes, as the SQLite store's
 /// schema 2 does; a schema-1 database is upgraded in place (its summaries stay NULL: unknown).
-const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The most rows one group commit carries.
 const BATCH: usize = 1024;
@@ -187,10 +187,7 @@ impl Sql {
                  SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch, j.at, j.state, j.status
                  FROM owned JOIN {s}.journal j ON j.workflow = $1 AND j.instance = owned.instance AND j.seq = owned.newest"
             ),
-            journal: format!(
-                "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
-                 WHERE workflow = $1 AND instance = $2 ORDER BY seq"
-            ),
+            journal: journal_query(&s),
             release: format!("UPDATE {s}.instances SET owner = NULL WHERE workflow = $1 AND owner = $2"),
             renew: format!(
                 "UPDATE {s}.processes SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
@@ -238,7 +235,7 @@ fn channel(schema: &str) -> String {
 }
 
 /// `name` as a quoted SQL identifier.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -837,14 +834,34 @@ async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<
         .query(&prepared(&client, &shared.sql.journal).await?, &[&workflow, &instance])
         .await
         .map_err(backend)?;
+    journal_rows(instance, rows)
+}
+
+/// The statement reading an instance's journal (`$1` its workflow, `$2` its id), in schema `s`
+/// (quoted): what [`journal_rows`] reads.
+pub(crate) fn journal_query(s: &str) -> String {
+    format!(
+        "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
+         WHERE workflow = $1 AND instance = $2 ORDER BY seq"
+    )
+}
+
+/// The rows [`journal_query`] selected; a value of the wrong type is a corrupt row, not a panic.
+pub(crate) fn journal_rows(instance: &str, rows: Vec<tokio_postgres::Row>) -> Result<Vec<Row>, StoreError> {
     rows.into_iter()
         .map(|r| {
+            let seq: i64 = r.try_get(0).unwrap_or(-1);
+            let corrupt = |error: tokio_postgres::Error| StoreError::Corrupt {
+                instance: instance.to_string(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                reason: error.to_string(),
+            };
             row(
                 instance.to_string(),
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
+                seq,
+                r.try_get(1).map_err(corrupt)?,
+                r.try_get(2).map_err(corrupt)?,
+                r.try_get(3).map_err(corrupt)?,
                 summary(&r, 4),
             )
         })
