@@ -96,3 +96,72 @@ fn bad_postgres_stores_fail_with_one_line() {
         (Some(1), "error: no instance `o-9` in the store\n")
     );
 }
+
+/// `value` without its times, which differ between two runs.
+fn timeless(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const TIMES: [&str; 10] = [
+        "at",
+        "after_ms",
+        "started",
+        "updated",
+        "first_seen",
+        "since",
+        "duration_ms",
+        "p50_ms",
+        "p99_ms",
+        "deadline",
+    ];
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| !TIMES.contains(&k.as_str()))
+                // A cursor holds a start time: whether there is one.
+                .map(|(k, v)| match k.as_str() {
+                    "next" => (k, Value::Bool(!v.is_null())),
+                    _ => (k, timeless(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(timeless).collect()),
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn both_stores_answer_alike_for_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let sqlite = Arc::new(workflow::SqliteStore::open(&path).unwrap());
+    let schema = pg::Schema::fresh();
+    let postgres = Arc::new(schema.open());
+    let (a, b) = tokio::join!(run_orders(sqlite.clone()), run_orders(postgres.clone()));
+    let stores = [path.to_str().unwrap().to_string(), location(&schema)];
+    let answers: Vec<Vec<serde_json::Value>> = stores
+        .iter()
+        .map(|store| {
+            [
+                vec!["workflows"],
+                vec!["list"],
+                vec!["list", "--state", "Packing", "--limit", "1"],
+                vec!["list", "--status", "finished", "--id-prefix", "o-"],
+                vec!["show", "o-1"],
+                vec!["show", "o-2"],
+                vec!["stats", "Order"],
+                vec!["diagram", "Order"],
+            ]
+            .iter()
+            .map(|args| {
+                let mut args = args.clone();
+                args.extend(["--json", "--store", store]);
+                timeless(common::json(&args))
+            })
+            .collect()
+        })
+        .collect();
+    assert_eq!(answers[0].len(), 8);
+    for (sqlite, postgres) in answers[0].iter().zip(&answers[1]) {
+        assert_eq!(sqlite, postgres);
+    }
+    drop((a, b));
+}
