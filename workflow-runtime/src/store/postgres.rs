@@ -445,6 +445,7 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
             tx.execute(&format!("UPDATE {s}.meta SET version = $1"), &[&SCHEMA_VERSION])
                 .await
                 .map_err(backend)?;
+            fill_v1_summaries(&tx, &s).await?;
         }
         Some(_) => {}
     }
@@ -460,6 +461,52 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
         .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     Ok(row.get(0))
+}
+
+/// Fills, in a schema upgraded from schema 1 (`s`, quoted), each instance's state and status from
+/// its newest row, where that row is plain JSON (not sealed by a codec), as the SQLite store's
+/// upgrade does; the rest stays NULL (unknown), and so do all times, which schema 1 did not keep.
+/// A thousand instances a round trip, in key order.
+async fn fill_v1_summaries(tx: &tokio_postgres::Transaction<'_>, s: &str) -> Result<(), StoreError> {
+    let read = format!(
+        "SELECT i.workflow, i.instance, j.data FROM {s}.instances i
+         JOIN {s}.journal j ON j.workflow = i.workflow AND j.instance = i.instance AND j.seq = i.newest
+         WHERE (i.workflow, i.instance) > ($1, $2) ORDER BY i.workflow, i.instance LIMIT 1000"
+    );
+    let update = format!(
+        "UPDATE {s}.instances i SET state = u.state, status = u.status
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(workflow, instance, state, status)
+         WHERE i.workflow = u.workflow AND i.instance = u.instance"
+    );
+    let (mut workflow, mut instance) = (String::new(), String::new());
+    loop {
+        let rows = tx.query(&read, &[&workflow, &instance]).await.map_err(backend)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        workflow = last.try_get(0).map_err(backend)?;
+        instance = last.try_get(1).map_err(backend)?;
+        let (mut workflows, mut instances, mut states, mut statuses) = (vec![], vec![], vec![], vec![]);
+        for row in &rows {
+            let (Ok(w), Ok(i), Ok(data)) = (
+                row.try_get::<_, String>(0),
+                row.try_get::<_, String>(1),
+                row.try_get::<_, Vec<u8>>(2),
+            ) else {
+                continue;
+            };
+            let Some((state, status)) = crate::journal::plain_summary(&data) else {
+                continue;
+            };
+            workflows.push(w);
+            instances.push(i);
+            states.push(state);
+            statuses.push(status.map(InstanceStatus::code));
+        }
+        tx.execute(&update, &[&workflows, &instances, &states, &statuses])
+            .await
+            .map_err(backend)?;
+    }
 }
 
 /// The store's thread: the group commit, reads, and the lease's renewal, until the store is
