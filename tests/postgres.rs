@@ -530,16 +530,20 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
     );
     // The state and status a plain newest row tells; nothing of a sealed one, no times.
     let filled = schema.execute("SELECT instance, state, status, started FROM instances ORDER BY instance");
-    let filled: Vec<(String, Option<String>, Option<i64>, Option<i64>)> = filled
+    let filled: Vec<String> = filled
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| {
+            let (id, state, status, started): (String, Option<String>, Option<i64>, Option<i64>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            format!("{id} {state:?} {status:?} {started:?}")
+        })
         .collect();
     assert_eq!(
         filled,
         [
-            ("old".to_string(), None, None, None),
-            ("plain".to_string(), Some("Working".to_string()), Some(0), None),
-            ("sealed".to_string(), None, None, None),
+            "old None None None",
+            "plain Some(\"Working\") Some(0) None",
+            "sealed None None None"
         ]
     );
     schema.execute("UPDATE meta SET version = 3");

@@ -543,7 +543,7 @@ impl Inspector {
     /// - a SQLite store's file path: a WAL reader of the file;
     /// - with the `postgres` feature, a PostgreSQL URL (`postgres://` or `postgresql://`, any URL
     ///   tokio-postgres reads) with the store's schema as its `schema` parameter, default
-    ///   `workflow` as [`PostgresOptions::schema`](crate::store::PostgresOptions::schema):
+    ///   `workflow` as `PostgresOptions::schema`:
     ///   `postgres://user@host/db?schema=orders`. One connection of its own, on which the
     ///   server refuses writes (`default_transaction_read_only`); plain reads, each query at
     ///   most 30 s (`statement_timeout`).

@@ -39,7 +39,8 @@ const BATCH: usize = 1024;
 /// ([`Config::lease`](crate::Config::lease)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
-    /// The schema the store's tables live in, created if missing.
+    /// The schema the store's tables live in, created if missing. (The inspector, which takes a
+    /// URL, reads it from the URL's `schema` parameter: see `Inspector::open`.)
     ///
     /// Default: `workflow`.
     pub schema: String,
