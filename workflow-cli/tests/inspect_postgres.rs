@@ -30,6 +30,17 @@ async fn every_subcommand_reads_a_store_an_engine_is_writing() {
     engine.send("o-3", common::OrderEvent::Ship).await.unwrap();
     let shipped = common::json(&["list", "--store", &location(&schema), "--json", "--state", "Shipped"]);
     assert_eq!(shipped["total"], 2);
+    // A row garbled in the database: its timeline entry says so, with its plaintext summary;
+    // the rest reads.
+    schema.execute("UPDATE journal SET data = '\\x00ff' WHERE instance = 'o-1' AND seq = 2");
+    let shown = common::json(&["show", "o-1", "--store", &location(&schema), "--json"]);
+    let garbled = &shown["timeline"][1];
+    assert_eq!(
+        (&garbled["step"], &garbled["to"]),
+        (&"unreadable".into(), &"Packing".into())
+    );
+    assert!(garbled["error"].as_str().is_some_and(|e| !e.is_empty()), "{garbled}");
+    assert_eq!(shown["timeline"][2]["step"], "transition");
     drop(engine);
 }
 
