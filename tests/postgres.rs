@@ -508,8 +508,14 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
                open bool NOT NULL, checksum int8 NOT NULL, data bytea NOT NULL, owner int8 NOT NULL,
                epoch int8 NOT NULL, PRIMARY KEY (workflow, instance, seq));
              INSERT INTO \"{s}\".instances VALUES ('Job', 'old', 1, false, NULL, 1);
-             INSERT INTO \"{s}\".journal VALUES ('Job', 'old', 1, false, 0, '\\x7b7d', 1, 1)",
-            s = schema.name
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'old', 1, false, 0, '\\x7b7d', 1, 1);
+             INSERT INTO \"{s}\".instances VALUES ('Job', 'plain', 2, true, NULL, 1);
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'plain', 1, true, 0, '\\x7b7d', 1, 1);
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'plain', 2, true, 0, convert_to($${plain}$$, 'UTF8'), 1, 1);
+             INSERT INTO \"{s}\".instances VALUES ('Job', 'sealed', 1, true, NULL, 1);
+             INSERT INTO \"{s}\".journal VALUES ('Job', 'sealed', 1, true, 0, '\\x00736561', 1, 1)",
+            s = schema.name,
+            plain = r#"{"v":1,"fingerprint":"f","step":{"kind":"transition","from":"Waiting","event":"Go","to":"Working"},"status":{"state":"running"},"active":["Working"],"context":null,"generation":0}"#,
         ),
         "SELECT 1",
     );
@@ -521,6 +527,24 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
         (old[0].get::<_, Option<String>>(0), old[0].get::<_, Option<i64>>(1)),
         (None, None),
         "what schema 1 did not keep is unknown"
+    );
+    // The state and status a plain newest row tells; nothing of a sealed one, no times.
+    let filled = schema.execute("SELECT instance, state, status, started FROM instances ORDER BY instance");
+    let filled: Vec<String> = filled
+        .iter()
+        .map(|r| {
+            let (id, state, status, started): (String, Option<String>, Option<i64>, Option<i64>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            format!("{id} {state:?} {status:?} {started:?}")
+        })
+        .collect();
+    assert_eq!(
+        filled,
+        [
+            "old None None None",
+            "plain Some(\"Working\") Some(0) None",
+            "sealed None None None"
+        ]
     );
     schema.execute("UPDATE meta SET version = 3");
     let options = PostgresOptions {

@@ -15,11 +15,10 @@ pub const STORE_ENV: &str = "WORKFLOW_STORE";
 /// The subcommands, for `command()`.
 pub fn commands() -> Vec<Command> {
     let store = || {
-        Arg::new("store")
-            .long("store")
-            .env(STORE_ENV)
-            .required(true)
-            .help("The store: a SQLite file's path")
+        Arg::new("store").long("store").env(STORE_ENV).required(true).help(
+            "The store: a SQLite file's path, or (built with the `postgres` feature) a PostgreSQL URL \
+                 with the store's schema, postgres://user@host/db?schema=workflow",
+        )
     };
     let json = || {
         Arg::new("json")

@@ -3,7 +3,8 @@
 //! workflows' code, and without disturbing the engine that writes the store.
 //!
 //! An [`Inspector`] opens a SQLite store file read-only (a WAL reader: it takes no owner lock
-//! and never blocks the engine's commits). Everything it answers is `serde::Serialize`, for the
+//! and never blocks the engine's commits), or with the `postgres` feature a PostgreSQL store's
+//! schema (a read-only connection of plain reads; see [`Inspector::open`]); both answer alike. Everything it answers is `serde::Serialize`, for the
 //! `workflow` command's `--json` and for web pages.
 //!
 //! What it reads: the definitions engines wrote ([`Definition`]s:
@@ -64,6 +65,9 @@ use crate::graph::{EventKind, Graph};
 use crate::journal::{self, Seal};
 use crate::store::{Definition, InstanceStatus, Row, StoreError};
 
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -83,6 +87,8 @@ pub struct Inspector {
 enum Source {
     #[cfg(feature = "sqlite")]
     Sqlite(sqlite::Sqlite),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Postgres),
 }
 
 impl fmt::Debug for Inspector {
@@ -104,7 +110,8 @@ pub enum InspectError {
         /// The path.
         path: String,
     },
-    /// The file is not a SQLite database, or a database without a workflow store in it.
+    /// The file is not a SQLite database, or a database (or PostgreSQL schema) without a
+    /// workflow store in it.
     NotAStore {
         /// The file.
         location: String,
@@ -125,6 +132,13 @@ pub enum InspectError {
         found: i64,
         /// The version this build reads.
         supported: i64,
+    },
+    /// The database server at the URL cannot be reached, or refused the connection.
+    Unreachable {
+        /// The URL, without its password.
+        location: String,
+        /// Why.
+        reason: String,
     },
     /// The location is neither a file path nor a URL this build reads.
     BadLocation {
@@ -176,6 +190,7 @@ impl fmt::Display for InspectError {
                 "the store's schema version is {found}, older than this build reads ({supported}); an engine of \
                  this version upgrades it when it opens the store"
             ),
+            InspectError::Unreachable { location, reason } => write!(f, "{location}: cannot connect ({reason})"),
             InspectError::BadLocation { location, reason } => write!(f, "{location}: {reason}"),
             InspectError::UnknownWorkflow { workflow } => write!(f, "no workflow `{workflow}` in the store"),
             InspectError::UnknownInstance { id } => write!(f, "no instance `{id}` in the store"),
@@ -524,19 +539,47 @@ pub(crate) struct ListQuery<'a> {
 }
 
 impl Inspector {
-    /// Opens the store at `location`: a SQLite store's file path (read-only: no owner lock, no
-    /// write, never in the way of the engine that writes it).
+    /// Opens the store at `location`, read-only (no owner lock, no write, never in the way of
+    /// the engines that write it):
+    ///
+    /// - a SQLite store's file path: a WAL reader of the file;
+    /// - with the `postgres` feature, a PostgreSQL URL (`postgres://` or `postgresql://`, any URL
+    ///   tokio-postgres reads) with the store's schema as its `schema` parameter, default
+    ///   `workflow` as `PostgresOptions::schema`:
+    ///   `postgres://user@host/db?schema=orders`. One connection of its own, on which the
+    ///   server refuses writes (`default_transaction_read_only`); plain reads, each query at
+    ///   most 30 s (`statement_timeout`).
     ///
     /// # Errors
     ///
     /// [`InspectError::NoSuchFile`], [`InspectError::NotAStore`] (not a database, or one without
-    /// a workflow store), [`InspectError::SchemaTooNew`], [`InspectError::SchemaTooOld`], and
-    /// [`InspectError::BadLocation`] for a URL this build does not read.
+    /// a workflow store: for PostgreSQL, no store in the schema), [`InspectError::SchemaTooNew`],
+    /// [`InspectError::SchemaTooOld`], [`InspectError::Unreachable`] (the server cannot be
+    /// reached or refused the connection), and [`InspectError::BadLocation`] for a URL this
+    /// build does not read.
     pub async fn open(location: &str) -> Result<Inspector, InspectError> {
         if let Some((scheme, _)) = location.split_once("://") {
+            if scheme == "postgres" || scheme == "postgresql" {
+                #[cfg(feature = "postgres")]
+                {
+                    let url = location.to_string();
+                    let source = blocking(move || postgres::Postgres::open(&url)).await?;
+                    return Ok(Inspector {
+                        source: Source::Postgres(source),
+                        codec: None,
+                    });
+                }
+                #[cfg(not(feature = "postgres"))]
+                return Err(InspectError::BadLocation {
+                    location: location.to_string(),
+                    reason: "this build reads no PostgreSQL store (the `postgres` feature is off)".into(),
+                });
+            }
             return Err(InspectError::BadLocation {
                 location: location.to_string(),
-                reason: format!("`{scheme}://` is not a store this build reads (give a SQLite file's path)"),
+                reason: format!(
+                    "`{scheme}://` is not a store this build reads (give a SQLite file's path or a postgres:// URL)"
+                ),
             });
         }
         #[cfg(feature = "sqlite")]
@@ -567,6 +610,8 @@ impl Inspector {
         match &self.source {
             #[cfg(feature = "sqlite")]
             Source::Sqlite(source) => source.name(),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(source) => source.name(),
         }
     }
 
@@ -877,6 +922,11 @@ impl Inspector {
                 let source = source.clone();
                 blocking(move || read(&source)).await
             }
+            #[cfg(feature = "postgres")]
+            Source::Postgres(source) => {
+                let source = source.clone();
+                blocking(move || read(&source)).await
+            }
         }
     }
 
@@ -1147,10 +1197,38 @@ pub(crate) trait Read {
         -> Result<Vec<(String, Option<InstanceStatus>, u64)>, InspectError>;
     /// Instances by state and status.
     fn state_counts(&self, workflow: &str) -> Result<StateCounts, InspectError>;
+    /// How the source's SQL differs.
+    fn dialect(&self) -> sql::Dialect;
+    /// Its `instances` table's name.
+    fn table(&self) -> &str;
+    /// Its `SELECT` of [`InstanceRow`]s' columns (see [`sql::columns`]).
+    fn columns(&self) -> &str;
+    /// The instances `select` selects, with their sort keys.
+    fn instances(&self, select: &sql::Select) -> Result<Vec<(Key, InstanceRow)>, InspectError>;
+    /// The one number `select` selects.
+    fn number(&self, select: &sql::Select) -> Result<u64, InspectError>;
     /// One workflow's part of a list page.
-    fn list(&self, query: &ListQuery<'_>) -> Result<Vec<(Key, InstanceRow)>, InspectError>;
+    fn list(&self, query: &ListQuery<'_>) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        let mut found = Vec::new();
+        for status in sql::partitions(query) {
+            let dated = match sql::dated(self.dialect(), self.columns(), query, status) {
+                Some(select) => self.instances(&select)?,
+                None => Vec::new(),
+            };
+            let undated = sql::wants_undated(query, dated.len());
+            found.extend(dated);
+            if undated {
+                if let Some(select) = sql::undated(self.dialect(), self.columns(), query, status) {
+                    found.extend(self.instances(&select)?);
+                }
+            }
+        }
+        Ok(found)
+    }
     /// How many of one workflow's instances the filter matches.
-    fn count(&self, query: &ListQuery<'_>) -> Result<u64, InspectError>;
+    fn count(&self, query: &ListQuery<'_>) -> Result<u64, InspectError> {
+        self.number(&sql::count(self.dialect(), self.table(), query))
+    }
     /// One instance, if the workflow has it.
     fn instance(&self, workflow: &str, id: &str) -> Result<Option<InstanceRow>, InspectError>;
     /// An instance's journal.

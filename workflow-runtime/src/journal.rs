@@ -344,7 +344,7 @@ fn peek(data: &[u8]) -> Result<Document<'static, IgnoredAny, IgnoredAny>, String
 /// transition or a rejection names, else its one active state (`None` for a configuration of
 /// several, which needs the graph to display); `None` for a row that is not a plain journal
 /// document. What a store upgraded from schema 1 fills its instances' summaries with.
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn plain_summary(data: &[u8]) -> Option<(Option<String>, Option<InstanceStatus>)> {
     let document = peek(data).ok()?;
     let state = match (&document.step, document.active.as_slice()) {

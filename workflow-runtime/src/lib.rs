@@ -49,7 +49,7 @@ mod diagram;
 pub mod engine;
 mod fnv;
 pub mod graph;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod inspect;
 pub mod interop;
 pub mod journal;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
 
-use super::{InspectError, InstanceRow, Key, ListQuery, Read, StateCounts};
+use super::sql::{self, Dialect, Param, Select, SQLITE};
+use super::{InspectError, InstanceRow, Key, Read, StateCounts};
 use crate::store::sqlite::{walk_back, SCHEMA_VERSION};
 use crate::store::{Definition, InstanceStatus, Row};
 
@@ -33,8 +34,6 @@ const DEFINITIONS: &str = "SELECT workflow, fingerprint, graph, context, first_s
 const STATUS_COUNTS: &str = "SELECT workflow, status, count(*) FROM instances GROUP BY workflow, status";
 
 const STATE_COUNTS: &str = "SELECT state, status, count(*) FROM instances WHERE workflow = ?1 GROUP BY state, status";
-
-const COLUMNS: &str = "SELECT workflow, instance, state, status, started, updated, seq FROM instances";
 
 const STARTED_SINCE: &str = "SELECT count(*) FROM instances WHERE workflow = ?1 AND started >= ?2";
 
@@ -60,6 +59,8 @@ pub(super) struct Sqlite {
     /// Behind a mutex because a connection is not `Sync`; each read holds it for its queries.
     conn: Arc<Mutex<Connection>>,
     name: Arc<str>,
+    /// [`sql::columns`] of this store.
+    columns: Arc<str>,
 }
 
 impl Sqlite {
@@ -119,6 +120,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn: Arc::new(Mutex::new(conn)),
             name: name.into(),
+            columns: sql::columns("instances", "seq").into(),
         })
     }
 
@@ -148,87 +150,6 @@ impl Sqlite {
                 out.push(row(r)?);
             }
             Ok(out)
-        })
-    }
-
-    /// One partition's instances with a known start time after the cursor, newest first.
-    fn dated(
-        &self,
-        query: &ListQuery<'_>,
-        status: Option<Option<InstanceStatus>>,
-    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
-        let (mut sql, mut values) = conditions(query, status);
-        sql.push_str(" AND started IS NOT NULL");
-        match query.after {
-            None => {}
-            // The page starts among the undated: none of these is after it.
-            Some(Key { started: None, .. }) => return Ok(Vec::new()),
-            // After (at, workflow, id) in the order (started, workflow, id) descending.
-            Some(Key {
-                started: Some(at),
-                workflow,
-                id,
-            }) => match query.workflow.cmp(workflow.as_str()) {
-                std::cmp::Ordering::Greater => {
-                    sql.push_str(" AND started < ?");
-                    values.push(Box::new(*at));
-                }
-                std::cmp::Ordering::Equal => {
-                    sql.push_str(" AND started <= ? AND (started < ? OR instance < ?)");
-                    values.push(Box::new(*at));
-                    values.push(Box::new(*at));
-                    values.push(Box::new(id.clone()));
-                }
-                std::cmp::Ordering::Less => {
-                    sql.push_str(" AND started <= ?");
-                    values.push(Box::new(*at));
-                }
-            },
-        }
-        sql.push_str(" ORDER BY started DESC, instance DESC LIMIT ?");
-        self.page(&sql, values, query.limit)
-    }
-
-    /// One partition's instances whose start time is unknown, after the cursor.
-    fn undated(
-        &self,
-        query: &ListQuery<'_>,
-        status: Option<Option<InstanceStatus>>,
-    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
-        let (mut sql, mut values) = conditions(query, status);
-        sql.push_str(" AND started IS NULL");
-        if let Some(Key {
-            started: None,
-            workflow,
-            id,
-        }) = query.after
-        {
-            match query.workflow.cmp(workflow.as_str()) {
-                std::cmp::Ordering::Greater => return Ok(Vec::new()),
-                std::cmp::Ordering::Equal => {
-                    sql.push_str(" AND instance < ?");
-                    values.push(Box::new(id.clone()));
-                }
-                std::cmp::Ordering::Less => {}
-            }
-        }
-        sql.push_str(" ORDER BY instance DESC LIMIT ?");
-        self.page(&sql, values, query.limit)
-    }
-
-    /// The instances `WHERE …` (`sql`) selects, at most `limit`.
-    fn page(
-        &self,
-        sql: &str,
-        mut values: Vec<Box<dyn ToSql>>,
-        limit: usize,
-    ) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
-        values.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let refs: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
-        self.with(|conn| {
-            let mut statement = conn.prepare_cached(&format!("{COLUMNS}{sql}"))?;
-            let rows = statement.query_map(params_from_iter(refs), instance_row)?;
-            rows.collect()
         })
     }
 
@@ -263,48 +184,13 @@ impl Sqlite {
         Ok(low)
     }
 
-    fn number(&self, sql: &str, values: &[&dyn ToSql]) -> Result<u64, InspectError> {
+    fn count_of(&self, sql: &str, values: &[&dyn ToSql]) -> Result<u64, InspectError> {
         Ok(self
             .rows(sql, values, |r| Ok(count(r.get_ref(0)?)))?
             .into_iter()
             .next()
             .unwrap_or(0))
     }
-}
-
-/// The `WHERE` clause of a filter (without a cursor), and its values.
-fn conditions(query: &ListQuery<'_>, status: Option<Option<InstanceStatus>>) -> (String, Vec<Box<dyn ToSql>>) {
-    let filter = query.filter;
-    let mut sql = String::from(" WHERE workflow = ?");
-    let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(query.workflow.to_string())];
-    if let Some(state) = &filter.state {
-        sql.push_str(" AND state = ?");
-        values.push(Box::new(state.clone()));
-    }
-    match status.or(filter.status.map(Some)) {
-        Some(Some(status)) => {
-            sql.push_str(" AND status = ?");
-            values.push(Box::new(status.code()));
-        }
-        Some(None) => sql.push_str(" AND status IS NULL"),
-        None => {}
-    }
-    if let Some(after) = filter.started_after {
-        sql.push_str(" AND started >= ?");
-        values.push(Box::new(i64::try_from(after).unwrap_or(i64::MAX)));
-    }
-    if let Some(before) = filter.started_before {
-        sql.push_str(" AND started < ?");
-        values.push(Box::new(i64::try_from(before).unwrap_or(i64::MAX)));
-    }
-    if let Some(prefix) = filter.id_prefix.as_ref().filter(|p| !p.is_empty()) {
-        // A range of the key, not a scan: every id with the prefix sorts between the prefix and
-        // the prefix followed by the greatest code point.
-        sql.push_str(" AND instance >= ? AND instance < ?");
-        values.push(Box::new(prefix.clone()));
-        values.push(Box::new(format!("{prefix}{}", char::MAX)));
-    }
-    (sql, values)
 }
 
 /// One instance of a list, and its sort key.
@@ -399,43 +285,34 @@ impl Read for Sqlite {
         })
     }
 
-    fn list(&self, query: &ListQuery<'_>) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
-        // With a state but no status, one query per status, so that each reads its index
-        // (workflow, state, status, started) in order; the inspector merges them.
-        let statuses: Vec<Option<Option<InstanceStatus>>> =
-            if query.filter.state.is_some() && query.filter.status.is_none() {
-                InstanceStatus::ALL
-                    .into_iter()
-                    .map(|s| Some(Some(s)))
-                    .chain([Some(None)])
-                    .collect()
-            } else {
-                vec![None]
-            };
-        let mut found = Vec::new();
-        for status in statuses {
-            let dated = self.dated(query, status)?;
-            let filter = query.filter;
-            // Those whose start time is unknown come after every dated one, unless the filter
-            // asks for times.
-            let undated =
-                dated.len() < query.limit && filter.started_after.is_none() && filter.started_before.is_none();
-            found.extend(dated);
-            if undated {
-                found.extend(self.undated(query, status)?);
-            }
-        }
-        Ok(found)
+    fn dialect(&self) -> Dialect {
+        SQLITE
     }
 
-    fn count(&self, query: &ListQuery<'_>) -> Result<u64, InspectError> {
-        let (sql, values) = conditions(query, None);
-        let refs: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
-        self.number(&format!("SELECT count(*) FROM instances{sql}"), &refs)
+    fn table(&self) -> &str {
+        "instances"
+    }
+
+    fn columns(&self) -> &str {
+        &self.columns
+    }
+
+    fn instances(&self, select: &Select) -> Result<Vec<(Key, InstanceRow)>, InspectError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(&select.sql)?;
+            let rows = statement.query_map(params_from_iter(select.params.iter().map(param)), instance_row)?;
+            rows.collect()
+        })
+    }
+
+    fn number(&self, select: &Select) -> Result<u64, InspectError> {
+        let params: Vec<rusqlite::types::Value> = select.params.iter().map(param).collect();
+        let refs: Vec<&dyn ToSql> = params.iter().map(|v| v as &dyn ToSql).collect();
+        self.count_of(&select.sql, &refs)
     }
 
     fn instance(&self, workflow: &str, id: &str) -> Result<Option<InstanceRow>, InspectError> {
-        let sql = format!("{COLUMNS} WHERE workflow = ?1 AND instance = ?2");
+        let sql = format!("{} WHERE workflow = ?1 AND instance = ?2", self.columns);
         Ok(self
             .rows(&sql, &[&workflow, &id], instance_row)?
             .into_iter()
@@ -449,7 +326,7 @@ impl Read for Sqlite {
     }
 
     fn started_since(&self, workflow: &str, since: i64) -> Result<u64, InspectError> {
-        self.number(STARTED_SINCE, &[&workflow, &since])
+        self.count_of(STARTED_SINCE, &[&workflow, &since])
     }
 
     fn ended_since(&self, workflow: &str, since: i64) -> Result<Vec<(Option<InstanceStatus>, u64)>, InspectError> {
@@ -475,6 +352,13 @@ impl Read for Sqlite {
             .into_iter()
             .filter_map(|(before, after, took)| Some((before?, after?, u64::try_from(took?).ok()?)))
             .collect())
+    }
+}
+
+fn param(value: &Param) -> rusqlite::types::Value {
+    match value {
+        Param::Text(text) => rusqlite::types::Value::Text(text.clone()),
+        Param::Integer(number) => rusqlite::types::Value::Integer(*number),
     }
 }
 

@@ -22,7 +22,7 @@ mod memory;
 #[cfg(feature = "sqlite")]
 mod owner;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 

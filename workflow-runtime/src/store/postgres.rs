@@ -30,7 +30,7 @@ use super::{Definition, InstanceStatus, Message, Posted, Row, Store, StoreError,
 /// [`Summary`] (journal `at`, `state`, `status`; instances' `state`, `status`, `started`,
 /// `updated`), the `definitions` table and the inspector's indexes, as the SQLite store's
 /// schema 2 does; a schema-1 database is upgraded in place (its summaries stay NULL: unknown).
-const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The most rows one group commit carries.
 const BATCH: usize = 1024;
@@ -39,7 +39,8 @@ const BATCH: usize = 1024;
 /// ([`Config::lease`](crate::Config::lease)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
-    /// The schema the store's tables live in, created if missing.
+    /// The schema the store's tables live in, created if missing. (The inspector, which takes a
+    /// URL, reads it from the URL's `schema` parameter: see `Inspector::open`.)
     ///
     /// Default: `workflow`.
     pub schema: String,
@@ -187,10 +188,7 @@ impl Sql {
                  SELECT j.instance, j.seq, j.open, j.checksum, j.data, owned.epoch, j.at, j.state, j.status
                  FROM owned JOIN {s}.journal j ON j.workflow = $1 AND j.instance = owned.instance AND j.seq = owned.newest"
             ),
-            journal: format!(
-                "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
-                 WHERE workflow = $1 AND instance = $2 ORDER BY seq"
-            ),
+            journal: journal_query(&s),
             release: format!("UPDATE {s}.instances SET owner = NULL WHERE workflow = $1 AND owner = $2"),
             renew: format!(
                 "UPDATE {s}.processes SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
@@ -238,7 +236,7 @@ fn channel(schema: &str) -> String {
 }
 
 /// `name` as a quoted SQL identifier.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -448,6 +446,7 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
             tx.execute(&format!("UPDATE {s}.meta SET version = $1"), &[&SCHEMA_VERSION])
                 .await
                 .map_err(backend)?;
+            fill_v1_summaries(&tx, &s).await?;
         }
         Some(_) => {}
     }
@@ -463,6 +462,52 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
         .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     Ok(row.get(0))
+}
+
+/// Fills, in a schema upgraded from schema 1 (`s`, quoted), each instance's state and status from
+/// its newest row, where that row is plain JSON (not sealed by a codec), as the SQLite store's
+/// upgrade does; the rest stays NULL (unknown), and so do all times, which schema 1 did not keep.
+/// A thousand instances a round trip, in key order.
+async fn fill_v1_summaries(tx: &tokio_postgres::Transaction<'_>, s: &str) -> Result<(), StoreError> {
+    let read = format!(
+        "SELECT i.workflow, i.instance, j.data FROM {s}.instances i
+         JOIN {s}.journal j ON j.workflow = i.workflow AND j.instance = i.instance AND j.seq = i.newest
+         WHERE (i.workflow, i.instance) > ($1, $2) ORDER BY i.workflow, i.instance LIMIT 1000"
+    );
+    let update = format!(
+        "UPDATE {s}.instances i SET state = u.state, status = u.status
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(workflow, instance, state, status)
+         WHERE i.workflow = u.workflow AND i.instance = u.instance"
+    );
+    let (mut workflow, mut instance) = (String::new(), String::new());
+    loop {
+        let rows = tx.query(&read, &[&workflow, &instance]).await.map_err(backend)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        workflow = last.try_get(0).map_err(backend)?;
+        instance = last.try_get(1).map_err(backend)?;
+        let (mut workflows, mut instances, mut states, mut statuses) = (vec![], vec![], vec![], vec![]);
+        for row in &rows {
+            let (Ok(w), Ok(i), Ok(data)) = (
+                row.try_get::<_, String>(0),
+                row.try_get::<_, String>(1),
+                row.try_get::<_, Vec<u8>>(2),
+            ) else {
+                continue;
+            };
+            let Some((state, status)) = crate::journal::plain_summary(&data) else {
+                continue;
+            };
+            workflows.push(w);
+            instances.push(i);
+            states.push(state);
+            statuses.push(status.map(InstanceStatus::code));
+        }
+        tx.execute(&update, &[&workflows, &instances, &states, &statuses])
+            .await
+            .map_err(backend)?;
+    }
 }
 
 /// The store's thread: the group commit, reads, and the lease's renewal, until the store is
@@ -837,14 +882,34 @@ async fn journal(shared: &Shared, workflow: &str, instance: &str) -> Result<Vec<
         .query(&prepared(&client, &shared.sql.journal).await?, &[&workflow, &instance])
         .await
         .map_err(backend)?;
+    journal_rows(instance, rows)
+}
+
+/// The statement reading an instance's journal (`$1` its workflow, `$2` its id), in schema `s`
+/// (quoted): what [`journal_rows`] reads.
+pub(crate) fn journal_query(s: &str) -> String {
+    format!(
+        "SELECT seq, open, checksum, data, at, state, status FROM {s}.journal
+         WHERE workflow = $1 AND instance = $2 ORDER BY seq"
+    )
+}
+
+/// The rows [`journal_query`] selected; a value of the wrong type is a corrupt row, not a panic.
+pub(crate) fn journal_rows(instance: &str, rows: Vec<tokio_postgres::Row>) -> Result<Vec<Row>, StoreError> {
     rows.into_iter()
         .map(|r| {
+            let seq: i64 = r.try_get(0).unwrap_or(-1);
+            let corrupt = |error: tokio_postgres::Error| StoreError::Corrupt {
+                instance: instance.to_string(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                reason: error.to_string(),
+            };
             row(
                 instance.to_string(),
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
+                seq,
+                r.try_get(1).map_err(corrupt)?,
+                r.try_get(2).map_err(corrupt)?,
+                r.try_get(3).map_err(corrupt)?,
                 summary(&r, 4),
             )
         })
