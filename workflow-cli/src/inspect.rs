@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
-use workflow_runtime::inspect::{DiagramFormat, Filter, InspectError, Inspector, Page};
+use workflow_runtime::inspect::{
+    format_time, parse_time as parse_time_utc, DiagramFormat, Filter, InspectError, Inspector, Page,
+};
 use workflow_runtime::InstanceStatus;
 
 /// The environment variable `--store` falls back to.
@@ -51,7 +53,7 @@ pub fn commands() -> Vec<Command> {
                 Arg::new("started-after")
                     .long("started-after")
                     .value_name("TIME")
-                    .help("Only those started at or after TIME: ms since the Unix epoch, or an age (30s, 15m, 2h, 7d)"),
+                    .help("Only those started at or after TIME: ms since the Unix epoch, a UTC time (2026-12-07T06:00), or an age (30s, 15m, 2h, 7d)"),
             )
             .arg(
                 Arg::new("started-before")
@@ -448,41 +450,20 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 
 /// Milliseconds since the Unix epoch, or an age back from `now`.
 fn parse_time(text: &str, now: u64) -> Result<u64, String> {
-    if let Ok(ms) = text.parse::<u64>() {
+    if let Some(ms) = parse_time_utc(text) {
         return Ok(ms);
     }
-    let age = parse_age(text)
-        .map_err(|_| format!("`{text}` is not a time (ms since the Unix epoch, or an age such as 2h)"))?;
+    let age = parse_age(text).map_err(|_| {
+        format!(
+            "`{text}` is not a time (ms since the Unix epoch, `YYYY-MM-DDTHH:MM[:SS]` in UTC, or an age such as 2h)"
+        )
+    })?;
     Ok(now.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)))
 }
 
 /// A time in UTC, `2026-12-07 06:17:45.123`; `-` when unknown.
 fn time(ms: Option<u64>) -> String {
-    let Some(ms) = ms else { return "-".into() };
-    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
-    let (year, month, day) = civil(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1_000 % 60,
-        rest % 1_000
-    )
-}
-
-/// The proleptic Gregorian date of a day number since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    ms.map_or_else(|| "-".into(), format_time)
 }
 
 #[cfg(test)]
@@ -501,6 +482,7 @@ mod tests {
         assert_eq!(parse_time("2h", 10_000_000), Ok(10_000_000 - 7_200_000));
         assert_eq!(parse_time("1700000000000", 0), Ok(1_700_000_000_000));
         assert!(parse_time("yesterday", 0).is_err());
+        assert_eq!(parse_time("2000-02-29T00:00", 0), Ok(951_782_400_000));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 mod svg;
 
-pub use svg::count_heat;
+pub use svg::{count_heat, Escaped};
 
 use std::fmt::Write;
 use std::time::Duration;

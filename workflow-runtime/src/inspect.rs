@@ -70,6 +70,9 @@ mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod time;
+
+pub use time::{format_time, parse_time};
 
 /// How many instances a [`Filter`] lists when it says nothing else.
 pub const DEFAULT_PAGE: usize = 50;

@@ -268,7 +268,7 @@ pub async fn every_subcommand<S: Store>(store: &S, p: &str) {
         (code, line.as_str()),
         (
             Some(1),
-            "error: `yesterday` is not a time (ms since the Unix epoch, or an age such as 2h)\n"
+            "error: `yesterday` is not a time (ms since the Unix epoch, `YYYY-MM-DDTHH:MM[:SS]` in UTC, or an age such as 2h)\n"
         )
     );
 }

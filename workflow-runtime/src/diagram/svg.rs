@@ -50,10 +50,16 @@ pub fn count_heat(count: u64, max: u64) -> u64 {
     }
 }
 
-/// Text escaped for XML content and double-quoted attributes.
-struct Xml<'a>(&'a str);
+/// Text escaped for XML and HTML content and for double-quoted attributes (`&`, `<`, `>`, `"`
+/// and `'`), as the SVG drawings write names; for pages that embed them and their own text.
+///
+/// ```
+/// use workflow_runtime::Escaped;
+/// assert_eq!(Escaped("<a href=\"x\">'&'</a>").to_string(), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+/// ```
+pub struct Escaped<'a>(pub &'a str);
 
-impl fmt::Display for Xml<'_> {
+impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
             match c {
@@ -169,8 +175,8 @@ impl Graph<'_> {
              <defs><marker id=\"wf-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
              orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"#475569\"/></marker></defs>",
             h = height,
-            name = Xml(self.name),
-            desc = Xml(&self.svg_desc(counts.is_some())),
+            name = Escaped(self.name),
+            desc = Escaped(&self.svg_desc(counts.is_some())),
         );
         for s in 0..self.states.len() {
             self.svg_state(s, layout.boxes[s], count(s), max, &mut out);
@@ -248,8 +254,8 @@ impl Graph<'_> {
             out,
             "<g class=\"{class}\" data-state=\"{name}\"><title>{title}</title>\
              <rect class=\"box\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"8\"/>",
-            name = Xml(state.name),
-            title = Xml(&title),
+            name = Escaped(state.name),
+            title = Escaped(&title),
             x = b.x,
             y = b.y,
             w = b.w,
@@ -277,7 +283,7 @@ impl Graph<'_> {
                 "<text class=\"name\" x=\"{}\" y=\"{}\">{}</text>",
                 b.x + 10,
                 b.y + 19,
-                Xml(&cut(&name, (b.w / 8).max(4) as usize))
+                Escaped(&cut(&name, (b.w / 8).max(4) as usize))
             );
             if let Some(n) = count {
                 let _ = write!(
@@ -293,7 +299,7 @@ impl Graph<'_> {
             let _ = write!(
                 out,
                 "<text class=\"name\" x=\"{x}\" y=\"{name_y}\" text-anchor=\"middle\">{}</text>",
-                Xml(&cut(&name, NAME_CHARS))
+                Escaped(&cut(&name, NAME_CHARS))
             );
             if let Some(n) = count {
                 let _ = write!(
@@ -436,7 +442,7 @@ impl Graph<'_> {
             let _ = write!(
                 out,
                 "<g class=\"edge\"><title>{}</title><path class=\"arrow\" d=\"{path}\"/>",
-                Xml(&format!(
+                Escaped(&format!(
                     "{} → {}: {full}",
                     self.states[s].name,
                     self.states[t.unwrap_or(s)].name
@@ -469,7 +475,7 @@ impl Graph<'_> {
                 let _ = write!(
                     out,
                     "<text class=\"label\" x=\"{x}\" y=\"{y}\"{anchor}>{}</text>",
-                    Xml(&text)
+                    Escaped(&text)
                 );
             }
             out.push_str("</g>");
