@@ -238,12 +238,12 @@ impl Spawned {
 // the floor
 // ---------------------------------------------------------------------------
 
-/// Single-row commits per second and rows per second in 1,000-row commits, on one connection,
-/// for `RUN / 3` each.
-async fn floor(schema: &str) -> (f64, f64) {
+/// A connection of its own and a table `name` in `schema` for the raw floor, with its prepared
+/// single-row insert; the table's quoted name.
+async fn floor_table(schema: &str, name: &str) -> (tokio_postgres::Client, tokio_postgres::Statement, String) {
     let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let table = format!("\"{schema}\".floor");
+    let table = format!("\"{schema}\".{name}");
     client
         .batch_execute(&format!("CREATE TABLE IF NOT EXISTS {table} (id int8, data bytea)"))
         .await
@@ -252,6 +252,13 @@ async fn floor(schema: &str) -> (f64, f64) {
         .prepare(&format!("INSERT INTO {table} VALUES ($1, $2)"))
         .await
         .unwrap();
+    (client, insert, table)
+}
+
+/// Single-row commits per second and rows per second in 1,000-row commits, on one connection,
+/// for `RUN / 3` each.
+async fn floor(schema: &str) -> (f64, f64) {
+    let (client, insert, table) = floor_table(schema, "floor").await;
     let data = vec![7u8; 200];
     let began = Instant::now();
     let mut single = 0u64;
@@ -346,20 +353,7 @@ fn lone(rt: &tokio::runtime::Runtime, schema: &str, smoke: bool) {
     // Paired with the floor: after each order, the four single-row commits in sequence an order
     // makes (its start and three steps), on one connection of its own, prepared; and the store
     // alone: four appends in sequence (a start and three steps of an instance), no engine.
-    let (client, insert) = rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        let table = format!("\"{schema}\".lone_floor");
-        client
-            .batch_execute(&format!("CREATE TABLE IF NOT EXISTS {table} (id int8, data bytea)"))
-            .await
-            .unwrap();
-        let insert = client
-            .prepare(&format!("INSERT INTO {table} VALUES ($1, $2)"))
-            .await
-            .unwrap();
-        (client, insert)
-    });
+    let (client, insert, _) = rt.block_on(floor_table(schema, "lone_floor"));
     let data = vec![7u8; 200];
     let runs = if smoke { 20 } else { 500 };
     let mut appends = Vec::with_capacity(runs);
