@@ -73,17 +73,49 @@ const ROW_EVERY_MS: i64 = 250;
 
 /// How instance `i`'s tenth row ends it: its state and status.
 fn ending(i: u64) -> (&'static str, InstanceStatus) {
+    ending_of(ending_kind(i))
+}
+
+/// Which of the [`ending_of`]s instance `i` takes (the PostgreSQL builder's SQL says the same).
+fn ending_kind(i: u64) -> u64 {
     match i % 100 {
-        0..80 => ("Delivered", InstanceStatus::Finished),
-        80..90 => (WALK[(i % 9) as usize], InstanceStatus::Running),
-        90..95 => ("Lost", InstanceStatus::Finished),
-        95..98 => ("Delivering", InstanceStatus::Failed),
+        0..80 => 0,
+        80..90 => 1 + i % 9,
+        90..95 => 10,
+        95..98 => 11,
+        _ => 12,
+    }
+}
+
+/// The thirteen endings: delivered, still running in one of the nine states, lost, failed,
+/// cancelled.
+fn ending_of(kind: u64) -> (&'static str, InstanceStatus) {
+    match kind {
+        0 => ("Delivered", InstanceStatus::Finished),
+        1..=9 => (WALK[(kind - 1) as usize], InstanceStatus::Running),
+        10 => ("Lost", InstanceStatus::Finished),
+        11 => ("Delivering", InstanceStatus::Failed),
         _ => ("Delivering", InstanceStatus::Cancelled),
     }
 }
 
 fn id(i: u64) -> String {
     format!("o-{i:07}")
+}
+
+/// Row `step` (from 0) of an instance, in state `state` with `status`: the journal's data, as
+/// an engine without a codec writes it.
+fn row_data(fingerprint: &str, step: u64, state: &str, status: InstanceStatus) -> String {
+    let kind = if step == 0 {
+        r#"{"kind":"started"}"#.to_string()
+    } else {
+        let from = WALK[(step - 1) as usize];
+        format!(r#"{{"kind":"transition","from":"{from}","event":"Next","to":"{state}"}}"#)
+    };
+    format!(
+        r#"{{"v":1,"fingerprint":"{fingerprint}","step":{kind},"status":{{"state":"{}"}},"active":["{state}"],"context":null,"generation":0}}"#,
+        status.as_str()
+    )
 }
 
 /// The store of `instances` instances, built unless a complete one is cached.
@@ -138,16 +170,7 @@ fn store(rt: &Runtime, instances: u64) -> PathBuf {
                     (WALK[step as usize], InstanceStatus::Running)
                 };
                 let open = status == InstanceStatus::Running;
-                let kind = if step == 0 {
-                    r#"{"kind":"started"}"#.to_string()
-                } else {
-                    let from = WALK[(step - 1) as usize];
-                    format!(r#"{{"kind":"transition","from":"{from}","event":"Next","to":"{state}"}}"#)
-                };
-                let data = format!(
-                    r#"{{"v":1,"fingerprint":"{fingerprint}","step":{kind},"status":{{"state":"{}"}},"active":["{state}"],"context":null,"generation":0}}"#,
-                    status.as_str()
-                );
+                let data = row_data(&fingerprint, step, state, status);
                 let prev = (step > 0).then(|| row_id - instances as i64);
                 insert
                     .execute(rusqlite::params![
@@ -212,25 +235,17 @@ fn load() -> String {
         .map_or_else(|_| "?".into(), |l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
 }
 
-fn main() {
-    let benching = std::env::args().any(|a| a == "--bench");
-    let instances = if benching { 1_000_000 } else { 10_000 };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    println!("[inspect: load average {} on 2 cores, before]", load());
-    let path = store(&rt, instances);
-    let inspector = rt
-        .block_on(Inspector::open(path.to_str().unwrap_or_default()))
-        .expect("an inspector");
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    let mut group = c.benchmark_group("inspect");
+/// Times every query of the module's list on `inspector`, a store of `n` instances, as
+/// criterion group `name`; returns one call's time of each, for the summary.
+fn measure(
+    c: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    inspector: &Inspector,
+    n: u64,
+    benching: bool,
+) -> Vec<(String, Duration)> {
+    let mut group = c.benchmark_group(name);
     let mut figures: Vec<(String, Duration)> = Vec::new();
     let mut time = |name: &str, run: &mut dyn FnMut()| {
         // One timed call apart from criterion's, for the summary.
@@ -244,7 +259,6 @@ fn main() {
         assert_eq!(page.total, expect, "{filter:?}");
         assert!(!page.instances.is_empty());
     };
-    let n = instances;
     time("list/first_page", &mut || list(Filter::default(), n));
     let in_packing = (0..n)
         .filter(|&i| ending(i) == ("Packing", InstanceStatus::Running))
@@ -302,6 +316,13 @@ fn main() {
             .expect("stats");
         assert_eq!(stats.states.iter().map(|s| s.count).sum::<u64>(), n);
     });
+    // A day: 345,600 rows, each of another instance.
+    time("stats/24h", &mut || {
+        let stats = rt
+            .block_on(inspector.stats("Parcel", last_row_at - 24 * 3_600_000))
+            .expect("stats");
+        assert_eq!(stats.states.iter().map(|s| s.count).sum::<u64>(), n);
+    });
     time("diagram/mermaid", &mut || {
         let diagram = rt
             .block_on(inspector.diagram("Parcel", DiagramFormat::Mermaid))
@@ -313,20 +334,197 @@ fn main() {
         assert_eq!(shown.timeline.len(), 10);
     });
     group.finish();
+    figures
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    // criterion's filter, if any: `postgres` selects the PostgreSQL store's group only,
+    // `inspect/` the SQLite file's only.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let instances = if benching { 1_000_000 } else { 10_000 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    println!("[inspect: load average {} on 2 cores, before]", load());
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let mut stores: Vec<(&str, String)> = Vec::new();
+    if !filter.contains("postgres") {
+        let path = store(&rt, instances);
+        stores.push(("inspect", path.to_str().unwrap_or_default().to_string()));
+    }
+    #[cfg(feature = "postgres")]
+    if !filter.starts_with("inspect/") {
+        stores.push(("inspect_postgres", postgres::store(&rt, instances)));
+    }
+    let mut summaries = Vec::new();
+    for (group, location) in &stores {
+        let inspector = rt.block_on(Inspector::open(location)).expect("an inspector");
+        summaries.push((*group, measure(&mut c, &rt, group, &inspector, instances, benching)));
+    }
     c.final_summary();
     println!("[inspect: load average {} after]", load());
     if benching {
-        println!(
-            "\n== inspect on {n} instances, {} journal rows: one call each (target < 1 s) ==",
-            n * 10
-        );
-        for (name, took) in &figures {
-            let met = if *took < Duration::from_secs(1) {
-                "met"
-            } else {
-                "MISSED"
-            };
-            println!("  {name:<22} {:>9.1} ms  {met}", took.as_secs_f64() * 1e3);
+        for (group, figures) in &summaries {
+            println!(
+                "\n== {group} on {instances} instances, {} journal rows: one call each (target < 1 s) ==",
+                instances * 10
+            );
+            for (name, took) in figures {
+                let met = if *took < Duration::from_secs(1) {
+                    "met"
+                } else {
+                    "MISSED"
+                };
+                println!("  {name:<22} {:>9.1} ms  {met}", took.as_secs_f64() * 1e3);
+            }
         }
+    }
+}
+
+/// The same store in PostgreSQL, built server-side (`generate_series`) in a schema of its own
+/// that is kept between runs: `inspect_bench_{instances}` of the database at
+/// `WORKFLOW_BENCH_POSTGRES` (default `postgres://root@127.0.0.1:5432/test`).
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use workflow::{PostgresOptions, PostgresStore};
+
+    fn url() -> String {
+        std::env::var("WORKFLOW_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+    }
+
+    /// The store's location for [`Inspector::open`], built unless a complete one is there.
+    pub fn store(rt: &Runtime, instances: u64) -> String {
+        let schema = format!("inspect_bench_{instances}");
+        let location = format!("{}?schema={schema}", url());
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e} (set WORKFLOW_BENCH_POSTGRES)", url()));
+            tokio::spawn(connection);
+            let built = client
+                .query_opt(&format!("SELECT 1 FROM {schema}.bench_built"), &[])
+                .await
+                .is_ok_and(|row| row.is_some());
+            if built {
+                return;
+            }
+            let started = Instant::now();
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .expect("dropped");
+            // The schema and the definition, as an engine writes them.
+            let store = PostgresStore::open_with(
+                &url(),
+                PostgresOptions {
+                    schema: schema.clone(),
+                    ..PostgresOptions::default()
+                },
+            )
+            .expect("the store");
+            let engine = Engine::<Parcel, Depot>::builder(Depot).store(Arc::new(store)).build();
+            engine.start("seed", ()).await.expect("a start");
+            engine.shutdown().await;
+            let fingerprint: String = client
+                .query_one(&format!("SELECT fingerprint FROM {schema}.definitions"), &[])
+                .await
+                .expect("the definition")
+                .get(0);
+            // Every distinct row: the nine walking steps, and the tenth of each ending.
+            client
+                .batch_execute(&format!(
+                    "DELETE FROM {schema}.journal; DELETE FROM {schema}.instances;
+                     CREATE TEMP TABLE bench_rows (step int8, kind int8, state text, status int8, open bool,
+                       data bytea, checksum int8)"
+                ))
+                .await
+                .expect("emptied");
+            let mut rows: Vec<(i64, i64, &str, InstanceStatus)> = (0..9)
+                .map(|step| (step, 0, WALK[step as usize], InstanceStatus::Running))
+                .collect();
+            rows.extend((0..13).map(|kind| {
+                let (state, status) = ending_of(kind as u64);
+                (9, kind, state, status)
+            }));
+            for (step, kind, state, status) in rows {
+                let data = row_data(&fingerprint, step as u64, state, status);
+                client
+                    .execute(
+                        "INSERT INTO bench_rows VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        &[
+                            &step,
+                            &kind,
+                            &state,
+                            &status.code(),
+                            &(status == InstanceStatus::Running),
+                            &data.as_bytes(),
+                            &i64::from(crc32fast::hash(data.as_bytes())),
+                        ],
+                    )
+                    .await
+                    .expect("a row kind");
+            }
+            // Round by round as an engine commits them, at the SQLite file's times.
+            let kind = "CASE WHEN i % 100 < 80 THEN 0 WHEN i % 100 < 90 THEN 1 + i % 9 \
+                        WHEN i % 100 < 95 THEN 10 WHEN i % 100 < 98 THEN 11 ELSE 12 END";
+            let n = instances as i64;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {schema}.journal (workflow, instance, seq, open, checksum, data, owner, epoch, at, state, status)
+                         SELECT 'Parcel', 'o-' || lpad(i::text, 7, '0'), r.step + 1, r.open, r.checksum, r.data, 0, 1,
+                           $2::int8 + (r.step * $1 + i + 1) * $3::int8, r.state, r.status
+                         FROM generate_series(0, 9) AS s(k) CROSS JOIN generate_series(0, $1::int8 - 1) AS g(i)
+                         JOIN bench_rows r ON r.step = k AND r.kind = CASE WHEN k < 9 THEN 0 ELSE {kind} END
+                         ORDER BY k, i"
+                    ),
+                    &[&n, &EPOCH_MS, &ROW_EVERY_MS],
+                )
+                .await
+                .expect("the journal");
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {schema}.instances (workflow, instance, newest, open, owner, epoch, state, status, started, updated)
+                         SELECT 'Parcel', 'o-' || lpad(i::text, 7, '0'), 10, r.open, NULL, 1, r.state, r.status,
+                           $2::int8 + (i + 1) * $3::int8, $2 + (9 * $1 + i + 1) * $3
+                         FROM generate_series(0, $1::int8 - 1) AS g(i) JOIN bench_rows r ON r.step = 9 AND r.kind = {kind}"
+                    ),
+                    &[&n, &EPOCH_MS, &ROW_EVERY_MS],
+                )
+                .await
+                .expect("the instances");
+            // One statement each: VACUUM runs outside a transaction.
+            for statement in [
+                format!("VACUUM ANALYZE {schema}.journal"),
+                format!("VACUUM ANALYZE {schema}.instances"),
+                format!("CREATE TABLE {schema}.bench_built AS SELECT true AS built"),
+            ] {
+                client.batch_execute(&statement).await.expect("vacuumed and marked built");
+            }
+            let size: i64 = client
+                .query_one(&format!("SELECT sum(pg_total_relation_size(c.oid))::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{schema}'"), &[])
+                .await
+                .expect("its size")
+                .get(0);
+            println!(
+                "  built {instances} instances, {} journal rows in PostgreSQL in {:.0} s: {} MiB",
+                instances * 10,
+                started.elapsed().as_secs_f64(),
+                size >> 20
+            );
+        });
+        location
     }
 }

@@ -57,6 +57,34 @@ impl OrderHandlers for Bank {
     }
 }
 
+workflow! {
+    /// Two quick activities in a row: three rows an instance.
+    workflow Relay {
+        initial First;
+        state First {
+            invoke hop -> () {
+                done => Second;
+                error => Second;
+            }
+        }
+        state Second {
+            invoke hop -> () {
+                done => Relayed;
+                error => Relayed;
+            }
+        }
+        final Relayed;
+    }
+}
+
+struct Runner;
+
+impl RelayHandlers for Runner {
+    async fn hop(&self, _: &(), _: &ActivityCall) -> Result<(), ActivityError> {
+        Ok(())
+    }
+}
+
 /// The engine's wall clock at build: a fixed instant, so times are known to within the test's
 /// run time. (Real time, not tokio's paused clock: that would jump to `after 1h` while a commit
 /// is on the store's writer thread.)
@@ -273,6 +301,7 @@ async fn the_inspector_reads_a_running_engines_store() {
     );
     let charge = stats.activities.iter().find(|a| a.activity == "charge").unwrap();
     assert_eq!(charge.count, 5, "o-1 to o-5; o-6's left no row, p-1's still runs");
+    assert!(!stats.sampled, "a window of a few rows is read whole");
     assert!(
         40 <= charge.p50_ms && charge.p50_ms <= charge.p99_ms && charge.p99_ms < 2_000,
         "{charge:?}"
@@ -515,4 +544,38 @@ async fn the_inspector_takes_no_lock_and_survives_a_damaged_row() {
     );
     assert_eq!(shown.context, None);
     drop(engine);
+}
+
+/// A window of more rows than `stats` reads for durations: the counts stay exact, the
+/// durations come from the newest `DURATION_ROWS` rows, and the answer says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_over_a_window_bigger_than_its_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let engine = Engine::<Relay, Runner>::builder(Runner)
+        .store(store)
+        .clock(clock)
+        .build();
+    // Three rows each: 18,000 rows, all in the window, of which 12,000 end an activity.
+    let instances = 6_000;
+    let ids: Vec<String> = (0..instances).map(|i| format!("r-{i}")).collect();
+    let started = engine.start_many(ids.iter().map(|id| (id.clone(), ()))).await;
+    assert!(started.iter().all(Result::is_ok));
+    for id in &ids {
+        engine.wait(id).await.unwrap();
+    }
+    let inspector = Inspector::open(path.to_str().unwrap()).await.unwrap();
+    let stats = inspector.stats("Relay", EPOCH_MS).await.unwrap();
+    assert_eq!((stats.started, stats.finished), (instances, instances), "exact");
+    assert!(stats.sampled);
+    // Of the newest 10,000 rows, each that left `First` or `Second` ended an activity: two of
+    // an instance's three rows, so at least 6,667 of them, and not all 12,000.
+    let ends: u64 = stats.activities.iter().map(|a| a.count).sum();
+    assert_eq!(workflow::inspect::DURATION_ROWS, 10_000);
+    assert!((6_667..=10_000).contains(&ends), "{:?}", stats.activities);
+    // A window after the run is empty.
+    let after = inspector.stats("Relay", EPOCH_MS + 60_000_000).await.unwrap();
+    assert!(!after.sampled && after.activities.is_empty() && after.finished == 0);
+    engine.shutdown().await;
 }

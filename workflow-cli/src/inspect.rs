@@ -374,6 +374,13 @@ async fn stats(inspector: &Inspector, m: &ArgMatches, json: bool) -> Result<Stri
                 ]);
             }
             out.push_str(&table(&rows));
+            if s.sampled {
+                let _ = writeln!(
+                    out,
+                    "(durations of the window's newest {} rows; the counts are exact)",
+                    workflow_runtime::inspect::DURATION_ROWS
+                );
+            }
         }
     }
     Ok(out)

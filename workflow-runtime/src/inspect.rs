@@ -393,9 +393,19 @@ pub struct Stats {
     pub failed: u64,
     /// Instances cancelled in the window.
     pub cancelled: u64,
-    /// Per activity, the durations of those that ended in the window.
+    /// Per activity, the durations of those that ended in the window (of its newest
+    /// [`DURATION_ROWS`] rows, if [`sampled`](Self::sampled)).
     pub activities: Vec<ActivityStats>,
+    /// Whether the window holds [`DURATION_ROWS`] rows or more, so that the activities'
+    /// durations are those of its newest [`DURATION_ROWS`] rows only. The counts are exact
+    /// whatever the window.
+    pub sampled: bool,
 }
+
+/// How many of a window's newest journal rows [`Inspector::stats`] reads for the activities'
+/// durations: enough for a steady p99, few enough that a busy day's window answers in well
+/// under a second (each row is paired with the row before it, one index lookup each).
+pub const DURATION_ROWS: u32 = 10_000;
 
 /// How many instances stand in one state with one status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -779,7 +789,7 @@ impl Inspector {
                     s.state_counts(&name)?,
                     s.started_since(&name, since)?,
                     s.ended_since(&name, since)?,
-                    s.moves_since(&name, since)?,
+                    s.moves_since(&name, since, DURATION_ROWS)?,
                     s.definitions()?,
                 ))
             })
@@ -801,7 +811,11 @@ impl Inspector {
                 }
             }
         }
+        let sampled = moves.len() >= DURATION_ROWS as usize;
         let mut durations: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+        let moves = moves.into_iter().filter_map(|(before, after, took)| {
+            Some((before?, after?, u64::try_from(took?).ok()?)).filter(|(before, after, _)| before != after)
+        });
         for (before, after, took) in moves {
             let after = state_names(&after);
             for left in state_names(&before).into_iter().filter(|s| !after.contains(s)) {
@@ -835,6 +849,7 @@ impl Inspector {
             failed: ended_with(InstanceStatus::Failed),
             cancelled: ended_with(InstanceStatus::Cancelled),
             activities,
+            sampled,
         })
     }
 
@@ -1240,10 +1255,15 @@ pub(crate) trait Read {
     fn started_since(&self, workflow: &str, since: i64) -> Result<u64, InspectError>;
     /// Rows at or after `since` that ended their instance, by status.
     fn ended_since(&self, workflow: &str, since: i64) -> Result<Vec<(Option<InstanceStatus>, u64)>, InspectError>;
-    /// Rows at or after `since` that changed their instance's state: the state before, after,
-    /// and the milliseconds between the two rows.
-    fn moves_since(&self, workflow: &str, since: i64) -> Result<Vec<(String, String, u64)>, InspectError>;
+    /// The newest `limit` rows at or after `since`, each with the row before it: the state
+    /// before and after, and the milliseconds between the two rows (`None` where a row is
+    /// missing or lacks its summary).
+    fn moves_since(&self, workflow: &str, since: i64, limit: u32) -> Result<Vec<Move>, InspectError>;
 }
+
+/// A row of a window beside the row before it: the state before, after, and the milliseconds
+/// between them, as far as the rows tell.
+type Move = (Option<String>, Option<String>, Option<i64>);
 
 /// Runs `work` on tokio's blocking pool when there is a runtime, inline otherwise.
 async fn blocking<T: Send + 'static>(

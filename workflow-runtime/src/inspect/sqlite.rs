@@ -10,7 +10,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
 
 use super::sql::{self, Dialect, Param, Select, SQLITE};
-use super::{InspectError, InstanceRow, Key, Read, StateCounts};
+use super::{InspectError, InstanceRow, Key, Move, Read, StateCounts};
 use crate::store::sqlite::{walk_back, SCHEMA_VERSION};
 use crate::store::{Definition, InstanceStatus, Row};
 
@@ -42,11 +42,11 @@ const STARTED_SINCE: &str = "SELECT count(*) FROM instances WHERE workflow = ?1 
 const ENDED_SINCE: &str = "SELECT status, count(*) FROM journal \
                            WHERE id >= ?3 AND workflow = ?1 AND at >= ?2 AND open = 0 GROUP BY status";
 
-/// Each row of the window that changed its instance's state, joined to the row before it.
+/// The window's newest `?4` rows, each with the row before it.
 const MOVES_SINCE: &str = "\
-    SELECT p.state, j.state, j.at - p.at FROM journal AS j JOIN journal AS p ON p.id = j.prev
-    WHERE j.id >= ?3 AND j.workflow = ?1 AND j.at >= ?2 AND p.at IS NOT NULL AND p.state IS NOT NULL AND j.state IS NOT NULL
-      AND p.state IS NOT j.state";
+    SELECT p.state, j.state, j.at - p.at FROM
+      (SELECT prev, state, at FROM journal WHERE id >= ?3 AND workflow = ?1 AND at >= ?2 ORDER BY id DESC LIMIT ?4) AS j
+    LEFT JOIN journal AS p ON p.id = j.prev";
 
 /// How far out of order rows' times may be in commit order: an engine takes a row's time just
 /// before it queues the row for the store's one writer, so rows commit in time order within a
@@ -339,19 +339,15 @@ impl Read for Sqlite {
         })
     }
 
-    fn moves_since(&self, workflow: &str, since: i64) -> Result<Vec<(String, String, u64)>, InspectError> {
+    fn moves_since(&self, workflow: &str, since: i64, limit: u32) -> Result<Vec<Move>, InspectError> {
         let start = self.with(|conn| self.window_start(conn, since))?;
-        let rows = self.rows(MOVES_SINCE, &[&workflow, &since, &start], |r| {
+        self.rows(MOVES_SINCE, &[&workflow, &since, &start, &limit], |r| {
             let text = |v: ValueRef<'_>| match v {
                 ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
                 _ => None,
             };
             Ok((text(r.get_ref(0)?), text(r.get_ref(1)?), integer(r.get_ref(2)?)))
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(before, after, took)| Some((before?, after?, u64::try_from(took?).ok()?)))
-            .collect())
+        })
     }
 }
 

@@ -417,7 +417,8 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
            first_seen int8 NOT NULL, PRIMARY KEY (workflow, fingerprint));
          CREATE INDEX IF NOT EXISTS instances_by_started ON {s}.instances (workflow, started);
          CREATE INDEX IF NOT EXISTS instances_by_state ON {s}.instances (workflow, state, status, started);
-         CREATE INDEX IF NOT EXISTS instances_by_status ON {s}.instances (workflow, status, started);"
+         CREATE INDEX IF NOT EXISTS instances_by_status ON {s}.instances (workflow, status, started);
+         CREATE INDEX IF NOT EXISTS journal_at ON {s}.journal USING brin (at);"
     ))
     .await
     .map_err(backend)?;
