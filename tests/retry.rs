@@ -567,6 +567,50 @@ mod on_postgres {
         assert_eq!((ran.metrics().failures, retrying.metrics().failures), (1, 0));
     }
 
+    /// Whichever call of the process that ran it comes first after another process retried it,
+    /// its failed copy gives way (only `list`, `metrics` and `subscribe` see it until then): the
+    /// call answers as the store has the instance, or reaches it in its new owner.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_old_failed_copy_gives_way_at_any_call() {
+        let schema = pg::Schema::fresh();
+        let desk = Arc::new(Desk::default());
+        let ran = process(Arc::new(schema.open()), &desk).await;
+        let retrying = process(Arc::new(schema.open()), &desk).await;
+        let open = Status::Running(OrderState::Open);
+        for (n, call) in ["status", "snapshot", "wait", "send", "cancel", "retry"]
+            .into_iter()
+            .enumerate()
+        {
+            let id = format!("o-{n}");
+            failed_in(&ran, &desk, &id).await;
+            retrying.retry(&id).await.unwrap();
+            assert_eq!(ran.list().len(), 1, "{call}: not asked yet");
+            match call {
+                "status" => assert_eq!(ran.status(&id).await, Ok(open.clone())),
+                "snapshot" => assert_eq!(ran.snapshot(&id).await.unwrap().status, open),
+                "wait" => {
+                    let waiting = tokio::spawn({
+                        let (ran, id) = (ran.clone(), id.clone());
+                        async move { ran.wait(&id).await }
+                    });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    retrying.send(&id, OrderEvent::Stop).await.unwrap();
+                    assert_eq!(waiting.await.unwrap(), Ok(OrderState::Stopped));
+                }
+                "send" => {
+                    ran.send(&id, OrderEvent::Stop).await.unwrap();
+                    assert_eq!(retrying.wait(&id).await, Ok(OrderState::Stopped));
+                }
+                "cancel" => {
+                    ran.cancel(&id).await.unwrap();
+                    assert_eq!(retrying.wait(&id).await, Err(EngineError::Cancelled(id.clone())));
+                }
+                _ => assert_eq!(ran.retry(&id).await, running(&id)),
+            }
+            assert!(ran.list().is_empty(), "{call}: the copy is still here");
+        }
+    }
+
     /// Two processes retry one failed instance at once (the one that ran it and another, or two
     /// others): one resumes it, the other is told it is running; nothing fails, one `Retried` row.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
