@@ -316,13 +316,31 @@ async fn the_web_view(name: &str, store: Arc<dyn Store>, location: &str) {
         .send_keys("Shipped")
         .await
         .unwrap();
+    // The page the form is on shows a total too: the filtered one is a new document, without
+    // this mark.
+    client.execute("window.unfiltered = true;", vec![]).await.unwrap();
     form.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    client.wait().for_element(Locator::Css("[data-total]")).await.unwrap();
+    let mut filtered = false;
+    for _ in 0..100 {
+        // Asked while the next page loads, the browser may answer with an error: asked again.
+        let loaded = client
+            .execute(
+                "return window.unfiltered === undefined && document.querySelector('[data-total]') !== null;",
+                vec![],
+            )
+            .await;
+        if matches!(loaded, Ok(Value::Bool(true))) {
+            filtered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(filtered, "the filtered list did not load");
     let mut listed = Vec::new();
     for row in client.find_all(Locator::Css("tr[data-id]")).await.unwrap() {
         listed.push(row.attr("data-id").await.unwrap().unwrap_or_default());
