@@ -2,6 +2,8 @@
 //! process (the test binary itself, re-executed to run one ignored test)
 //! whose output lines the parent reads.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -40,6 +40,14 @@ impl Schema {
         open_in(&self.name)
     }
 
+    /// The URL of this schema's store, as the inspector (`Inspector::open`, `workflow --store`)
+    /// takes it: the server's URL with the schema as its `schema` parameter.
+    pub fn location(&self) -> String {
+        let url = url();
+        let joint = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joint}schema={}", self.name)
+    }
+
     /// Runs `sql` on the server (a connection of its own).
     pub fn execute(&self, sql: &str) -> Vec<tokio_postgres::Row> {
         run(&format!("SET search_path TO \"{}\"", self.name), sql)

@@ -13,27 +13,20 @@ mod common;
 #[path = "../../tests/pg/mod.rs"]
 mod pg;
 
-/// The URL of `schema`'s store.
-fn location(schema: &pg::Schema) -> String {
-    let url = pg::url();
-    let joint = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{joint}schema={}", schema.name)
-}
-
 #[tokio::test]
 async fn every_subcommand_reads_a_store_an_engine_is_writing() {
     let schema = pg::Schema::fresh();
     let store = Arc::new(schema.open());
     let engine = run_orders(store.clone()).await;
-    every_subcommand(&*store, &location(&schema)).await;
+    every_subcommand(&*store, &schema.location()).await;
     // The inspector's connection wrote nothing and held nothing: the engine goes on.
     engine.send("o-3", common::OrderEvent::Ship).await.unwrap();
-    let shipped = common::json(&["list", "--store", &location(&schema), "--json", "--state", "Shipped"]);
+    let shipped = common::json(&["list", "--store", &schema.location(), "--json", "--state", "Shipped"]);
     assert_eq!(shipped["total"], 2);
     // A row garbled in the database: its timeline entry says so, with its plaintext summary;
     // the rest reads.
     schema.execute("UPDATE journal SET data = '\\x00ff' WHERE instance = 'o-1' AND seq = 2");
-    let shown = common::json(&["show", "o-1", "--store", &location(&schema), "--json"]);
+    let shown = common::json(&["show", "o-1", "--store", &schema.location(), "--json"]);
     let garbled = &shown["timeline"][1];
     assert_eq!(
         (&garbled["step"], &garbled["to"]),
@@ -73,7 +66,7 @@ fn bad_postgres_stores_fail_with_one_line() {
     );
     // A schema without a store.
     let empty = pg::Schema::fresh();
-    let at = location(&empty);
+    let at = empty.location();
     let (code, line) = failure(&workflow(&["workflows", "--store", &at]));
     assert_eq!(
         (code, line),
@@ -90,7 +83,7 @@ fn bad_postgres_stores_fail_with_one_line() {
     let newer = pg::Schema::fresh();
     drop(newer.open());
     newer.execute("UPDATE meta SET version = 3");
-    let (code, line) = failure(&workflow(&["stats", "--store", &location(&newer)]));
+    let (code, line) = failure(&workflow(&["stats", "--store", &newer.location()]));
     assert_eq!(
         (code, line.as_str()),
         (
@@ -101,7 +94,7 @@ fn bad_postgres_stores_fail_with_one_line() {
     // An unknown id.
     let store = pg::Schema::fresh();
     drop(store.open());
-    let (code, line) = failure(&workflow(&["show", "o-9", "--store", &location(&store)]));
+    let (code, line) = failure(&workflow(&["show", "o-9", "--store", &store.location()]));
     assert_eq!(
         (code, line.as_str()),
         (Some(1), "error: no instance `o-9` in the store\n")
@@ -147,7 +140,7 @@ async fn both_stores_answer_alike_for_the_same_run() {
     let schema = pg::Schema::fresh();
     let postgres = Arc::new(schema.open());
     let (a, b) = tokio::join!(run_orders(sqlite.clone()), run_orders(postgres.clone()));
-    let stores = [path.to_str().unwrap().to_string(), location(&schema)];
+    let stores = [path.to_str().unwrap().to_string(), schema.location()];
     let answers: Vec<Vec<serde_json::Value>> = stores
         .iter()
         .map(|store| {

@@ -42,7 +42,8 @@ pub enum EngineError {
     /// The engine is shut down and takes nothing new.
     ShutDown,
     /// [`Engine::retry`](super::Engine::retry) of an instance that has not failed: it is
-    /// running, finished (a failure final state reached by design is finished, not failed) or
+    /// running (also when another call, or another process sharing the store, retried it
+    /// first), finished (a failure final state reached by design is finished, not failed) or
     /// cancelled.
     NotFailed {
         /// The instance.

@@ -197,9 +197,11 @@ where
     /// Publishes the instance's status (not any more once the copy was dropped).
     pub(super) fn publish(&mut self, status: Status<W::State>) {
         self.running = status.is_running();
+        let seq = self.seq;
         self.mailbox.with(|published| {
             if !published.moved {
-                published.set(status)
+                published.set(status);
+                published.seq = seq;
             }
         });
     }

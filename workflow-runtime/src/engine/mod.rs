@@ -268,6 +268,9 @@ struct Published<W: Machine> {
     /// Another process owns the instance now (on a store several processes share): this copy
     /// is dropped, and the engine answers for the instance from the store.
     moved: bool,
+    /// The newest row of its journal the copy had committed when it published its status: a
+    /// failed copy whose journal has grown since was retried by another process.
+    seq: u64,
 }
 
 impl<W: Machine> Published<W> {
@@ -574,6 +577,7 @@ where
             ended: false,
             last: None,
             moved: false,
+            seq: 0,
         };
         let mailbox = Arc::new(Mailbox::new(shared.config.mailbox, published));
         shared.live.enter();
@@ -650,6 +654,7 @@ where
             Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => {
                 self.post(id, ownership::Remote::Event(&event)).await
             }
+            Ok(_) if self.retried_elsewhere(id).await => self.post(id, ownership::Remote::Event(&event)).await,
             _ => self.send_here(id, event, None).await,
         }
     }
@@ -720,8 +725,9 @@ where
     /// [`recover`](Self::recover) resumes it, except on a store several processes share, where
     /// it is read from the store as its owner last committed it.
     pub async fn status(&self, id: &str) -> Result<Status<W::State>, EngineError> {
-        match self.get(id) {
-            Ok(mailbox) => Ok(mailbox.with(Published::current)),
+        match self.get(id).map(|mailbox| mailbox.with(Published::current)) {
+            Ok(Status::Failed { .. }) if self.retried_elsewhere(id).await => Ok(self.stored(id, false).await?.status),
+            Ok(status) => Ok(status),
             Err(_) => Ok(self.stored(id, false).await?.status),
         }
     }
@@ -741,8 +747,8 @@ where
     /// rows' wall-clock times are in the store, [`Summary::at`](crate::store::Summary::at)).
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot<W>, EngineError> {
         let mailbox = match self.get(id) {
-            Ok(mailbox) => mailbox,
-            Err(_) => return self.stored(id, true).await,
+            Ok(mailbox) if !self.retried_elsewhere(id).await => mailbox,
+            _ => return self.stored(id, true).await,
         };
         let mut asked = None;
         let (reply, answer) = oneshot::channel();
@@ -778,6 +784,10 @@ where
             Err(_) if self.shared_store().is_some() => self.wait_stored(id).await?,
             Err(_) => self.stored(id, false).await?.status,
         };
+        let done = match done {
+            Status::Failed { .. } if self.retried_elsewhere(id).await => self.wait_stored(id).await?,
+            done => done,
+        };
         match done {
             Status::Finished(state) => Ok(state),
             Status::Failed { reason, .. } => Err(EngineError::InstanceFailed {
@@ -802,6 +812,7 @@ where
         let remote = || self.post(id, ownership::Remote::Cancel);
         match self.mailbox(id) {
             Err(EngineError::UnknownInstance(_)) if self.shared_store().is_some() => remote().await,
+            Ok(_) if self.retried_elsewhere(id).await => remote().await,
             _ => match self.cancel_here(id, None).await {
                 // The copy was dropped rather than cancelled.
                 Err(EngineError::Stopped(_)) if self.shared_store().is_some() && self.get(id).is_err() => {

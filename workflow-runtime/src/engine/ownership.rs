@@ -46,6 +46,41 @@ where
             .filter(|durable| durable.store.takeover_interval().is_some())
     }
 
+    /// On a store several processes share, whether instance `id`'s copy here failed and another
+    /// process has retried it since ([`retry`](Self::retry) resumes a failed instance in the
+    /// process that calls it): then the copy leaves, as one another process took over does, and
+    /// the engine answers for the instance from the store. Only a failed copy costs a read of
+    /// the journal; one that cannot be read keeps the copy.
+    pub(super) async fn retried_elsewhere(&self, id: &str) -> bool {
+        let Some(durable) = self.shared_store() else {
+            return false;
+        };
+        let Ok(entry) = self.get(id) else {
+            return false;
+        };
+        if !entry.with(|published| matches!(published.status, Status::Failed { .. })) {
+            return false;
+        }
+        match durable.store.journal(W::graph().name, id).await {
+            Ok(rows) => self.outdated(&entry, rows.last().map_or(0, |row| row.seq)),
+            Err(_) => false,
+        }
+    }
+
+    /// Drops `entry`, a copy of an instance whose journal's newest row is `newest`, if it is a
+    /// failed copy that knew fewer rows (another process retried the instance since); whether it
+    /// did.
+    pub(super) fn outdated(&self, entry: &Entry<W>, newest: u64) -> bool {
+        let outdated = entry.with(|published| {
+            published.moved |= matches!(published.status, Status::Failed { .. }) && newest > published.seq;
+            published.moved
+        });
+        if outdated {
+            entry.close();
+        }
+        outdated
+    }
+
     /// Queues `message` for instance `id`, which another process owns: `Ok` once the store has
     /// it.
     pub(super) async fn post(&self, id: &str, message: Remote<&W::Event>) -> Result<(), EngineError> {

@@ -95,6 +95,24 @@ where
     /// its activities start again with a new idempotency generation and its timers with
     /// their full delay, where a durable engine's keep theirs.
     ///
+    /// On a store several processes share (the `postgres` feature's `PostgresStore`), a
+    /// failed instance runs nowhere (its newest row closed it), and any process may retry it:
+    /// the one that ran it, or another, whether that one is alive, paused past its lease or
+    /// dead (no need to wait for its lease to expire). It resumes in the process that calls
+    /// `retry`, which owns it from then on: the retry's row claims it, under a new fencing
+    /// epoch, in the same fenced write as every step. Of concurrent retries, from this process
+    /// or others, the journal's next row number lets exactly one in; the others give
+    /// [`EngineError::NotFailed`] with status `running`, count no failure and leave nothing
+    /// behind. The process that ran it drops its failed copy the next time it answers for the
+    /// instance ([`status`](Self::status), [`snapshot`](Self::snapshot), [`wait`](Self::wait),
+    /// [`send`](Self::send), [`cancel`](Self::cancel), `retry`; [`list`](Self::list) and
+    /// [`metrics`](Self::metrics) count it until then), and from then on reads it from the store
+    /// and posts requests to its new owner. A step the store did not commit is not such a
+    /// failure: the instance failed in its own process, but its newest row is still open, so
+    /// it is running for every other process (their `retry` gives `NotFailed`); its own process
+    /// retries it, or, if that process dies, takeover resumes it as any unfinished instance. A
+    /// process that lost its lease retries nothing ([`StoreError::Fenced`]).
+    ///
     /// ```
     /// # use workflow::prelude::*;
     /// # use workflow::{Engine, EngineError, Status};
@@ -147,7 +165,7 @@ where
     /// its journal (the step before the failure), replacing the failed task if this engine
     /// still holds it.
     async fn retry_stored(&self, durable: &Durable<W>, id: &str) -> Result<(), EngineError> {
-        let here = self.get(id).ok();
+        let mut here = self.get(id).ok();
         if let Some(entry) = &here {
             let status = entry.with(Published::current);
             if !matches!(status, Status::Failed { .. }) {
@@ -166,6 +184,12 @@ where
                 attempt = attempt.saturating_add(1);
             }
             status = document.status;
+        }
+        // A failed copy here whose journal has grown since: another process retried it, and
+        // runs it (or ran it) now. The copy leaves; the journal tells.
+        let shared = self.shared_store().is_some();
+        if shared && here.as_ref().is_some_and(|entry| self.outdated(entry, newest.seq)) {
+            here = None;
         }
         // Held here, the instance failed (its status says so, and a store error left the
         // newest row open); else its newest row tells.
@@ -220,7 +244,26 @@ where
         let (reply, answer) = oneshot::channel();
         let span = instance.span();
         tokio::spawn(async move { instance.run(Start::Retried { attempt, reply }).await }.instrument(span));
-        answer.await.map_err(|_| EngineError::Stopped(id.to_string()))?
+        match answer.await.map_err(|_| EngineError::Stopped(id.to_string()))? {
+            // On a store several processes share, the retry's row is refused when another
+            // process wrote that row first: it retried the instance at the same time and runs it
+            // (the copy made here has left). Else the refusal is this process's own (its lease
+            // expired): that error stands.
+            Err(EngineError::Store(StoreError::Fenced { .. }))
+                if shared
+                    && durable
+                        .store
+                        .journal(W::graph().name, id)
+                        .await
+                        .is_ok_and(|rows| rows.last().is_some_and(|row| row.seq > newest_seq)) =>
+            {
+                Err(EngineError::NotFailed {
+                    id: id.to_string(),
+                    status: "running",
+                })
+            }
+            retried => retried,
+        }
     }
 }
 
@@ -235,9 +278,10 @@ where
     /// its row had in flight.
     pub(super) async fn retried(&mut self, attempt: u32) -> Result<(), EngineError> {
         self.record(RecordKind::Retried { attempt });
-        Counters::add(&self.engine.counters.retried);
         let row = self.row(journal::Step::Retried { attempt }, journal::Status::Running, true);
         self.commit(row).await?;
+        // Counted once committed: a retry another process made first is not this one's.
+        Counters::add(&self.engine.counters.retried);
         self.launch();
         Ok(())
     }

@@ -9,7 +9,8 @@
 //!
 //! Every append is one statement that checks, for each row, that the writing process's lease has
 //! not expired (by the database's clock) and that it still owns the instance under the epoch it
-//! claimed it with; a process that lost its lease commits nothing. The same statement deletes the
+//! claimed it with (or claims it: an instance handed back, or a closed one a retry reopens); a
+//! process that lost its lease commits nothing. The same statement deletes the
 //! inbox message a step applied, so a message is applied exactly once. Concurrent appends share
 //! one statement and one commit (group commit); a lone append is sent at once, a prepared
 //! statement on the writer's own connection: one round trip and the commit.
@@ -67,7 +68,8 @@ impl Default for PostgresOptions {
 /// which it renews in the background. An instance belongs to the process that started it, or that
 /// took it over ([`Engine::recover`](crate::Engine::recover) takes over the open instances of
 /// processes whose lease expired, and of engines shut down cleanly, which hand theirs back at
-/// once). Every append is refused with [`StoreError::Fenced`] unless the writer still holds its
+/// once), or that retried it ([`Engine::retry`](crate::Engine::retry) of a failed instance claims
+/// it for the process that calls it, whichever process ran it). Every append is refused with [`StoreError::Fenced`] unless the writer still holds its
 /// lease and owns the instance under the epoch it claimed it with, checked in the statement that
 /// writes the row: a paused or partitioned process cannot commit a step for an instance someone
 /// else now owns.
@@ -138,14 +140,19 @@ impl Sql {
                    SELECT workflow, instance, seq, open, $8, 1, state, status, at, at
                    FROM input WHERE seq = 1 AND EXISTS (SELECT 1 FROM alive)
                    ON CONFLICT DO NOTHING RETURNING workflow, instance, epoch),
+                 -- The owner writes under the epoch it claimed the instance with. Any live process
+                 -- writes, and claims under a new epoch, an instance no process owns (handed back)
+                 -- or one whose newest row closed it: the next row of a closed instance is a
+                 -- retry's (`Engine::retry` resumes a failed instance in the process that calls it,
+                 -- whoever ran it), and of concurrent retries the row number lets one in.
                  stepped AS (
                    UPDATE {s}.instances i SET newest = input.seq, open = input.open, owner = $8,
                      state = input.state, status = input.status, updated = input.at,
-                     epoch = CASE WHEN i.owner IS NULL THEN i.epoch + 1 ELSE i.epoch END
+                     epoch = CASE WHEN i.owner = $8 AND i.epoch = input.epoch THEN i.epoch ELSE i.epoch + 1 END
                    FROM input
                    WHERE input.seq > 1 AND i.workflow = input.workflow AND i.instance = input.instance
                      AND i.newest = input.seq - 1 AND EXISTS (SELECT 1 FROM alive)
-                     AND ((i.owner = $8 AND i.epoch = input.epoch) OR i.owner IS NULL)
+                     AND ((i.owner = $8 AND i.epoch = input.epoch) OR i.owner IS NULL OR NOT i.open)
                    RETURNING i.workflow, i.instance, i.epoch),
                  ok AS (SELECT * FROM started UNION ALL SELECT * FROM stepped),
                  written AS (
@@ -164,7 +171,7 @@ impl Sql {
                  SELECT workflow, instance, epoch FROM written"
             ),
             classify: format!(
-                "SELECT checksum, data FROM {s}.journal WHERE workflow = $1 AND instance = $2 AND seq = $3"
+                "SELECT checksum, data, owner FROM {s}.journal WHERE workflow = $1 AND instance = $2 AND seq = $3"
             ),
             owner: format!("SELECT newest, owner FROM {s}.instances WHERE workflow = $1 AND instance = $2"),
             claim: format!(
@@ -738,7 +745,8 @@ async fn append_batch(
 
 /// Why a row was not written: it is there already (a retry of a commit that went through), its
 /// number is taken or skipped ([`StoreError::Conflict`]), or the process does not own the
-/// instance ([`StoreError::Fenced`]).
+/// instance ([`StoreError::Fenced`]), which includes another process having written the row's
+/// number (it took the instance over, or retried it first).
 async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
@@ -749,11 +757,16 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
         )
         .await
         .map_err(backend)?;
+    let key = (workflow.to_string(), row.instance.clone());
     if let Some(stored) = stored {
+        // By the writer, not by the bytes alone: two processes retrying one instance write the
+        // same row.
+        if row.seq > 1 && stored.get::<_, i64>(2) != shared.process {
+            shared.epochs().remove(&key);
+            return Err(StoreError::Fenced { instance: row.instance });
+        }
         let same = stored.get::<_, i64>(0) == i64::from(row.checksum) && stored.get::<_, &[u8]>(1) == row.data;
-        let owned = shared
-            .epochs()
-            .contains_key(&(workflow.to_string(), row.instance.clone()));
+        let owned = shared.epochs().contains_key(&key);
         if same && owned && row.seq > 1 {
             return Ok(());
         }
@@ -786,7 +799,7 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
             seq: row.seq,
         }),
         _ => {
-            shared.epochs().remove(&(workflow.to_string(), row.instance.clone()));
+            shared.epochs().remove(&key);
             Err(StoreError::Fenced { instance: row.instance })
         }
     }
