@@ -16,11 +16,18 @@
 //! - `inspect/list/deep_cursor`: the page after a cursor 50,000 instances deep;
 //! - `inspect/stats/1h`: instances by state and status, and the last hour's ends and activity
 //!   durations;
+//! - `inspect/stats/24h`: the same over a day (345,600 rows, more than the 10,000 whose
+//!   durations `stats` reads);
 //! - `inspect/diagram/mermaid`: the diagram with the count of every state;
 //! - `inspect/show`: one instance's ten rows as a timeline.
 //!
+//! With the `postgres` feature, group `inspect_postgres` asks the same of the same store in
+//! PostgreSQL (see `postgres::store` below).
+//!
 //! Run: `cargo bench -p workflow-benches --bench inspect` (building the store takes a minute or
-//! two the first time). Without `--bench` it runs on a store of 10,000 instances, as a smoke test.
+//! two the first time), `cargo bench -p workflow-benches --bench inspect --features postgres` for
+//! both stores, `… -- postgres` for PostgreSQL's alone. Without `--bench` it runs on a store of
+//! 10,000 instances, as a smoke test.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
