@@ -546,6 +546,31 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
             "sealed None None None"
         ]
     );
+    // The indexes the inspector reads through, the journal's time window among them (added to
+    // schema-2 databases made before it on their next open).
+    let indexes = |schema: &pg::Schema| -> Vec<String> {
+        schema
+            .execute(&format!(
+                "SELECT indexname || ' ' || split_part(indexdef, ' USING ', 2) FROM pg_indexes
+                 WHERE schemaname = '{}' AND indexname NOT LIKE '%pkey' ORDER BY indexname",
+                schema.name
+            ))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let made = [
+        "inbox_instance btree (workflow, instance)",
+        "instances_by_started btree (workflow, started)",
+        "instances_by_state btree (workflow, state, status, started)",
+        "instances_by_status btree (workflow, status, started)",
+        "instances_open btree (workflow, owner) WHERE open",
+        "journal_at brin (at)",
+    ];
+    assert_eq!(indexes(&schema), made);
+    schema.execute("DROP INDEX journal_at");
+    drop(schema.open());
+    assert_eq!(indexes(&schema), made);
     schema.execute("UPDATE meta SET version = 3");
     let options = PostgresOptions {
         schema: schema.name.clone(),
