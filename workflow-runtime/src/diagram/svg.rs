@@ -135,6 +135,10 @@ impl Rect {
     fn overlaps(&self, other: &Rect) -> bool {
         self.x < other.right() && other.x < self.right() && self.y < other.bottom() && other.y < self.bottom()
     }
+    /// Whether `p` is inside, not on the border.
+    fn surrounds(&self, (x, y): (i64, i64)) -> bool {
+        x > self.x && x < self.right() && y > self.y && y < self.bottom()
+    }
     /// Whether the horizontal or vertical segment `a`–`b` passes through the interior.
     fn cut_by(&self, a: (i64, i64), b: (i64, i64)) -> bool {
         let (x0, x1) = (a.0.min(b.0), a.0.max(b.0));
@@ -240,6 +244,8 @@ fn place_label(
         };
         let clear = r.x >= 2 && r.y >= 2 && !keep_off.iter().any(|k| k.overlaps(&r));
         let crossings = others.iter().filter(|&&(a, b)| r.cut_by(a, b)).count() as i64;
+        // Another arrow close by makes it unclear which arrow the label names.
+        let near = others.iter().filter(|&&(a, b)| r.grow(8).cut_by(a, b)).count() as i64;
         let own = points
             .windows(2)
             .enumerate()
@@ -248,6 +254,7 @@ fn place_label(
         let score = (centre.0 - middle.0).abs()
             + (centre.1 - middle.1).abs()
             + 60 * (crossings + own)
+            + 20 * near
             + if beside { 10 } else { 0 };
         if best.is_none_or(|(c, s, _)| (clear, -score) > (c, -s)) {
             best = Some((clear, score, r));

@@ -107,22 +107,6 @@ impl Grid {
     }
 }
 
-fn inside(r: &Rect, (x, y): (i64, i64)) -> bool {
-    x > r.x && x < r.right() && y > r.y && y < r.bottom()
-}
-
-/// Whether the segment `a`–`b` (horizontal or vertical) passes through `r`'s interior.
-fn cuts(r: &Rect, a: (i64, i64), b: (i64, i64)) -> bool {
-    let (x0, x1) = (a.0.min(b.0), a.0.max(b.0));
-    let (y0, y1) = (a.1.min(b.1), a.1.max(b.1));
-    x0 < r.right()
-        && x1 > r.x
-        && y0 < r.bottom()
-        && y1 > r.y
-        && (x0 != x1 || (x0 > r.x && x0 < r.right()))
-        && (y0 != y1 || (y0 > r.y && y0 < r.bottom()))
-}
-
 /// Sorted, without repeats, with a line midway in every wide gap (the middle of a channel
 /// between boxes).
 fn lines(mut values: Vec<i64>) -> Vec<i64> {
@@ -151,15 +135,7 @@ impl Router {
         from: &[Port],
         to: &[Port],
     ) -> Option<Vec<(i64, i64)>> {
-        let walls: Vec<Rect> = obstacles
-            .iter()
-            .map(|o| Rect {
-                x: o.x - CLEAR,
-                y: o.y - CLEAR,
-                w: o.w + 2 * CLEAR,
-                h: o.h + 2 * CLEAR,
-            })
-            .collect();
+        let walls: Vec<Rect> = obstacles.iter().map(|o| o.grow(CLEAR)).collect();
         // A port is usable when its straight piece ends clear of the walls and crosses none
         // but its own box's.
         let usable = |p: &&Port| {
@@ -168,7 +144,7 @@ impl Router {
                 && y >= CLEAR
                 && !walls
                     .iter()
-                    .any(|w| inside(w, (x, y)) || (!inside(w, p.at) && cuts(w, p.at, (x, y))))
+                    .any(|w| w.surrounds((x, y)) || (!w.surrounds(p.at) && w.cut_by(p.at, (x, y))))
         };
         let from: Vec<Port> = from.iter().filter(usable).copied().collect();
         let to: Vec<Port> = to.iter().filter(usable).copied().collect();
