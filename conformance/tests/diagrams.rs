@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use workflow_runtime::graph::text;
 use workflow_runtime::interop::import::{import, Format};
 
-#[allow(dead_code)]
 #[path = "../../workflow-runtime/src/diagram/svg/check.rs"]
 mod check;
 #[allow(dead_code)]

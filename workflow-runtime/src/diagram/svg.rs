@@ -100,6 +100,10 @@ fn cut(text: &str, chars: usize) -> String {
     }
 }
 
+/// A point, and a segment from one to another.
+type Point = (i64, i64);
+type Segment = (Point, Point);
+
 /// A box: left, top, width, height.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Rect {
@@ -212,12 +216,7 @@ fn label_width(short: &str) -> i64 {
 /// beside it, as near its middle as leaves it clear of `keep_off` (and of the drawing's top and
 /// left edges), crossing as few `others` (other arrows' segments) as it can; and whether it is
 /// clear.
-fn place_label(
-    points: &[(i64, i64)],
-    (width, h): (i64, i64),
-    keep_off: &[Rect],
-    others: &[((i64, i64), (i64, i64))],
-) -> (Rect, bool) {
+fn place_label(points: &[(i64, i64)], (width, h): (i64, i64), keep_off: &[Rect], others: &[Segment]) -> (Rect, bool) {
     let length: i64 = points
         .windows(2)
         .map(|w| (w[1].0 - w[0].0).abs() + (w[1].1 - w[0].1).abs())
@@ -234,32 +233,9 @@ fn place_label(
         }
         to_go -= d;
     }
-    let mut best: Option<(bool, i64, Rect)> = None;
-    let mut consider = |centre: (i64, i64), beside: bool, carrier: usize| {
-        let r = Rect {
-            x: centre.0 - width / 2,
-            y: centre.1 - h / 2,
-            w: width,
-            h,
-        };
-        let clear = r.x >= 2 && r.y >= 2 && !keep_off.iter().any(|k| k.overlaps(&r));
-        let crossings = others.iter().filter(|&&(a, b)| r.cut_by(a, b)).count() as i64;
-        // Another arrow close by makes it unclear which arrow the label names.
-        let near = others.iter().filter(|&&(a, b)| r.grow(8).cut_by(a, b)).count() as i64;
-        let own = points
-            .windows(2)
-            .enumerate()
-            .filter(|&(k, w)| k != carrier && r.cut_by(w[0], w[1]))
-            .count() as i64;
-        let score = (centre.0 - middle.0).abs()
-            + (centre.1 - middle.1).abs()
-            + 60 * (crossings + own)
-            + 20 * near
-            + if beside { 10 } else { 0 };
-        if best.is_none_or(|(c, s, _)| (clear, -score) > (c, -s)) {
-            best = Some((clear, score, r));
-        }
-    };
+    // Every place to try, (how far from the middle it is, the place, beside the line, the
+    // segment it is on), nearest first.
+    let mut places: Vec<(i64, (i64, i64), bool, usize)> = Vec::new();
     for (k, w) in points.windows(2).enumerate() {
         let ((x0, y0), (x1, y1)) = (w[0], w[1]);
         let (lo, hi) = if x0 == x1 {
@@ -278,13 +254,46 @@ fn place_label(
             } else {
                 ((at, y0), [(at, y0 - h / 2 - 3), (at, y0 + h / 2 + 3)])
             };
+            let away = |c: (i64, i64)| (c.0 - middle.0).abs() + (c.1 - middle.1).abs();
             if on {
-                consider(on_it, false, k);
+                places.push((away(on_it), on_it, false, k));
             }
             for centre in beside {
-                consider(centre, true, k);
+                places.push((away(centre) + 10, centre, true, k));
             }
             at += 4;
+        }
+    }
+    places.sort_unstable();
+    // The clear place with the lowest score (its distance plus what it crosses), or the lowest
+    // of all if none is clear; a place whose distance alone is more than a clear one's score
+    // cannot beat it.
+    let mut best: Option<(bool, i64, Rect)> = None;
+    for (away, centre, _, carrier) in places {
+        if best.is_some_and(|(clear, score, _)| clear && away >= score) {
+            break;
+        }
+        let r = Rect {
+            x: centre.0 - width / 2,
+            y: centre.1 - h / 2,
+            w: width,
+            h,
+        };
+        let clear = r.x >= 2 && r.y >= 2 && !keep_off.iter().any(|k| k.overlaps(&r));
+        if !clear && best.is_some_and(|(clear, _, _)| clear) {
+            continue;
+        }
+        let crossings = others.iter().filter(|&&(a, b)| r.cut_by(a, b)).count() as i64;
+        // Another arrow close by makes it unclear which arrow the label names.
+        let near = others.iter().filter(|&&(a, b)| r.grow(8).cut_by(a, b)).count() as i64;
+        let own = points
+            .windows(2)
+            .enumerate()
+            .filter(|&(k, w)| k != carrier && r.cut_by(w[0], w[1]))
+            .count() as i64;
+        let score = away + 60 * (crossings + own) + 20 * near;
+        if best.is_none_or(|(c, s, _)| (clear, -score) > (c, -s)) {
+            best = Some((clear, score, r));
         }
     }
     match best {
@@ -759,7 +768,7 @@ impl Graph<'_> {
                 }
             }
             keep_off.extend(placed.iter().map(|l| l.grow(2)));
-            let others: Vec<((i64, i64), (i64, i64))> = bundles
+            let others: Vec<Segment> = bundles
                 .iter()
                 .filter(|other| other[0] != bundle[0])
                 .flat_map(|other| arrows[other[0]].points.windows(2).map(|w| (w[0], w[1])))

@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::Rect;
+use super::{Rect, Segment};
 
 /// How far a path keeps from a box it goes around.
 pub(super) const CLEAR: i64 = 7;
@@ -78,7 +78,7 @@ impl Port {
 /// The paths routed so far, which later ones keep apart from.
 #[derive(Default)]
 pub(super) struct Router {
-    drawn: Vec<((i64, i64), (i64, i64))>,
+    drawn: Vec<Segment>,
 }
 
 /// The search's grid: the lines a path may run on, and what each step costs.
@@ -220,18 +220,19 @@ impl Router {
                 }
             }
         }
-        let near = |v: i64, border: i64| v > border - CLEAR && v < border + CLEAR;
+        // Steps within CLEAR of a border, along it: only the bands round the borders.
+        let band = |values: &[i64], border: i64| span(values, border - CLEAR + 1, border + CLEAR - 1);
         for c in crossed {
-            for j in span(&grid.ys, c.y - CLEAR, c.bottom() + CLEAR) {
-                for i in span(&grid.xs, c.x - CLEAR, c.right() + CLEAR) {
-                    let (x, y) = (grid.xs[i], grid.ys[j]);
+            for j in band(&grid.ys, c.y).chain(band(&grid.ys, c.bottom())) {
+                for i in span(&grid.xs, c.x, c.right() - 1) {
                     let p = grid.point(i, j);
-                    if (near(y, c.y) || near(y, c.bottom())) && x >= c.x && x < c.right() {
-                        grid.hug[p][0] = true;
-                    }
-                    if (near(x, c.x) || near(x, c.right())) && y >= c.y && y < c.bottom() {
-                        grid.hug[p][1] = true;
-                    }
+                    grid.hug[p][0] = true;
+                }
+            }
+            for i in band(&grid.xs, c.x).chain(band(&grid.xs, c.right())) {
+                for j in span(&grid.ys, c.y, c.bottom() - 1) {
+                    let p = grid.point(i, j);
+                    grid.hug[p][1] = true;
                 }
             }
         }
@@ -273,13 +274,20 @@ fn search(grid: &Grid, from: &[Port], to: &[Port]) -> Option<Vec<(i64, i64)>> {
         .iter()
         .filter_map(|t| grid.find(t.stub()).map(|(i, j)| (grid.point(i, j), *t)))
         .collect();
+    let mut is_target = vec![false; grid.blocked.len()];
+    for &(q, _) in &targets {
+        is_target[q] = true;
+    }
+    // The distance left, at least: to the box round every target's straight piece.
+    let (x0, x1, y0, y1) = targets
+        .iter()
+        .map(|(_, t)| t.stub())
+        .fold((i64::MAX, i64::MIN, i64::MAX, i64::MIN), |(x0, x1, y0, y1), (x, y)| {
+            (x0.min(x), x1.max(x), y0.min(y), y1.max(y))
+        });
     let left = |p: usize| -> i64 {
         let (x, y) = (grid.xs[p % nx], grid.ys[p / nx]);
-        targets
-            .iter()
-            .map(|(_, t)| (t.stub().0 - x).abs() + (t.stub().1 - y).abs())
-            .min()
-            .unwrap_or(0)
+        (x0 - x).max(0) + (x - x1).max(0) + (y0 - y).max(0) + (y - y1).max(0)
     };
     for port in from {
         let Some((i, j)) = grid.find(port.stub()) else { continue };
@@ -301,7 +309,7 @@ fn search(grid: &Grid, from: &[Port], to: &[Port]) -> Option<Vec<(i64, i64)>> {
             continue;
         }
         let (p, dir) = (state / 4, Dir::ALL[state % 4]);
-        for (q, port) in targets.iter().filter(|(q, _)| *q == p) {
+        for (q, port) in targets.iter().filter(|(q, _)| is_target[p] && *q == p) {
             let arrive = port.dir.back();
             let turn = if dir == arrive {
                 0
