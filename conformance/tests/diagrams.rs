@@ -147,8 +147,19 @@ fn corpus() -> (Vec<(String, String)>, Vec<String>) {
 fn every_workflow_is_drawn_without_overlaps() {
     let (graphs, errors) = corpus();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
-    // The repository's own, at least: the examples', the tests', the benches', the web view's.
-    assert!(graphs.len() >= 100, "only {} workflows found", graphs.len());
+    // The repository's own (the examples', the tests', the benches', the web view's: 97 when
+    // this was written), and the corpus's where it is (86 charts, a few not translated).
+    let scion = graphs.iter().filter(|(origin, _)| origin.starts_with("scion/")).count();
+    assert!(
+        graphs.len() - scion >= 90,
+        "only {} of the repository's workflows found",
+        graphs.len() - scion
+    );
+    assert!(scion == 0 || scion >= 70, "only {scion} SCION charts drawn");
+    println!(
+        "{} of the repository's workflows and {scion} SCION charts",
+        graphs.len() - scion
+    );
     let keep = std::env::var_os("WORKFLOW_DIAGRAMS_OUT").map(PathBuf::from);
     let mut faults = Vec::new();
     let (mut nested, mut parallel, mut loops) = (0, 0, 0);

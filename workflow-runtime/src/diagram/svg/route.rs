@@ -393,3 +393,115 @@ fn simplify(points: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x: i64, y: i64, w: i64, h: i64) -> Rect {
+        Rect { x, y, w, h }
+    }
+
+    fn port(at: (i64, i64), dir: Dir) -> Port {
+        Port {
+            at,
+            dir,
+            reach: STUB,
+            cost: 0,
+        }
+    }
+
+    #[test]
+    fn a_path_goes_round_what_stands_between() {
+        // A above B, a wall between them wider than both.
+        let (a, b, wall) = (rect(100, 10, 40, 20), rect(100, 120, 40, 20), rect(60, 60, 160, 20));
+        let path = Router::default()
+            .route(
+                &[a, b, wall],
+                &[],
+                &[port((120, 30), Dir::Down)],
+                &[port((120, 120), Dir::Up)],
+            )
+            .expect("a way round");
+        assert_eq!((path.first(), path.last()), (Some(&(120, 30)), Some(&(120, 120))));
+        let last = path.len() - 2;
+        for (k, w) in path.windows(2).enumerate() {
+            assert!(w[0].0 == w[1].0 || w[0].1 == w[1].1, "{path:?}");
+            // Clear of every box by CLEAR, but for the straight pieces out of and into the ends.
+            let ends: &[Rect] = if k == 0 {
+                &[b]
+            } else if k == last {
+                &[a]
+            } else {
+                &[a, b]
+            };
+            for r in ends.iter().chain([&wall]) {
+                assert!(!r.grow(CLEAR - 1).cut_by(w[0], w[1]), "{path:?} through {r:?}");
+            }
+        }
+        // Round the nearer end of the wall, with no more bends than that takes.
+        assert!(path.iter().all(|p| p.0 < 220), "{path:?}");
+        assert_eq!(path.len(), 6, "{path:?}");
+    }
+
+    #[test]
+    fn a_later_path_keeps_off_an_earlier_one() {
+        let (a, b) = (rect(100, 10, 60, 20), rect(100, 120, 60, 20));
+        let from = [port((120, 30), Dir::Down), port((140, 30), Dir::Down)];
+        let to = [port((120, 120), Dir::Up), port((140, 120), Dir::Up)];
+        let mut router = Router::default();
+        let first = router.route(&[a, b], &[], &from, &to).expect("a way");
+        let second = router.route(&[a, b], &[], &from, &to).expect("a way");
+        assert_eq!(first, [(120, 30), (120, 120)]);
+        assert_eq!(second, [(140, 30), (140, 120)]);
+    }
+
+    #[test]
+    fn a_path_runs_along_no_border_it_crosses() {
+        // From A, inside C near its left side, to B below C: straight down would run along C's
+        // left border, 2 px inside it; the path steps out of C first.
+        let c = rect(100, 0, 200, 100);
+        let (a, b) = (rect(114, 40, 60, 20), rect(72, 160, 60, 20));
+        let path = Router::default()
+            .route(
+                &[a, b],
+                &[c],
+                &[port((114, 50), Dir::Left)],
+                &[port((102, 160), Dir::Up)],
+            )
+            .expect("a way");
+        for w in path.windows(2) {
+            let along_side = w[0].0 == w[1].0 && (w[0].0 - c.x).abs() < CLEAR && w[0].1.min(w[1].1) < c.bottom();
+            assert!(!along_side, "{path:?}");
+        }
+        // Without C, straight down.
+        let path = Router::default()
+            .route(
+                &[a, b],
+                &[],
+                &[port((114, 50), Dir::Left)],
+                &[port((102, 160), Dir::Up)],
+            )
+            .expect("a way");
+        assert_eq!(path, [(114, 50), (102, 50), (102, 160)]);
+    }
+
+    #[test]
+    fn no_way_out_is_none() {
+        // The target inside a closed ring of boxes.
+        let ring = [
+            rect(60, 60, 100, 10),
+            rect(60, 150, 100, 10),
+            rect(60, 60, 10, 100),
+            rect(150, 60, 10, 100),
+        ];
+        let target = rect(100, 100, 20, 20);
+        let mut obstacles = ring.to_vec();
+        obstacles.push(target);
+        let mut router = Router::default();
+        let to = [port((110, 100), Dir::Up), port((120, 110), Dir::Right)];
+        assert_eq!(router.route(&obstacles, &[], &[port((20, 20), Dir::Right)], &to), None);
+        // Nor is there one from a port whose straight piece ends in a box.
+        assert_eq!(router.route(&obstacles, &[], &[port((55, 110), Dir::Right)], &to), None);
+    }
+}
