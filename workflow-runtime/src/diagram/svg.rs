@@ -104,6 +104,11 @@ fn cut(text: &str, chars: usize) -> String {
 type Point = (i64, i64);
 type Segment = (Point, Point);
 
+/// A container's name as its box's first line shows it: cut to the box's width.
+fn head_name(name: &str, b: Rect) -> String {
+    cut(name, (b.w / 8).max(4) as usize)
+}
+
 /// A box: left, top, width, height.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Rect {
@@ -493,7 +498,7 @@ impl Graph<'_> {
                 "<text class=\"name\" x=\"{}\" y=\"{}\">{}</text>",
                 b.x + 10,
                 b.y + 19,
-                Escaped(&cut(&name, (b.w / 8).max(4) as usize))
+                Escaped(&head_name(&name, b))
             );
             if let Some(n) = count {
                 let _ = write!(
@@ -597,7 +602,7 @@ impl Graph<'_> {
 
     /// Where a container's name and count are written, which arrows and labels keep off.
     fn header(&self, s: usize, b: Rect) -> [Rect; 2] {
-        let name = cut(self.states[s].name, (b.w / 8).max(4) as usize);
+        let name = head_name(self.states[s].name, b);
         [
             Rect {
                 x: b.x + 6,
