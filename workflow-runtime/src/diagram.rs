@@ -378,7 +378,7 @@ mod tests {
         }
     }
 
-    const fn event(name: &'static str, kind: EventKind<'static>) -> EventInfo<'static> {
+    pub(super) const fn event(name: &'static str, kind: EventKind<'static>) -> EventInfo<'static> {
         EventInfo {
             name,
             fields: &[],

@@ -3,32 +3,46 @@
 //! The layout is layered and deterministic: within each container (the workflow, a compound or
 //! a parallel state) the children are ranked by breadth-first distance from the container's
 //! initial child, one row per rank, top to bottom; a compound or parallel state is a box holding
-//! its children's rows (a parallel state's regions side by side). Arrows run from the bottom of
-//! a box to the top of a lower one, and back up along the right side; a transition that stays
-//! in its state is a small loop. Nothing is measured: boxes have one size, and a name longer
-//! than a box holds is cut short (the whole name is in the box's `<title>`).
+//! its children's rows (a parallel state's regions side by side), neighbours in a row far enough
+//! apart for the labels of the arrows between them. Each arrow is then routed (module `route`)
+//! as horizontal and vertical segments around every box that is neither its source, its target
+//! nor an ancestor of either, crossing an ancestor's border but not its name; arrows between the
+//! same two states the same way share one path, and a transition that stays in its state is a
+//! loop on the box's side. Each label (the trigger) goes on or beside its arrow, clear of the
+//! boxes and of the other labels; when one finds no room, the gaps widen and the drawing starts
+//! again. Text is not measured: boxes have one size, a name longer than a box holds is cut short
+//! (the whole name is in the box's `<title>`), and a label's box is sized from a generous width
+//! per character.
+
+mod route;
+
+#[cfg(test)]
+mod check;
 
 use std::fmt::{self, Write};
 
 use crate::graph::{Graph, StateKind, Trigger};
+use route::{Dir, Port, Router, STUB};
 
 const BOX_W: i64 = 156;
 const BOX_H: i64 = 52;
-const GAP_X: i64 = 36;
+const GAP_X: i64 = 40;
 const GAP_Y: i64 = 64;
+/// How much the gaps widen each time the labels do not all find room, and how many times.
+const WIDEN: i64 = 24;
+const WIDENINGS: i64 = 4;
 /// Padding inside a container's box, and the height of its name line.
 const PAD: i64 = 14;
 const HEAD: i64 = 28;
 const MARGIN: i64 = 16;
 /// Room above the initial state for the start dot.
 const START: i64 = 30;
-/// How far a back edge bulges right of its boxes.
-const BULGE: i64 = 44;
 /// Characters of a name, and of an edge's label, drawn before the text is cut short.
 const NAME_CHARS: usize = 19;
 const LABEL_CHARS: usize = 22;
-/// A rough width of one character of an edge label (11 px sans-serif), for the drawing's width.
-const LABEL_CHAR_W: i64 = 6;
+/// The height of a label's box, and the room each side of its text.
+const LABEL_H: i64 = 16;
+const LABEL_PAD: i64 = 4;
 
 /// How hot a count is, 0 (none) to 5 (the largest): `1 + 4 · count / max`, at most 5. The SVG
 /// colours each state's box by it (classes `heat-0` … `heat-5`); a page refreshing the counts
@@ -86,6 +100,15 @@ fn cut(text: &str, chars: usize) -> String {
     }
 }
 
+/// A point, and a segment from one to another.
+type Point = (i64, i64);
+type Segment = (Point, Point);
+
+/// A container's name as its box's first line shows it: cut to the box's width.
+fn head_name(name: &str, b: Rect) -> String {
+    cut(name, (b.w / 8).max(4) as usize)
+}
+
 /// A box: left, top, width, height.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Rect {
@@ -102,24 +125,212 @@ impl Rect {
     fn bottom(&self) -> i64 {
         self.y + self.h
     }
+    fn mid_x(&self) -> i64 {
+        self.x + self.w / 2
+    }
     fn mid_y(&self) -> i64 {
         self.y + self.h / 2
+    }
+    /// The box grown by `by` on every side.
+    fn grow(&self, by: i64) -> Rect {
+        Rect {
+            x: self.x - by,
+            y: self.y - by,
+            w: self.w + 2 * by,
+            h: self.h + 2 * by,
+        }
+    }
+    /// Whether the interiors meet.
+    fn overlaps(&self, other: &Rect) -> bool {
+        self.x < other.right() && other.x < self.right() && self.y < other.bottom() && other.y < self.bottom()
+    }
+    /// Whether `p` is inside, not on the border.
+    fn surrounds(&self, (x, y): (i64, i64)) -> bool {
+        x > self.x && x < self.right() && y > self.y && y < self.bottom()
+    }
+    /// Whether the horizontal or vertical segment `a`–`b` passes through the interior.
+    fn cut_by(&self, a: (i64, i64), b: (i64, i64)) -> bool {
+        let (x0, x1) = (a.0.min(b.0), a.0.max(b.0));
+        let (y0, y1) = (a.1.min(b.1), a.1.max(b.1));
+        x0 < self.right() && x1 > self.x && y0 < self.bottom() && y1 > self.y
     }
 }
 
 /// Where every state is drawn.
 struct Layout {
     boxes: Vec<Rect>,
+    /// The gaps between boxes side by side, and between rows, at least.
+    gap: (i64, i64),
+    /// Each arrow's ends and the width of its label's box.
+    labels: Vec<(usize, usize, i64)>,
     /// Per container (`None`: the workflow, then each state), its children's rows.
     rows: Vec<Vec<Vec<usize>>>,
     width: i64,
     height: i64,
 }
 
-/// Whether `other` stands between `a` and `b`, two boxes beside each other.
-fn between(a: Rect, b: Rect, other: Rect) -> bool {
-    let (left, right) = (a.right().min(b.right()), a.x.max(b.x));
-    other.x >= left && other.right() <= right && other.y < a.bottom().max(b.bottom()) && other.bottom() > a.y.min(b.y)
+/// One drawn transition (one per target): its ends, its text, its path and its label's box.
+struct Arrow {
+    source: usize,
+    /// `None` for a transition without targets, drawn as a loop on its source.
+    target: Option<usize>,
+    /// The trigger, drawn; the whole label, in the arrow's title.
+    short: String,
+    full: String,
+    points: Vec<(i64, i64)>,
+    label: Option<Rect>,
+}
+
+/// Everything drawn, and the drawing's size.
+struct Drawing {
+    layout: Layout,
+    arrows: Vec<Arrow>,
+    width: i64,
+    height: i64,
+}
+
+/// A generous width of `text` in 11 px sans-serif (the labels' font), from rough widths of
+/// narrow, common and wide characters: so that a label's box holds its text in the fonts the
+/// drawing names.
+fn text_width(text: &str) -> i64 {
+    let tenths: i64 = text
+        .chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | 'I' | '!' | '.' | ',' | ':' | ';' | '|' | '\'' => 35,
+            'f' | 't' | 'r' | ' ' | '(' | ')' | '[' | ']' | '/' | '-' => 45,
+            'm' | 'w' | 'M' | 'W' => 100,
+            'A'..='Z' | '_' | '&' | '%' | '@' => 80,
+            c if c.is_ascii() => 68,
+            _ => 110,
+        })
+        .sum();
+    (tenths + 9) / 10
+}
+
+/// The width of the box of the label drawn for an arrow with trigger `short` (0: none).
+fn label_width(short: &str) -> i64 {
+    let text = cut(short, LABEL_CHARS);
+    if text.is_empty() {
+        0
+    } else {
+        text_width(&text) + 2 * LABEL_PAD
+    }
+}
+
+/// The box of a label of `size` (width, height) for the arrow through `points`: on the arrow or
+/// beside it, as near its middle as leaves it clear of `keep_off` (and of the drawing's top and
+/// left edges), crossing as few `others` (other arrows' segments) as it can; and whether it is
+/// clear.
+fn place_label(points: &[(i64, i64)], (width, h): (i64, i64), keep_off: &[Rect], others: &[Segment]) -> (Rect, bool) {
+    let length: i64 = points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).abs() + (w[1].1 - w[0].1).abs())
+        .sum();
+    // The point halfway along the path.
+    let mut middle = points.first().copied().unwrap_or((0, 0));
+    let mut to_go = length / 2;
+    for w in points.windows(2) {
+        let d = (w[1].0 - w[0].0).abs() + (w[1].1 - w[0].1).abs();
+        if to_go <= d {
+            let (sx, sy) = ((w[1].0 - w[0].0).signum(), (w[1].1 - w[0].1).signum());
+            middle = (w[0].0 + sx * to_go, w[0].1 + sy * to_go);
+            break;
+        }
+        to_go -= d;
+    }
+    // Every place to try, (how far from the middle it is, the place, beside the line, the
+    // segment it is on), nearest first.
+    let mut places: Vec<(i64, (i64, i64), bool, usize)> = Vec::new();
+    for (k, w) in points.windows(2).enumerate() {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        let (lo, hi) = if x0 == x1 {
+            (y0.min(y1), y0.max(y1))
+        } else {
+            (x0.min(x1), x0.max(x1))
+        };
+        // Along the segment, 4 px at a time: centred on it where it is long enough (some of it
+        // showing either side), beside it (either side) anywhere along it or half past its ends.
+        let along = if x0 == x1 { h } else { width };
+        let mut at = lo - along / 2;
+        while at <= hi + along / 2 {
+            let on = at - along / 2 - 8 >= lo && at + along / 2 + 8 <= hi;
+            let (on_it, beside) = if x0 == x1 {
+                ((x0, at), [(x0 + width / 2 + 4, at), (x0 - width / 2 - 4, at)])
+            } else {
+                ((at, y0), [(at, y0 - h / 2 - 3), (at, y0 + h / 2 + 3)])
+            };
+            let away = |c: (i64, i64)| (c.0 - middle.0).abs() + (c.1 - middle.1).abs();
+            if on {
+                places.push((away(on_it), on_it, false, k));
+            }
+            for centre in beside {
+                places.push((away(centre) + 10, centre, true, k));
+            }
+            at += 4;
+        }
+    }
+    places.sort_unstable();
+    // The clear place with the lowest score (its distance plus what it crosses), or the lowest
+    // of all if none is clear; a place whose distance alone is more than a clear one's score
+    // cannot beat it.
+    let mut best: Option<(bool, i64, Rect)> = None;
+    for (away, centre, _, carrier) in places {
+        if best.is_some_and(|(clear, score, _)| clear && away >= score) {
+            break;
+        }
+        let r = Rect {
+            x: centre.0 - width / 2,
+            y: centre.1 - h / 2,
+            w: width,
+            h,
+        };
+        let clear = r.x >= 2 && r.y >= 2 && !keep_off.iter().any(|k| k.overlaps(&r));
+        if !clear && best.is_some_and(|(clear, _, _)| clear) {
+            continue;
+        }
+        let crossings = others.iter().filter(|&&(a, b)| r.cut_by(a, b)).count() as i64;
+        // Another arrow close by makes it unclear which arrow the label names.
+        let near = others.iter().filter(|&&(a, b)| r.grow(8).cut_by(a, b)).count() as i64;
+        let own = points
+            .windows(2)
+            .enumerate()
+            .filter(|&(k, w)| k != carrier && r.cut_by(w[0], w[1]))
+            .count() as i64;
+        let score = away + 60 * (crossings + own) + 20 * near;
+        if best.is_none_or(|(c, s, _)| (clear, -score) > (c, -s)) {
+            best = Some((clear, score, r));
+        }
+    }
+    match best {
+        Some((clear, _, r)) => (r, clear),
+        None => (Rect::default(), false),
+    }
+}
+
+/// SVG path data for `points`, the corners rounded.
+fn path_data(points: &[(i64, i64)]) -> String {
+    const RADIUS: i64 = 8;
+    let mut d = String::new();
+    let distance = |a: (i64, i64), b: (i64, i64)| (a.0 - b.0).abs() + (a.1 - b.1).abs();
+    let toward = |from: (i64, i64), to: (i64, i64), by: i64| {
+        (
+            from.0 + (to.0 - from.0).signum() * by,
+            from.1 + (to.1 - from.1).signum() * by,
+        )
+    };
+    for (k, &p) in points.iter().enumerate() {
+        if k == 0 {
+            let _ = write!(d, "M{},{}", p.0, p.1);
+        } else if k + 1 == points.len() {
+            let _ = write!(d, "L{},{}", p.0, p.1);
+        } else {
+            let (a, c) = (points[k - 1], points[k + 1]);
+            let r = RADIUS.min(distance(a, p) / 2).min(distance(p, c) / 2);
+            let (before, after) = (toward(p, a, r), toward(p, c, r));
+            let _ = write!(d, "L{},{}Q{},{} {},{}", before.0, before.1, p.0, p.1, after.0, after.1);
+        }
+    }
+    d
 }
 
 fn is_container(kind: StateKind) -> bool {
@@ -157,14 +368,16 @@ impl Graph<'_> {
     }
 
     fn svg(&self, counts: Option<&[u64]>) -> String {
-        let layout = self.layout();
+        let Drawing {
+            layout,
+            arrows,
+            width,
+            height,
+        } = self.drawing();
         let count = |s: usize| counts.map(|c| c.get(s).copied().unwrap_or(0));
         let max = counts.map_or(0, |c| c.iter().copied().max().unwrap_or(0));
 
-        // The arrows first (their labels widen the drawing), then the boxes, outermost first.
-        let (edges, edge_right, edge_bottom) = self.svg_edges(&layout);
-        let width = layout.width.max(edge_right + MARGIN);
-        let height = layout.height.max(edge_bottom + MARGIN);
+        // The boxes, outermost first, then the arrows over them.
         let mut out = String::new();
         let _ = write!(
             out,
@@ -191,7 +404,9 @@ impl Graph<'_> {
                 b.y - 1
             );
         }
-        out.push_str(&edges);
+        for arrow in &arrows {
+            self.svg_arrow(arrow, &mut out);
+        }
         out.push_str("</svg>\n");
         out
     }
@@ -283,7 +498,7 @@ impl Graph<'_> {
                 "<text class=\"name\" x=\"{}\" y=\"{}\">{}</text>",
                 b.x + 10,
                 b.y + 19,
-                Escaped(&cut(&name, (b.w / 8).max(4) as usize))
+                Escaped(&head_name(&name, b))
             );
             if let Some(n) = count {
                 let _ = write!(
@@ -312,10 +527,10 @@ impl Graph<'_> {
         out.push_str("</g>");
     }
 
-    /// The arrows, and the rightmost and lowest points they (and their labels) reach.
-    fn svg_edges(&self, layout: &Layout) -> (String, i64, i64) {
-        // (source, target: None for a targetless transition, trigger, whole label)
-        let mut edges: Vec<(usize, Option<usize>, String, String)> = Vec::new();
+    /// One arrow per target of each transition (a loop for one without targets), in the
+    /// transitions' order, not yet routed.
+    fn arrows(&self) -> Vec<Arrow> {
+        let mut arrows = Vec::new();
         for t in self.transitions {
             if t.trigger == Trigger::Initial {
                 continue;
@@ -328,166 +543,298 @@ impl Graph<'_> {
             // The trigger alone is drawn; guard and actions are in the title.
             let short = full.split(" [").next().unwrap_or("");
             let short = short.split(" /").next().unwrap_or("").to_string();
-            if t.targets.is_empty() {
-                edges.push((t.source, None, short.clone(), full.clone()));
-            }
-            for &target in t.targets {
-                let target = (target != t.source).then_some(target);
-                edges.push((t.source, target, short.clone(), full.clone()));
-            }
-        }
-        // Downward arrows share the bottom of their source and the top of their target:
-        // each gets its own port, spread along the side in the order of the other ends.
-        let b = &layout.boxes;
-        let down = |s: usize, t: usize| b[t].y >= b[s].bottom();
-        let mut out_ports: Vec<Vec<(i64, usize)>> = vec![Vec::new(); b.len()];
-        let mut in_ports: Vec<Vec<(i64, usize)>> = vec![Vec::new(); b.len()];
-        for (i, (s, t, _, _)) in edges.iter().enumerate() {
-            if let Some(t) = *t {
-                if down(*s, t) {
-                    out_ports[*s].push((b[t].x + b[t].w / 2, i));
-                    in_ports[t].push((b[*s].x + b[*s].w / 2, i));
-                }
-            }
-        }
-        let port = |ports: &mut Vec<Vec<(i64, usize)>>, s: usize, edge: usize| {
-            let list = &mut ports[s];
-            list.sort();
-            let k = list.iter().position(|&(_, e)| e == edge).unwrap_or(0) as i64;
-            let n = list.len() as i64;
-            let width = b[s].w.min(BOX_W);
-            b[s].x + (b[s].w - width) / 2 + width * (k + 1) / (n + 1)
-        };
-        let mut back_count = vec![0_i64; b.len()];
-        let (mut right, mut bottom) = (0, 0);
-        let mut placed: Vec<(i64, i64, i64)> = Vec::new();
-        let mut out = String::new();
-        for (i, (s, t, short, full)) in edges.iter().enumerate() {
-            let (s, src) = (*s, b[*s]);
-            let (path, label_at, anchor) = match *t {
-                None => {
-                    // A loop on the right side.
-                    let (x, y) = (src.right(), src.y);
-                    let k = back_count[s] * 8;
-                    back_count[s] += 1;
-                    (
-                        format!(
-                            "M{x},{}C{},{} {},{} {x},{}",
-                            y + 14,
-                            x + 30 + k,
-                            y + 2,
-                            x + 30 + k,
-                            y + src.h - 2,
-                            y + src.h - 14
-                        ),
-                        None,
-                        "start",
-                    )
-                }
-                Some(t) if down(s, t) => {
-                    let (x1, y1) = (port(&mut out_ports, s, i), src.bottom());
-                    let (x2, y2) = (port(&mut in_ports, t, i), b[t].y);
-                    let dy = (y2 - y1) / 2;
-                    (
-                        format!("M{x1},{y1}C{x1},{} {x2},{} {x2},{y2}", y1 + dy, y2 - dy),
-                        Some(((x1 + x2) / 2, (y1 + y2) / 2 + 4)),
-                        "middle",
-                    )
-                }
-                Some(t) if b[t].bottom() <= src.y => {
-                    // Back up, along the right of both boxes.
-                    let dst = b[t];
-                    let k = back_count[s] * 10;
-                    back_count[s] += 1;
-                    let (x1, y1, x2, y2) = (src.right(), src.mid_y() + 6, dst.right(), dst.mid_y() + 6);
-                    let bulge = x1.max(x2) + BULGE + k;
-                    (
-                        format!("M{x1},{y1}C{bulge},{y1} {bulge},{y2} {x2},{y2}"),
-                        Some((bulge - 8, (y1 + y2) / 2 + 4)),
-                        "start",
-                    )
-                }
-                Some(t)
-                    if b.iter()
-                        .enumerate()
-                        .any(|(o, ob)| o != s && o != t && between(src, b[t], *ob)) =>
-                {
-                    // Beside it with boxes between: under them.
-                    let dst = b[t];
-                    let (x1, x2) = (src.x + src.w / 2, dst.x + dst.w / 2);
-                    let low = src.bottom().max(dst.bottom()) + 36;
-                    bottom = bottom.max(low);
-                    (
-                        format!("M{x1},{}C{x1},{low} {x2},{low} {x2},{}", src.bottom(), dst.bottom()),
-                        Some(((x1 + x2) / 2, low - 4)),
-                        "middle",
-                    )
-                }
-                Some(t) => {
-                    // Beside it: from the facing side.
-                    let dst = b[t];
-                    let (x1, x2) = if dst.x >= src.right() {
-                        (src.right(), dst.x)
-                    } else {
-                        (src.x, dst.right())
-                    };
-                    let (y1, y2) = (src.mid_y() + 8, dst.mid_y() + 8);
-                    (
-                        format!("M{x1},{y1}C{},{y1} {},{y2} {x2},{y2}", (x1 + x2) / 2, (x1 + x2) / 2),
-                        Some(((x1 + x2) / 2, (y1 + y2) / 2 - 6)),
-                        "middle",
-                    )
-                }
+            let targets = t.targets.iter().map(|&target| Some(target));
+            let targets: Vec<Option<usize>> = if t.targets.is_empty() {
+                vec![None]
+            } else {
+                targets.collect()
             };
-            let _ = write!(
-                out,
-                "<g class=\"edge\"><title>{}</title><path class=\"arrow\" d=\"{path}\"/>",
-                Escaped(&format!(
-                    "{} → {}: {full}",
-                    self.states[s].name,
-                    self.states[t.unwrap_or(s)].name
-                ))
-            );
-            right = right.max(src.right() + 34 + back_count[s] * 8);
-            if let Some((x, mut y)) = label_at.filter(|_| !short.is_empty()) {
-                let text = cut(short, LABEL_CHARS);
-                let width = text.chars().count() as i64 * LABEL_CHAR_W;
-                // Below any label already drawn where this one would go.
-                let (x0, x1) = if anchor == "start" {
-                    (x, x + width)
-                } else {
-                    (x - width / 2, x + width / 2)
-                };
-                while placed
-                    .iter()
-                    .any(|&(a0, a1, ay)| a0 < x1 && x0 < a1 && (ay - y).abs() < 13)
-                {
-                    y += 13;
-                }
-                placed.push((x0, x1, y));
-                bottom = bottom.max(y + 4);
-                right = right.max(if anchor == "start" { x + width } else { x + width / 2 });
-                let anchor = if anchor == "start" {
-                    " text-anchor=\"start\""
-                } else {
-                    ""
-                };
-                let _ = write!(
-                    out,
-                    "<text class=\"label\" x=\"{x}\" y=\"{y}\"{anchor}>{}</text>",
-                    Escaped(&text)
-                );
+            for target in targets {
+                arrows.push(Arrow {
+                    source: t.source,
+                    target,
+                    short: short.clone(),
+                    full: full.clone(),
+                    points: Vec::new(),
+                    label: None,
+                });
             }
-            out.push_str("</g>");
         }
-        (out, right, bottom)
+        arrows
     }
 
-    /// Ranks, sizes and places every state.
-    fn layout(&self) -> Layout {
+    /// The layout with its arrows routed and labelled: the first whose labels all find room,
+    /// widening the gaps between boxes until they do (or giving up after [`WIDENINGS`]).
+    fn drawing(&self) -> Drawing {
+        let mut arrows = self.arrows();
+        let mut widen = 0;
+        loop {
+            let layout = self.layout(widen * WIDEN);
+            let misfits = self.route(&layout, &mut arrows);
+            if misfits == 0 || widen == WIDENINGS {
+                let mut width = layout.width;
+                let mut height = layout.height;
+                for arrow in &arrows {
+                    for &(x, y) in &arrow.points {
+                        width = width.max(x + MARGIN);
+                        height = height.max(y + MARGIN);
+                    }
+                    if let Some(label) = arrow.label {
+                        width = width.max(label.right() + MARGIN);
+                        height = height.max(label.bottom() + MARGIN);
+                    }
+                }
+                return Drawing {
+                    layout,
+                    arrows,
+                    width,
+                    height,
+                };
+            }
+            widen += 1;
+        }
+    }
+
+    /// Whether `a` is a proper ancestor of `x`.
+    fn holds(&self, a: usize, x: usize) -> bool {
+        a < x && x < self.states[a].end
+    }
+
+    /// Where a container's name and count are written, which arrows and labels keep off.
+    fn header(&self, s: usize, b: Rect) -> [Rect; 2] {
+        let name = head_name(self.states[s].name, b);
+        [
+            Rect {
+                x: b.x + 6,
+                y: b.y + 4,
+                w: text_width(&name) * 13 / 10 + 8,
+                h: HEAD - 8,
+            },
+            Rect {
+                x: b.right() - 40,
+                y: b.y + 4,
+                w: 34,
+                h: HEAD - 8,
+            },
+        ]
+    }
+
+    /// The start dot and its arrow, above the initial state.
+    fn start_mark(&self, layout: &Layout) -> Option<Rect> {
+        layout.boxes.get(self.initial).map(|b| Rect {
+            x: b.mid_x() - 8,
+            y: b.y - START + 1,
+            w: 16,
+            h: START - 1,
+        })
+    }
+
+    /// What an arrow from `s` to `t` must keep off: every box but theirs and their ancestors'
+    /// (their own too when it does not hold the other end), the ancestors' headers, the start;
+    /// and the ancestors' boxes, whose borders it crosses rather than runs along.
+    fn obstacles(&self, layout: &Layout, s: usize, t: usize) -> (Vec<Rect>, Vec<Rect>) {
+        let b = &layout.boxes;
+        let mut out: Vec<Rect> = self.start_mark(layout).into_iter().collect();
+        let mut crossed = Vec::new();
+        // Whether a state's whole box is an obstacle: its descendants need no check of their own.
+        let mut whole = vec![false; b.len()];
+        for o in 0..b.len() {
+            if self.states[o].parent.is_some_and(|p| whole[p]) {
+                continue;
+            }
+            if self.holds(o, s) || self.holds(o, t) {
+                out.extend(self.header(o, b[o]));
+                crossed.push(b[o]);
+            } else {
+                whole[o] = true;
+                out.push(b[o]);
+            }
+        }
+        (out, crossed)
+    }
+
+    /// The ports of state `x`'s box for an arrow whose other end is `other`: points spread along
+    /// each side (a container's sides below its header), leaving the box, or going into it when
+    /// it holds `other`. The middle of a side costs least; a port an arrow already uses, more.
+    /// A loop (`other` is `x`) reaches further out, from a left or right side, the right
+    /// preferably.
+    fn ports(&self, layout: &Layout, x: usize, other: usize, used: &[(i64, i64)]) -> Vec<Port> {
+        let r = layout.boxes[x];
+        let inward = self.holds(x, other);
+        let looped = x == other;
+        let top = if is_container(self.states[x].kind) {
+            r.y + HEAD
+        } else {
+            r.y
+        };
+        let mut out = Vec::new();
+        let mut add = |at: (i64, i64), dir: Dir, off_centre: i64| {
+            let mut cost = 2 * off_centre + if used.contains(&at) { 60 } else { 0 };
+            if looped && dir != Dir::Right {
+                cost += 40;
+            }
+            out.push(Port {
+                at,
+                dir: if inward { dir.back() } else { dir },
+                reach: if looped { 2 * STUB } else { STUB },
+                cost,
+            });
+        };
+        // An odd number a side, so that one is in the middle.
+        let across = ((r.w / 26) | 1).clamp(3, 9);
+        for k in (1..=across).filter(|_| !looped) {
+            let x = r.x + r.w * k / (across + 1);
+            let off = (2 * k - across - 1).abs() / 2;
+            add((x, r.y), Dir::Up, off);
+            add((x, r.bottom()), Dir::Down, off);
+        }
+        let side = r.bottom() - top;
+        // A loop's two ends a good way apart, a quarter from either end of a side.
+        let down = if looped { 3 } else { ((side / 18) | 1).clamp(1, 7) };
+        for k in (1..=down).filter(|&k| !looped || k != 2) {
+            let y = top + side * k / (down + 1);
+            let off = (2 * k - down - 1).abs() / 2;
+            add((r.x, y), Dir::Left, off);
+            add((r.right(), y), Dir::Right, off);
+        }
+        out
+    }
+
+    /// Routes every arrow over `layout` and places its label; gives how many labels found no
+    /// room (and arrows no way) and were put where they overlap something. Arrows between the
+    /// same two states the same way (and loops on the same state) share one path, their labels
+    /// stacked in one column beside it.
+    fn route(&self, layout: &Layout, arrows: &mut [Arrow]) -> usize {
+        let b = &layout.boxes;
+        let ends = |a: &Arrow| (a.source, a.target.unwrap_or(a.source));
+        let mut bundles: Vec<Vec<usize>> = Vec::new();
+        for (i, arrow) in arrows.iter().enumerate() {
+            match bundles
+                .iter_mut()
+                .find(|bundle| ends(&arrows[bundle[0]]) == ends(arrow))
+            {
+                Some(bundle) => bundle.push(i),
+                None => bundles.push(vec![i]),
+            }
+        }
+        let mut router = Router::default();
+        let mut used: Vec<(i64, i64)> = Vec::new();
+        let mut misfits = 0;
+        // The shortest first: they get the straightest ways.
+        bundles.sort_by_key(|bundle| {
+            let (s, t) = ends(&arrows[bundle[0]]);
+            (
+                (b[s].mid_x() - b[t].mid_x()).abs() + (b[s].mid_y() - b[t].mid_y()).abs(),
+                bundle[0],
+            )
+        });
+        for bundle in &bundles {
+            let (s, t) = ends(&arrows[bundle[0]]);
+            let from = self.ports(layout, s, t, &used);
+            let to = self.ports(layout, t, s, &used);
+            let (obstacles, crossed) = self.obstacles(layout, s, t);
+            let points = match router.route(&obstacles, &crossed, &from, &to) {
+                Some(points) => points,
+                None => {
+                    // No way round: straight across, counted as a misfit for a wider layout.
+                    misfits += 1;
+                    vec![
+                        (b[s].mid_x(), b[s].bottom()),
+                        (b[s].mid_x(), b[t].y),
+                        (b[t].mid_x(), b[t].y),
+                    ]
+                }
+            };
+            used.extend(points.first().into_iter().chain(points.last()));
+            for &i in bundle {
+                arrows[i].points.clone_from(&points);
+            }
+        }
+        let start = self.start_mark(layout);
+        // The widest first: the narrower fit round them.
+        let widths: Vec<i64> = arrows.iter().map(|a| label_width(&a.short)).collect();
+        let width = |bundle: &[usize]| bundle.iter().map(|&i| widths[i]).max().unwrap_or(0);
+        bundles.sort_by_key(|bundle| (-width(bundle), bundle[0]));
+        let mut placed: Vec<Rect> = Vec::new();
+        for bundle in &bundles {
+            let (s, t) = ends(&arrows[bundle[0]]);
+            let labelled: Vec<usize> = bundle.iter().copied().filter(|&i| widths[i] > 0).collect();
+            if labelled.is_empty() {
+                continue;
+            }
+            // What the labels must not cover: the boxes but their ends' ancestors (their headers
+            // included), the start, the labels placed before them.
+            let mut keep_off: Vec<Rect> = start.into_iter().collect();
+            for (o, r) in b.iter().enumerate() {
+                if self.holds(o, s) || self.holds(o, t) {
+                    keep_off.extend(self.header(o, *r));
+                } else {
+                    keep_off.push(*r);
+                }
+            }
+            keep_off.extend(placed.iter().map(|l| l.grow(2)));
+            let others: Vec<Segment> = bundles
+                .iter()
+                .filter(|other| other[0] != bundle[0])
+                .flat_map(|other| arrows[other[0]].points.windows(2).map(|w| (w[0], w[1])))
+                .collect();
+            let size = (width(bundle), LABEL_H * labelled.len() as i64);
+            let (column, fits) = place_label(&arrows[bundle[0]].points, size, &keep_off, &others);
+            misfits += usize::from(!fits);
+            for (k, &i) in labelled.iter().enumerate() {
+                let w = widths[i];
+                let label = Rect {
+                    x: column.mid_x() - w / 2,
+                    y: column.y + LABEL_H * k as i64,
+                    w,
+                    h: LABEL_H,
+                };
+                arrows[i].label = Some(label);
+                placed.push(label);
+            }
+        }
+        misfits
+    }
+
+    fn svg_arrow(&self, arrow: &Arrow, out: &mut String) {
+        let target = arrow.target.unwrap_or(arrow.source);
+        let _ = write!(
+            out,
+            "<g class=\"edge\"><title>{}</title><path class=\"arrow\" d=\"{}\"/>",
+            Escaped(&format!(
+                "{} → {}: {}",
+                self.states[arrow.source].name, self.states[target].name, arrow.full
+            )),
+            path_data(&arrow.points)
+        );
+        if let Some(l) = arrow.label {
+            let _ = write!(
+                out,
+                "<rect class=\"label-box\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"4\"/>\
+                 <text class=\"label\" x=\"{}\" y=\"{}\">{}</text>",
+                l.x,
+                l.y,
+                l.w,
+                l.h,
+                l.mid_x(),
+                l.mid_y() + 4,
+                Escaped(&cut(&arrow.short, LABEL_CHARS))
+            );
+        }
+        out.push_str("</g>");
+    }
+
+    /// Ranks, sizes and places every state, the gaps between boxes `widen` wider than usual.
+    fn layout(&self, widen: i64) -> Layout {
         let n = self.states.len();
         let mut layout = Layout {
             boxes: vec![Rect::default(); n],
+            gap: (GAP_X + widen, GAP_Y + widen),
+            labels: self
+                .arrows()
+                .iter()
+                .map(|a| (a.source, a.target.unwrap_or(a.source), label_width(&a.short)))
+                .collect(),
             rows: vec![Vec::new(); n + 1],
             width: 0,
             height: 0,
@@ -592,24 +939,56 @@ impl Graph<'_> {
                 };
                 layout.boxes[c].w = w;
                 layout.boxes[c].h = h;
-                row_w += w + if i > 0 { GAP_X } else { 0 };
+                row_w += w + if i > 0 {
+                    self.gap(layout, container, row[i - 1], c)
+                } else {
+                    0
+                };
                 row_h = row_h.max(h);
             }
             width = width.max(row_w);
-            height += row_h + if r > 0 { GAP_Y } else { 0 };
+            height += row_h + if r > 0 { layout.gap.1 } else { 0 };
         }
         layout.rows[container.map_or(0, |c| c + 1)] = rows;
         (width, height)
+    }
+
+    /// The gap between `a` and `b`, neighbours in a row of `container` (`a` on the left): room
+    /// for the labels of the arrows between them (or their descendants) side by side, and for
+    /// the loops on `a`'s right with their labels; or the usual gap.
+    fn gap(&self, layout: &Layout, container: Option<usize>, a: usize, b: usize) -> i64 {
+        // The widest label of each bundle (the arrows between two states one way share a
+        // column), and of the loops on `a`'s right.
+        let mut bundles: Vec<((usize, usize), i64)> = Vec::new();
+        let mut loops = 0;
+        for &(s, t, w) in &layout.labels {
+            match (self.lift(s, container), self.lift(t, container)) {
+                (Some(x), Some(y)) if (x, y) == (a, b) || (x, y) == (b, a) => {
+                    match bundles.iter_mut().find(|(ends, _)| *ends == (s, t)) {
+                        Some((_, widest)) => *widest = (*widest).max(w),
+                        None => bundles.push(((s, t), w)),
+                    }
+                }
+                (Some(x), _) if s == t && x == a => loops = loops.max(w + 2 * STUB + 8),
+                _ => {}
+            }
+        }
+        let labels: i64 = bundles.iter().map(|(_, w)| w + 8).sum();
+        layout.gap.0.max(labels + loops + 2 * MARGIN)
     }
 
     /// Places `container`'s content at `x`, `y` within `width`: each row centred.
     fn place(&self, container: Option<usize>, x: i64, mut y: i64, width: i64, layout: &mut Layout) {
         let rows = std::mem::take(&mut layout.rows[container.map_or(0, |c| c + 1)]);
         for row in &rows {
-            let row_w: i64 = row.iter().map(|&c| layout.boxes[c].w).sum::<i64>() + GAP_X * (row.len() as i64 - 1);
+            let gaps: Vec<i64> = row
+                .windows(2)
+                .map(|p| self.gap(layout, container, p[0], p[1]))
+                .collect();
+            let row_w: i64 = row.iter().map(|&c| layout.boxes[c].w).sum::<i64>() + gaps.iter().sum::<i64>();
             let row_h = row.iter().map(|&c| layout.boxes[c].h).max().unwrap_or(0);
             let mut left = x + (width - row_w) / 2;
-            for &c in row {
+            for (i, &c) in row.iter().enumerate() {
                 let b = &mut layout.boxes[c];
                 b.x = left;
                 b.y = y;
@@ -617,9 +996,9 @@ impl Graph<'_> {
                 if is_container(self.states[c].kind) {
                     self.place(Some(c), left + PAD, y + HEAD, inner, layout);
                 }
-                left += w + GAP_X;
+                left += w + gaps.get(i).copied().unwrap_or(0);
             }
-            y += row_h + GAP_Y;
+            y += row_h + layout.gap.1;
         }
         layout.rows[container.map_or(0, |c| c + 1)] = rows;
     }
@@ -648,14 +1027,16 @@ const STYLE: &str = "<style>\
 .wf-diagram .container.heat-4>.box,.wf-diagram .container.heat-5>.box{fill-opacity:.45}\
 .wf-diagram .arrow{fill:none;stroke:#475569;stroke-width:1.4;marker-end:url(#wf-arrow)}\
 .wf-diagram .start circle{fill:#1f2937}\
-.wf-diagram .label{font-size:11px;text-anchor:middle;fill:#1f2937;paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}\
+.wf-diagram .label{font-size:11px;text-anchor:middle;fill:#1f2937}\
+.wf-diagram .label-box{fill:#fff;fill-opacity:.92}\
 .wf-diagram .edge:hover .arrow{stroke:#0b57d0;stroke-width:2.2}\
 </style>";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagram::tests::{state, DOOR, JOB, PLAIN_CHILD};
+    use crate::diagram::tests::{event, state, DOOR, JOB, PLAIN_CHILD};
+    use crate::graph::EventKind;
     use crate::graph::TransitionInfo;
 
     /// The markup of state `name`'s group.
@@ -722,7 +1103,7 @@ mod tests {
 
     #[test]
     fn states_are_ranked_from_the_initial_one_down() {
-        let layout = DOOR.layout();
+        let layout = DOOR.layout(0);
         let [closed, open, broken] = [0, 1, 2].map(|s| layout.boxes[s]);
         assert!(
             closed.bottom() < open.y && open.bottom() < broken.y,
@@ -731,20 +1112,14 @@ mod tests {
         );
         assert_eq!((closed.w, closed.h), (BOX_W, BOX_H));
         assert_eq!(closed.x, open.x, "one per row, centred");
-        // The back arrow Open → Closed runs right of them, inside the drawing.
+        // Every arrow from its source's border to its target's, around the boxes.
         let svg = DOOR.to_svg_counted(&[0, 0, 0]);
-        let width: i64 = svg
-            .split("width=\"")
-            .nth(1)
-            .and_then(|w| w.split('"').next())
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(0);
-        assert!(width >= open.right() + BULGE, "{width}");
+        assert_eq!(check::faults(&svg), Vec::<String>::new(), "{svg}");
     }
 
     #[test]
     fn children_are_drawn_inside_their_parents() {
-        let layout = JOB.layout();
+        let layout = JOB.layout(0);
         let b = &layout.boxes;
         for (s, state) in JOB.states.iter().enumerate() {
             if let Some(parent) = state.parent {
@@ -769,10 +1144,243 @@ mod tests {
         assert!(group(&svg, "H").contains(">H (H*)</text>"));
         assert!(group(&svg, "Job").contains("text-anchor=\"end\">3</text>"));
         // A compound's default child follows it in the plain workflow too.
-        let plain = PLAIN_CHILD.layout();
+        let plain = PLAIN_CHILD.layout(0);
         assert!(plain.boxes[1].bottom() < plain.boxes[2].y);
         assert!(inside(plain.boxes[2], plain.boxes[0]));
         assert!(plain.boxes[0].bottom() < plain.boxes[3].y);
+    }
+
+    const fn go(source: usize, event: &'static [usize], targets: &'static [usize]) -> TransitionInfo<'static> {
+        TransitionInfo {
+            source,
+            trigger: Trigger::Events(event),
+            guard: None,
+            in_states: &[],
+            not_in_states: &[],
+            targets,
+            internal: false,
+            actions: &[],
+        }
+    }
+
+    /// Work { A; B; C; D } with arrows out of it past its other children, into it from below,
+    /// and a loop on a nested state: the weak spots of drawings with nested states.
+    static NESTED: Graph<'static> = Graph {
+        name: "Nested",
+        initial: 0,
+        states: &[
+            state("Work", StateKind::Compound { initial: 1 }, None, 5, [0, 0]),
+            state("A", StateKind::Atomic, Some(0), 2, [0, 4]),
+            state("B", StateKind::Atomic, Some(0), 3, [4, 5]),
+            state("C", StateKind::Atomic, Some(0), 4, [5, 6]),
+            state("D", StateKind::Atomic, Some(0), 5, [6, 6]),
+            state("Out", StateKind::Final { failure: true }, None, 6, [6, 6]),
+            state("Side", StateKind::Atomic, None, 7, [6, 8]),
+        ],
+        events: &[],
+        transitions: &[
+            go(1, &[0], &[2]),
+            go(1, &[1], &[3]),
+            go(1, &[2], &[5]),
+            go(1, &[3], &[]),
+            go(2, &[4], &[4]),
+            go(3, &[5], &[6]),
+            go(6, &[6], &[1]),
+            go(6, &[7], &[0]),
+        ],
+    };
+
+    /// Two states with five transitions between them one way, two the other, and three loops.
+    static MANY: Graph<'static> = Graph {
+        name: "Many",
+        initial: 0,
+        states: &[
+            state("Here", StateKind::Atomic, None, 1, [0, 5]),
+            state("There", StateKind::Atomic, None, 2, [5, 10]),
+        ],
+        events: &[],
+        transitions: &[
+            go(0, &[0], &[1]),
+            go(0, &[1], &[1]),
+            go(0, &[2], &[1]),
+            go(0, &[3], &[1]),
+            go(0, &[4], &[1]),
+            go(1, &[5], &[0]),
+            go(1, &[6], &[0]),
+            go(1, &[7], &[]),
+            go(1, &[8], &[1]),
+            go(1, &[9], &[]),
+        ],
+    };
+
+    #[test]
+    fn arrows_and_labels_keep_clear_of_boxes_and_each_other() {
+        for graph in [&DOOR, &JOB, &PLAIN_CHILD, &ODD, &NESTED, &MANY, &WIDE] {
+            let counts: Vec<u64> = (0..graph.states.len() as u64).collect();
+            for svg in [graph.to_svg(), graph.to_svg_counted(&counts)] {
+                assert_eq!(check::faults(&svg), Vec::<String>::new(), "{}: {svg}", graph.name);
+            }
+            // Nor over a container's name and count, nor over the start.
+            let Drawing { layout, arrows, .. } = graph.drawing();
+            let start = graph.start_mark(&layout);
+            for arrow in &arrows {
+                for (s, b) in layout.boxes.iter().enumerate() {
+                    if !is_container(graph.states[s].kind) {
+                        continue;
+                    }
+                    for header in graph.header(s, *b).iter().chain(start.iter()) {
+                        let crossing = arrow.points.windows(2).any(|w| header.cut_by(w[0], w[1]));
+                        assert!(!crossing, "{}: {:?} over {header:?}", graph.name, arrow.points);
+                        assert!(!arrow.label.is_some_and(|l| l.overlaps(header)), "{}", graph.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arrows_leave_nested_states_through_their_parents_side() {
+        let Drawing { layout, arrows, .. } = NESTED.drawing();
+        let b = &layout.boxes;
+        // A → Out: from A, down past B, C and D or round them, out of Work, into Out.
+        let out = arrows
+            .iter()
+            .find(|a| a.source == 1 && a.target == Some(5))
+            .map(|a| &a.points);
+        let out = out.expect("A → Out is drawn");
+        assert!(
+            b[1].cut_by(out[0], out[0]) || out[0].1 == b[1].bottom() || out[0].0 == b[1].x || out[0].0 == b[1].right()
+        );
+        for sibling in [2, 3, 4] {
+            assert!(
+                !out.windows(2).any(|w| b[sibling].cut_by(w[0], w[1])),
+                "{out:?} through {:?}",
+                b[sibling]
+            );
+        }
+        assert_eq!(out.last().map(|p| p.1), Some(b[5].y), "into Out from above: {out:?}");
+        // Each path is made of horizontal and vertical segments.
+        for arrow in &arrows {
+            assert!(
+                arrow.points.windows(2).all(|w| w[0].0 == w[1].0 || w[0].1 == w[1].1),
+                "{:?}",
+                arrow.points
+            );
+        }
+    }
+
+    #[test]
+    fn labels_between_the_same_states_are_stacked_apart() {
+        let Drawing { arrows, .. } = MANY.drawing();
+        let labels: Vec<Rect> = arrows.iter().filter_map(|a| a.label).collect();
+        assert_eq!(labels.len(), 10);
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                assert!(!a.overlaps(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    /// Top over Bottom with six long-labelled transitions between them: more labels than the
+    /// usual gap between rows holds.
+    static WIDE: Graph<'static> = Graph {
+        name: "Wide",
+        initial: 0,
+        states: &[
+            state("Top", StateKind::Atomic, None, 1, [0, 6]),
+            state("Bottom", StateKind::Atomic, None, 2, [6, 6]),
+        ],
+        events: &[
+            event("CustomerAskedForRefund", EventKind::Declared),
+            event("WarehouseLostThePackage", EventKind::Declared),
+            event("CarrierReturnedTheParcel", EventKind::Declared),
+            event("PaymentProviderReversed", EventKind::Declared),
+            event("FraudCheckFailedLater", EventKind::Declared),
+            event("ManualReviewRejectedIt", EventKind::Declared),
+        ],
+        transitions: &[
+            go(0, &[0], &[1]),
+            go(0, &[1], &[1]),
+            go(0, &[2], &[1]),
+            go(0, &[3], &[1]),
+            go(0, &[4], &[1]),
+            go(0, &[5], &[1]),
+        ],
+    };
+
+    #[test]
+    fn gaps_widen_until_the_labels_fit() {
+        let first = WIDE.layout(0);
+        let mut arrows = WIDE.arrows();
+        assert!(WIDE.route(&first, &mut arrows) > 0, "the usual gaps are too narrow");
+        let drawing = WIDE.drawing();
+        assert!(drawing.layout.gap.1 > GAP_Y, "{:?}", drawing.layout.gap);
+        assert_eq!(check::faults(&WIDE.to_svg()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_check_finds_what_is_wrong() {
+        // P holds A; B and C below it, D off to the right.
+        let drawing = |arrows: &str| {
+            let state = |name: &str, x: i64, y: i64, w: i64, h: i64| {
+                format!("<g class=\"state\" data-state=\"{name}\"><rect class=\"box\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\"/></g>")
+            };
+            format!(
+                "<svg viewBox=\"0 0 300 300\">{}{}{}{}{}{arrows}</svg>",
+                state("P", 0, 0, 140, 70),
+                state("A", 10, 20, 100, 40),
+                state("B", 10, 100, 100, 40),
+                state("C", 10, 190, 100, 40),
+                state("D", 180, 100, 100, 40)
+            )
+        };
+        let arrow = |ends: &str, d: &str, label: &str| {
+            format!("<g class=\"edge\"><title>{ends}: go</title><path class=\"arrow\" d=\"{d}\"/>{label}</g>")
+        };
+        let label = |x: i64, y: i64| {
+            format!("<rect class=\"label-box\" x=\"{x}\" y=\"{y}\" width=\"30\" height=\"16\"/><text class=\"label\">go</text>")
+        };
+        let fine = arrow("A → B", "M60,60L60,100", &label(45, 72))
+            + &arrow(
+                "A → C",
+                "M110,40L150,40Q160,40 160,50L160,210L110,210",
+                &label(145, 150),
+            );
+        assert_eq!(check::faults(&drawing(&fine)), Vec::<String>::new());
+        for (arrows, fault) in [
+            (
+                arrow("A → C", "M60,60L60,190", ""),
+                "A → C: go: the segment (60.0, 60.0)–(60.0, 190.0) crosses the box of B",
+            ),
+            (
+                arrow("B → C", "M60,140C260,80 260,250 60,190", ""),
+                "B → C: go: the segment",
+            ),
+            (
+                arrow("A → B", "M60,50L60,100", ""),
+                "A → B: go: starts at (60.0, 50.0), off its source's border",
+            ),
+            (
+                arrow("A → B", "M60,60L60,110", ""),
+                "A → B: go: ends at (60.0, 110.0), off its target's border",
+            ),
+            (
+                arrow("A → B", "M60,60L60,100", &label(20, 110)),
+                "A → B: go: its label Area { x0: 20.0, y0: 110.0, x1: 50.0, y1: 126.0 } covers the box of B",
+            ),
+            (
+                arrow("A → B", "M60,60L60,100", &label(45, 72)) + &arrow("B → C", "M60,140L60,190", &label(50, 80)),
+                "A → B: go: its label Area { x0: 45.0, y0: 72.0, x1: 75.0, y1: 88.0 } meets the label of B → C: go",
+            ),
+            (
+                arrow("B → D", "M110,120L140,120L140,310L230,310L230,140", ""),
+                "B → D: go: leaves the view box",
+            ),
+            (arrow("B → X", "M110,120L250,120", ""), "B → X: go: an end is not drawn"),
+        ] {
+            let faults = check::faults(&drawing(&arrows));
+            assert!(faults.iter().any(|f| f.starts_with(fault)), "{fault} in {faults:?}");
+        }
     }
 
     static ODD: Graph<'static> = Graph {
