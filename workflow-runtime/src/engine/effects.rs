@@ -277,32 +277,17 @@ where
                         }
                     }
                 };
+                let mut log = AttemptLog::default();
                 let observe = |a: Attempt<'_>| {
-                    let record = match a {
-                        Attempt::Started { attempt, .. } => {
-                            if attempt > 1 {
-                                Counters::add(&engine.counters.retries);
-                            }
-                            RecordKind::AttemptStarted { activity, attempt }
-                        }
-                        Attempt::Ended {
-                            attempt,
-                            elapsed,
-                            error,
-                        } => RecordKind::AttemptEnded {
-                            activity,
-                            attempt,
-                            duration: elapsed,
-                            error: error.map(RecordedError::from),
-                        },
-                    };
+                    if let Attempt::Started { attempt: 2.., .. } = a {
+                        Counters::add(&engine.counters.retries);
+                    }
+                    let at = engine.epoch.elapsed();
+                    let kind = log.note(activity, a, engine.wall_after(at));
                     report.push_own_quietly(Internal::Attempt {
                         node,
                         generation,
-                        record: Box::new(Record {
-                            at: engine.epoch.elapsed(),
-                            kind: record,
-                        }),
+                        record: Box::new(Record { at, kind }),
                     });
                 };
                 let result = activity::run_observed(activity, &policy, &schedule, key, admit, attempt, observe).await;
@@ -310,6 +295,7 @@ where
                     node,
                     generation,
                     result,
+                    attempts: log.into_attempts(),
                 });
             }
             .instrument(span)
@@ -395,6 +381,7 @@ where
                 node,
                 generation,
                 result,
+                attempts,
             } => {
                 if self.activity(node).is_none_or(|a| a.generation != generation) {
                     return; // its state was left meanwhile
@@ -410,7 +397,7 @@ where
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
                 };
                 if let Some(event) = event {
-                    let _ = self.deliver(event, false).await;
+                    let _ = self.deliver(event, Origin::Activity(&attempts)).await;
                 }
             }
             Internal::Timer { key, generation } => {
@@ -425,7 +412,7 @@ where
                 let (_, timer) = self.fx().timers.remove(position);
                 let name = event_name::<W>(&timer.event);
                 self.record(RecordKind::TimerFired(name));
-                let _ = self.deliver(timer.event, true).await;
+                let _ = self.deliver(timer.event, Origin::Timer).await;
             }
         }
     }
