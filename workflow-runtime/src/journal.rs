@@ -68,8 +68,9 @@ use std::sync::Arc;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{ActivityError, ErrorKind};
+use crate::activity::ErrorKind;
 use crate::codec::{Codec, CodecError, Header, RowId};
+use crate::engine::RecordedError;
 use crate::machine::Machine;
 use crate::store::{InstanceStatus, Row, StoreError, Summary};
 
@@ -159,13 +160,13 @@ pub struct Attempt {
 impl Attempt {
     /// Attempt `attempt`, started at `at` (ms since the Unix epoch), which ran for `took` and
     /// ended with `error`, if any.
-    pub(crate) fn new(attempt: u32, at: u64, took: std::time::Duration, error: Option<&ActivityError>) -> Self {
+    pub(crate) fn new(attempt: u32, at: u64, took: std::time::Duration, error: Option<&RecordedError>) -> Self {
         Attempt {
             attempt,
             at,
             duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            error: error.map(|e| e.message().to_string()),
-            kind: error.map(ActivityError::kind),
+            error: error.map(|e| e.message.clone()),
+            kind: error.map(|e| e.kind),
         }
     }
 }
@@ -1056,7 +1057,7 @@ mod tests {
 
     #[test]
     fn attempts_are_kept_in_the_outcomes_row_and_left_out_when_there_are_none() {
-        let busy = crate::ActivityError::new("busy");
+        let busy = RecordedError::new(ErrorKind::Failed, "busy");
         let attempts = [
             Attempt::new(
                 1,

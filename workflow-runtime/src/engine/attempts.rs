@@ -1,139 +1,144 @@
-//! What the journal keeps of an activity's or a compensation's attempts: the log one call fills
-//! as its attempts run, journaled with its outcome.
+//! What the journal keeps of an activity's or a compensation's attempts: the log of one call,
+//! filled from the history records of its attempts as they come in, and journaled with the
+//! call's outcome.
 
-use super::{RecordKind, RecordedError};
+use std::time::Duration;
+
+use super::{Record, RecordKind, RecordedError};
 use crate::activity::Attempt;
 use crate::journal;
 
-/// The attempts of one call, for its outcome's row: empty while the first attempt has not
-/// failed, so that the common call (one attempt, which succeeds) allocates nothing and its row
-/// does not grow; once an attempt fails, that one and every one after it. (The first attempt
-/// failing means every attempt is kept.)
+/// What an instance's history records of what [`run_observed`](crate::activity::run_observed)
+/// reported of an attempt of `activity`.
+pub(super) fn record(activity: &'static str, attempt: Attempt<'_>) -> RecordKind {
+    match attempt {
+        Attempt::Started { attempt, .. } => RecordKind::AttemptStarted { activity, attempt },
+        Attempt::Ended {
+            attempt,
+            elapsed,
+            error,
+        } => RecordKind::AttemptEnded {
+            activity,
+            attempt,
+            duration: elapsed,
+            error: error.map(RecordedError::from),
+        },
+    }
+}
+
+/// The attempts of one call, for its outcome's row: empty until an attempt fails, so that the
+/// common call (one attempt, which succeeds) allocates nothing and its row does not grow; from
+/// then on, every attempt (so once the first fails, all of them).
 #[derive(Default)]
 pub(super) struct AttemptLog {
-    /// When the running attempt started, in milliseconds since the Unix epoch.
-    started: u64,
+    /// When the running attempt started, since the engine's epoch (a [`Record::at`]).
+    started: Duration,
     kept: Vec<journal::Attempt>,
 }
 
 impl AttemptLog {
-    /// Notes what [`run_observed`](crate::activity::run_observed) reported of an attempt of
-    /// `activity`, at `wall` (milliseconds since the Unix epoch), and gives what the instance's
-    /// history records of it.
-    pub(super) fn note(&mut self, activity: &'static str, attempt: Attempt<'_>, wall: u64) -> RecordKind {
-        match attempt {
-            Attempt::Started { attempt, .. } => {
-                self.started = wall;
-                RecordKind::AttemptStarted { activity, attempt }
-            }
-            Attempt::Ended {
+    /// Keeps what the journal needs of `record`, if it is an attempt's start or end; `wall`
+    /// turns a [`Record::at`] into milliseconds since the Unix epoch.
+    pub(super) fn keep(&mut self, record: &Record, wall: impl FnOnce(Duration) -> u64) {
+        match &record.kind {
+            RecordKind::AttemptStarted { .. } => self.started = record.at,
+            RecordKind::AttemptEnded {
                 attempt,
-                elapsed,
+                duration,
                 error,
-            } => {
-                if error.is_some() || !self.kept.is_empty() {
-                    self.kept
-                        .push(journal::Attempt::new(attempt, self.started, elapsed, error));
-                }
-                RecordKind::AttemptEnded {
-                    activity,
-                    attempt,
-                    duration: elapsed,
-                    error: error.map(RecordedError::from),
-                }
+                ..
+            } if error.is_some() || !self.kept.is_empty() => {
+                self.kept.push(journal::Attempt::new(
+                    *attempt,
+                    wall(self.started),
+                    *duration,
+                    error.as_ref(),
+                ));
             }
+            _ => {}
         }
     }
 
-    /// The attempts to journal with the call's outcome (none, without allocating, if its first
-    /// attempt succeeded).
-    pub(super) fn into_attempts(self) -> Box<[journal::Attempt]> {
-        self.kept.into_boxed_slice()
+    /// The attempts to journal with the call's outcome.
+    pub(super) fn attempts(&self) -> &[journal::Attempt] {
+        &self.kept
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::activity::{ActivityError, ErrorKind};
 
-    fn ended(attempt: u32, error: Option<&ActivityError>) -> Attempt<'_> {
-        Attempt::Ended {
+    /// `attempt`'s start at `started` ms and end 1.5 ms later, with `error`, into `log` (whose
+    /// clock starts at 1,000 ms).
+    fn run(log: &mut AttemptLog, attempt: u32, started: u64, error: Option<&ActivityError>) {
+        let wall = |at: Duration| 1_000 + at.as_millis() as u64;
+        let start = Record {
+            at: Duration::from_millis(started),
+            kind: record(
+                "pay",
+                Attempt::Started {
+                    attempt,
+                    queued: Duration::ZERO,
+                },
+            ),
+        };
+        log.keep(&start, wall);
+        let end = Attempt::Ended {
             attempt,
             elapsed: Duration::from_micros(1_500),
             error,
-        }
+        };
+        let end = Record {
+            at: Duration::from_millis(started + 2),
+            kind: record("pay", end),
+        };
+        log.keep(&end, wall);
     }
 
     #[test]
     fn a_first_attempt_that_succeeds_keeps_nothing() {
         let mut log = AttemptLog::default();
-        log.note(
-            "pay",
-            Attempt::Started {
-                attempt: 1,
-                queued: Duration::ZERO,
-            },
-            10,
-        );
-        let record = log.note("pay", ended(1, None), 12);
-        assert!(matches!(
-            record,
-            RecordKind::AttemptEnded {
-                attempt: 1,
-                error: None,
-                ..
-            }
-        ));
-        assert!(log.into_attempts().is_empty());
+        run(&mut log, 1, 10, None);
+        assert!(log.attempts().is_empty());
+        assert_eq!(log.kept.capacity(), 0, "nothing allocated");
     }
 
     #[test]
     fn once_one_fails_every_attempt_is_kept() {
         let busy = ActivityError::new("busy");
         let mut log = AttemptLog::default();
-        for (attempt, at) in [(1, 100), (2, 200)] {
-            log.note(
-                "pay",
-                Attempt::Started {
-                    attempt,
-                    queued: Duration::ZERO,
-                },
-                at,
-            );
-            log.note("pay", ended(attempt, (attempt == 1).then_some(&busy)), at + 2);
-        }
-        let kept = log.into_attempts();
-        let seen: Vec<(u32, u64, u64, Option<&str>, Option<ErrorKind>)> = kept
+        run(&mut log, 1, 100, Some(&busy));
+        run(&mut log, 2, 200, None);
+        let seen: Vec<(u32, u64, u64, Option<&str>, Option<ErrorKind>)> = log
+            .attempts()
             .iter()
             .map(|a| (a.attempt, a.at, a.duration_us, a.error.as_deref(), a.kind))
             .collect();
         assert_eq!(
             seen,
             [
-                (1, 100, 1_500, Some("busy"), Some(ErrorKind::Failed)),
-                (2, 200, 1_500, None, None)
+                (1, 1_100, 1_500, Some("busy"), Some(ErrorKind::Failed)),
+                (2, 1_200, 1_500, None, None)
             ]
         );
     }
 
     #[test]
-    fn a_lone_attempt_that_fails_is_kept() {
+    fn a_lone_attempt_that_fails_is_kept_and_other_records_are_not() {
         let declined = ActivityError::non_retryable("declined");
         let mut log = AttemptLog::default();
-        log.note(
-            "pay",
-            Attempt::Started {
-                attempt: 1,
-                queued: Duration::ZERO,
-            },
-            7,
+        run(&mut log, 1, 7, Some(&declined));
+        let other = Record {
+            at: Duration::from_millis(9),
+            kind: RecordKind::TimerFired("Tick"),
+        };
+        log.keep(&other, |_| 0);
+        assert_eq!(log.attempts().len(), 1);
+        assert_eq!(
+            (log.attempts()[0].at, log.attempts()[0].kind),
+            (1_007, Some(ErrorKind::NonRetryable))
         );
-        log.note("pay", ended(1, Some(&declined)), 8);
-        let kept = log.into_attempts();
-        assert_eq!(kept.len(), 1);
-        assert_eq!((kept[0].at, kept[0].kind), (7, Some(ErrorKind::NonRetryable)));
     }
 }

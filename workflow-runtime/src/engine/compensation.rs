@@ -116,9 +116,12 @@ where
                     }
                 },
                 |a| {
-                    let at = engine.epoch.elapsed();
-                    let kind = log.note(name, a, engine.wall_after(at));
-                    records.push(Record { at, kind });
+                    let record = Record {
+                        at: engine.epoch.elapsed(),
+                        kind: attempts::record(name, a),
+                    };
+                    log.keep(&record, |at| engine.wall_after(at));
+                    records.push(record);
                 },
             )
             .await;
@@ -142,7 +145,7 @@ where
             } else {
                 StatusImage::Finished
             };
-            let row = self.row_with(step, &log.into_attempts(), status, open);
+            let row = self.row_with(step, log.attempts(), status, open);
             self.commit(row).await?;
         }
         Ok(())

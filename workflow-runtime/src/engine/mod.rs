@@ -333,8 +333,6 @@ enum Internal<E> {
         node: usize,
         generation: u64,
         result: Result<E, ActivityError>,
-        /// What its row journals of its attempts (none if the first succeeded).
-        attempts: Box<[journal::Attempt]>,
     },
     Timer {
         key: TimerKey,
