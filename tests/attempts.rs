@@ -308,3 +308,35 @@ async fn a_crash_mid_retries_loses_the_attempts_so_far_and_the_call_runs_again()
         assert!(!text.contains("lost with the crash"), "{text}");
     }
 }
+
+/// Rows sealed by the AEAD codec: the attempts (their errors' messages too) are in the sealed
+/// document, not in the plaintext the store keeps beside it; the inspector reads them with the
+/// codec and shows none without it.
+#[cfg(feature = "encryption")]
+#[tokio::test]
+async fn sealed_rows_keep_their_attempts_sealed() {
+    use workflow::codec::{Aead, Codec, Keys};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let codec: Arc<dyn Codec> = Arc::new(Aead::new(Keys::new(1, [7; 32])).unwrap());
+    let bank = Arc::new(Bank::default());
+    let engine = Engine::<Payment, _>::builder(bank.clone())
+        .store(store.clone())
+        .codec(codec.clone())
+        .build();
+    engine.start("flaky", Plan { mode: "flaky".into() }).await.unwrap();
+    assert_eq!(engine.wait("flaky").await.unwrap(), PaymentState::Paid);
+    let rows = store.journal("Payment", "flaky").await.unwrap();
+    assert!(rows.iter().all(|row| !row.data.windows(4).any(|w| w == b"busy")));
+    let outcome = journal::decode_with::<Payment>(&rows[2], &codec).unwrap();
+    assert_eq!(outcome.attempts.len(), 3);
+
+    let inspector = Inspector::open(path.to_str().unwrap()).await.unwrap();
+    let sealed = inspector.show("flaky", None).await.unwrap();
+    assert_eq!(sealed.timeline[2].step, "sealed");
+    assert!(sealed.timeline[2].attempts.is_empty());
+    let open = inspector.with_codec(codec).show("flaky", None).await.unwrap();
+    assert_eq!(open.timeline[2].attempts, outcome.attempts);
+    drop(engine);
+}

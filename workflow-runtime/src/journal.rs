@@ -141,7 +141,8 @@ pub struct Attempt {
     /// When it started (once its resource admitted it), in milliseconds since the Unix epoch,
     /// on the engine's clock (the clock of the rows' times).
     pub at: u64,
-    /// How long it ran, in microseconds (for a timed-out attempt, its timeout).
+    /// How long it ran, in microseconds (for a timed-out attempt, its timeout and the timer's
+    /// lag).
     pub duration_us: u64,
     /// Its error's message, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
