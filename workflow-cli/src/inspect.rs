@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::Serialize;
 use workflow_runtime::inspect::{
-    format_time, parse_time as parse_time_utc, DiagramFormat, Filter, InspectError, Inspector, Page,
+    attempt_outcome, format_micros, format_time, parse_time as parse_time_utc, DiagramFormat, Filter, InspectError,
+    Inspector, Page,
 };
+use workflow_runtime::journal::Attempt;
 use workflow_runtime::InstanceStatus;
 
 /// The environment variable `--store` falls back to.
@@ -317,8 +319,33 @@ async fn show(inspector: &Inspector, m: &ArgMatches, json: bool) -> Result<Strin
             note.join("; "),
         ]);
     }
-    out.push_str(&table(&rows));
+    // Each row, then the attempts its call took, indented under it.
+    let drawn = table(&rows);
+    let mut lines = drawn.lines();
+    if let Some(header) = lines.next() {
+        let _ = writeln!(out, "{header}");
+    }
+    for (line, entry) in lines.zip(&shown.timeline) {
+        let _ = writeln!(out, "{line}");
+        out.push_str(&attempts(&entry.attempts));
+    }
     Ok(out)
+}
+
+/// A call's attempts, one line each, indented: number, start, duration, and how it ended.
+fn attempts(attempts: &[Attempt]) -> String {
+    let rows: Vec<Vec<String>> = attempts
+        .iter()
+        .map(|a| {
+            vec![
+                format!("attempt {}", a.attempt),
+                time(Some(a.at)),
+                format_micros(a.duration_us),
+                attempt_outcome(a),
+            ]
+        })
+        .collect();
+    table(&rows).lines().map(|line| format!("     {line}\n")).collect()
 }
 
 async fn stats(inspector: &Inspector, m: &ArgMatches, json: bool) -> Result<String, String> {

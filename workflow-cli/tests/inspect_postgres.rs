@@ -104,7 +104,7 @@ fn bad_postgres_stores_fail_with_one_line() {
 /// `value` without its times, which differ between two runs.
 fn timeless(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
-    const TIMES: [&str; 10] = [
+    const TIMES: [&str; 11] = [
         "at",
         "after_ms",
         "started",
@@ -112,6 +112,7 @@ fn timeless(value: serde_json::Value) -> serde_json::Value {
         "first_seen",
         "since",
         "duration_ms",
+        "duration_us",
         "p50_ms",
         "p99_ms",
         "deadline",

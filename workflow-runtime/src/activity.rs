@@ -91,6 +91,19 @@ pub enum ErrorKind {
     Panicked,
 }
 
+impl ErrorKind {
+    /// Its name in snake case, as journal rows, tracing spans and the inspector write it:
+    /// `failed`, `non_retryable`, `timed_out`, `panicked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Failed => "failed",
+            ErrorKind::NonRetryable => "non_retryable",
+            ErrorKind::TimedOut => "timed_out",
+            ErrorKind::Panicked => "panicked",
+        }
+    }
+}
+
 /// The error an activity returns, or the runtime reports for it.
 ///
 /// Any `std::error::Error` converts into it, so `?` works inside an activity.
@@ -629,12 +642,7 @@ where
             "outcome",
             match &outcome {
                 Ok(_) => "ok",
-                Err(error) => match error.kind() {
-                    ErrorKind::Failed => "failed",
-                    ErrorKind::NonRetryable => "non_retryable",
-                    ErrorKind::TimedOut => "timed_out",
-                    ErrorKind::Panicked => "panicked",
-                },
+                Err(error) => error.kind().as_str(),
             },
         );
         observe(Attempt::Ended {

@@ -72,7 +72,7 @@ mod sql;
 mod sqlite;
 mod time;
 
-pub use time::{format_time, parse_time};
+pub use time::{format_micros, format_time, parse_time};
 
 /// How many instances a [`Filter`] lists when it says nothing else.
 pub const DEFAULT_PAGE: usize = 50;
@@ -347,6 +347,11 @@ pub struct TimelineEntry {
     /// An error: a compensation's that still failed, a failure's reason, or why the row cannot
     /// be read.
     pub error: Option<String>,
+    /// The attempts of the activity whose outcome the row records (or of its compensation), with
+    /// their start times, durations and errors, when the call took more than one attempt or
+    /// failed; empty when its first attempt succeeded (and in rows written before attempts were
+    /// journaled). See [`journal::Attempt`].
+    pub attempts: Vec<journal::Attempt>,
     /// The timers pending after the row.
     pub timers: Vec<TimerInfo>,
 }
@@ -359,7 +364,8 @@ pub struct ActivityOutcome {
     /// `done` or `failed` (after its retries).
     pub outcome: String,
     /// Milliseconds from the row that entered its state to this one: its attempts, their
-    /// back-off and any queueing together (the journal keeps no row per attempt).
+    /// back-off and any queueing together (each attempt's own duration is in the entry's
+    /// [`attempts`](TimelineEntry::attempts), when there was more than one).
     pub duration_ms: Option<u64>,
 }
 
@@ -979,6 +985,7 @@ impl Inspector {
                 activity: None,
                 compensation: None,
                 error: None,
+                attempts: Vec::new(),
                 timers: Vec::new(),
             };
             previous_at = at.or(previous_at);
@@ -1103,7 +1110,22 @@ fn describe(
         }
         entry.event = name;
     }
+    entry.attempts = document.attempts.to_vec();
     entry.timers = timers(document);
+}
+
+/// How an attempt ended, for a reader: `ok`, or its error's kind and message
+/// (`timed out: attempt 2 of `charge` timed out after 50ms`), as the `workflow` command and the
+/// web view show it.
+pub fn attempt_outcome(attempt: &journal::Attempt) -> String {
+    match (attempt.kind, &attempt.error) {
+        (None, None) => "ok".to_string(),
+        (kind, error) => format!(
+            "{}: {}",
+            kind.map_or("failed", crate::ErrorKind::as_str).replace('_', " "),
+            error.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 /// A document's pending timers.

@@ -28,6 +28,14 @@
 //!   in a final state), `failed`, `cancelled`, `retried` (with its `attempt`: a failed
 //!   instance resumed by [`Engine::retry`](crate::Engine::retry) from the step before its
 //!   failure);
+//! - `attempts`: the attempts of the activity whose outcome a `transition` row's event is (its
+//!   `…Done` or `…Failed`), or of a `compensated` row's compensation, each an [`Attempt`]:
+//!   number, start time (ms since the Unix epoch), duration in microseconds, and for a failed one
+//!   its `error` and `error_kind`; kept when the call took more than one attempt or failed, left
+//!   out when its first attempt succeeded, so that the common row does not grow. Only the outcome
+//!   carries them: the attempts of a call that a crash, a shutdown or leaving its state cut short
+//!   are not journaled (after a restart the call runs again from attempt 1, and its outcome's row
+//!   keeps the attempts of that run);
 //! - `status`, `active`, `history` (the states each history state recorded),
 //!   `context`: the instance after the step;
 //! - `activities`: those in flight, by state and generation (the generation
@@ -46,8 +54,9 @@
 //! - `generation`: the instance's counter of activity and timer generations;
 //! - `priority`: the priority of its activity calls, if not 0.
 //!
-//! Empty lists (`history`, `activities`, `timers`, `succeeded`,
-//! `completed`) are left out. Contexts, events and activity outputs appear as their serde JSON forms.
+//! Empty lists (`attempts`, `history`, `activities`, `timers`, `succeeded`,
+//! `completed`) are left out, and read as empty: rows written before a list existed read as
+//! before. Contexts, events and activity outputs appear as their serde JSON forms.
 //!
 //! An engine with a [`Codec`] ([`EngineBuilder::codec`](crate::EngineBuilder::codec)) stores what
 //! the codec makes of this document instead (see [`codec`](crate::codec); [`decode_with`] reads such
@@ -61,6 +70,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activity::ErrorKind;
 use crate::codec::{Codec, CodecError, Header, RowId};
+use crate::engine::RecordedError;
 use crate::machine::Machine;
 use crate::store::{InstanceStatus, Row, StoreError, Summary};
 
@@ -88,6 +98,8 @@ pub(crate) struct Document<'a, C, E> {
     pub v: u32,
     pub fingerprint: Name<'a>,
     pub step: Step<E>,
+    #[serde(default, skip_serializing_if = "no_attempts")]
+    pub attempts: Cow<'a, [Attempt]>,
     pub status: Status,
     pub active: Vec<Name<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -108,6 +120,56 @@ pub(crate) struct Document<'a, C, E> {
 
 fn is_zero(priority: &i32) -> bool {
     *priority == 0
+}
+
+fn no_attempts(attempts: &[Attempt]) -> bool {
+    attempts.is_empty()
+}
+
+/// One attempt of an activity's or a compensation's call, as the row of its outcome keeps it
+/// (the document's `attempts`): kept for every attempt of a call that took more than one or
+/// failed, none for a call whose first attempt succeeded.
+///
+/// ```json
+/// {"attempt":1,"at":1800000000123,"duration_us":20113,"error":"card service busy","error_kind":"failed"}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// When it started (once its resource admitted it), in milliseconds since the Unix epoch,
+    /// on the engine's clock (the clock of the rows' times).
+    pub at: u64,
+    /// How long it ran, in microseconds (for a timed-out attempt, its timeout and the timer's
+    /// lag).
+    pub duration_us: u64,
+    /// Its error's message, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its error's kind, if it failed: [`ErrorKind::TimedOut`] for an attempt that ran past its
+    /// `timeout`, [`ErrorKind::Panicked`] for one that panicked.
+    #[serde(
+        rename = "error_kind",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "kind"
+    )]
+    pub kind: Option<ErrorKind>,
+}
+
+impl Attempt {
+    /// Attempt `attempt`, started at `at` (ms since the Unix epoch), which ran for `took` and
+    /// ended with `error`, if any.
+    pub(crate) fn new(attempt: u32, at: u64, took: std::time::Duration, error: Option<&RecordedError>) -> Self {
+        Attempt {
+            attempt,
+            at,
+            duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            error: error.map(|e| e.message.clone()),
+            kind: error.map(|e| e.kind),
+        }
+    }
 }
 
 /// What a row records: the step that led to it. `E` is the workflow's event
@@ -517,6 +579,10 @@ pub struct Entry<C, E> {
     /// When the row was written, in milliseconds since the Unix epoch (`None` for rows of a
     /// store that did not keep it): the row's [`Summary::at`].
     pub at: Option<u64>,
+    /// The attempts of the activity or compensation whose outcome the step records, if it took
+    /// more than one or failed (see [`Attempt`]); empty otherwise, and in rows written before
+    /// attempts were kept.
+    pub attempts: Vec<Attempt>,
 }
 
 /// Decodes one row of a journal (as [`Store::journal`](crate::Store::journal)
@@ -599,6 +665,7 @@ where
         context: document.context,
         fingerprint: document.fingerprint.into_owned(),
         at: row.summary.at,
+        attempts: document.attempts.into_owned(),
     })
 }
 
@@ -873,6 +940,7 @@ mod tests {
                 event: &event,
                 to: "B".into(),
             },
+            attempts: Cow::Borrowed(&[]),
             status: Status::Running,
             active: vec!["B".into()],
             history: vec![],
@@ -926,6 +994,7 @@ mod tests {
                     event: &event,
                     to: "B".into(),
                 },
+                attempts: Cow::Borrowed(&[]),
                 status: Status::Running,
                 active: vec!["B".into()],
                 history: vec![],
@@ -959,6 +1028,95 @@ mod tests {
             encode_context(&infinite).unwrap_err(),
             "the float at `context.rates` is -inf, which JSON cannot hold (it would read back as null)"
         );
+    }
+
+    /// A transition row of an activity's outcome, after `attempts`.
+    fn outcome(attempts: &[Attempt]) -> Vec<u8> {
+        let (event, context) = ("PayDone".to_string(), 7_u32);
+        encode(&Document {
+            v: FORMAT,
+            fingerprint: "f".into(),
+            step: Step::Transition {
+                from: "Paying".into(),
+                event: &event,
+                to: "Paid".into(),
+            },
+            attempts: Cow::Borrowed(attempts),
+            status: Status::Running,
+            active: vec!["Paid".into()],
+            history: vec![],
+            context: &context,
+            activities: vec![],
+            timers: vec![],
+            succeeded: vec![],
+            completed: vec![],
+            generation: 1,
+            priority: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn attempts_are_kept_in_the_outcomes_row_and_left_out_when_there_are_none() {
+        let busy = RecordedError::new(ErrorKind::Failed, "busy");
+        let attempts = [
+            Attempt::new(
+                1,
+                1_800_000_000_000,
+                std::time::Duration::from_micros(2_500),
+                Some(&busy),
+            ),
+            Attempt::new(2, 1_800_000_000_013, std::time::Duration::from_micros(900), None),
+        ];
+        let bytes = outcome(&attempts);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.contains(
+                r#""attempts":[{"attempt":1,"at":1800000000000,"duration_us":2500,"error":"busy","error_kind":"failed"},{"attempt":2,"at":1800000000013,"duration_us":900}]"#
+            ),
+            "{text}"
+        );
+        let back: Document<'static, u32, String> = read(&bytes).unwrap();
+        assert_eq!(*back.attempts, attempts);
+        assert_eq!(peek(&bytes).unwrap().attempts.len(), 2);
+        // The common row, one attempt that succeeded, is written as before.
+        let plain = outcome(&[]);
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("attempts"));
+        assert_eq!(
+            bytes.len() - plain.len(),
+            text.find(r#","status""#).unwrap() - text.find(r#","attempts""#).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_row_written_before_attempts_were_kept_reads_with_none() {
+        // A `…Failed` outcome as builds before this field wrote it.
+        let old = br#"{"v":1,"fingerprint":"f","step":{"kind":"transition","from":"Paying",
+            "event":{"PayFailed":{"kind":"Failed","message":"down","attempts":3}},"to":"Declined"},
+            "status":{"state":"finished"},"active":["Declined"],"context":1,"generation":1}"#;
+        let entry: Document<'static, u32, serde_json::Value> = read(old).unwrap();
+        assert!(entry.attempts.is_empty());
+        assert!(matches!(entry.step, Step::Transition { ref to, .. } if to == "Declined"));
+        let compensated = br#"{"v":1,"fingerprint":"f","step":{"kind":"compensated","compensation":"refund",
+            "error":"down"},"status":{"state":"finished"},"active":["Declined"],"context":1,"generation":1}"#;
+        assert!(read::<u32, String>(compensated).unwrap().attempts.is_empty());
+    }
+
+    #[test]
+    fn attempts_that_do_not_decode_are_a_corrupt_row() {
+        let bytes = outcome(&[]);
+        let text = std::str::from_utf8(&bytes).unwrap().replacen(
+            r#""status""#,
+            r#""attempts":[{"attempt":"one"}],"status""#,
+            1,
+        );
+        let seal = Seal {
+            workflow: "W".into(),
+            codec: None,
+        };
+        let row = seal.row("i-1", 2, true, text.into_bytes(), Summary::default()).unwrap();
+        let error = open::<u32, String>(&row, "f", &seal).err().unwrap();
+        assert!(matches!(error, StoreError::Corrupt { seq: 2, .. }), "{error}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use workflow_runtime::inspect::{Diagram, DiagramFormat, InspectError, InstanceRow, Page, TimelineEntry};
+use workflow_runtime::inspect::{
+    attempt_outcome, format_micros, Diagram, DiagramFormat, InspectError, InstanceRow, Page, TimelineEntry,
+};
+use workflow_runtime::journal::Attempt;
 
 use crate::api::{inspect_status, ListQuery};
 use crate::html::{page, time, Esc, Nav, Pct};
@@ -251,10 +254,11 @@ fn timeline_row(entry: &TimelineEntry) -> String {
         (None, Some(to)) => Esc(to).to_string(),
         _ => String::new(),
     };
-    let activity = entry.activity.as_ref().map_or_else(String::new, |a| {
+    let mut activity = entry.activity.as_ref().map_or_else(String::new, |a| {
         let took = a.duration_ms.map_or_else(String::new, |ms| format!(" in {ms} ms"));
         format!("{} {}{took}", Esc(&a.name), Esc(&a.outcome))
     });
+    activity.push_str(&attempt_list(&entry.attempts));
     let detail = [entry.compensation.as_deref(), entry.error.as_deref()]
         .into_iter()
         .flatten()
@@ -268,6 +272,27 @@ fn timeline_row(entry: &TimelineEntry) -> String {
         step = Esc(&entry.step),
         event = opt(&entry.event),
     )
+}
+
+/// The attempts of the call whose outcome a timeline row is, in its activity cell: each one's
+/// number, start, duration and how it ended.
+fn attempt_list(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<ol class=\"attempts\">");
+    for a in attempts {
+        let _ = write!(
+            out,
+            "<li data-attempt=\"{n}\">attempt {n} · {at} · {took} · {ended}</li>",
+            n = a.attempt,
+            at = time(a.at),
+            took = format_micros(a.duration_us),
+            ended = Esc(&attempt_outcome(a)),
+        );
+    }
+    out.push_str("</ol>");
+    out
 }
 
 /// `GET /instances/{workflow}/{id}`: one instance, its timeline, and its actions if enabled.

@@ -1,7 +1,7 @@
 //! Undoing a failed workflow's completed steps.
 
 use super::*;
-use crate::activity::{self, ActivityError, Attempt, Schedule};
+use crate::activity::{self, ActivityError, Schedule};
 use crate::chart::StateEnum;
 use crate::journal::{self, Status as StatusImage};
 use crate::machine::Workflow;
@@ -94,6 +94,8 @@ where
             let key = idempotency_key(&self.id, name, generation);
             let policy = self.engine.config.compensation;
             let mut records = Vec::new();
+            let mut log = AttemptLog::default();
+            let engine = &*self.engine;
             let (context, handlers) = (&context, &*handlers);
             // Lent uniquely: `&mut E` is `Send` where `&E` would need `E: Sync`.
             let done = &mut done;
@@ -114,27 +116,17 @@ where
                     }
                 },
                 |a| {
-                    records.push(match a {
-                        Attempt::Started { attempt, .. } => RecordKind::AttemptStarted {
-                            activity: name,
-                            attempt,
-                        },
-                        Attempt::Ended {
-                            attempt,
-                            elapsed,
-                            error,
-                        } => RecordKind::AttemptEnded {
-                            activity: name,
-                            attempt,
-                            duration: elapsed,
-                            error: error.map(RecordedError::from),
-                        },
-                    });
+                    let record = Record {
+                        at: engine.epoch.elapsed(),
+                        kind: attempts::record(name, a),
+                    };
+                    log.keep(&record, |at| engine.wall_after(at));
+                    records.push(record);
                 },
             )
             .await;
             for record in records {
-                self.record(record);
+                self.keep(record);
             }
             Counters::add(&self.engine.counters.compensations);
             let error = result.err();
@@ -153,7 +145,7 @@ where
             } else {
                 StatusImage::Finished
             };
-            let row = self.row(step, status, open);
+            let row = self.row_with(step, log.attempts(), status, open);
             self.commit(row).await?;
         }
         Ok(())

@@ -41,10 +41,23 @@ impl<E> Default for Effects<E> {
     }
 }
 
-/// An activity of an active state: its generation, and its task once started.
+/// An activity of an active state: its generation, its task once started, and what its outcome's
+/// row is to journal of its attempts (kept as their records come in).
 pub(super) struct Running {
     pub(super) generation: u64,
     pub(super) task: Option<ActivityTask>,
+    pub(super) log: AttemptLog,
+}
+
+impl Running {
+    /// The activity of `generation`, planned.
+    pub(super) fn new(generation: u64) -> Self {
+        Running {
+            generation,
+            task: None,
+            log: AttemptLog::default(),
+        }
+    }
 }
 
 /// An activity's task, or its place in its resource's queue: a call that
@@ -187,7 +200,7 @@ where
                 stale.abort();
             }
             let effects = self.fx();
-            effects.activities.push((node, Running { generation, task: None }));
+            effects.activities.push((node, Running::new(generation)));
             effects.pending.push(Pending::Activity(node));
         }
     }
@@ -278,30 +291,15 @@ where
                     }
                 };
                 let observe = |a: Attempt<'_>| {
-                    let record = match a {
-                        Attempt::Started { attempt, .. } => {
-                            if attempt > 1 {
-                                Counters::add(&engine.counters.retries);
-                            }
-                            RecordKind::AttemptStarted { activity, attempt }
-                        }
-                        Attempt::Ended {
-                            attempt,
-                            elapsed,
-                            error,
-                        } => RecordKind::AttemptEnded {
-                            activity,
-                            attempt,
-                            duration: elapsed,
-                            error: error.map(RecordedError::from),
-                        },
-                    };
+                    if let Attempt::Started { attempt: 2.., .. } = a {
+                        Counters::add(&engine.counters.retries);
+                    }
                     report.push_own_quietly(Internal::Attempt {
                         node,
                         generation,
                         record: Box::new(Record {
                             at: engine.epoch.elapsed(),
-                            kind: record,
+                            kind: attempts::record(activity, a),
                         }),
                     });
                 };
@@ -387,7 +385,15 @@ where
                 generation,
                 record,
             } => {
-                if self.activity(node).is_some_and(|a| a.generation == generation) {
+                let engine = &self.engine;
+                let running = self.effects.as_deref_mut().and_then(|effects| {
+                    effects
+                        .activities
+                        .iter_mut()
+                        .find(|(n, running)| *n == node && running.generation == generation)
+                });
+                if let Some((_, running)) = running {
+                    running.log.keep(&record, |at| engine.wall_after(at));
                     self.keep(*record);
                 }
             }
@@ -399,7 +405,9 @@ where
                 if self.activity(node).is_none_or(|a| a.generation != generation) {
                     return; // its state was left meanwhile
                 }
-                self.take_activity(node);
+                let Some(Running { log, .. }) = self.take_activity(node) else {
+                    return;
+                };
                 let event = match result {
                     Ok(done) => {
                         // Kept for the compensation, which receives its output.
@@ -410,7 +418,7 @@ where
                     Err(error) => W::Node::from_index(node).and_then(|n| W::failure_event(n, error)),
                 };
                 if let Some(event) = event {
-                    let _ = self.deliver(event, false).await;
+                    let _ = self.deliver(event, Origin::Activity(log.attempts())).await;
                 }
             }
             Internal::Timer { key, generation } => {
@@ -425,7 +433,7 @@ where
                 let (_, timer) = self.fx().timers.remove(position);
                 let name = event_name::<W>(&timer.event);
                 self.record(RecordKind::TimerFired(name));
-                let _ = self.deliver(timer.event, true).await;
+                let _ = self.deliver(timer.event, Origin::Timer).await;
             }
         }
     }

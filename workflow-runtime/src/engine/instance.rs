@@ -72,6 +72,16 @@ impl<W: Machine, H> Drop for Instance<W, H> {
 /// reached, if any (whether a failure).
 pub(super) type Prepared = (Result<Option<Row>, StoreError>, Option<bool>);
 
+/// Where an event [`Instance::deliver`] hands the machine comes from.
+pub(super) enum Origin<'a> {
+    /// A caller's `send` (or another process's, through the store's inbox).
+    Request,
+    /// A timer: its rejection is journaled too, as the timer is spent.
+    Timer,
+    /// An activity's outcome, journaled with these attempts (see [`journal::Attempt`]).
+    Activity(&'a [journal::Attempt]),
+}
+
 /// What a step planned to start once committed.
 pub(super) enum Pending {
     Activity(usize),
@@ -143,7 +153,7 @@ where
             Next::Own(message) => self.internal(message).await,
             Next::Request(Command::Event { event, reply, posted }) => {
                 self.posted = posted;
-                let result = self.deliver(event, false).await;
+                let result = self.deliver(event, Origin::Request).await;
                 self.posted = None;
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -226,7 +236,7 @@ where
         let started = panics::catch(|| machine.start(handlers));
         match started {
             Ok(()) => {
-                let prepared = self.prepare(before, false, journal::Step::Started);
+                let prepared = self.prepare(before, false, journal::Step::Started, &[]);
                 self.settle(prepared).await
             }
             Err(panic) => Err(self.fail(panic_text(&*panic)).await),
@@ -265,9 +275,8 @@ where
             .collect()
     }
 
-    /// Handles one event and what follows from it. `timer` says the event
-    /// is a timer's: its rejection is journaled too, as the timer is spent.
-    pub(super) async fn deliver(&mut self, event: W::Event, timer: bool) -> Result<(), EngineError> {
+    /// Handles one event and what follows from it.
+    pub(super) async fn deliver(&mut self, event: W::Event, origin: Origin<'_>) -> Result<(), EngineError> {
         if !self.running {
             // Nothing accepted is dropped silently: the history says so.
             let state = self.published_state().to_string();
@@ -322,7 +331,7 @@ where
                     state: state.clone(),
                     event: name,
                 });
-                if timer {
+                if let Origin::Timer = origin {
                     let step = journal::Step::Rejected {
                         state: state.clone(),
                         event: &event,
@@ -354,7 +363,11 @@ where
                     event: &event,
                     to: step_names.1,
                 };
-                let prepared = self.prepare(before, reentered, step);
+                let attempts = match origin {
+                    Origin::Activity(attempts) => attempts,
+                    Origin::Request | Origin::Timer => &[],
+                };
+                let prepared = self.prepare(before, reentered, step, attempts);
                 self.settle(prepared).await
             }
         }
@@ -362,8 +375,15 @@ where
 
     /// After a step: stops what left states had and plans what entered
     /// states need, then gives the step's journal row (encoded now: the step
-    /// borrows the event) and the final state reached, if any.
-    pub(super) fn prepare(&mut self, before: Vec<bool>, reentered: bool, step: journal::Step<&W::Event>) -> Prepared {
+    /// borrows the event), with the `attempts` of the activity whose outcome it is, and the
+    /// final state reached, if any.
+    pub(super) fn prepare(
+        &mut self,
+        before: Vec<bool>,
+        reentered: bool,
+        step: journal::Step<&W::Event>,
+        attempts: &[journal::Attempt],
+    ) -> Prepared {
         self.plan(before, reentered);
         let reached = self.reached_final();
         // A failure final with compensations to run stays open until they ran.
@@ -376,7 +396,7 @@ where
         } else {
             StatusImage::Finished
         };
-        (self.row(step, status, open), reached)
+        (self.row_with(step, attempts, status, open), reached)
     }
 
     /// Commits a prepared step, then starts the planned activities and
@@ -511,10 +531,23 @@ where
         Err(EngineError::Store(error))
     }
 
-    /// The next row of the instance's journal (`None` without a store).
+    /// The next row of the instance's journal (`None` without a store), for a step that is no
+    /// call's outcome.
     pub(super) fn row(
         &self,
         step: journal::Step<&W::Event>,
+        status: StatusImage,
+        open: bool,
+    ) -> Result<Option<Row>, StoreError> {
+        self.row_with(step, &[], status, open)
+    }
+
+    /// The next row of the instance's journal (`None` without a store), journaling the
+    /// `attempts` of the activity or compensation whose outcome `step` is.
+    pub(super) fn row_with(
+        &self,
+        step: journal::Step<&W::Event>,
+        attempts: &[journal::Attempt],
         status: StatusImage,
         open: bool,
     ) -> Result<Option<Row>, StoreError> {
@@ -523,7 +556,7 @@ where
         };
         let status_kind = status.kind();
         let data = self
-            .image(durable, step, status)
+            .image(durable, step, attempts, status)
             .map_err(|reason| StoreError::Unencodable {
                 instance: self.id.to_string(),
                 reason,
@@ -541,6 +574,7 @@ where
         &self,
         durable: &Durable<W>,
         step: journal::Step<&W::Event>,
+        attempts: &[journal::Attempt],
         status: StatusImage,
     ) -> Result<Vec<u8>, String> {
         let machine = self.machine.as_ref().ok_or("the instance has no machine")?;
@@ -566,6 +600,7 @@ where
             v: journal::FORMAT,
             fingerprint: Cow::Borrowed(&durable.fingerprint),
             step,
+            attempts: Cow::Borrowed(attempts),
             status,
             active: saved.active.iter().map(name).collect(),
             history: saved

@@ -31,6 +31,7 @@ use crate::metrics::WorkflowMetrics;
 use crate::scheduler::{Resource, Scheduler};
 use crate::store::{Store, StoreError};
 
+mod attempts;
 mod builder;
 mod compensation;
 mod config;
@@ -44,13 +45,14 @@ mod retry;
 mod status;
 mod stored;
 
+use attempts::AttemptLog;
 pub use builder::EngineBuilder;
 use compensation::Completed;
 pub use config::Config;
 use effects::Effects;
 use effects::{Running, Timer};
 pub use error::EngineError;
-use instance::{Instance, Pending, Start};
+use instance::{Instance, Origin, Pending, Start};
 use keys::idempotency_key;
 pub use recovery::Recovery;
 pub use status::{Record, RecordKind, RecordedError, Snapshot, Status};
@@ -232,8 +234,13 @@ impl<W: Machine> Durable<W> {
 impl<W: Machine, H> Shared<W, H> {
     /// A tokio deadline as milliseconds since the Unix epoch.
     fn wall(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.epoch).as_millis();
-        self.wall_epoch.saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+        self.wall_after(deadline.saturating_duration_since(self.epoch))
+    }
+
+    /// A time `since` the engine's epoch (a [`Record::at`]) as milliseconds since the Unix epoch.
+    fn wall_after(&self, since: Duration) -> u64 {
+        self.wall_epoch
+            .saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// A journaled deadline on tokio's clock (the epoch itself if it is

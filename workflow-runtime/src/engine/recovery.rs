@@ -134,13 +134,7 @@ where
             if graph.states[node].invoke.is_none() {
                 return Err(changed(&activity.state, "it no longer invokes an activity".into()));
             }
-            instance.fx().activities.push((
-                node,
-                Running {
-                    generation: activity.generation,
-                    task: None,
-                },
-            ));
+            instance.fx().activities.push((node, Running::new(activity.generation)));
             instance.fx().pending.push(Pending::Activity(node));
         }
         for timer in entry.timers {

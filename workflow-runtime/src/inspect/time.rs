@@ -18,6 +18,21 @@ pub fn format_time(ms: u64) -> String {
     )
 }
 
+/// A duration in microseconds (an [`Attempt`](crate::journal::Attempt)'s), readably:
+/// `850 µs`, `20.1 ms`, `1.50 s`.
+///
+/// ```
+/// use workflow_runtime::inspect::format_micros;
+/// assert_eq!((format_micros(850), format_micros(20_113), format_micros(1_500_000)), ("850 µs".into(), "20.1 ms".into(), "1.50 s".into()));
+/// ```
+pub fn format_micros(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us} µs"),
+        1_000..=999_999 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
 /// The date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
 fn civil(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
