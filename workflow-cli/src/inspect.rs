@@ -467,19 +467,7 @@ fn now_ms() -> u64 {
 
 /// `30s`, `15m`, `2h`, `7d`, `500ms`.
 fn parse_age(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration (say 30s, 15m, 2h or 7d)");
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let ms = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    number.checked_mul(ms).map(Duration::from_millis).ok_or_else(bad)
+    workflow_runtime::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration (say 30s, 15m, 2h or 7d)"))
 }
 
 /// Milliseconds since the Unix epoch, or an age back from `now`.

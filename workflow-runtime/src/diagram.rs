@@ -353,10 +353,45 @@ pub fn format_duration(d: Duration) -> String {
     format!("{ms}ms")
 }
 
+/// Reads a duration as the DSL writes one, the inverse of [`format_duration`]: a whole number and
+/// a unit, `ms`, `s`, `m`, `h` or `d` (`48h`, `1500ms`); `None` for anything else or a duration
+/// past `u64` milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(workflow_runtime::parse_duration("15m"), Some(Duration::from_secs(900)));
+/// assert_eq!(workflow_runtime::parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let digits = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(digits);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(n.checked_mul(ms)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::{EventInfo, StateInfo, TransitionInfo, TransitionRange};
+
+    #[test]
+    fn durations_read_back_what_format_duration_wrote() {
+        for ms in [0, 1, 1500, 60_000, 3_600_000, 7 * 86_400_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse_duration(&format_duration(d)), Some(d));
+        }
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
 
     pub(super) const fn state(
         name: &'static str,

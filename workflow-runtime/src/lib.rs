@@ -69,7 +69,7 @@ pub mod store;
 pub use activity::{ActivityCall, ActivityError, ErrorKind, RetryPolicy};
 pub use chart::{Configuration, Scheduled, StateEnum};
 pub use control::{Control, ControlError};
-pub use diagram::{count_heat, format_duration, Escaped};
+pub use diagram::{count_heat, format_duration, parse_duration, Escaped};
 pub use engine::{
     Config, Engine, EngineBuilder, EngineError, Record, RecordKind, RecordedError, Recovery, Snapshot, Status,
 };

@@ -7,7 +7,8 @@ use roxmltree::{Document, Node as XmlNode};
 use super::{
     identifier, type_text, Act, Chart, EventDecl, ImportError, Invoke, Kind, Lines, Named, Node, Position, Tr, Trig,
 };
-use crate::interop::{parse_duration, SCXML_NAMESPACE};
+use crate::interop::SCXML_NAMESPACE;
+use crate::parse_duration;
 
 const SCXML: &str = "http://www.w3.org/2005/07/scxml";
 /// The `type` of the `<invoke>` that stands for an activity.

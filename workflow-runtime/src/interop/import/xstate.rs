@@ -415,7 +415,7 @@ impl Reader<'_, '_> {
                             .and_then(|t| t.get(delay))
                             .and_then(Json::as_str)
                             .and_then(|name| name.strip_prefix(&prefix))
-                            .filter(|text| crate::interop::parse_duration(text) == Some(d))
+                            .filter(|text| crate::parse_duration(text) == Some(d))
                             .map_or_else(|| format_duration(d), str::to_string);
                         let trigger = Trig::After(d, text);
                         self.transitions(i, transitions, &format!("after.{delay}"), &trigger, &mut node)?;
