@@ -620,8 +620,9 @@ where
     }
 
     /// Drops the copies of instances other processes took over from the map; when the store
-    /// says this process's lease expired, every copy first (their writes are all refused now).
-    pub(super) fn drop_moved(&self) {
+    /// says this process's lease expired, every copy (their writes are all refused now), and
+    /// then it says so.
+    pub(super) fn drop_moved(&self) -> bool {
         let lease_lost = self
             .inner
             .shared
@@ -641,6 +642,7 @@ where
                 !moved
             });
         }
+        lease_lost
     }
 
     /// Instance `id`'s mailbox, to send it something.

@@ -218,10 +218,23 @@ pub trait Store: Send + Sync {
     }
 
     /// For a store several processes share: whether this process's lease expired, so that every
-    /// write of its is refused from now on and other processes own its instances. An engine
-    /// over it drops its copies of them. `false` for a store one process owns (the default).
+    /// write of its is refused and other processes own its instances, until it registers anew
+    /// ([`rejoin`](Self::rejoin)). An engine over it drops its copies of them. `false` for a store
+    /// one process owns (the default).
     fn lease_lost(&self) -> bool {
         false
+    }
+
+    /// For a store several processes share, once its lease was lost ([`lease_lost`](Self::lease_lost)):
+    /// registers the process anew, with a new id and a fresh lease, so that it serves again (the
+    /// instances of its old id are a dead process's, for any process to take over under new
+    /// epochs); whether it did (`false`: the lease was not lost). The caller must have dropped
+    /// every copy it ran under the old id and waited for their steps in flight to end: an append
+    /// after this call is written as the new id, and the store cannot tell an old copy's from a
+    /// new one's. An engine over the store does all of it in its takeover pass. Nothing to do for
+    /// a store one process owns (the default).
+    async fn rejoin(&self) -> Result<bool, StoreError> {
+        Ok(false)
     }
 
     /// Queues `message` (an event or a cancellation, encoded by the engine) for `workflow`'s
