@@ -761,7 +761,8 @@ async fn append_batch(
 /// Why a row was not written: it is there already (a retry of a commit that went through), its
 /// number is taken or skipped ([`StoreError::Conflict`]), or the process does not own the
 /// instance ([`StoreError::Fenced`]), which includes another process having written the row's
-/// number (it took the instance over, or retried it first).
+/// number (it took the instance over, or retried it first) and a start refused because the
+/// process's lease ran out.
 async fn refused(shared: &Shared, process: i64, workflow: &str, row: Row) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
@@ -790,11 +791,10 @@ async fn refused(shared: &Shared, process: i64, workflow: &str, row: Row) -> Res
             seq: row.seq,
         });
     }
+    // A first row is refused only for a taken id (whose row is there, above) or a lease that
+    // ran out, which the server saw before the renewal did.
     if row.seq == 1 {
-        return Err(StoreError::Conflict {
-            instance: row.instance,
-            seq: row.seq,
-        });
+        return Err(StoreError::Fenced { instance: row.instance });
     }
     let newest: Option<(i64, Option<i64>)> = client
         .query_opt(
