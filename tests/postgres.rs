@@ -41,6 +41,20 @@ fn engine(store: &Arc<PostgresStore>, crew: &Arc<Crew>) -> Engine<Job, Arc<Crew>
     Engine::builder(crew.clone()).store(store.clone()).build()
 }
 
+/// An engine that renews its lease rarely: once its lease has run out, it finds out seconds after
+/// the other processes took its instances over, as a paused process would (it registers anew
+/// once it finds out).
+fn slow_to_notice(store: &Arc<PostgresStore>, crew: &Arc<Crew>) -> Engine<Job, Arc<Crew>> {
+    Engine::builder(crew.clone())
+        .store(store.clone())
+        .config(workflow::Config {
+            lease: Duration::from_secs(6),
+            lease_renewal: Duration::from_secs(3),
+            ..workflow::Config::default()
+        })
+        .build()
+}
+
 /// Waits in real time until `done` holds, at most `limit`.
 async fn within(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -140,7 +154,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     let schema = pg::Schema::fresh();
     let crew = Arc::new(Crew::default());
     let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
-    let zombie = engine(&a, &crew);
+    let zombie = slow_to_notice(&a, &crew);
     zombie.recover().await.unwrap(); // as engines do at start: it watches its lease from now on
     for i in 0..10 {
         zombie.start(format!("j-{i}"), ()).await.unwrap();
@@ -177,7 +191,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     }
     // It drops every copy (its lease is lost): nothing of them is left in it, none `Failed`, and
     // it answers for them from the store, as the survivor runs them.
-    within(Duration::from_secs(2), async || zombie.list().is_empty()).await;
+    within(Duration::from_secs(8), async || zombie.list().is_empty()).await;
     assert_eq!(zombie.status("j-1").await, Ok(Status::Running(JobState::Waiting)));
     assert_eq!(
         crew.worked.load(Ordering::SeqCst),
@@ -298,15 +312,7 @@ async fn a_paused_process_comes_back_to_find_its_instances_taken_over() {
     let schema = pg::Schema::fresh();
     let crew = Arc::new(Crew::default());
     let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
-    // The zombie renews rarely: it finds its lease lost seconds after the survivor took over.
-    let zombie = Engine::<Job, _>::builder(crew.clone())
-        .store(a.clone())
-        .config(workflow::Config {
-            lease: Duration::from_secs(6),
-            lease_renewal: Duration::from_secs(3),
-            ..workflow::Config::default()
-        })
-        .build();
+    let zombie = slow_to_notice(&a, &crew);
     zombie.recover().await.unwrap();
     for i in 0..10 {
         zombie.start(format!("j-{i}"), ()).await.unwrap();
