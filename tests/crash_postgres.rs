@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crash_common::{recovered_count, seed, SplitMix, Worker, DIR_VAR, SIGKILL};
 
 use workflow::prelude::*;
-use workflow::{Engine, EngineError, PostgresOptions, PostgresStore, Store, StoreError};
+use workflow::{Engine, EngineError, PostgresOptions, PostgresStore, StoreError};
 
 const ORDERS: usize = 5_000;
 const WORKERS: usize = 3;

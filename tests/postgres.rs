@@ -233,7 +233,10 @@ fn audited(schema: &pg::Schema, id: &str) -> Vec<(i64, i64, i64, bool)> {
     assert!(!rows.last().unwrap().3, "{id}: the final row is the last: {rows:?}");
     for pair in rows.windows(2) {
         assert!(pair[0].2 <= pair[1].2, "{id}: the epoch went back: {rows:?}");
-        assert!(pair[0].2 != pair[1].2 || pair[0].1 == pair[1].1, "{id}: one epoch, two owners: {rows:?}");
+        assert!(
+            pair[0].2 != pair[1].2 || pair[0].1 == pair[1].1,
+            "{id}: one epoch, two owners: {rows:?}"
+        );
     }
     rows
 }
@@ -300,11 +303,18 @@ async fn a_process_past_its_lease_registers_anew_and_takes_its_instances_back() 
         let first = if id == "n-0" { new } else { old };
         assert_eq!(rows[0].1, first, "{id}: {rows:?}");
         // Nothing after the loss as the old id; the new id under an epoch of its own.
-        assert!(rows[1..].iter().all(|r| r.1 == new && r.2 > rows[0].2 || id == "n-0"), "{id}: {rows:?}");
+        assert!(
+            rows[1..].iter().all(|r| r.1 == new && r.2 > rows[0].2 || id == "n-0"),
+            "{id}: {rows:?}"
+        );
     }
     assert_eq!(crew.worked.load(Ordering::SeqCst), 7, "each activity ran once");
     let stale = schema.execute(&format!("SELECT count(*) FROM journal WHERE owner = {old} AND seq > 1"));
-    assert_eq!(stale[0].get::<_, i64>(0), 0, "no step of the old id's after its start rows");
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "no step of the old id's after its start rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +342,10 @@ async fn a_paused_process_comes_back_to_find_its_instances_taken_over() {
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    assert!(taken.iter().all(|&(owner, epoch)| owner == b.process() && epoch == 2), "{taken:?}");
+    assert!(
+        taken.iter().all(|&(owner, epoch)| owner == b.process() && epoch == 2),
+        "{taken:?}"
+    );
     // Still paused, as it were: its copy's step is refused.
     assert_eq!(
         zombie.send("j-0", JobEvent::Go).await,
@@ -356,7 +369,11 @@ async fn a_paused_process_comes_back_to_find_its_instances_taken_over() {
     assert_eq!(zombie.list().len(), 1, "n-0 alone ran here");
     assert_eq!(crew.worked.load(Ordering::SeqCst), 11);
     let stale = schema.execute(&format!("SELECT count(*) FROM journal WHERE owner = {old} AND seq > 1"));
-    assert_eq!(stale[0].get::<_, i64>(0), 0, "nothing of the zombie's old id after the takeover");
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "nothing of the zombie's old id after the takeover"
+    );
 }
 
 /// The store alone (no engine drops copies or asks it to register anew): once its lease is lost

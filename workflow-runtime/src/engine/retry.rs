@@ -112,7 +112,7 @@ where
     /// it is running for every other process (their `retry` gives `NotFailed`); its own process
     /// retries it, or, if that process dies, takeover resumes it as any unfinished instance. A
     /// process that lost its lease retries nothing ([`StoreError::Fenced`]) until it has
-    /// registered anew ([`Store::rejoin`](crate::Store::rejoin)).
+    /// registered anew ([`Store::rejoin`]).
     ///
     /// ```
     /// # use workflow::prelude::*;

@@ -2,7 +2,8 @@
 //! process at a time under a lease, every write fenced.
 //!
 //! Tables (in the store's schema, created and migrated by [`PostgresStore::open`]):
-//! `meta` (the schema version), `processes` (one row per open store: its lease), `instances`
+//! `meta` (the schema version), `processes` (one row per open store, and one more each time it
+//! registers anew after losing its lease: its lease), `instances`
 //! (each instance's newest row number, whether it is open, its owner and its fencing epoch) and
 //! `journal` (the rows, with the owner and epoch that wrote them), and `inbox` (requests posted to
 //! instances other processes own).
@@ -10,10 +11,11 @@
 //! Every append is one statement that checks, for each row, that the writing process's lease has
 //! not expired (by the database's clock) and that it still owns the instance under the epoch it
 //! claimed it with (or claims it: an instance handed back, or a closed one a retry reopens); a
-//! process that lost its lease commits nothing. The same statement deletes the
-//! inbox message a step applied, so a message is applied exactly once. Concurrent appends share
-//! one statement and one commit (group commit); a lone append is sent at once, a prepared
-//! statement on the writer's own connection: one round trip and the commit.
+//! process that lost its lease commits nothing as the id that held it (it registers anew, under a
+//! new id, once its engines have dropped their copies: [`Store::rejoin`]). The same statement
+//! deletes the inbox message a step applied, so a message is applied exactly once. Concurrent
+//! appends share one statement and one commit (group commit); a lone append is sent at once, a
+//! prepared statement on the writer's own connection: one round trip and the commit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -37,7 +39,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 2;
 const BATCH: usize = 1024;
 
 /// How a [`PostgresStore`] is set up. Lease length and renewal are the engine's
-/// ([`Config::lease`](crate::Config::lease)).
+/// ([`Config::lease`](crate::Config::lease)); what follows a lease that ran out is the
+/// [`PostgresStore`]'s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// The schema the store's tables live in, created if missing. (The inspector, which takes a
@@ -73,6 +76,15 @@ impl Default for PostgresOptions {
 /// lease and owns the instance under the epoch it claimed it with, checked in the statement that
 /// writes the row: a paused or partitioned process cannot commit a step for an instance someone
 /// else now owns.
+///
+/// A process whose lease expired (a long pause, a partition) comes back by itself: once a
+/// renewal finds the lease gone, every write is refused ([`Store::lease_lost`]), an engine over
+/// the store drops all its copies at its next takeover pass and waits for their steps in flight
+/// to end, and then the store registers anew ([`Store::rejoin`]): a new row in `processes`, a
+/// new [`process`](Self::process) id, a fresh lease. The old id's instances are then like any
+/// dead process's, taken over under new epochs by whichever process comes first, this one
+/// included; no row is ever written as the new id by a copy from before the loss. Both moments
+/// are logged (`tracing` warnings).
 ///
 /// The store runs its connections on a thread of its own, so it serves any runtime (a test's
 /// paused clock included), and renews its lease by the wall clock. Its connections ask the server
@@ -736,17 +748,7 @@ async fn append_batch(
         .query(
             &statement,
             &[
-                &workflows,
-                &instances,
-                &seqs,
-                &opens,
-                &checksums,
-                &datas,
-                &epochs,
-                &process,
-                &messages,
-                &ats,
-                &states,
+                &workflows, &instances, &seqs, &opens, &checksums, &datas, &epochs, &process, &messages, &ats, &states,
                 &statuses,
             ],
         )
@@ -1103,7 +1105,11 @@ async fn rejoin(shared: &Shared) -> Result<bool, StoreError> {
     shared.lease.process.store(process, Ordering::Release);
     shared.lease.lost.store(false, Ordering::Release);
     drop(epochs);
-    tracing::warn!(old, process, "the PostgreSQL store registered anew after its lease expired");
+    tracing::warn!(
+        old,
+        process,
+        "the PostgreSQL store registered anew after its lease expired"
+    );
     Ok(true)
 }
 
