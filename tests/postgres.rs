@@ -387,7 +387,7 @@ async fn a_store_registered_anew_writes_its_old_ids_instances_only_once_it_took_
     // No `recover`: no takeover pass, nothing drops its copy or registers it anew.
     let engine = engine(&a, &crew);
     engine.start("x", ()).await.unwrap();
-    assert_eq!(a.rejoin().await, Ok(false), "its lease holds");
+    assert_eq!(a.rejoin("Job").await, Ok(0), "its lease holds");
     let old = a.process();
     schema.execute(&format!(
         "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
@@ -402,10 +402,24 @@ async fn a_store_registered_anew_writes_its_old_ids_instances_only_once_it_took_
         a.append("Job", late.clone()).await,
         Err(StoreError::Fenced { instance: "x".into() })
     );
-    assert_eq!(a.rejoin().await, Ok(true));
+    assert_eq!(a.rejoin("Job").await, Ok(1));
     assert!(!a.lease_lost());
-    assert_ne!(a.process(), old);
-    assert_eq!(a.rejoin().await, Ok(false), "registered once");
+    let new = a.process();
+    assert_ne!(new, old);
+    assert_eq!((a.rejoin("Job").await, a.process()), (Ok(1), new), "registered once");
+    // Another workflow's engine over the store may hold copies from before: its appends, a start
+    // included, are refused until it says it dropped them.
+    let other = workflow::Row {
+        instance: "y".into(),
+        seq: 1,
+        ..late.clone()
+    };
+    assert_eq!(
+        a.append("Other", other.clone()).await,
+        Err(StoreError::Fenced { instance: "y".into() })
+    );
+    assert_eq!(a.rejoin("Other").await, Ok(1));
+    assert_eq!(a.append("Other", other).await, Ok(()));
     // x is still the old id's: a row of its old copy's, written as the new id, is refused.
     assert_eq!(
         a.append("Job", late).await,
@@ -805,5 +819,66 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
     assert_eq!(
         PostgresStore::open_with(&pg::url(), options).err(),
         Some(StoreError::SchemaTooNew { found: 3, supported: 2 })
+    );
+}
+
+/// Two workflows' engines over one store: the first to find the lease lost registers the process
+/// anew, the other drops its copies from before all the same (the process is new to it) before
+/// its appends go through again; each takes its instances back. Every event `send` accepted is
+/// applied exactly once, and none it refused is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workflows_over_one_store_both_come_back() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let a = Arc::new(schema.open());
+    let jobs = engine(&a, &crew);
+    let tallies = Engine::<Tally, Clerk>::builder(Clerk).store(a.clone()).build();
+    jobs.recover().await.unwrap();
+    tallies.recover().await.unwrap();
+    jobs.start("j-0", ()).await.unwrap();
+    tallies.start("t-0", Seen::default()).await.unwrap();
+    let old = a.process();
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
+    ));
+    let mut accepted = Vec::new();
+    for n in 1..=60 {
+        match tallies.send("t-0", TallyEvent::Add(Add { n })).await {
+            Ok(()) => accepted.push(n),
+            Err(EngineError::Store(StoreError::Fenced { .. })) => {}
+            other => panic!("{n}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    within(Duration::from_secs(3), async || {
+        a.process() != old && jobs.list().len() == 1 && tallies.list().len() == 1
+    })
+    .await;
+    assert_eq!(a.lease_generation(), 1);
+    eprintln!("accepted {} of 60 adds", accepted.len());
+    assert!(accepted.len() < 60, "the loss refused some");
+    assert!(accepted.contains(&60), "the process serves again");
+    tallies.send("t-0", TallyEvent::Close).await.unwrap();
+    jobs.send("j-0", JobEvent::Go).await.unwrap();
+    assert_eq!(tallies.wait("t-0").await, Ok(TallyState::Closed));
+    assert_eq!(jobs.wait("j-0").await, Ok(JobState::Done));
+    let mut counted = tallies.snapshot("t-0").await.unwrap().context.numbers;
+    counted.sort_unstable();
+    assert_eq!(counted, accepted, "each accepted event applied once, no refused one");
+    for id in ["t-0", "j-0"] {
+        let rows = audited(&schema, id);
+        assert_eq!(rows[0].1, old);
+        assert!(
+            rows[1..].iter().all(|r| r.1 == old || r.1 == a.process()),
+            "{id}: {rows:?}"
+        );
+    }
+    let stale = schema.execute(&format!(
+        "SELECT count(*) FROM journal WHERE owner = {old} AND epoch > 1"
+    ));
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "nothing of the old id's under a later epoch"
     );
 }

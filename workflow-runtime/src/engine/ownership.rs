@@ -183,11 +183,12 @@ where
         });
     }
 
-    /// After the store lost the process's lease and every copy was dropped: waits for the
-    /// copies' steps in flight to end (each is refused, or committed under the old id before the
-    /// loss), then has the store register the process anew. Only then may an append be written
-    /// as the new id, so no copy from before the loss ever is; the takeover pass that follows
-    /// takes over the old id's instances, as any dead process's, under new epochs.
+    /// After the store lost the process's lease (or registered anew for another engine over it)
+    /// and every copy was dropped: waits for the copies' steps in flight to end (each is refused,
+    /// or committed under the old id before the loss), then has the store register the process
+    /// anew if no engine has yet, and let this workflow's appends through. Only then may one of
+    /// them be written as the new id, so no copy from before the loss ever is; the takeover pass
+    /// that follows takes over the old id's instances, as any dead process's, under new epochs.
     async fn rejoin(&self) {
         let Some(durable) = self.shared_store() else {
             return;
@@ -195,8 +196,9 @@ where
         // Every copy was dropped and its mailbox closed: each task ends after its step in
         // flight. (A start meanwhile is refused, as the lease is lost, and ends too.)
         self.inner.shared.live.until_none().await;
-        if let Err(error) = durable.store.rejoin().await {
-            tracing::warn!(%error, "registering anew after the lease expired failed; trying again");
+        match durable.store.rejoin(W::graph().name).await {
+            Ok(generation) => self.inner.lease_generation.store(generation, Ordering::Release),
+            Err(error) => tracing::warn!(%error, "registering anew after the lease expired failed; trying again"),
         }
     }
 

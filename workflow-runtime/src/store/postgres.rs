@@ -17,7 +17,7 @@
 //! appends share one statement and one commit (group commit); a lone append is sent at once, a
 //! prepared statement on the writer's own connection: one round trip and the commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,6 +105,8 @@ struct Lease {
     millis: AtomicU64,
     renew_millis: AtomicU64,
     process: AtomicI64,
+    /// How many times the process registered anew.
+    generation: AtomicU64,
     lost: AtomicBool,
 }
 
@@ -121,7 +123,7 @@ enum Request {
     Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
     Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
     Define(Definition, oneshot::Sender<Result<(), StoreError>>),
-    Rejoin(oneshot::Sender<Result<bool, StoreError>>),
+    Rejoin(String, oneshot::Sender<Result<u64, StoreError>>),
 }
 
 /// The statements, with the schema's name in them.
@@ -283,12 +285,19 @@ struct Shared {
     sql: Sql,
     /// The epoch this process claimed each instance it owns with.
     epochs: Mutex<HashMap<(String, String), i64>>,
+    /// Once the process registered anew: the workflows whose engine has dropped its copies from
+    /// before since ([`Store::rejoin`]); the others' appends are refused. Locked under `epochs`.
+    ready: Mutex<HashSet<String>>,
     lease: Arc<Lease>,
 }
 
 impl Shared {
     fn epochs(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
         self.epochs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ready(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The process id this store writes as now.
@@ -334,6 +343,7 @@ impl PostgresStore {
             millis: AtomicU64::new(1500),
             renew_millis: AtomicU64::new(500),
             process: AtomicI64::new(0),
+            generation: AtomicU64::new(0),
             lost: AtomicBool::new(false),
         });
         let (requests, receiver) = mpsc::unbounded_channel();
@@ -363,6 +373,7 @@ impl PostgresStore {
                         pool,
                         sql,
                         epochs: Mutex::new(HashMap::new()),
+                        ready: Mutex::new(HashSet::new()),
                         lease: held,
                     });
                     serve(shared, receiver).await;
@@ -555,8 +566,8 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
                 });
             }
             // The renewal registers anew: it alone changes the process's lease and id.
-            Request::Rejoin(reply) => {
-                let _ = rejoins.send(reply);
+            Request::Rejoin(workflow, reply) => {
+                let _ = rejoins.send((workflow, reply));
             }
             Request::Define(definition, reply) => {
                 let shared = shared.clone();
@@ -649,14 +660,25 @@ async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending
     }
 }
 
-async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pending>) {
+async fn commit(shared: &Shared, connection: &mut Option<Object>, mut batch: Vec<Pending>) {
+    let fenced = |pending: Pending| {
+        let _ = pending.reply.send(Err(StoreError::Fenced {
+            instance: pending.row.instance,
+        }));
+    };
     if shared.lease.lost.load(Ordering::Acquire) {
-        for pending in batch {
-            let _ = pending.reply.send(Err(StoreError::Fenced {
-                instance: pending.row.instance,
-            }));
+        return batch.into_iter().for_each(fenced);
+    }
+    // Registered anew: a workflow whose engine may still hold copies from before writes nothing.
+    if shared.lease.generation.load(Ordering::Acquire) > 0 {
+        let ready = shared.ready();
+        let (now, refused): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| ready.contains(&p.workflow));
+        drop(ready);
+        refused.into_iter().for_each(fenced);
+        batch = now;
+        if batch.is_empty() {
+            return;
         }
-        return;
     }
     // Read once, after `lost`: the whole batch, and why a row was refused, is of one process id.
     let process = shared.process();
@@ -1040,18 +1062,21 @@ async fn listen(config: tokio_postgres::Config, channel: String, told: tokio::sy
     }
 }
 
+/// A workflow's engine ready to go on after a lost lease, and where to answer it.
+type Rejoining = (String, oneshot::Sender<Result<u64, StoreError>>);
+
 /// Renews the lease every renewal period; a renewal that finds it expired marks it lost, after
 /// which every append is refused, until an engine asks to register anew (`rejoins`: once it has
 /// dropped its copies of the instances, see [`Store::rejoin`]). Renewals and registering share
 /// this one task, so a renewal of the old id never marks the new one lost.
-async fn renew(shared: Arc<Shared>, mut rejoins: mpsc::UnboundedReceiver<oneshot::Sender<Result<bool, StoreError>>>) {
+async fn renew(shared: Arc<Shared>, mut rejoins: mpsc::UnboundedReceiver<Rejoining>) {
     loop {
         let every = shared.lease.renew_millis.load(Ordering::Relaxed);
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(every)) => {}
             asked = rejoins.recv() => {
-                let Some(reply) = asked else { return };
-                let _ = reply.send(rejoin(&shared).await);
+                let Some((workflow, reply)) = asked else { return };
+                let _ = reply.send(rejoin(&shared, workflow).await);
                 continue;
             }
         }
@@ -1079,12 +1104,17 @@ async fn renew(shared: Arc<Shared>, mut rejoins: mpsc::UnboundedReceiver<oneshot
     }
 }
 
-/// Registers the process anew (a new id, a fresh lease) if its lease was lost; whether it did.
-/// Nothing of the old id carries over: its instances are a dead process's, taken over under new
-/// epochs like any other's.
-async fn rejoin(shared: &Shared) -> Result<bool, StoreError> {
+/// Registers the process anew (a new id, a fresh lease) if its lease was lost, and lets
+/// `workflow`'s appends through (its engine has dropped its copies); the generation now. Nothing
+/// of the old id carries over: its instances are a dead process's, taken over under new epochs
+/// like any other's.
+async fn rejoin(shared: &Shared, workflow: String) -> Result<u64, StoreError> {
     if !shared.lease.lost.load(Ordering::Acquire) {
-        return Ok(false);
+        let _epochs = shared.epochs();
+        if shared.lease.generation.load(Ordering::Acquire) > 0 {
+            shared.ready().insert(workflow);
+        }
+        return Ok(shared.lease.generation.load(Ordering::Acquire));
     }
     let client = shared.pool.get().await.map_err(backend)?;
     let millis = shared.lease.millis.load(Ordering::Relaxed) as f64;
@@ -1102,7 +1132,12 @@ async fn rejoin(shared: &Shared) -> Result<bool, StoreError> {
     // before the lease reads as held (see `Lease`).
     let mut epochs = shared.epochs();
     epochs.clear();
+    let mut ready = shared.ready();
+    ready.clear();
+    ready.insert(workflow);
+    drop(ready);
     shared.lease.process.store(process, Ordering::Release);
+    let generation = shared.lease.generation.fetch_add(1, Ordering::AcqRel) + 1;
     shared.lease.lost.store(false, Ordering::Release);
     drop(epochs);
     tracing::warn!(
@@ -1110,7 +1145,7 @@ async fn rejoin(shared: &Shared) -> Result<bool, StoreError> {
         process,
         "the PostgreSQL store registered anew after its lease expired"
     );
-    Ok(true)
+    Ok(generation)
 }
 
 #[async_trait]
@@ -1130,8 +1165,13 @@ impl Store for PostgresStore {
         self.lease.lost.load(Ordering::Acquire)
     }
 
-    async fn rejoin(&self) -> Result<bool, StoreError> {
-        self.ask(Request::Rejoin).await
+    async fn rejoin(&self, workflow: &str) -> Result<u64, StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Rejoin(workflow, reply)).await
+    }
+
+    fn lease_generation(&self) -> u64 {
+        self.lease.generation.load(Ordering::Acquire)
     }
 
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
