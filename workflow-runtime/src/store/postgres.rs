@@ -83,8 +83,10 @@ impl Default for PostgresOptions {
 /// to end, and then the store registers anew ([`Store::rejoin`]): a new row in `processes`, a
 /// new [`process`](Self::process) id, a fresh lease. The old id's instances are then like any
 /// dead process's, taken over under new epochs by whichever process comes first, this one
-/// included; no row is ever written as the new id by a copy from before the loss. Both moments
-/// are logged (`tracing` warnings).
+/// included; no row is ever written as the new id by a copy from before the loss (with several
+/// engines over the store, each workflow's appends are refused until its own engine has dropped
+/// its copies, [`Store::lease_generation`] telling it the process is new). Both moments are
+/// logged (`tracing` warnings).
 ///
 /// The store runs its connections on a thread of its own, so it serves any runtime (a test's
 /// paused clock included), and renews its lease by the wall clock. Its connections ask the server
