@@ -10,8 +10,9 @@
 //! kill are counted and printed; nothing is stuck.
 //!
 //! Scale: the 5,000 orders; 26–45 s in a debug build on a loaded 2-core machine. The
-//! zombie drops its copies once it finds its lease lost (none ends `Failed`) and exits, as a
-//! worker under a supervisor would, to be restarted.
+//! zombie drops its copies once it finds its lease lost (none ends `Failed`), registers anew and
+//! goes on as a new process: it starts the orders it had left to start and takes over what is
+//! left to run, its old id's instances included.
 #![cfg(all(unix, feature = "postgres"))]
 
 mod crash_common;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use crash_common::{recovered_count, seed, SplitMix, Worker, DIR_VAR, SIGKILL};
 
 use workflow::prelude::*;
-use workflow::{Engine, EngineError, PostgresOptions, PostgresStore, Store, StoreError};
+use workflow::{Engine, EngineError, PostgresOptions, PostgresStore, StoreError};
 
 const ORDERS: usize = 5_000;
 const WORKERS: usize = 3;
@@ -113,8 +114,8 @@ fn worker_url(schema: &str) -> String {
 
 /// A worker: `WORKFLOW_CRASH_DIR` holds `schema/index`. It recovers, starts its third of the
 /// orders not yet started (one id in three), and runs and takes over orders until every order is
-/// finished in the database. A worker whose lease was lost (the zombie) exits with `fenced`, as a
-/// supervisor would restart it.
+/// finished in the database. A worker whose lease was lost (the zombie) registers anew by
+/// itself and goes on: a start refused meanwhile is tried again.
 #[test]
 #[ignore = "the PostgreSQL crash test's worker process, spawned by `orders_survive_kills_on_postgres`"]
 fn postgres_crash_worker() {
@@ -152,6 +153,7 @@ fn postgres_crash_worker() {
             .store(store.clone())
             .build();
         let recovery = engine.recover().await.unwrap();
+        let first = store.process();
         println!(
             "ready: recovered {} instances (process {})",
             recovery.resumed,
@@ -159,14 +161,20 @@ fn postgres_crash_worker() {
         );
         for n in (index..ORDERS).step_by(WORKERS) {
             let id = order_id(n);
-            match engine.start(id.clone(), OrderCtx { id }).await {
-                Ok(()) | Err(EngineError::DuplicateId(_)) => {}
-                Err(EngineError::Store(StoreError::Fenced { .. })) => {
-                    println!("fenced: this process lost its lease");
-                    std::process::exit(3);
+            loop {
+                match engine.start(id.clone(), OrderCtx { id: id.clone() }).await {
+                    Ok(()) | Err(EngineError::DuplicateId(_)) => break,
+                    // Its lease ran out (stopped past it): the process registers anew by itself,
+                    // and the order is its to start.
+                    Err(EngineError::Store(StoreError::Fenced { .. })) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    // A terminated connection: the next round's worker starts it.
+                    Err(error) => {
+                        println!("start failed: {error}");
+                        break;
+                    }
                 }
-                // A terminated connection: the next round's worker starts it.
-                Err(error) => println!("start failed: {error}"),
             }
             if n % 64 == 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -179,15 +187,18 @@ fn postgres_crash_worker() {
                     break;
                 }
             }
-            // A process whose lease ran out drops its copies (none fails) and commits nothing more.
-            if store.lease_lost() {
-                println!("fenced: this process lost its lease");
-                std::process::exit(3);
-            }
+            // A process whose lease ran out drops its copies (none fails), registers anew and
+            // goes on, as a new process.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         engine.shutdown().await;
-        println!("done: ran {}", engine.list().len());
+        let process = store.process();
+        let anew = if process == first {
+            String::new()
+        } else {
+            format!(" (registered anew after its lease expired: process {first}, now {process})")
+        };
+        println!("done: ran {}{anew}", engine.list().len());
     });
 }
 
@@ -251,20 +262,10 @@ fn orders_survive_kills_on_postgres() {
         );
     }
     assert!(killed >= KILLS, "only {killed} kills landed");
-    // Finish: a fenced worker (the zombie) exits 3 and is restarted.
     for (i, worker) in workers.iter_mut().enumerate() {
-        loop {
-            let status = worker.exit(FINISH_TIMEOUT);
-            if status.code() == Some(3) {
-                println!("worker {i} exited fenced: restarted");
-                *worker = spawn(i);
-                worker.ready().expect("the restarted worker exited before ready");
-                continue;
-            }
-            assert!(status.success(), "worker {i} failed ({status}): {:#?}", worker.output);
-            println!("worker {i}: {}", worker.done().unwrap_or("no done line"));
-            break;
-        }
+        let status = worker.exit(FINISH_TIMEOUT);
+        assert!(status.success(), "worker {i} failed ({status}): {:#?}", worker.output);
+        println!("worker {i}: {}", worker.done().unwrap_or("no done line"));
     }
     println!("{recovered} instances resumed by restarted workers at start (others were taken over while they ran)");
     audit(&schema, began.elapsed());

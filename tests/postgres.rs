@@ -41,6 +41,20 @@ fn engine(store: &Arc<PostgresStore>, crew: &Arc<Crew>) -> Engine<Job, Arc<Crew>
     Engine::builder(crew.clone()).store(store.clone()).build()
 }
 
+/// An engine that renews its lease rarely: once its lease has run out, it finds out seconds after
+/// the other processes took its instances over, as a paused process would (it registers anew
+/// once it finds out).
+fn slow_to_notice(store: &Arc<PostgresStore>, crew: &Arc<Crew>) -> Engine<Job, Arc<Crew>> {
+    Engine::builder(crew.clone())
+        .store(store.clone())
+        .config(workflow::Config {
+            lease: Duration::from_secs(6),
+            lease_renewal: Duration::from_secs(3),
+            ..workflow::Config::default()
+        })
+        .build()
+}
+
 /// Waits in real time until `done` holds, at most `limit`.
 async fn within(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -140,7 +154,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     let schema = pg::Schema::fresh();
     let crew = Arc::new(Crew::default());
     let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
-    let zombie = engine(&a, &crew);
+    let zombie = slow_to_notice(&a, &crew);
     zombie.recover().await.unwrap(); // as engines do at start: it watches its lease from now on
     for i in 0..10 {
         zombie.start(format!("j-{i}"), ()).await.unwrap();
@@ -157,6 +171,17 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     })
     .await;
     eprintln!("taken over {took:?} after the lease expired");
+    // A late append of the zombie's is refused by the statement itself, whether it is still the
+    // old process or has registered anew already: the survivor owns the instance.
+    let row = a.journal("Job", "j-1").await.unwrap().pop().unwrap();
+    let late = workflow::Row {
+        seq: row.seq + 1,
+        ..row
+    };
+    assert_eq!(
+        a.append("Job", late).await,
+        Err(StoreError::Fenced { instance: "j-1".into() })
+    );
     // The zombie commits nothing more: a copy it still has refuses the step, or it dropped the
     // copy already (its store found the lease lost) and the event goes to the survivor.
     match zombie.send("j-0", JobEvent::Go).await {
@@ -166,7 +191,7 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
     }
     // It drops every copy (its lease is lost): nothing of them is left in it, none `Failed`, and
     // it answers for them from the store, as the survivor runs them.
-    within(Duration::from_secs(2), async || zombie.list().is_empty()).await;
+    within(Duration::from_secs(8), async || zombie.list().is_empty()).await;
     assert_eq!(zombie.status("j-1").await, Ok(Status::Running(JobState::Waiting)));
     assert_eq!(
         crew.worked.load(Ordering::SeqCst),
@@ -184,22 +209,237 @@ async fn a_process_past_its_lease_is_fenced_and_its_instances_taken_over() {
         assert!(rows[1..].iter().all(|r| r.1 == b.process()), "{rows:?}");
     }
     assert_eq!(crew.worked.load(Ordering::SeqCst), 10);
-    // A late append of the zombie's is refused by the statement itself.
-    let row = a.journal("Job", "j-1").await.unwrap().pop().unwrap();
-    let late = workflow::Row {
-        seq: row.seq + 1,
-        ..row
-    };
-    assert_eq!(
-        a.append("Job", late).await,
-        Err(StoreError::Fenced { instance: "j-1".into() })
-    );
     assert!(matches!(
         survivor.status("j-1").await,
         Ok(Status::Finished(JobState::Done))
     ));
     assert_eq!(zombie.status("j-1").await, Ok(Status::Finished(JobState::Done)));
     assert_eq!(zombie.wait("j-2").await, Ok(JobState::Done));
+}
+
+/// `id`'s journal as `(seq, owner, epoch, open)`, checked: gap-free from 1, one closing row (the
+/// last), the epoch never going back and each epoch written by one process.
+fn audited(schema: &pg::Schema, id: &str) -> Vec<(i64, i64, i64, bool)> {
+    let rows: Vec<(i64, i64, i64, bool)> = schema
+        .execute(&format!(
+            "SELECT seq, owner, epoch, open FROM journal WHERE instance = '{id}' ORDER BY seq"
+        ))
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>(), "{id}: {rows:?}");
+    assert_eq!(rows.iter().filter(|r| !r.3).count(), 1, "{id}: one final row: {rows:?}");
+    assert!(!rows.last().unwrap().3, "{id}: the final row is the last: {rows:?}");
+    for pair in rows.windows(2) {
+        assert!(pair[0].2 <= pair[1].2, "{id}: the epoch went back: {rows:?}");
+        assert!(
+            pair[0].2 != pair[1].2 || pair[0].1 == pair[1].1,
+            "{id}: one epoch, two owners: {rows:?}"
+        );
+    }
+    rows
+}
+
+/// The rows of `processes`: `(id, whether its lease holds)`.
+fn processes(schema: &pg::Schema) -> Vec<(i64, bool)> {
+    schema
+        .execute("SELECT id, lease_until > clock_timestamp() FROM processes ORDER BY id")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_past_its_lease_registers_anew_and_takes_its_instances_back() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let a = Arc::new(schema.open());
+    let engine = engine(&a, &crew);
+    engine.recover().await.unwrap();
+    for i in 0..6 {
+        engine.start(format!("j-{i}"), ()).await.unwrap();
+    }
+    let old = a.process();
+    // Its lease runs out by the database's clock (a pause, a partition), and j-5 is handed back
+    // meanwhile (no owner: any live process may claim it).
+    schema.execute(&format!(
+        "WITH handed AS (UPDATE instances SET owner = NULL WHERE instance = 'j-5')
+         UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
+    ));
+    // Steps in flight as it finds out: each is refused (the old id's lease is gone), or, once the
+    // process is back, reaches the instance's new copy; none is committed twice.
+    let sends: Vec<_> = (0..6)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.send(&format!("j-{i}"), JobEvent::Go).await })
+        })
+        .collect();
+    for send in sends {
+        match send.await.unwrap() {
+            Ok(()) | Err(EngineError::Store(StoreError::Fenced { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // It notices, drops its copies and registers anew: a second row in `processes`, the old one
+    // expired.
+    let back = within(Duration::from_secs(5), async || a.process() != old).await;
+    eprintln!("registered anew {back:?} after the lease expired");
+    let new = a.process();
+    assert!(new > old);
+    assert_eq!(processes(&schema), [(old, false), (new, true)]);
+    assert!(!a.lease_lost());
+    // It serves again: a new start, and its takeover pass takes its old id's instances back (as
+    // a dead process's) and the handed-back one, under new epochs.
+    engine.start("n-0", ()).await.unwrap();
+    within(Duration::from_secs(3), async || engine.list().len() == 7).await;
+    for id in (0..6).map(|i| format!("j-{i}")).chain(["n-0".to_string()]) {
+        if engine.status(&id).await.unwrap() == Status::Running(JobState::Waiting) {
+            engine.send(&id, JobEvent::Go).await.unwrap();
+        }
+        assert_eq!(engine.wait(&id).await, Ok(JobState::Done), "{id}");
+        let rows = audited(&schema, &id);
+        assert_eq!(rows.len(), 3, "{id}: {rows:?}");
+        let first = if id == "n-0" { new } else { old };
+        assert_eq!(rows[0].1, first, "{id}: {rows:?}");
+        // Nothing after the loss as the old id; the new id under an epoch of its own.
+        assert!(
+            rows[1..].iter().all(|r| r.1 == new && r.2 > rows[0].2 || id == "n-0"),
+            "{id}: {rows:?}"
+        );
+    }
+    assert_eq!(crew.worked.load(Ordering::SeqCst), 7, "each activity ran once");
+    let stale = schema.execute(&format!("SELECT count(*) FROM journal WHERE owner = {old} AND seq > 1"));
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "no step of the old id's after its start rows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_process_comes_back_to_find_its_instances_taken_over() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let (a, b) = (Arc::new(schema.open()), Arc::new(schema.open()));
+    let zombie = slow_to_notice(&a, &crew);
+    zombie.recover().await.unwrap();
+    for i in 0..10 {
+        zombie.start(format!("j-{i}"), ()).await.unwrap();
+    }
+    let survivor = engine(&b, &crew);
+    survivor.recover().await.unwrap();
+    let old = a.process();
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
+    ));
+    within(Duration::from_secs(2), async || {
+        survivor.list_where(|s| s.is_running()).len() == 10
+    })
+    .await;
+    let taken: Vec<(i64, i64)> = schema
+        .execute("SELECT owner, epoch FROM instances ORDER BY instance")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(
+        taken.iter().all(|&(owner, epoch)| owner == b.process() && epoch == 2),
+        "{taken:?}"
+    );
+    // Still paused, as it were: its copy's step is refused.
+    assert_eq!(
+        zombie.send("j-0", JobEvent::Go).await,
+        Err(EngineError::Store(StoreError::Fenced { instance: "j-0".into() }))
+    );
+    // It comes back as a new process, and finds nothing to take: the survivor holds them.
+    within(Duration::from_secs(8), async || a.process() != old).await;
+    let new = a.process();
+    assert_eq!(processes(&schema), [(old, false), (b.process(), true), (new, true)]);
+    assert!(zombie.list().is_empty(), "{:?}", zombie.list());
+    // It serves new work, and reaches the survivor's instances through the store.
+    zombie.start("n-0", ()).await.unwrap();
+    for id in (0..10).map(|i| format!("j-{i}")).chain(["n-0".to_string()]) {
+        zombie.send(&id, JobEvent::Go).await.unwrap();
+        assert_eq!(zombie.wait(&id).await, Ok(JobState::Done), "{id}");
+        let rows = audited(&schema, &id);
+        assert_eq!(rows.len(), 3, "{id}: {rows:?}");
+        let runner = if id == "n-0" { new } else { b.process() };
+        assert!(rows[1..].iter().all(|r| r.1 == runner), "{id}: {rows:?}");
+    }
+    assert_eq!(zombie.list().len(), 1, "n-0 alone ran here");
+    assert_eq!(crew.worked.load(Ordering::SeqCst), 11);
+    let stale = schema.execute(&format!("SELECT count(*) FROM journal WHERE owner = {old} AND seq > 1"));
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "nothing of the zombie's old id after the takeover"
+    );
+}
+
+/// The store alone (no engine drops copies or asks it to register anew): once its lease is lost
+/// every write is refused; registered anew, it writes as a new process, and an instance its old
+/// id owns is still refused until it takes it over like any dead process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_registered_anew_writes_its_old_ids_instances_only_once_it_took_them_over() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let a = Arc::new(schema.open());
+    // No `recover`: no takeover pass, nothing drops its copy or registers it anew.
+    let engine = engine(&a, &crew);
+    engine.start("x", ()).await.unwrap();
+    assert_eq!(a.rejoin("Job").await, Ok(0), "its lease holds");
+    let old = a.process();
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
+    ));
+    within(Duration::from_secs(2), async || a.lease_lost()).await;
+    let row = a.journal("Job", "x").await.unwrap().pop().unwrap();
+    let late = workflow::Row {
+        seq: row.seq + 1,
+        ..row
+    };
+    assert_eq!(
+        a.append("Job", late.clone()).await,
+        Err(StoreError::Fenced { instance: "x".into() })
+    );
+    assert_eq!(a.rejoin("Job").await, Ok(1));
+    assert!(!a.lease_lost());
+    let new = a.process();
+    assert_ne!(new, old);
+    assert_eq!((a.rejoin("Job").await, a.process()), (Ok(1), new), "registered once");
+    // Another workflow's engine over the store may hold copies from before: its appends, a start
+    // included, are refused until it says it dropped them.
+    let other = workflow::Row {
+        instance: "y".into(),
+        seq: 1,
+        ..late.clone()
+    };
+    assert_eq!(
+        a.append("Other", other.clone()).await,
+        Err(StoreError::Fenced { instance: "y".into() })
+    );
+    assert_eq!(a.rejoin("Other").await, Ok(1));
+    assert_eq!(a.append("Other", other).await, Ok(()));
+    // x is still the old id's: a row of its old copy's, written as the new id, is refused.
+    assert_eq!(
+        a.append("Job", late).await,
+        Err(StoreError::Fenced { instance: "x".into() })
+    );
+    assert_eq!(
+        engine.send("x", JobEvent::Go).await,
+        Err(EngineError::Store(StoreError::Fenced { instance: "x".into() }))
+    );
+    assert_eq!(writers(&schema, "x"), [(1, old)]);
+    // Taken over like any dead process's instance, under a new epoch, it runs here again.
+    assert_eq!(engine.recover().await.unwrap().resumed, 1);
+    engine.send("x", JobEvent::Go).await.unwrap();
+    assert_eq!(engine.wait("x").await, Ok(JobState::Done));
+    let rows = audited(&schema, "x");
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(1, old), (2, a.process()), (3, a.process())]
+    );
+    assert!(rows[1].2 > rows[0].2, "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,5 +819,66 @@ fn a_schema_1_database_is_upgraded_in_place_and_a_newer_one_refused() {
     assert_eq!(
         PostgresStore::open_with(&pg::url(), options).err(),
         Some(StoreError::SchemaTooNew { found: 3, supported: 2 })
+    );
+}
+
+/// Two workflows' engines over one store: the first to find the lease lost registers the process
+/// anew, the other drops its copies from before all the same (the process is new to it) before
+/// its appends go through again; each takes its instances back. Every event `send` accepted is
+/// applied exactly once, and none it refused is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workflows_over_one_store_both_come_back() {
+    let schema = pg::Schema::fresh();
+    let crew = Arc::new(Crew::default());
+    let a = Arc::new(schema.open());
+    let jobs = engine(&a, &crew);
+    let tallies = Engine::<Tally, Clerk>::builder(Clerk).store(a.clone()).build();
+    jobs.recover().await.unwrap();
+    tallies.recover().await.unwrap();
+    jobs.start("j-0", ()).await.unwrap();
+    tallies.start("t-0", Seen::default()).await.unwrap();
+    let old = a.process();
+    schema.execute(&format!(
+        "UPDATE processes SET lease_until = clock_timestamp() - interval '1 ms' WHERE id = {old}"
+    ));
+    let mut accepted = Vec::new();
+    for n in 1..=60 {
+        match tallies.send("t-0", TallyEvent::Add(Add { n })).await {
+            Ok(()) => accepted.push(n),
+            Err(EngineError::Store(StoreError::Fenced { .. })) => {}
+            other => panic!("{n}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    within(Duration::from_secs(3), async || {
+        a.process() != old && jobs.list().len() == 1 && tallies.list().len() == 1
+    })
+    .await;
+    assert_eq!(a.lease_generation(), 1);
+    eprintln!("accepted {} of 60 adds", accepted.len());
+    assert!(accepted.len() < 60, "the loss refused some");
+    assert!(accepted.contains(&60), "the process serves again");
+    tallies.send("t-0", TallyEvent::Close).await.unwrap();
+    jobs.send("j-0", JobEvent::Go).await.unwrap();
+    assert_eq!(tallies.wait("t-0").await, Ok(TallyState::Closed));
+    assert_eq!(jobs.wait("j-0").await, Ok(JobState::Done));
+    let mut counted = tallies.snapshot("t-0").await.unwrap().context.numbers;
+    counted.sort_unstable();
+    assert_eq!(counted, accepted, "each accepted event applied once, no refused one");
+    for id in ["t-0", "j-0"] {
+        let rows = audited(&schema, id);
+        assert_eq!(rows[0].1, old);
+        assert!(
+            rows[1..].iter().all(|r| r.1 == old || r.1 == a.process()),
+            "{id}: {rows:?}"
+        );
+    }
+    let stale = schema.execute(&format!(
+        "SELECT count(*) FROM journal WHERE owner = {old} AND epoch > 1"
+    ));
+    assert_eq!(
+        stale[0].get::<_, i64>(0),
+        0,
+        "nothing of the old id's under a later epoch"
     );
 }

@@ -1,7 +1,7 @@
 //! Building an engine.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -251,6 +251,7 @@ where
                 broken: Mutex::new(HashMap::new()),
                 open: AtomicBool::new(true),
                 takeover: AtomicBool::new(false),
+                lease_generation: AtomicU64::new(0),
             }),
         }
     }

@@ -47,7 +47,8 @@ pub struct Config {
     /// On a store several processes share ([`PostgresStore`](crate::store)): how long this
     /// process owns its instances after its last lease renewal. Once it expires (the process died,
     /// paused or lost the database), another process takes its instances over, and nothing this
-    /// one writes for them commits. Ignored by stores one process owns.
+    /// one writes for them commits; once it finds out, it drops its copies and registers anew
+    /// under a new process id, and serves again. Ignored by stores one process owns.
     ///
     /// Default: 1.5 s, so a dead process's instances run again elsewhere within 2 s.
     pub lease: Duration,

@@ -102,6 +102,9 @@ struct Inner<W: Machine, H> {
     open: AtomicBool,
     /// Whether the task that takes over other processes' instances runs.
     takeover: AtomicBool,
+    /// The store's [`Store::lease_generation`] this engine's copies are of: when the store's
+    /// differs, the process registered anew since, and every copy here is of the old id.
+    lease_generation: AtomicU64,
 }
 
 /// What instance tasks need of their engine. Kept apart from the map of
@@ -620,14 +623,13 @@ where
     }
 
     /// Drops the copies of instances other processes took over from the map; when the store
-    /// says this process's lease expired, every copy first (their writes are all refused now).
-    pub(super) fn drop_moved(&self) {
-        let lease_lost = self
-            .inner
-            .shared
-            .durable
-            .as_ref()
-            .is_some_and(|durable| durable.store.lease_lost());
+    /// says this process's lease expired, or it has registered anew since this engine's copies
+    /// were made, every copy (their writes are all refused now), and then it says so.
+    pub(super) fn drop_moved(&self) -> bool {
+        let lease_lost = self.inner.shared.durable.as_ref().is_some_and(|durable| {
+            durable.store.lease_lost()
+                || durable.store.lease_generation() != self.inner.lease_generation.load(Ordering::Acquire)
+        });
         for shard in &self.inner.shards {
             let mut shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             shard.retain(|_, entry| {
@@ -641,6 +643,7 @@ where
                 !moved
             });
         }
+        lease_lost
     }
 
     /// Instance `id`'s mailbox, to send it something.

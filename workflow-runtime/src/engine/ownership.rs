@@ -123,8 +123,9 @@ where
 
     /// On a store several processes share, starts (once) the task that, at every
     /// [`Store::takeover_interval`](crate::Store::takeover_interval), drops the copies of
-    /// instances others took over and takes over the instances of processes whose lease expired
-    /// (by recovering again), and at those times and whenever something is posted to the inbox,
+    /// instances others took over (every copy once the process's lease is lost, after which the
+    /// process registers anew: [`Store::rejoin`](crate::Store::rejoin)) and takes over the
+    /// instances of processes whose lease expired (by recovering again), and at those times and whenever something is posted to the inbox,
     /// hands this process's instances the messages other processes posted them. It holds the
     /// engine weakly and ends with it or at `shutdown`.
     pub(super) fn keep_taking_over(&self, durable: &Durable<W>) {
@@ -167,8 +168,10 @@ where
                 if !notified || tokio::time::Instant::now() >= due {
                     due = tokio::time::Instant::now() + every;
                     // Copies of instances others took over leave (all of them once the lease is
-                    // lost).
-                    engine.drop_moved();
+                    // lost, and then the process registers anew).
+                    if engine.drop_moved() {
+                        engine.rejoin().await;
+                    }
                     if let Err(error) = engine.recover().await {
                         tracing::warn!(%error, "taking over instances failed");
                     }
@@ -178,6 +181,25 @@ where
                 }
             }
         });
+    }
+
+    /// After the store lost the process's lease (or registered anew for another engine over it)
+    /// and every copy was dropped: waits for the copies' steps in flight to end (each is refused,
+    /// or committed under the old id before the loss), then has the store register the process
+    /// anew if no engine has yet, and let this workflow's appends through. Only then may one of
+    /// them be written as the new id, so no copy from before the loss ever is; the takeover pass
+    /// that follows takes over the old id's instances, as any dead process's, under new epochs.
+    async fn rejoin(&self) {
+        let Some(durable) = self.shared_store() else {
+            return;
+        };
+        // Every copy was dropped and its mailbox closed: each task ends after its step in
+        // flight. (A start meanwhile is refused, as the lease is lost, and ends too.)
+        self.inner.shared.live.until_none().await;
+        match durable.store.rejoin(W::graph().name).await {
+            Ok(generation) => self.inner.lease_generation.store(generation, Ordering::Release),
+            Err(error) => tracing::warn!(%error, "registering anew after the lease expired failed; trying again"),
+        }
     }
 
     /// Hands this process's instances what other processes posted them, in the order it was

@@ -111,7 +111,8 @@ where
     /// failure: the instance failed in its own process, but its newest row is still open, so
     /// it is running for every other process (their `retry` gives `NotFailed`); its own process
     /// retries it, or, if that process dies, takeover resumes it as any unfinished instance. A
-    /// process that lost its lease retries nothing ([`StoreError::Fenced`]).
+    /// process that lost its lease retries nothing ([`StoreError::Fenced`]) until it has
+    /// registered anew ([`Store::rejoin`]).
     ///
     /// ```
     /// # use workflow::prelude::*;

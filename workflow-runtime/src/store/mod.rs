@@ -218,10 +218,32 @@ pub trait Store: Send + Sync {
     }
 
     /// For a store several processes share: whether this process's lease expired, so that every
-    /// write of its is refused from now on and other processes own its instances. An engine
-    /// over it drops its copies of them. `false` for a store one process owns (the default).
+    /// write of its is refused and other processes own its instances, until it registers anew
+    /// ([`rejoin`](Self::rejoin)). An engine over it drops its copies of them. `false` for a store
+    /// one process owns (the default).
     fn lease_lost(&self) -> bool {
         false
+    }
+
+    /// For a store several processes share, called by the engine of `workflow` once the lease
+    /// was lost ([`lease_lost`](Self::lease_lost)) or the process registered anew since its copies
+    /// were made ([`lease_generation`](Self::lease_generation) changed), and it has dropped every
+    /// copy and waited for their steps in flight to end: registers the process anew if its lease
+    /// is lost (a new id, a fresh lease: the instances of its old id are a dead process's, for any
+    /// process to take over under new epochs), and lets `workflow`'s appends through again, which
+    /// after registering anew are refused ([`StoreError::Fenced`]) until its engine has called
+    /// this: the store cannot tell an old copy's append from a new one's. The generation now in
+    /// effect. An engine over the store does all of it in its takeover pass. Nothing to do for a
+    /// store one process owns (the default).
+    async fn rejoin(&self, _workflow: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// For a store several processes share: how many times the process has registered anew after
+    /// losing its lease ([`rejoin`](Self::rejoin)). Always `0` for a store one process owns (the
+    /// default).
+    fn lease_generation(&self) -> u64 {
+        0
     }
 
     /// Queues `message` (an event or a cancellation, encoded by the engine) for `workflow`'s

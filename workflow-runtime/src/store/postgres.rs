@@ -2,7 +2,8 @@
 //! process at a time under a lease, every write fenced.
 //!
 //! Tables (in the store's schema, created and migrated by [`PostgresStore::open`]):
-//! `meta` (the schema version), `processes` (one row per open store: its lease), `instances`
+//! `meta` (the schema version), `processes` (one row per open store, and one more each time it
+//! registers anew after losing its lease: its lease), `instances`
 //! (each instance's newest row number, whether it is open, its owner and its fencing epoch) and
 //! `journal` (the rows, with the owner and epoch that wrote them), and `inbox` (requests posted to
 //! instances other processes own).
@@ -10,13 +11,14 @@
 //! Every append is one statement that checks, for each row, that the writing process's lease has
 //! not expired (by the database's clock) and that it still owns the instance under the epoch it
 //! claimed it with (or claims it: an instance handed back, or a closed one a retry reopens); a
-//! process that lost its lease commits nothing. The same statement deletes the
-//! inbox message a step applied, so a message is applied exactly once. Concurrent appends share
-//! one statement and one commit (group commit); a lone append is sent at once, a prepared
-//! statement on the writer's own connection: one round trip and the commit.
+//! process that lost its lease commits nothing as the id that held it (it registers anew, under a
+//! new id, once its engines have dropped their copies: [`Store::rejoin`]). The same statement
+//! deletes the inbox message a step applied, so a message is applied exactly once. Concurrent
+//! appends share one statement and one commit (group commit); a lone append is sent at once, a
+//! prepared statement on the writer's own connection: one round trip and the commit.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +39,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 2;
 const BATCH: usize = 1024;
 
 /// How a [`PostgresStore`] is set up. Lease length and renewal are the engine's
-/// ([`Config::lease`](crate::Config::lease)).
+/// ([`Config::lease`](crate::Config::lease)); what follows a lease that ran out is the
+/// [`PostgresStore`]'s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// The schema the store's tables live in, created if missing. (The inspector, which takes a
@@ -74,22 +77,38 @@ impl Default for PostgresOptions {
 /// writes the row: a paused or partitioned process cannot commit a step for an instance someone
 /// else now owns.
 ///
+/// A process whose lease expired (a long pause, a partition) comes back by itself: once a
+/// renewal finds the lease gone, every write is refused ([`Store::lease_lost`]), an engine over
+/// the store drops all its copies at its next takeover pass and waits for their steps in flight
+/// to end, and then the store registers anew ([`Store::rejoin`]): a new row in `processes`, a
+/// new [`process`](Self::process) id, a fresh lease. The old id's instances are then like any
+/// dead process's, taken over under new epochs by whichever process comes first, this one
+/// included; no row is ever written as the new id by a copy from before the loss (with several
+/// engines over the store, each workflow's appends are refused until its own engine has dropped
+/// its copies, [`Store::lease_generation`] telling it the process is new). Both moments are
+/// logged (`tracing` warnings).
+///
 /// The store runs its connections on a thread of its own, so it serves any runtime (a test's
 /// paused clock included), and renews its lease by the wall clock. Its connections ask the server
 /// for generic plans (`plan_cache_mode`, PostgreSQL 12 or newer): its statements are prepared once
 /// per connection and never planned again per step.
 pub struct PostgresStore {
     requests: mpsc::UnboundedSender<Request>,
-    process: i64,
     lease: Arc<Lease>,
     posted: tokio::sync::watch::Receiver<u64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The lease settings the engines over the store ask for, and whether it was lost.
+/// The lease settings the engines over the store ask for, the process id that holds it, and
+/// whether it was lost. The id changes when the process registers anew after a loss
+/// ([`Store::rejoin`]): it is stored before `lost` is cleared, so whoever sees the lease held
+/// reads the id that holds it.
 struct Lease {
     millis: AtomicU64,
     renew_millis: AtomicU64,
+    process: AtomicI64,
+    /// How many times the process registered anew.
+    generation: AtomicU64,
     lost: AtomicBool,
 }
 
@@ -106,6 +125,7 @@ enum Request {
     Inbox(String, oneshot::Sender<Result<Vec<Message>, StoreError>>),
     Acknowledge(Vec<i64>, oneshot::Sender<Result<(), StoreError>>),
     Define(Definition, oneshot::Sender<Result<(), StoreError>>),
+    Rejoin(String, oneshot::Sender<Result<u64, StoreError>>),
 }
 
 /// The statements, with the schema's name in them.
@@ -117,6 +137,7 @@ struct Sql {
     journal: String,
     release: String,
     renew: String,
+    register: String,
     leave: String,
     post: String,
     inbox: String,
@@ -201,6 +222,10 @@ impl Sql {
                 "UPDATE {s}.processes SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
                  WHERE id = $1 AND lease_until > clock_timestamp()"
             ),
+            register: format!(
+                "INSERT INTO {s}.processes (lease_until, pid) VALUES \
+                 (clock_timestamp() + make_interval(secs => $1::float8 / 1000), $2) RETURNING id"
+            ),
             post: format!(
                 "WITH target AS (
                    SELECT open FROM {s}.instances WHERE workflow = $1 AND instance = $2 FOR SHARE),
@@ -260,15 +285,26 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
 struct Shared {
     pool: Pool,
     sql: Sql,
-    process: i64,
     /// The epoch this process claimed each instance it owns with.
     epochs: Mutex<HashMap<(String, String), i64>>,
+    /// Once the process registered anew: the workflows whose engine has dropped its copies from
+    /// before since ([`Store::rejoin`]); the others' appends are refused. Locked under `epochs`.
+    ready: Mutex<HashSet<String>>,
     lease: Arc<Lease>,
 }
 
 impl Shared {
     fn epochs(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
         self.epochs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ready(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The process id this store writes as now.
+    fn process(&self) -> i64 {
+        self.lease.process.load(Ordering::Acquire)
     }
 }
 
@@ -308,6 +344,8 @@ impl PostgresStore {
         let lease = Arc::new(Lease {
             millis: AtomicU64::new(1500),
             renew_millis: AtomicU64::new(500),
+            process: AtomicI64::new(0),
+            generation: AtomicU64::new(0),
             lost: AtomicBool::new(false),
         });
         let (requests, receiver) = mpsc::unbounded_channel();
@@ -325,39 +363,39 @@ impl PostgresStore {
                     Err(error) => return drop(opened.send(Err(backend(error)))),
                 };
                 runtime.block_on(async move {
+                    let sql = Sql::new(&options.schema);
                     let millis = held.millis.load(Ordering::Relaxed);
-                    let process = match migrate(&pool, &options.schema, millis).await {
-                        Ok(process) => process,
+                    match migrate(&pool, &options.schema, &sql.register, millis).await {
+                        Ok(process) => held.process.store(process, Ordering::Release),
                         Err(error) => return drop(opened.send(Err(error))),
                     };
-                    let _ = opened.send(Ok(process));
+                    let _ = opened.send(Ok(()));
                     tokio::spawn(listen(listen_config, channel(&options.schema), told));
                     let shared = Arc::new(Shared {
                         pool,
-                        sql: Sql::new(&options.schema),
-                        process,
+                        sql,
                         epochs: Mutex::new(HashMap::new()),
+                        ready: Mutex::new(HashSet::new()),
                         lease: held,
                     });
                     serve(shared, receiver).await;
                 })
             })
             .map_err(backend)?;
-        let process = open
-            .recv()
+        open.recv()
             .map_err(|_| backend("the store's thread stopped while opening"))??;
         Ok(PostgresStore {
             requests,
-            process,
             lease,
             posted,
             thread: Some(thread),
         })
     }
 
-    /// This process's id in the cluster (its row in `processes`).
+    /// This process's id in the cluster (its row in `processes`). A new one once the process
+    /// registered anew after its lease expired ([`Store::rejoin`]).
     pub fn process(&self) -> i64 {
-        self.process
+        self.lease.process.load(Ordering::Acquire)
     }
 
     async fn ask<T>(
@@ -386,7 +424,7 @@ impl Drop for PostgresStore {
 
 /// Creates or migrates the schema under an advisory lock (processes starting together wait for
 /// each other), checks its version, and registers the process.
-async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, StoreError> {
+async fn migrate(pool: &Pool, schema: &str, register: &str, lease_millis: u64) -> Result<i64, StoreError> {
     let mut client = pool
         .get()
         .await
@@ -459,13 +497,7 @@ async fn migrate(pool: &Pool, schema: &str, lease_millis: u64) -> Result<i64, St
         Some(_) => {}
     }
     let row = tx
-        .query_one(
-            &format!(
-                "INSERT INTO {s}.processes (lease_until, pid) VALUES \
-                 (clock_timestamp() + make_interval(secs => $1::float8 / 1000), $2) RETURNING id"
-            ),
-            &[&(lease_millis as f64), &i64::from(std::process::id())],
-        )
+        .query_one(register, &[&(lease_millis as f64), &i64::from(std::process::id())])
         .await
         .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
@@ -523,7 +555,8 @@ async fn fill_v1_summaries(tx: &tokio_postgres::Transaction<'_>, s: &str) -> Res
 async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Request>) {
     let (appends, batches) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write(shared.clone(), batches));
-    let renewal = tokio::spawn(renew(shared.clone()));
+    let (rejoins, asked) = mpsc::unbounded_channel();
+    let renewal = tokio::spawn(renew(shared.clone(), asked));
     while let Some(request) = requests.recv().await {
         match request {
             Request::Append(workflow, row, message, reply) => {
@@ -533,6 +566,10 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
                     message,
                     reply,
                 });
+            }
+            // The renewal registers anew: it alone changes the process's lease and id.
+            Request::Rejoin(workflow, reply) => {
+                let _ = rejoins.send((workflow, reply));
             }
             Request::Define(definition, reply) => {
                 let shared = shared.clone();
@@ -582,7 +619,7 @@ async fn serve(shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Reques
     let _ = writer.await;
     renewal.abort();
     if let Ok(client) = shared.pool.get().await {
-        let _ = client.execute(&shared.sql.leave, &[&shared.process]).await;
+        let _ = client.execute(&shared.sql.leave, &[&shared.process()]).await;
     }
 }
 
@@ -625,20 +662,33 @@ async fn write(shared: Arc<Shared>, mut appends: mpsc::UnboundedReceiver<Pending
     }
 }
 
-async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pending>) {
+async fn commit(shared: &Shared, connection: &mut Option<Object>, mut batch: Vec<Pending>) {
+    let fenced = |pending: Pending| {
+        let _ = pending.reply.send(Err(StoreError::Fenced {
+            instance: pending.row.instance,
+        }));
+    };
     if shared.lease.lost.load(Ordering::Acquire) {
-        for pending in batch {
-            let _ = pending.reply.send(Err(StoreError::Fenced {
-                instance: pending.row.instance,
-            }));
-        }
-        return;
+        return batch.into_iter().for_each(fenced);
     }
+    // Registered anew: a workflow whose engine may still hold copies from before writes nothing.
+    if shared.lease.generation.load(Ordering::Acquire) > 0 {
+        let ready = shared.ready();
+        let (now, refused): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| ready.contains(&p.workflow));
+        drop(ready);
+        refused.into_iter().for_each(fenced);
+        batch = now;
+        if batch.is_empty() {
+            return;
+        }
+    }
+    // Read once, after `lost`: the whole batch, and why a row was refused, is of one process id.
+    let process = shared.process();
     let mut outcome = Err(backend("not tried"));
     // A lost connection is retried on a new one: a row the failed attempt did commit is
     // recognised below.
     for attempt in 0..3 {
-        outcome = append_batch(shared, connection, &batch).await;
+        outcome = append_batch(shared, process, connection, &batch).await;
         if outcome.is_ok() {
             break;
         }
@@ -664,7 +714,7 @@ async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pen
                 shared.epochs().insert(key, epoch);
                 Ok(())
             }
-            None => refused(shared, &key.0, row).await,
+            None => refused(shared, process, &key.0, row).await,
         };
         let _ = reply.send(result);
     }
@@ -674,6 +724,7 @@ async fn commit(shared: &Shared, connection: &mut Option<Object>, batch: Vec<Pen
 /// instances whose row was written, with their epoch.
 async fn append_batch(
     shared: &Shared,
+    process: i64,
     connection: &mut Option<Object>,
     batch: &[Pending],
 ) -> Result<HashMap<(String, String), i64>, StoreError> {
@@ -721,17 +772,7 @@ async fn append_batch(
         .query(
             &statement,
             &[
-                &workflows,
-                &instances,
-                &seqs,
-                &opens,
-                &checksums,
-                &datas,
-                &epochs,
-                &shared.process,
-                &messages,
-                &ats,
-                &states,
+                &workflows, &instances, &seqs, &opens, &checksums, &datas, &epochs, &process, &messages, &ats, &states,
                 &statuses,
             ],
         )
@@ -746,8 +787,9 @@ async fn append_batch(
 /// Why a row was not written: it is there already (a retry of a commit that went through), its
 /// number is taken or skipped ([`StoreError::Conflict`]), or the process does not own the
 /// instance ([`StoreError::Fenced`]), which includes another process having written the row's
-/// number (it took the instance over, or retried it first).
-async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreError> {
+/// number (it took the instance over, or retried it first) and a start refused because the
+/// process's lease ran out.
+async fn refused(shared: &Shared, process: i64, workflow: &str, row: Row) -> Result<(), StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
     let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
     let stored = client
@@ -761,7 +803,7 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
     if let Some(stored) = stored {
         // By the writer, not by the bytes alone: two processes retrying one instance write the
         // same row.
-        if row.seq > 1 && stored.get::<_, i64>(2) != shared.process {
+        if row.seq > 1 && stored.get::<_, i64>(2) != process {
             shared.epochs().remove(&key);
             return Err(StoreError::Fenced { instance: row.instance });
         }
@@ -775,11 +817,10 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
             seq: row.seq,
         });
     }
+    // A first row is refused only for a taken id (whose row is there, above) or a lease that
+    // ran out, which the server saw before the renewal did.
     if row.seq == 1 {
-        return Err(StoreError::Conflict {
-            instance: row.instance,
-            seq: row.seq,
-        });
+        return Err(StoreError::Fenced { instance: row.instance });
     }
     let newest: Option<(i64, Option<i64>)> = client
         .query_opt(
@@ -790,7 +831,7 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
         .map_err(backend)?
         .map(|r| (r.get(0), r.get(1)));
     match newest {
-        Some((newest, Some(owner))) if owner == shared.process && newest + 1 != seq => Err(StoreError::Conflict {
+        Some((newest, Some(owner))) if owner == process && newest + 1 != seq => Err(StoreError::Conflict {
             instance: row.instance,
             seq: row.seq,
         }),
@@ -809,14 +850,17 @@ async fn refused(shared: &Shared, workflow: &str, row: Row) -> Result<(), StoreE
 /// is gone (lease expired, or handed back).
 async fn claim(shared: &Shared, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
     let client = shared.pool.get().await.map_err(backend)?;
+    let process = shared.process();
     let rows = client
-        .query(
-            &prepared(&client, &shared.sql.claim).await?,
-            &[&workflow, &shared.process],
-        )
+        .query(&prepared(&client, &shared.sql.claim).await?, &[&workflow, &process])
         .await
         .map_err(backend)?;
     let mut epochs = shared.epochs();
+    // Claimed by an id the process has left meanwhile (its lease ran out and it registered
+    // anew): those instances are the old id's, for a takeover to claim; no copy of them here.
+    if process != shared.process() {
+        return Ok(Vec::new());
+    }
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -935,7 +979,7 @@ async fn release(shared: &Shared, workflow: &str) -> Result<(), StoreError> {
     client
         .execute(
             &prepared(&client, &shared.sql.release).await?,
-            &[&workflow, &shared.process],
+            &[&workflow, &shared.process()],
         )
         .await
         .map_err(backend)?;
@@ -964,7 +1008,7 @@ async fn inbox(shared: &Shared, workflow: &str) -> Result<Vec<Message>, StoreErr
     let rows = client
         .query(
             &prepared(&client, &shared.sql.inbox).await?,
-            &[&workflow, &shared.process],
+            &[&workflow, &shared.process()],
         )
         .await
         .map_err(backend)?;
@@ -983,7 +1027,7 @@ async fn acknowledge(shared: &Shared, ids: Vec<i64>) -> Result<(), StoreError> {
     client
         .execute(
             &prepared(&client, &shared.sql.acknowledge).await?,
-            &[&ids, &shared.process],
+            &[&ids, &shared.process()],
         )
         .await
         .map_err(backend)?;
@@ -1020,12 +1064,27 @@ async fn listen(config: tokio_postgres::Config, channel: String, told: tokio::sy
     }
 }
 
+/// A workflow's engine ready to go on after a lost lease, and where to answer it.
+type Rejoining = (String, oneshot::Sender<Result<u64, StoreError>>);
+
 /// Renews the lease every renewal period; a renewal that finds it expired marks it lost, after
-/// which every append is refused.
-async fn renew(shared: Arc<Shared>) {
+/// which every append is refused, until an engine asks to register anew (`rejoins`: once it has
+/// dropped its copies of the instances, see [`Store::rejoin`]). Renewals and registering share
+/// this one task, so a renewal of the old id never marks the new one lost.
+async fn renew(shared: Arc<Shared>, mut rejoins: mpsc::UnboundedReceiver<Rejoining>) {
     loop {
         let every = shared.lease.renew_millis.load(Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(every)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(every)) => {}
+            asked = rejoins.recv() => {
+                let Some((workflow, reply)) = asked else { return };
+                let _ = reply.send(rejoin(&shared, workflow).await);
+                continue;
+            }
+        }
+        if shared.lease.lost.load(Ordering::Acquire) {
+            continue;
+        }
         let millis = shared.lease.millis.load(Ordering::Relaxed) as f64;
         let Ok(client) = shared.pool.get().await else {
             continue;
@@ -1035,12 +1094,60 @@ async fn renew(shared: Arc<Shared>) {
         let Ok(statement) = prepared(&client, &shared.sql.renew).await else {
             continue;
         };
-        if let Ok(0) = client.execute(&statement, &[&shared.process, &millis]).await {
+        let process = shared.process();
+        if let Ok(0) = client.execute(&statement, &[&process, &millis]).await {
             shared.lease.lost.store(true, Ordering::Release);
             shared.epochs().clear();
-            return;
+            tracing::warn!(
+                process,
+                "the PostgreSQL store's lease expired: its instances are fenced, for other processes to take over"
+            );
         }
     }
+}
+
+/// Registers the process anew (a new id, a fresh lease) if its lease was lost, and lets
+/// `workflow`'s appends through (its engine has dropped its copies); the generation now. Nothing
+/// of the old id carries over: its instances are a dead process's, taken over under new epochs
+/// like any other's.
+async fn rejoin(shared: &Shared, workflow: String) -> Result<u64, StoreError> {
+    if !shared.lease.lost.load(Ordering::Acquire) {
+        let _epochs = shared.epochs();
+        if shared.lease.generation.load(Ordering::Acquire) > 0 {
+            shared.ready().insert(workflow);
+        }
+        return Ok(shared.lease.generation.load(Ordering::Acquire));
+    }
+    let client = shared.pool.get().await.map_err(backend)?;
+    let millis = shared.lease.millis.load(Ordering::Relaxed) as f64;
+    let row = client
+        .query_one(
+            &prepared(&client, &shared.sql.register).await?,
+            &[&millis, &i64::from(std::process::id())],
+        )
+        .await
+        .map_err(backend)?;
+    let old = shared.process();
+    let process: i64 = row.try_get(0).map_err(backend)?;
+    // Whatever a claim of the old id left in the map goes too, and under the map's lock, which a
+    // claim holds while it checks that its id is still the process's; the new id is in place
+    // before the lease reads as held (see `Lease`).
+    let mut epochs = shared.epochs();
+    epochs.clear();
+    let mut ready = shared.ready();
+    ready.clear();
+    ready.insert(workflow);
+    drop(ready);
+    shared.lease.process.store(process, Ordering::Release);
+    let generation = shared.lease.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    shared.lease.lost.store(false, Ordering::Release);
+    drop(epochs);
+    tracing::warn!(
+        old,
+        process,
+        "the PostgreSQL store registered anew after its lease expired"
+    );
+    Ok(generation)
 }
 
 #[async_trait]
@@ -1058,6 +1165,15 @@ impl Store for PostgresStore {
 
     fn lease_lost(&self) -> bool {
         self.lease.lost.load(Ordering::Acquire)
+    }
+
+    async fn rejoin(&self, workflow: &str) -> Result<u64, StoreError> {
+        let workflow = workflow.to_string();
+        self.ask(|reply| Request::Rejoin(workflow, reply)).await
+    }
+
+    fn lease_generation(&self) -> u64 {
+        self.lease.generation.load(Ordering::Acquire)
     }
 
     async fn open_rows(&self, workflow: &str) -> Result<Vec<Result<Row, StoreError>>, StoreError> {
