@@ -125,9 +125,9 @@ where
     /// [`Store::takeover_interval`](crate::Store::takeover_interval), drops the copies of
     /// instances others took over (every copy once the process's lease is lost, after which the
     /// process registers anew: [`Store::rejoin`](crate::Store::rejoin)) and takes over the
-    /// instances of processes whose lease expired (by recovering again), and at those times and whenever something is posted to the inbox,
-    /// hands this process's instances the messages other processes posted them. It holds the
-    /// engine weakly and ends with it or at `shutdown`.
+    /// instances of processes whose lease expired (by recovering again), and at those times and
+    /// whenever something is posted to the inbox, hands this process's instances the messages
+    /// other processes posted them. It holds the engine weakly and ends with it or at `shutdown`.
     pub(super) fn keep_taking_over(&self, durable: &Durable<W>) {
         let Some(every) = durable.store.takeover_interval() else {
             return;
