@@ -1,6 +1,6 @@
-//! `workflow serve --store PATH [--bind ADDR]` (`--store` falls back to `WORKFLOW_STORE`): the web view of a store, read-only (the command
-//! has no engine to act on; an application that wants actions mounts `workflow_web::router`
-//! beside its engine).
+//! `workflow serve --store PATH [--bind ADDR]` (`--store` falls back to `WORKFLOW_STORE`): the
+//! web view of a store, read-only (the command has no engine to act on; an application that
+//! wants actions mounts `workflow_web::router` beside its engine).
 
 use clap::{Arg, ArgMatches, Command};
 use workflow_runtime::inspect::Inspector;

@@ -4,8 +4,9 @@
 //!
 //! An [`Inspector`] opens a SQLite store file read-only (a WAL reader: it takes no owner lock
 //! and never blocks the engine's commits), or with the `postgres` feature a PostgreSQL store's
-//! schema (a read-only connection of plain reads; see [`Inspector::open`]); both answer alike. Everything it answers is `serde::Serialize`, for the
-//! `workflow` command's `--json` and for web pages.
+//! schema (a read-only connection of plain reads; see [`Inspector::open`]); both answer alike.
+//! Everything it answers is `serde::Serialize`, for the `workflow` command's `--json` and for
+//! web pages.
 //!
 //! What it reads: the definitions engines wrote ([`Definition`]s:
 //! each workflow's graph, so state names and diagrams need no code), each instance's state,
@@ -860,8 +861,8 @@ impl Inspector {
     }
 
     /// `workflow`'s diagram (its newest definition's graph, drawn by
-    /// [`Graph::to_mermaid_counted`], [`Graph::to_dot_counted`] or [`Graph::to_svg_counted`]) with the number of instances
-    /// in each state.
+    /// [`Graph::to_mermaid_counted`], [`Graph::to_dot_counted`] or [`Graph::to_svg_counted`])
+    /// with the number of instances in each state.
     ///
     /// # Errors
     ///

@@ -72,10 +72,10 @@ impl Default for PostgresOptions {
 /// took it over ([`Engine::recover`](crate::Engine::recover) takes over the open instances of
 /// processes whose lease expired, and of engines shut down cleanly, which hand theirs back at
 /// once), or that retried it ([`Engine::retry`](crate::Engine::retry) of a failed instance claims
-/// it for the process that calls it, whichever process ran it). Every append is refused with [`StoreError::Fenced`] unless the writer still holds its
-/// lease and owns the instance under the epoch it claimed it with, checked in the statement that
-/// writes the row: a paused or partitioned process cannot commit a step for an instance someone
-/// else now owns.
+/// it for the process that calls it, whichever process ran it). Every append is refused with
+/// [`StoreError::Fenced`] unless the writer still holds its lease and owns the instance under the
+/// epoch it claimed it with, checked in the statement that writes the row: a paused or
+/// partitioned process cannot commit a step for an instance someone else now owns.
 ///
 /// A process whose lease expired (a long pause, a partition) comes back by itself: once a
 /// renewal finds the lease gone, every write is refused ([`Store::lease_lost`]), an engine over
